@@ -1,0 +1,1 @@
+"""Hand-written fakes that speak real wire formats, shared by tests and the benchmark."""

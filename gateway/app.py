@@ -1,0 +1,85 @@
+"""The app factory: `create_app(config, telemetry)` wires routes, providers,
+telemetry and the request pipeline; nothing lives in module-level state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from gateway import handlers
+from gateway.attempt import AttemptRunner
+from gateway.config import GatewayConfig
+from gateway.dispatch import Dispatcher
+from gateway.hooks import Authenticator, CallHook, OpenAccess
+from gateway.pipeline import Pipeline
+from gateway.providers.base import Provider
+from gateway.providers.registry import build_providers
+from gateway.router import DirectRouter, Router
+from gateway.state import GATEWAY, GatewayState
+from gateway.telemetry.setup import Telemetry, setup_telemetry
+
+
+def _client_session(environ: Mapping[str, str]) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
+                                     enable_cleanup_closed=False)
+    trace_configs = []
+    if environ.get("GATEWAY_HTTP_CLIENT_SPANS", "").lower() == "true":
+        # Off by default: the GenAI CLIENT span already describes each upstream call.
+        from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+        trace_configs.append(create_trace_config())
+    return aiohttp.ClientSession(connector=connector, trace_configs=trace_configs,
+                                 auto_decompress=True, skip_auto_headers=("User-Agent",))
+
+
+def create_app(
+    config: GatewayConfig,
+    telemetry: Telemetry | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    authenticator: Authenticator | None = None,
+    router: Router | None = None,
+    hooks: Sequence[CallHook] = (),
+    providers: Mapping[str, Provider] | None = None,
+) -> web.Application:
+    """A ready-to-run gateway application for `config`."""
+    env = os.environ if environ is None else environ
+    tel = telemetry if telemetry is not None else setup_telemetry(env)
+    provider_map: dict[str, Provider] = dict(providers or {})
+    runner = AttemptRunner(config, provider_map, tel)
+    dispatcher = Dispatcher(runner, router or DirectRouter(), hooks)
+    pipeline = Pipeline(config, tel, authenticator or OpenAccess(), dispatcher)
+    app = web.Application(client_max_size=config.server.max_body_bytes + 1)
+    state = GatewayState(config=config, telemetry=tel, pipeline=pipeline)
+    app[GATEWAY] = state
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        session = _client_session(env)
+        if not provider_map:
+            provider_map.update(build_providers(config, session))
+        yield
+        await session.close()
+
+    app.cleanup_ctx.append(upstream_session)
+    if telemetry is None:
+        async def flush_telemetry(app: web.Application) -> None:
+            tel.shutdown(timeout_s=5.0)
+
+        app.on_cleanup.append(flush_telemetry)
+
+    router_ = app.router
+    router_.add_route("*", handlers.CHAT_ROUTE, handlers.chat_completions)
+    router_.add_route("*", "/chat/completions", handlers.chat_completions)
+    router_.add_route("*", handlers.EMBEDDINGS_ROUTE, handlers.embeddings)
+    router_.add_route("*", "/embeddings", handlers.embeddings)
+    router_.add_route("*", handlers.MODELS_ROUTE, handlers.models)
+    router_.add_get("/health", handlers.health)
+    router_.add_get("/ready", handlers.ready)
+    if config.server.metrics_path:
+        router_.add_get(config.server.metrics_path, handlers.metrics)
+    router_.add_route("*", "/{tail:.*}", handlers.not_found)
+    return app

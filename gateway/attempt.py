@@ -1,0 +1,348 @@
+"""One upstream attempt: send the rewritten request, record it as a GenAI CLIENT
+span, and turn the answer into a client response (JSON, or an SSE relay).
+
+An attempt fails *before commit* (nothing sent to the client yet) by raising
+`AttemptFailed`, so the dispatcher may retry or fall back; once the first byte
+is sent the answer is committed and failures end the stream with an SSE error
+event instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+from opentelemetry import propagate
+
+from gateway import errors
+from gateway.call import AttemptResult, Call
+from gateway.config import GatewayConfig, ModelConfig
+from gateway.pricing import cost_usd
+from gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
+from gateway.redact import scrub
+from gateway.relay import StreamRelay
+from gateway.request import span_attributes
+from gateway.telemetry import content
+from gateway.telemetry import names as n
+from gateway.telemetry.recorder import AttemptRecorder, response_attributes
+from gateway.telemetry.setup import Telemetry
+from gateway.telemetry.tracecontext import trace_headers
+from gateway.usage import Usage, estimate_prompt_tokens, estimate_text_tokens, from_openai
+
+_PATHS = {n.OP_CHAT: "/chat/completions", n.OP_EMBEDDINGS: "/embeddings"}
+_PASS_HEADERS = ("openai-processing-ms", "openai-version", "x-ratelimit-limit-requests",
+                 "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
+                 "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests",
+                 "x-ratelimit-reset-tokens")
+_RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+class AttemptFailed(Exception):
+    """An attempt that failed before anything was sent to the client."""
+
+    def __init__(self, error: errors.GatewayError, result: AttemptResult) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.result = result
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another attempt or a fallback (transport failures, 5xx, 429)."""
+        if isinstance(self.error, errors.UpstreamStatus):
+            return self.error.status in _RETRYABLE_STATUS
+        return isinstance(
+            self.error,
+            errors.UpstreamTimeout
+            | errors.UpstreamUnreachable
+            | errors.UpstreamBadResponse
+            | errors.ProviderNotConfigured,
+        )
+
+
+def status_error_type(status: int) -> str:
+    return str(status)
+
+
+class AttemptRunner:
+    """Runs attempts against the configured providers."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        providers: Mapping[str, Provider],
+        telemetry: Telemetry,
+    ) -> None:
+        self.config = config
+        self.providers = providers
+        self.telemetry = telemetry
+        self._secrets = [
+            p.api_key.value for p in config.providers.values() if p.api_key is not None
+        ]
+
+    def provider_for(self, model: ModelConfig) -> Provider:
+        return self.providers[self.config.provider_for(model).name]
+
+    def upstream_request(self, call: Call, model: ModelConfig) -> UpstreamRequest:
+        body = dict(call.client.body)
+        body["model"] = model.upstream_model
+        if call.client.stream:
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, Mapping) else {}
+            options["include_usage"] = True
+            body["stream_options"] = options
+        directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
+        return UpstreamRequest(
+            operation=call.operation,
+            path=_PATHS[call.operation],
+            body=body,
+            stream=call.client.stream,
+            model=model,
+            headers={"x-request-id": call.request_id},
+            directives=directives,
+        )
+
+    def start_recorder(self, call: Call, model: ModelConfig, provider: Provider,
+                       attempt_number: int) -> AttemptRecorder:
+        extra: dict[str, Any] = {
+            n.GATEWAY_KEY_ALIAS: call.principal.alias,
+            n.GATEWAY_TEAM: call.principal.team,
+            n.GATEWAY_MODEL_REQUESTED: call.model.name,
+            n.GATEWAY_MODEL_SERVED: model.name,
+            n.GATEWAY_REQUEST_ID: call.request_id,
+            n.GATEWAY_ATTEMPT: attempt_number,
+        }
+        if call.fallback_reason is not None and model is not call.model:
+            extra[n.GATEWAY_FALLBACK_REASON] = call.fallback_reason
+        mode = self.telemetry.content
+        if mode.on_span and call.operation == n.OP_CHAT:
+            messages, system = content.input_messages(call.client.body.get("messages"))
+            extra[n.GEN_AI_INPUT_MESSAGES] = messages
+            if system is not None:
+                extra[n.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+        return AttemptRecorder(
+            self.telemetry,
+            call.server_context,
+            operation=call.operation,
+            provider_name=provider.config.provider_name,
+            model=model.name,
+            server_address=provider.server_address,
+            server_port=provider.server_port,
+            request_attributes=span_attributes(call.client),
+            extra_attributes=extra,
+        )
+
+    async def open(
+        self, call: Call, model: ModelConfig, attempt_number: int = 1
+    ) -> tuple[UpstreamResponse, AttemptRecorder, Provider]:
+        """Send the attempt; return once the upstream answered a success status."""
+        provider = self.provider_for(model)
+        recorder = self.start_recorder(call, model, provider, attempt_number)
+        if not provider.config.usable:
+            variable = provider.config.api_key_missing
+            raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
+                f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
+                f"its API key variable {variable} is not set"))
+        request = self.upstream_request(call, model)
+        propagate.inject(request.headers, context=recorder.context)
+        started = time.perf_counter()
+        try:
+            response = await provider.send(request)
+            if response.status >= 400:
+                raw = await response.read()
+                response.close()
+                raise self._status_error(response, raw)
+        except errors.GatewayError as exc:
+            call.upstream_wait_s += time.perf_counter() - started
+            raise self.fail(call, model, provider, recorder, exc) from None
+        call.upstream_wait_s += time.perf_counter() - started
+        return response, recorder, provider
+
+    def _status_error(self, response: UpstreamResponse, raw: bytes) -> errors.UpstreamStatus:
+        body = scrub(raw, self._secrets)
+        try:
+            parsed = orjson.loads(body)
+            shaped = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+        except orjson.JSONDecodeError:
+            shaped = False
+        if not shaped:
+            text = body[:500].decode("utf-8", "replace")
+            body = errors.GatewayError(
+                f"upstream answered {response.status}: {text}"
+            ).body_bytes()
+        headers = {}
+        retry_after = response.headers.get("retry-after")
+        if retry_after is not None:
+            headers["retry-after"] = retry_after
+        return errors.UpstreamStatus(
+            response.status, body, headers=headers, error_type=status_error_type(response.status)
+        )
+
+    def fail(self, call: Call, model: ModelConfig, provider: Provider, recorder: AttemptRecorder,
+             error: errors.GatewayError) -> AttemptFailed:
+        """Record a failed, uncommitted attempt and wrap its error."""
+        recorder.finish(response_model=None, usage=None, cost=None,
+                        error_type=error.error_type, error_message=error.message)
+        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                               usage=None, cost=cost_usd(Usage(), model.price),
+                               error_type=error.error_type,
+                               status=getattr(error, "status", None))
+        return AttemptFailed(error, result)
+
+    def response_headers(self, call: Call, model: ModelConfig,
+                         upstream: Mapping[str, str]) -> dict[str, str]:
+        headers = {name: value for name in _PASS_HEADERS if (value := upstream.get(name))}
+        headers.update(call_headers(call))
+        headers["x-gateway-model"] = model.name
+        return headers
+
+    async def complete(self, call: Call, model: ModelConfig, response: UpstreamResponse,
+                       recorder: AttemptRecorder, provider: Provider) -> tuple[web.Response,
+                                                                               AttemptResult]:
+        """Read a non-streamed answer and build the client's response."""
+        started = time.perf_counter()
+        try:
+            raw = await response.read()
+        except errors.GatewayError as exc:
+            raise self.fail(call, model, provider, recorder, exc) from None
+        finally:
+            call.upstream_wait_s += time.perf_counter() - started
+            response.close()
+        try:
+            payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise ValueError
+        except ValueError:
+            raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
+                f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
+        usage = from_openai(payload.get("usage"))
+        if usage is None:
+            usage = _estimate_json_usage(call, payload)
+        cost = cost_usd(usage, model.price)
+        response_model = payload.get("model")
+        if model.upstream_model != model.name and isinstance(response_model, str):
+            payload["model"] = model.name
+            raw = orjson.dumps(payload)
+        attrs = response_attributes(payload)
+        choices = payload.get("choices")
+        if isinstance(choices, list):
+            reasons = [c.get("finish_reason") or "" for c in choices if isinstance(c, dict)]
+            attrs[n.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+            if self.telemetry.content.enabled:
+                texts = {i: str((c.get("message") or {}).get("content") or "")
+                         for i, c in enumerate(choices) if isinstance(c, dict)}
+                finishes = dict(enumerate(reasons))
+                _record_output(recorder, self.telemetry.content, texts, finishes)
+        recorder.finish(
+            response_model=response_model if isinstance(response_model, str) else None,
+            usage=usage, cost=cost, response_attributes=attrs,
+        )
+        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                               usage=usage, cost=cost, status=response.status, committed=True)
+        headers = self.response_headers(call, model, response.headers)
+        headers["x-gateway-overhead-ms"] = f"{overhead_s(call) * 1000:.3f}"
+        return web.Response(body=raw, status=response.status, headers=headers,
+                            content_type="application/json"), result
+
+    async def first_chunk(self, call: Call, model: ModelConfig, response: UpstreamResponse,
+                          recorder: AttemptRecorder, provider: Provider
+                          ) -> tuple[AsyncIterator[bytes], bytes]:
+        """Wait for the first body bytes of a stream, still before commit."""
+        content_type = response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type:
+            response.close()
+            raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
+                f"the upstream for model '{model.name}' did not answer with an event stream"))
+        chunks = response.iter_chunks()
+        started = time.perf_counter()
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            response.close()
+            raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
+                f"the upstream for model '{model.name}' closed the stream before any data")
+            ) from None
+        except errors.GatewayError as exc:
+            response.close()
+            raise self.fail(call, model, provider, recorder, exc) from None
+        except (OSError, TimeoutError) as exc:
+            response.close()
+            raise self.fail(call, model, provider, recorder, _transport_error(exc, model)) from None
+        except Exception as exc:  # aiohttp payload errors
+            response.close()
+            raise self.fail(call, model, provider, recorder, _transport_error(exc, model)) from None
+        finally:
+            call.upstream_wait_s += time.perf_counter() - started
+        return chunks, first
+
+    async def stream(self, call: Call, model: ModelConfig, response: UpstreamResponse,
+                     recorder: AttemptRecorder, provider: Provider,
+                     http_request: web.Request, chunks: AsyncIterator[bytes], first: bytes
+                     ) -> tuple[web.StreamResponse, AttemptResult]:
+        """Commit to the client and relay the stream to its end."""
+        headers = self.response_headers(call, model, response.headers)
+        headers["content-type"] = "text/event-stream; charset=utf-8"
+        headers["cache-control"] = "no-cache"
+        out = web.StreamResponse(status=200, headers=headers)
+        relay = StreamRelay(
+            call=call, model=model, recorder=recorder, capture=self.telemetry.content.enabled
+        )
+        await relay.run(http_request, out, response, chunks, first)
+        usage = relay.usage
+        if usage is None:
+            usage = Usage(
+                input=estimate_prompt_tokens(call.client.body),
+                output=relay.estimated_output_tokens,
+                estimated=True,
+            )
+        cost = cost_usd(usage, model.price)
+        attrs = dict(relay.response_attributes)
+        attrs[n.GATEWAY_STREAM_END] = relay.end
+        if self.telemetry.content.enabled and relay.texts:
+            _record_output(recorder, self.telemetry.content, relay.texts, relay.finish_reasons)
+        recorder.finish(response_model=relay.response_model, usage=usage, cost=cost,
+                        error_type=relay.error_type, error_message=relay.error_message,
+                        response_attributes=attrs)
+        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                               usage=usage, cost=cost, error_type=relay.error_type,
+                               status=200, committed=True)
+        return out, result
+
+
+def _transport_error(exc: BaseException, model: ModelConfig) -> errors.GatewayError:
+    if isinstance(exc, TimeoutError):
+        return errors.UpstreamTimeout(f"the upstream for model '{model.name}' stalled")
+    return errors.UpstreamUnreachable(
+        f"the connection to the upstream for model '{model.name}' failed: {type(exc).__name__}")
+
+
+def _estimate_json_usage(call: Call, payload: Mapping[str, Any]) -> Usage:
+    output = 0
+    choices = payload.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            text = message.get("content") if isinstance(message, dict) else None
+            if isinstance(text, str):
+                output += estimate_text_tokens(text)
+    return Usage(input=estimate_prompt_tokens(call.client.body), output=output, estimated=True)
+
+
+def _record_output(recorder: AttemptRecorder, mode: content.ContentMode,
+                   texts: Mapping[int, str], finishes: Mapping[int, str]) -> None:
+    output = content.output_messages(texts, finishes)
+    if mode.on_span:
+        recorder.set_attributes({n.GEN_AI_OUTPUT_MESSAGES: output})
+    if mode.as_event:
+        recorder.add_event(n.GEN_AI_CONTENT_EVENT, {n.GEN_AI_OUTPUT_MESSAGES: output})
+
+
+def call_headers(call: Call) -> dict[str, str]:
+    """`x-request-id` and the W3C `traceresponse` of the server span."""
+    return trace_headers(call.server_span, call.request_id)
+
+
+def overhead_s(call: Call) -> float:
+    return max(0.0, time.perf_counter() - call.started - call.upstream_wait_s)

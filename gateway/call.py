@@ -1,0 +1,82 @@
+"""The state of one client request as it moves through the gateway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from gateway.config import ModelConfig
+from gateway.request import ClientRequest
+from gateway.usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a virtual key's alias and team (never the key itself)."""
+
+    alias: str = "anonymous"
+    team: str = "default"
+    key_id: str | None = None  # a non-reversible id of the key, for the ledger
+    allowed_models: frozenset[str] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+ANONYMOUS = Principal()
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    """What one upstream attempt cost and how it ended."""
+
+    model: ModelConfig
+    provider_name: str
+    usage: Usage | None
+    cost: Decimal
+    error_type: str | None = None
+    status: int | None = None
+    committed: bool = False  # bytes were sent to the client
+
+
+@dataclass(slots=True)
+class Call:
+    """One client request, from body parsed to response finished."""
+
+    request_id: str
+    client: ClientRequest
+    model: ModelConfig  # the model the client asked for
+    server_span: Span
+    server_context: Context
+    headers: Mapping[str, str]
+    principal: Principal = ANONYMOUS
+    started: float = field(default_factory=time.perf_counter)
+    upstream_wait_s: float = 0.0  # time spent waiting on upstreams (excluded from overhead)
+    served_model: ModelConfig | None = None
+    served_provider: str | None = None
+    fallback_reason: str | None = None
+    attempts: list[AttemptResult] = field(default_factory=list)
+    status: int = 200
+    error_type: str | None = None
+    reservation: Any = None  # set by the spend guard, settled when the call ends
+    state: dict[str, Any] = field(default_factory=dict)  # for hooks' own per-call data
+
+    @property
+    def operation(self) -> str:
+        return self.client.operation
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for attempt in self.attempts:
+            if attempt.usage is not None:
+                total = total + attempt.usage
+        return total
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((a.cost for a in self.attempts), Decimal(0))

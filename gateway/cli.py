@@ -1,0 +1,109 @@
+"""The `llm-gateway` command line: parse arguments, call the library."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from gateway import __version__
+from gateway.config import GatewayConfig, load_from
+from gateway.confread import ConfigError
+from gateway.telemetry.setup import describe
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-gateway",
+                                     description="OpenTelemetry-native LLM gateway")
+    parser.add_argument("--version", action="version", version=f"llm-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the gateway (the default command)")
+    _serve_args(serve)
+    check = sub.add_parser("check-config", help="validate the config and print a summary")
+    check.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
+    return parser
+
+
+def _serve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
+    parser.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default: server.port, 8080)")
+    parser.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+
+
+def _load(path: str | None) -> GatewayConfig | None:
+    try:
+        return load_from(path)
+    except ConfigError as exc:
+        print("configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.server import install_fast_loop, serve
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load(args.config)
+    if config is None:
+        return 2
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    install_fast_loop()
+    asyncio.run(serve(config, host, port))
+    return 0
+
+
+def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
+    """The one-screen `check-config` report (never prints a secret)."""
+    lines = [f"config: {config.source}", "", "providers:"]
+    for provider in config.providers.values():
+        if provider.kind == "mock":
+            key = "not needed (simulated)"
+        elif provider.api_key_missing:
+            key = f"MISSING (${provider.api_key_missing} is not set)"
+        elif provider.api_key is not None:
+            key = f"set (${provider.api_key.variable})"
+        else:
+            key = "none configured"
+        where = provider.base_url or "in-process"
+        lines.append(f"  {provider.name:<12} {provider.kind:<7} {provider.provider_name:<12} "
+                     f"{where}  key: {key}")
+    lines += ["", "models:"]
+    for model in config.models.values():
+        serving = config.provider_for(model)
+        route = serving.name
+        if serving.name != model.provider:
+            route = f"{serving.name} (stand-in: {model.provider} has no key)"
+        price = model.price
+        lines.append(f"  {model.name:<22} -> {route:<12} upstream={model.upstream_model}  "
+                     f"$/Mtok in {price.input} out {price.output} cached {price.cached_input}")
+    lines += ["", "telemetry:"]
+    lines += [f"  {line}" for line in describe(environ)]
+    return lines
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 2
+    print("\n".join(summary(config, os.environ)))
+    print("\nconfig OK")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    commands = {"serve", "check-config"}
+    if not args_list or (args_list[0] not in commands and args_list[0].startswith("-")
+                         and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "serve")
+    args = _parser().parse_args(args_list)
+    if args.command == "check-config":
+        return cmd_check_config(args)
+    return cmd_serve(args)

@@ -1,0 +1,60 @@
+"""Seams where spend control, rate limits and resilience plug into the request path.
+
+The core pipeline calls these in order; each feature implements the hooks it
+needs and is registered in `create_app`, so the pipeline never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from gateway.call import ANONYMOUS, AttemptResult, Call, Principal
+from gateway.config import ModelConfig
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller, or raise AuthenticationFailed."""
+        ...
+
+
+class OpenAccess:
+    """No keys configured: everyone is the anonymous principal."""
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        return ANONYMOUS
+
+
+class CallHook(Protocol):
+    async def on_request(self, call: Call) -> None:
+        """Before any upstream attempt; raise a GatewayError to refuse the call."""
+        ...
+
+    async def on_attempt(self, call: Call, model: ModelConfig) -> None:
+        """Before each attempt (also fallbacks); raise to skip this model."""
+        ...
+
+    async def on_attempt_done(self, call: Call, result: AttemptResult) -> None:
+        """After each attempt, with what it used; must not raise."""
+        ...
+
+    async def on_finish(self, call: Call) -> None:
+        """Once the response has been sent (or the client left); must not raise."""
+        ...
+
+
+class BaseHook:
+    """A hook that does nothing; features override what they need."""
+
+    async def on_request(self, call: Call) -> None:
+        return None
+
+    async def on_attempt(self, call: Call, model: ModelConfig) -> None:
+        return None
+
+    async def on_attempt_done(self, call: Call, result: AttemptResult) -> None:
+        return None
+
+    async def on_finish(self, call: Call) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Upstream clients, one per API family, behind the `Provider` interface."""

@@ -1,0 +1,66 @@
+"""The one small interface every upstream client implements.
+
+The gateway's request path talks only to `Provider.send`, so tests and the
+simulated provider plug in without patching anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.config import ModelConfig, ProviderConfig
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    """One attempt's request to an upstream, already rewritten for it."""
+
+    operation: str
+    path: str  # relative to the provider's base URL, e.g. "/chat/completions"
+    body: dict[str, Any]
+    stream: bool
+    model: ModelConfig
+    headers: dict[str, str] = field(default_factory=dict)  # trace context, request id
+    directives: Mapping[str, str] = field(default_factory=dict)  # x-mock-* for the simulator
+
+
+class UpstreamResponse(Protocol):
+    """An upstream's answer once its status and headers are in."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self) -> bytes:
+        """The whole body (non-streaming answers and error bodies)."""
+        ...
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive (streaming answers)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; aborts it if the body was not read to the end."""
+        ...
+
+
+class Provider(Protocol):
+    """Sends one attempt upstream."""
+
+    config: ProviderConfig
+
+    @property
+    def server_address(self) -> str | None: ...
+
+    @property
+    def server_port(self) -> int | None: ...
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        """Send and return once status and headers arrived; raise on transport failure."""
+        ...
+
+    async def close(self) -> None: ...

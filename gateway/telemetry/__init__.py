@@ -1,0 +1,1 @@
+"""OpenTelemetry wiring: setup from OTEL_* variables, instruments, per-call recording."""

@@ -1,0 +1,166 @@
+"""Records one upstream attempt as a GenAI CLIENT span plus the gen_ai metrics.
+
+Built for the hot path: attribute dicts are built once per attempt, metrics are
+recorded with the CLIENT span's context (so exemplars link to the trace), and
+nothing is computed for a span that is not recording.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from gateway.telemetry import names as n
+from gateway.telemetry.setup import Telemetry
+from gateway.usage import Usage
+
+
+class AttemptRecorder:
+    """Start at send, then `response`/`first_chunk`/`chunk`, then exactly one `finish`."""
+
+    __slots__ = (
+        "_base",
+        "_chunk_attrs",
+        "_finished",
+        "_last_chunk",
+        "_started",
+        "context",
+        "first_chunk_s",
+        "span",
+        "telemetry",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        parent: Context,
+        *,
+        operation: str,
+        provider_name: str,
+        model: str,
+        server_address: str | None,
+        server_port: int | None,
+        request_attributes: Mapping[str, Any],
+        extra_attributes: Mapping[str, Any],
+    ) -> None:
+        self.telemetry = telemetry
+        base: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: operation,
+            n.GEN_AI_PROVIDER_NAME: provider_name,
+            n.GEN_AI_REQUEST_MODEL: model,
+        }
+        self._chunk_attrs = dict(base)
+        if server_address is not None:
+            base[n.SERVER_ADDRESS] = server_address
+        if server_port is not None:
+            base[n.SERVER_PORT] = server_port
+        self._base = base
+        self.span: Span = telemetry.tracer.start_span(
+            f"{operation} {model}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes={**base, **request_attributes, **extra_attributes},
+        )
+        self.context = trace.set_span_in_context(self.span, parent)
+        self._started = time.perf_counter()
+        self._last_chunk = 0.0
+        self.first_chunk_s: float | None = None
+        self._finished = False
+
+    def first_chunk(self) -> None:
+        now = time.perf_counter()
+        self._last_chunk = now
+        self.first_chunk_s = now - self._started
+        self.telemetry.instruments.time_to_first_chunk.record(
+            self.first_chunk_s, self._chunk_attrs, context=self.context
+        )
+
+    def chunk(self) -> None:
+        now = time.perf_counter()
+        self.telemetry.instruments.time_per_output_chunk.record(
+            now - self._last_chunk, self._chunk_attrs, context=self.context
+        )
+        self._last_chunk = now
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self.span.is_recording():
+            self.span.set_attributes(attributes)
+
+    def add_event(self, name: str, attributes: Mapping[str, Any]) -> None:
+        if self.span.is_recording():
+            self.span.add_event(name, attributes)
+
+    def finish(
+        self,
+        *,
+        response_model: str | None,
+        usage: Usage | None,
+        cost: Decimal | None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        response_attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        duration = time.perf_counter() - self._started
+        instruments = self.telemetry.instruments
+        attrs = dict(self._base)
+        if response_model:
+            attrs[n.GEN_AI_RESPONSE_MODEL] = response_model
+        if usage is not None and (usage.input or usage.output):
+            token_attrs = dict(attrs)
+            token_attrs[n.GEN_AI_TOKEN_TYPE] = n.TOKEN_INPUT
+            instruments.token_usage.record(usage.input, token_attrs, context=self.context)
+            token_attrs = dict(attrs)
+            token_attrs[n.GEN_AI_TOKEN_TYPE] = n.TOKEN_OUTPUT
+            instruments.token_usage.record(usage.output, token_attrs, context=self.context)
+        if error_type is not None:
+            attrs[n.ERROR_TYPE] = error_type
+        instruments.operation_duration.record(duration, attrs, context=self.context)
+        span = self.span
+        if span.is_recording():
+            final: dict[str, Any] = dict(response_attributes or {})
+            if response_model:
+                final[n.GEN_AI_RESPONSE_MODEL] = response_model
+            if self.first_chunk_s is not None:
+                final[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
+            if usage is not None:
+                final[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
+                final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+                if usage.cache_read:
+                    final[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
+                if usage.cache_creation:
+                    final[n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation
+                if usage.reasoning:
+                    final[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+                if usage.estimated:
+                    final[n.GATEWAY_USAGE_ESTIMATED] = True
+            if cost is not None:
+                final[n.GATEWAY_COST_USD] = float(cost)
+            if error_type is not None:
+                final[n.ERROR_TYPE] = error_type
+                span.set_status(Status(StatusCode.ERROR, error_message or error_type))
+            span.set_attributes(final)
+        span.end()
+
+
+def response_attributes(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """gen_ai response attributes from a chat completion (or its first chunk)."""
+    attrs: dict[str, Any] = {}
+    ident = payload.get("id")
+    if isinstance(ident, str):
+        attrs[n.GEN_AI_RESPONSE_ID] = ident
+    fingerprint = payload.get("system_fingerprint")
+    if isinstance(fingerprint, str):
+        attrs[n.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
+    tier = payload.get("service_tier")
+    if isinstance(tier, str):
+        attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    return attrs

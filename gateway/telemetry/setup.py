@@ -1,0 +1,195 @@
+"""Builds tracing and metrics from the standard OTEL_* variables.
+
+The SDK reads most variables itself (sampler, resource, exporter endpoints,
+headers, timeouts, temporality, exemplar filter, batch sizes); this module
+only decides which exporters run, reusing the SDK's own name-to-entry-point
+resolution, and adds the Prometheus reader behind the gateway's `/metrics`.
+Defaults: with no OTEL_* set, metrics on `/metrics` and traces nowhere;
+`OTEL_EXPORTER_OTLP_ENDPOINT` adds OTLP for traces and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gateway import __version__
+from gateway.telemetry.content import ContentMode, content_mode
+from gateway.telemetry.instruments import Instruments, create_instruments
+
+_log = logging.getLogger(__name__)
+SCOPE = "gateway"
+DEFAULT_SERVICE_NAME = "llm-gateway"
+
+
+@dataclass
+class Telemetry:
+    """Everything that emits telemetry, owned by one app."""
+
+    tracer: Tracer
+    meter: Meter
+    instruments: Instruments
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    registry: CollectorRegistry | None = None
+    content: ContentMode = ContentMode.NO_CONTENT
+    enabled: bool = True
+    exporters: list[str] = field(default_factory=list)
+
+    def metrics_text(self) -> bytes:
+        if self.registry is None:
+            return b""
+        return generate_latest(self.registry)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Flush and stop; bounded so an unreachable collector cannot hang shutdown."""
+        millis = int(timeout_s * 1000)
+        if self.tracer_provider is not None:
+            self.tracer_provider.force_flush(millis)
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.force_flush(millis)
+            self.meter_provider.shutdown(millis)
+
+
+def _sdk_exporter_names(signal: str, environ: Mapping[str, str]) -> list[str] | None:
+    """Names from OTEL_{signal}_EXPORTER resolved by the SDK; None when unset."""
+    var = f"OTEL_{signal.upper()}_EXPORTER"
+    if var not in environ:
+        return None
+    from opentelemetry.sdk._configuration import _get_exporter_names  # SDK's own parsing
+
+    return list(_get_exporter_names(signal))  # type: ignore[arg-type]
+
+
+def _otlp_configured(signal: str, environ: Mapping[str, str]) -> bool:
+    return bool(
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    )
+
+
+def _default_otlp(signal: str, environ: Mapping[str, str]) -> list[str]:
+    if not _otlp_configured(signal, environ):
+        return []
+    from opentelemetry.sdk._configuration import _get_exporter_entry_point
+
+    return [_get_exporter_entry_point("otlp", signal)]  # type: ignore[arg-type]
+
+
+def _load(names: Sequence[str], group: str) -> list[type]:
+    from opentelemetry.sdk._configuration import _import_config_components
+
+    return [cls for _, cls in _import_config_components(list(names), group)]
+
+
+def resource_from_env(environ: Mapping[str, str]) -> Resource:
+    """OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME win; we add defaults they lack."""
+    detected = Resource.create({})
+    attrs = dict(detected.attributes)
+    if str(attrs.get("service.name", "")).startswith("unknown_service"):
+        attrs["service.name"] = DEFAULT_SERVICE_NAME
+    attrs.setdefault("service.version", __version__)
+    attrs.setdefault("service.instance.id", environ.get("GATEWAY_INSTANCE_ID") or uuid.uuid4().hex)
+    return Resource(attrs, detected.schema_url)
+
+
+def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
+    """Telemetry as the OTEL_* variables describe it (the process environment by default)."""
+    env = os.environ if environ is None else environ
+    mode = content_mode(env)
+    resource = resource_from_env(env)
+    trace_names = _sdk_exporter_names("traces", env)
+    if trace_names is None:
+        trace_names = _default_otlp("traces", env)
+    metric_names = _sdk_exporter_names("metrics", env)
+    if metric_names is None:
+        metric_names = ["prometheus", *_default_otlp("metrics", env)]
+
+    tracer_provider = TracerProvider(resource=resource)
+    for exporter_cls in _load(trace_names, "opentelemetry_traces_exporter"):
+        exporter: SpanExporter = exporter_cls()
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+
+    readers: list[MetricReader] = []
+    registry: CollectorRegistry | None = None
+    if "prometheus" in metric_names:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        registry = CollectorRegistry(auto_describe=True)
+        readers.append(PrometheusMetricReader(registry=registry))
+        _maybe_serve_prometheus_port(registry, env)
+    others = [name for name in metric_names if name != "prometheus"]
+    for exporter_cls in _load(others, "opentelemetry_metrics_exporter"):
+        if issubclass(exporter_cls, MetricReader):
+            readers.append(exporter_cls())
+        else:
+            readers.append(PeriodicExportingMetricReader(exporter_cls()))  # type: ignore[arg-type]
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter = meter_provider.get_meter(SCOPE, __version__)
+    disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return Telemetry(
+        tracer=tracer_provider.get_tracer(SCOPE, __version__),
+        meter=meter,
+        instruments=create_instruments(meter),
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        registry=None if disabled else registry,
+        content=mode,
+        enabled=not disabled,
+        exporters=[f"traces:{name}" for name in trace_names]
+        + [f"metrics:{name}" for name in metric_names],
+    )
+
+
+def _maybe_serve_prometheus_port(registry: CollectorRegistry, env: Mapping[str, str]) -> None:
+    """OTEL_EXPORTER_PROMETHEUS_PORT also serves the metrics on a port of their own."""
+    port = env.get("OTEL_EXPORTER_PROMETHEUS_PORT")
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    host = env.get("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost")
+    start_http_server(int(port), addr=host, registry=registry)
+    _log.info("Prometheus metrics also served on %s:%s", host, port)
+
+
+def describe(environ: Mapping[str, str]) -> list[str]:
+    """What setup_telemetry would run, for `check-config` (no side effects)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ["disabled (OTEL_SDK_DISABLED=true)"]
+    traces = environ.get("OTEL_TRACES_EXPORTER")
+    metrics = environ.get("OTEL_METRICS_EXPORTER")
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    protocol = environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    lines = []
+    if traces is not None:
+        lines.append(f"traces: {traces} (OTEL_TRACES_EXPORTER)")
+    elif _otlp_configured("traces", environ):
+        lines.append(f"traces: otlp {protocol} -> "
+                     f"{environ.get('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') or endpoint}")
+    else:
+        lines.append("traces: none (set OTEL_EXPORTER_OTLP_ENDPOINT to export)")
+    if metrics is not None:
+        lines.append(f"metrics: {metrics} (OTEL_METRICS_EXPORTER)")
+    else:
+        extra = ""
+        if _otlp_configured("metrics", environ):
+            extra = f" + otlp {protocol} -> " + (
+                environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or endpoint)
+        lines.append(f"metrics: prometheus on /metrics{extra}")
+    lines.append(f"sampler: {environ.get('OTEL_TRACES_SAMPLER', 'parentbased_always_on')}")
+    lines.append(f"message content: {content_mode(environ).value}")
+    return lines

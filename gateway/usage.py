@@ -1,0 +1,100 @@
+"""Token accounting from OpenAI-shaped `usage` objects: pure, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one call. `input` includes cached tokens; `output` includes reasoning."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_creation: int = 0
+    reasoning: int = 0
+    estimated: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_creation + other.cache_creation,
+            self.reasoning + other.reasoning,
+            self.estimated or other.estimated,
+        )
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def from_openai(usage: Mapping[str, Any] | None) -> Usage | None:
+    """Read an OpenAI `usage` object (chat or embeddings); None when absent."""
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, Mapping) else 0
+    # DeepSeek reports cache hits at top level.
+    cached = cached or _int(usage.get("prompt_cache_hit_tokens"))
+    creation = 0
+    if isinstance(prompt_details, Mapping):
+        creation = _int(prompt_details.get("cache_creation_tokens"))
+    reasoning = (
+        _int(completion_details.get("reasoning_tokens"))
+        if isinstance(completion_details, Mapping)
+        else 0
+    )
+    return Usage(
+        input=prompt,
+        output=completion,
+        cache_read=min(cached, prompt),
+        cache_creation=creation,
+        reasoning=min(reasoning, completion),
+    )
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Rough token count (about 4 characters a token), for estimates only."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """Estimate a request's prompt tokens from its messages or embedding input."""
+    total = 0
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            total += 4
+            if isinstance(message, Mapping):
+                total += _content_tokens(message.get("content"))
+        return total + 3
+    return _content_tokens(body.get("input"))
+
+
+def _content_tokens(content: Any) -> int:
+    if isinstance(content, str):
+        return estimate_text_tokens(content)
+    if isinstance(content, list):
+        total = 0
+        for part in content:
+            if isinstance(part, str):
+                total += estimate_text_tokens(part)
+            elif isinstance(part, Mapping):
+                text = part.get("text")
+                total += estimate_text_tokens(text) if isinstance(text, str) else 85
+            elif isinstance(part, int):
+                total += 1
+        return total
+    return 0

@@ -96,10 +96,21 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """Where durable state lives: SQLite on disk (one replica) or Redis (shared)."""
+
+    backend: str = "sqlite"
+    sqlite_path: str = "data/gateway.sqlite3"
+    redis_url: str | None = None
+    redis_prefix: str = "llmgw:"
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     server: ServerConfig
     providers: Mapping[str, ProviderConfig]
     models: Mapping[str, ModelConfig]
+    storage: StorageConfig = field(default_factory=StorageConfig)
     source: str = "<embedded default>"
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
@@ -221,6 +232,22 @@ def _server(sec: Section) -> ServerConfig:
     )
 
 
+def _storage(sec: Section) -> StorageConfig:
+    sec.reject_unknown({"backend", "sqlite_path", "redis_url", "redis_prefix"})
+    backend = sec.choice("backend", ("sqlite", "redis"), "sqlite")
+    redis_url = sec.optional_string("redis_url") or None
+    if backend == "redis" and not redis_url:
+        sec.fail("redis_url", "is required when backend is redis (e.g. \"${REDIS_URL}\")")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        sec.fail("redis_url", "must start with redis://, rediss:// or unix://")
+    return StorageConfig(
+        backend=backend,
+        sqlite_path=sec.string("sqlite_path", StorageConfig.sqlite_path),
+        redis_url=redis_url,
+        redis_prefix=sec.string("redis_prefix", StorageConfig.redis_prefix),
+    )
+
+
 def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> GatewayConfig:
     """Parse, interpolate and validate a config document."""
     try:
@@ -232,8 +259,9 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     tree = _interpolate(raw_tree or {}, "", environ, refs)
     root = Section(tree, "", problems)
     raw_root = Section(raw_tree or {}, "", Problems())
-    root.reject_unknown({"server", "providers", "models"})
+    root.reject_unknown({"server", "providers", "models", "storage"})
     server = _server(root.section("server"))
+    storage = _storage(root.section("storage"))
     providers: dict[str, ProviderConfig] = {}
     raw_providers = raw_root.section("providers")
     for name, sec in root.section("providers").items():
@@ -244,7 +272,9 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     if not models:
         problems.add("models", "at least one model is required")
     problems.raise_if_any()
-    return GatewayConfig(server=server, providers=providers, models=models, source=source)
+    return GatewayConfig(
+        server=server, providers=providers, models=models, storage=storage, source=source
+    )
 
 
 def default_text() -> str:

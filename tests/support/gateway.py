@@ -1,0 +1,74 @@
+"""Runs the gateway app on a real loopback port for the official `openai` SDK."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig, load
+from tests.support.telemetry import TestTelemetry, make_test_telemetry
+
+
+@dataclass
+class RunningGateway:
+    base_url: str  # ".../v1", for the openai SDK
+    root: str  # "http://127.0.0.1:PORT"
+    config: GatewayConfig
+    telemetry: TestTelemetry
+    app: web.Application
+
+
+def upstream_config(base_url: str, *, extra: str = "", api_key_var: str = "UPSTREAM_KEY") -> str:
+    """A config with the usual models served by one OpenAI-compatible upstream."""
+    return f"""
+providers:
+  up:
+    kind: openai
+    base_url: "{base_url}"
+    api_key: "${{{api_key_var}}}"
+    provider_name: openai
+    timeout_s: 5
+models:
+  gpt-4.1:
+    provider: up
+    upstream_model: gpt-4.1
+    price_per_mtok: {{input: 2.5, output: 8, cached_input: 0.625}}
+  cheap:
+    provider: up
+    upstream_model: gpt-4.1-mini
+    price_per_mtok: {{input: 0.4, output: 1.6}}
+  text-embedding-3-small:
+    provider: up
+    upstream_model: text-embedding-3-small
+    price_per_mtok: {{input: 0.02, output: 0}}
+{extra}
+"""
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    config: GatewayConfig | str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    telemetry: TestTelemetry | None = None,
+    **create_kwargs: Any,
+) -> AsyncIterator[RunningGateway]:
+    env = dict(environ or {})
+    cfg = load(config, env) if isinstance(config, str) else config
+    tt = telemetry or make_test_telemetry()
+    app = create_app(cfg, tt.telemetry, environ=env, **create_kwargs)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    root = f"http://127.0.0.1:{port}"
+    try:
+        yield RunningGateway(f"{root}/v1", root, cfg, tt, app)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,80 @@
+"""Telemetry built on in-memory exporters, so tests read spans and metric points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+
+from gateway.telemetry.content import ContentMode
+from gateway.telemetry.instruments import create_instruments
+from gateway.telemetry.setup import Telemetry
+
+
+@dataclass
+class TestTelemetry:
+    telemetry: Telemetry
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def finished_spans(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def spans_named(self, prefix: str) -> list[ReadableSpan]:
+        return [s for s in self.finished_spans() if s.name.startswith(prefix)]
+
+    def metrics(self) -> dict[str, Metric]:
+        data = self.reader.get_metrics_data()
+        found: dict[str, Metric] = {}
+        if data is None:
+            return found
+        for resource_metrics in data.resource_metrics:
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    found[metric.name] = metric
+        return found
+
+    def points(self, name: str) -> list[Any]:
+        metric = self.metrics().get(name)
+        return list(metric.data.data_points) if metric is not None else []
+
+
+def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT) -> TestTelemetry:
+    resource = Resource.create({"service.name": "llm-gateway-test"})
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    registry = CollectorRegistry(auto_describe=True)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[reader, PrometheusMetricReader(registry=registry)]
+    )
+    meter = meter_provider.get_meter("gateway")
+    telemetry = Telemetry(
+        tracer=tracer_provider.get_tracer("gateway"),
+        meter=meter,
+        instruments=create_instruments(meter),
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        registry=registry,
+        content=content,
+    )
+    return TestTelemetry(telemetry, spans, reader)
+
+
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def iter_points(tt: TestTelemetry, name: str) -> Iterator[tuple[dict[str, Any], Any]]:
+    for point in tt.points(name):
+        yield dict(point.attributes), point

@@ -1,0 +1,122 @@
+"""Spans: names, kinds, parent/child links and every gen_ai attribute."""
+
+from __future__ import annotations
+
+import aiohttp
+from openai import AsyncOpenAI
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tests.fakes.openai_upstream import Behaviour, RunningUpstream
+from tests.support.gateway import RunningGateway
+from tests.support.telemetry import attrs
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_SPAN = "b7ad6b7169203331"
+
+
+async def _post(gw: RunningGateway, body: dict[str, object],
+                headers: dict[str, str] | None = None) -> tuple[aiohttp.ClientResponse, bytes]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gw.base_url}/chat/completions", json=body,
+                             headers=headers or {}) as resp:
+            return resp, await resp.read()
+
+
+async def test_trace_links_client_to_upstream(gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """incoming traceparent -> SERVER span -> CLIENT span -> traceparent the upstream got."""
+    resp, _ = await _post(gw, {"model": "gpt-4.1", "messages": MESSAGES},
+                          {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN}-01"})
+    server = gw.telemetry.spans_named("POST /v1/chat/completions")[0]
+    client = gw.telemetry.spans_named("chat gpt-4.1")[0]
+    assert server.kind is SpanKind.SERVER and client.kind is SpanKind.CLIENT
+    assert f"{server.context.trace_id:032x}" == TRACE_ID
+    assert server.parent is not None and f"{server.parent.span_id:016x}" == PARENT_SPAN
+    assert client.parent is not None and client.parent.span_id == server.context.span_id
+    sent = upstream.state.last_request.headers["traceparent"]
+    assert sent == f"00-{TRACE_ID}-{client.context.span_id:016x}-01"
+    assert resp.headers["traceresponse"] == f"00-{TRACE_ID}-{server.context.span_id:016x}-01"
+    assert resp.headers["x-request-id"]
+
+
+async def test_plain_chat_attributes(gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """A plain call's CLIENT span carries request, response, usage and cost attributes."""
+    upstream.state.behaviour = Behaviour(prompt_tokens=1200, completion_tokens=40,
+                                         cached_tokens=1024, reasoning_tokens=10)
+    await _post(gw, {"model": "gpt-4.1", "messages": MESSAGES, "max_tokens": 100,
+                     "temperature": 0.5, "top_p": 0.9, "frequency_penalty": 0.1,
+                     "presence_penalty": 0.2, "stop": ["END"], "seed": 7, "n": 2,
+                     "response_format": {"type": "json_object"}, "service_tier": "flex"})
+    span = gw.telemetry.spans_named("chat gpt-4.1")[0]
+    a = attrs(span)
+    port = upstream.port
+    expected = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4.1", "server.address": "127.0.0.1", "server.port": port,
+        "gen_ai.request.max_tokens": 100, "gen_ai.request.temperature": 0.5,
+        "gen_ai.request.top_p": 0.9, "gen_ai.request.frequency_penalty": 0.1,
+        "gen_ai.request.presence_penalty": 0.2, "gen_ai.request.stop_sequences": ("END",),
+        "gen_ai.request.seed": 7, "gen_ai.request.choice.count": 2, "gen_ai.output.type": "json",
+        "openai.request.service_tier": "flex", "openai.api.type": "chat_completions",
+        "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 40,
+        "gen_ai.usage.cache_read.input_tokens": 1024,
+        "gen_ai.usage.reasoning.output_tokens": 10,
+    }
+    for key, value in expected.items():
+        assert a.get(key) == value, key
+    assert a["gen_ai.response.id"].startswith("chatcmpl-")
+    assert a["gen_ai.response.model"].startswith("gpt-4.1")
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert a["openai.response.system_fingerprint"].startswith("fp_")
+    assert "openai.response.service_tier" in a
+    # (1200-1024)*2.5 + 1024*0.625 + 40*8 per million
+    assert abs(a["gateway.cost.usd"] - (176 * 2.5 + 1024 * 0.625 + 40 * 8) / 1e6) < 1e-12
+    assert "gen_ai.request.stream" not in a and "gen_ai.system" not in a
+    assert "gen_ai.input.messages" not in a, "content must not be captured by default"
+
+
+async def test_streaming_attributes(gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """A streamed call records stream flag, time to first chunk, usage and finish reason."""
+    upstream.state.behaviour = Behaviour(content="a b c", completion_tokens=3, prompt_tokens=9)
+    async with AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(model="gpt-4.1", messages=MESSAGES,
+                                                   stream=True)
+        async for _ in stream:
+            pass
+    a = attrs(gw.telemetry.spans_named("chat gpt-4.1")[0])
+    assert a["gen_ai.request.stream"] is True
+    assert a["gen_ai.response.time_to_first_chunk"] > 0
+    assert a["gen_ai.usage.input_tokens"] == 9 and a["gen_ai.usage.output_tokens"] == 3
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert a["gateway.stream.end"] == "done"
+
+
+async def test_upstream_error_marks_span(gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """A failed attempt ends its CLIENT span with ERROR status and a low-cardinality error.type."""
+    upstream.state.behaviour = Behaviour.error(503)
+    await _post(gw, {"model": "gpt-4.1", "messages": MESSAGES})
+    client = gw.telemetry.spans_named("chat gpt-4.1")[0]
+    server = gw.telemetry.spans_named("POST")[0]
+    assert client.status.status_code is StatusCode.ERROR
+    assert attrs(client)["error.type"] == "503"
+    assert attrs(server)["http.response.status_code"] == 503
+
+
+async def test_client_disconnect_ends_span(gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """A client leaving mid-stream ends the CLIENT span with error.type client_disconnect."""
+    import asyncio
+
+    upstream.state.behaviour = Behaviour(content=" ".join(["w"] * 50), chunk_delay_s=0.05)
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{gw.base_url}/chat/completions",
+                               json={"model": "gpt-4.1", "messages": MESSAGES, "stream": True})
+        await resp.content.readline()
+        resp.close()
+    for _ in range(100):
+        if gw.telemetry.spans_named("chat gpt-4.1"):
+            break
+        await asyncio.sleep(0.05)
+    a = attrs(gw.telemetry.spans_named("chat gpt-4.1")[0])
+    assert a["error.type"] == "client_disconnect"
+    assert a["gateway.usage.estimated"] is True
+    assert a["gen_ai.usage.output_tokens"] < 50

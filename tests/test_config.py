@@ -1,0 +1,87 @@
+"""Config loading: interpolation, defaults and mistakes reported by key path."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from gateway.config import ConfigError, default_text, load
+
+BASE = """
+providers:
+  relay: {kind: openai, base_url: "https://relay.example/v1", api_key: "${RELAY_API_KEY}",
+          provider_name: openai, timeout_s: 30}
+  sim: {kind: mock}
+models:
+  gpt-4.1: {provider: relay, upstream_model: gpt-4.1,
+            price_per_mtok: {input: 2.5, output: 8, cached_input: 0.625}}
+"""
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(text, env or {})
+    return info.value.problems
+
+
+def test_loads_issue_example() -> None:
+    """The documented example loads with its key from the environment."""
+    config = load(BASE, {"RELAY_API_KEY": "sk-relay"})
+    relay = config.providers["relay"]
+    assert relay.api_key is not None and relay.api_key.value == "sk-relay"
+    assert relay.timeout_s == 30
+    assert config.models["gpt-4.1"].price.cached_input == Decimal("0.625")
+
+
+def test_bad_price_names_the_key_path() -> None:
+    """A negative price is reported as models.<name>.price_per_mtok.output."""
+    text = BASE.replace("output: 8", "output: -1")
+    assert "models.gpt-4.1.price_per_mtok.output: must be a number >= 0" in problems(text)
+
+
+def test_literal_secret_is_refused() -> None:
+    """An API key written into the file is an error: secrets come from the environment."""
+    text = BASE.replace('"${RELAY_API_KEY}"', '"sk-literal"')
+    assert any(p.startswith("providers.relay.api_key: must come from the environment")
+               for p in problems(text))
+
+
+def test_unknown_provider_and_key_reported_together() -> None:
+    """All mistakes are listed at once, each with its path."""
+    text = BASE.replace("provider: relay", "provider: nope").replace("kind: mock", "kind: bogus")
+    found = problems(text)
+    assert any(p.startswith("models.gpt-4.1.provider: names no provider") for p in found)
+    assert any(p.startswith("providers.sim.kind: must be one of") for p in found)
+
+
+def test_unset_key_marks_provider_unusable() -> None:
+    """A key variable that is not set leaves the provider unusable, naming the variable."""
+    relay = load(BASE, {}).providers["relay"]
+    assert not relay.usable and relay.api_key_missing == "RELAY_API_KEY"
+
+
+def test_secret_repr_hides_value() -> None:
+    """Printing a config never prints a key."""
+    config = load(BASE, {"RELAY_API_KEY": "sk-relay-very-secret"})
+    assert "sk-relay-very-secret" not in repr(config)
+
+
+def test_embedded_default_uses_simulator_without_keys() -> None:
+    """With no keys set the four default models are served by the simulator."""
+    config = load(default_text(), {})
+    for name in ("gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"):
+        assert config.provider_for(config.models[name]).kind == "mock"
+    assert config.models["claude-sonnet-4.5"].price.output == Decimal("15")
+
+
+def test_embedded_default_uses_real_provider_when_key_set() -> None:
+    """Setting a provider's key variable routes its model to the real provider."""
+    config = load(default_text(), {"DEEPSEEK_API_KEY": "sk-ds"})
+    assert config.provider_for(config.models["deepseek-v3.2"]).name == "deepseek"
+    assert config.provider_for(config.models["gpt-4.1"]).kind == "mock"
+
+
+def test_invalid_yaml_is_a_config_error() -> None:
+    """Broken YAML is reported, not raised as a traceback."""
+    assert problems("models: [unclosed")[0].startswith("<string>: not valid YAML")

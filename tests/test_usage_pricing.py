@@ -1,0 +1,48 @@
+"""Token accounting and cost: cached input at its price, reasoning as output."""
+
+from decimal import Decimal
+
+from gateway.config import Price
+from gateway.pricing import cost_usd, worst_case_cost_usd
+from gateway.usage import Usage, estimate_prompt_tokens, from_openai
+
+PRICE = Price(input=Decimal("2.5"), output=Decimal("8"), cached_input=Decimal("0.625"))
+
+
+def test_reads_openai_usage_with_details() -> None:
+    """Cached and reasoning tokens are read from the details objects."""
+    usage = from_openai({
+        "prompt_tokens": 2000, "completion_tokens": 300, "total_tokens": 2300,
+        "prompt_tokens_details": {"cached_tokens": 1024},
+        "completion_tokens_details": {"reasoning_tokens": 200},
+    })
+    assert usage == Usage(input=2000, output=300, cache_read=1024, reasoning=200)
+
+
+def test_missing_usage_is_none() -> None:
+    """No usage object means no counts, not zero counts."""
+    assert from_openai(None) is None
+
+
+def test_cost_charges_cached_tokens_at_cached_price() -> None:
+    """1,000,000 uncached in + 1,000,000 cached in + 1,000,000 out at list prices."""
+    usage = Usage(input=2_000_000, output=1_000_000, cache_read=1_000_000)
+    assert cost_usd(usage, PRICE) == Decimal("2.5") + Decimal("0.625") + Decimal("8")
+
+
+def test_reasoning_tokens_are_billed_once_as_output() -> None:
+    """Reasoning tokens are part of output tokens and not billed twice."""
+    assert cost_usd(Usage(output=1000, reasoning=900), PRICE) == Decimal("0.008")
+
+
+def test_worst_case_is_an_upper_bound() -> None:
+    """The reservation bound is at least the real cost of any call within max_tokens."""
+    bound = worst_case_cost_usd(100, 50, PRICE)
+    assert bound >= cost_usd(Usage(input=100, output=50, cache_read=100), PRICE)
+
+
+def test_prompt_estimate_grows_with_text() -> None:
+    """Longer prompts estimate more tokens."""
+    short = estimate_prompt_tokens({"messages": [{"role": "user", "content": "hi"}]})
+    long = estimate_prompt_tokens({"messages": [{"role": "user", "content": "hi " * 400}]})
+    assert long > short > 0

@@ -12,122 +12,32 @@ test_prometheus_live.py.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-DATASOURCE_FILES = sorted((ROOT / "grafana" / "provisioning" / "datasources").glob("*.y*ml"))
-RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
-RULE_TEST_FILES = sorted((ROOT / "prometheus" / "rules" / "tests").glob("*.yml"))
-
-YAML_FILES = [
-    ROOT / "otel-collector.yaml",
-    ROOT / "prometheus.yml",
-    ROOT / "prometheus-direct.yml",
-    ROOT / "tempo.yaml",
-    ROOT / "alertmanager.yml",
-    ROOT / "docker-compose.yml",
-    *sorted((ROOT / "grafana" / "provisioning").rglob("*.y*ml")),
-    *RULE_FILES,
-    *RULE_TEST_FILES,
-]
-
-# Counters and the counter parts of classic histograms.
-COUNTER_SUFFIXES = ("_total", "_bucket", "_sum", "_count")
-SELECTOR = re.compile(r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{(?P<matchers>[^}]*)\}")
-# Identifiers that are metric names of this stack (not functions or labels).
-METRIC_NAME = re.compile(r"\b(?:gateway|gen_ai|traces|tempo|otelcol)_[a-zA-Z0-9_:]+\b")
-
-
-def load_yaml(path: Path) -> Any:
-    """Parse one YAML file."""
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def load_json(path: Path) -> Any:
-    """Parse one JSON file."""
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def iter_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Yield every panel, including those nested in collapsed rows."""
-    for panel in panels:
-        yield panel
-        yield from iter_panels(panel.get("panels", []))
-
-
-def dashboard_targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield (panel title, target) for every query target of a dashboard."""
-    for panel in iter_panels(dashboard["panels"]):
-        for target in panel.get("targets", []):
-            yield panel.get("title", "?"), target
-
-
-def target_uid(panel: dict[str, Any], target: dict[str, Any]) -> str:
-    """The datasource uid a target runs against (its own, else its panel's)."""
-    datasource = target.get("datasource") or panel.get("datasource") or {}
-    return str(datasource.get("uid", ""))
-
-
-def provisioned_datasources() -> dict[str, dict[str, Any]]:
-    """Every provisioned datasource by uid."""
-    found: dict[str, dict[str, Any]] = {}
-    for path in DATASOURCE_FILES:
-        for datasource in load_yaml(path).get("datasources", []):
-            found[datasource["uid"]] = datasource
-    return found
-
-
-def promql_exprs() -> Iterator[tuple[str, str]]:
-    """Yield (where, PromQL) for every dashboard Prometheus target and variable."""
-    for path in DASHBOARDS:
-        dashboard = load_json(path)
-        uids = provisioned_datasources()
-        for panel in iter_panels(dashboard["panels"]):
-            for target in panel.get("targets", []):
-                uid = target_uid(panel, target)
-                if uids.get(uid, {}).get("type") == "prometheus":
-                    yield f"{path.name}: {panel.get('title')} / {target['refId']}", target["expr"]
-
-
-def alert_rules() -> Iterator[dict[str, Any]]:
-    """Yield every alerting rule of the shipped rule files."""
-    for path in RULE_FILES:
-        for group in load_yaml(path)["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    yield rule
-
-
-def raw_counter_uses(expr: str) -> list[str]:
-    """Counter selectors in `expr` that are not the direct argument of rate()/increase()."""
-    bad = []
-    for match in SELECTOR.finditer(expr):
-        if not match.group("name").endswith(COUNTER_SUFFIXES):
-            continue
-        before = expr[: match.start()].rstrip()
-        after = expr[match.end() :].lstrip()
-        if not re.search(r"\b(rate|irate|increase)\($", before) or not after.startswith("["):
-            bad.append(match.group(0))
-    return bad
-
-
-def bare_metric_names(expr: str) -> list[str]:
-    """Metric names in `expr` used without a {...} matcher list (so without a job filter)."""
-    stripped = re.sub(r"\{[^}]*\}", "{}", expr)
-    stripped = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", stripped)
-    return [m.group(0) for m in METRIC_NAME.finditer(stripped) if not stripped[m.end() :].startswith("{")]
+from tests.stack.stackfiles import (
+    DASHBOARDS,
+    ROOT,
+    RULE_FILES,
+    RULE_TEST_FILES,
+    SELECTOR,
+    YAML_FILES,
+    alert_rules,
+    bare_metric_names,
+    dashboard_targets,
+    iter_panels,
+    load_json,
+    load_yaml,
+    promql_exprs,
+    provisioned_datasources,
+    raw_counter_uses,
+    split_threshold,
+    target_uid,
+)
 
 
 def test_every_yaml_file_parses() -> None:
@@ -432,8 +342,7 @@ def test_alert_rules_have_summaries_naming_subject_and_value() -> None:
 def test_alert_exprs_end_in_one_threshold_comparison() -> None:
     """Each alert expr is `<query> <op> <number>`, the form the live test evaluates."""
     for rule in alert_rules():
-        match = re.fullmatch(r"(?s)(?P<lhs>.+?)\s(?:>|>=|<|<=|==|!=)\s*[0-9.]+\s*", rule["expr"])
-        assert match, rule["alert"]
+        assert split_threshold(rule["expr"]) is not None, rule["alert"]
 
 
 def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:

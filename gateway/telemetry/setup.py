@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,16 @@ class Telemetry:
         return generate_latest(self.registry)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Flush and stop; bounded so an unreachable collector cannot hang shutdown."""
+        """Flush and stop, waiting at most `timeout_s`: exporters retry a dead collector
+        for longer than that, so the work runs in a daemon thread we stop waiting for."""
+        worker = threading.Thread(target=self._shutdown, args=(timeout_s,), daemon=True,
+                                  name="telemetry-shutdown")
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            _log.warning("telemetry flush did not finish within %.1f s; giving up", timeout_s)
+
+    def _shutdown(self, timeout_s: float) -> None:
         millis = int(timeout_s * 1000)
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush(millis)
@@ -118,7 +128,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
     if metric_names is None:
         metric_names = ["prometheus", *_default_otlp("metrics", env)]
 
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for exporter_cls in _load(trace_names, "opentelemetry_traces_exporter"):
         exporter: SpanExporter = exporter_cls()
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -137,7 +147,9 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
             readers.append(exporter_cls())
         else:
             readers.append(PeriodicExportingMetricReader(exporter_cls()))  # type: ignore[arg-type]
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, shutdown_on_exit=False
+    )
     meter = meter_provider.get_meter(SCOPE, __version__)
     disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     return Telemetry(

@@ -79,7 +79,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc
     def __init__(self, received: Received) -> None:
         self.received = received
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def Export(self, request: Any, context: Any) -> Any:
         self.received.raw.append(request.SerializeToString())
         self.received.traces.append(request)
         return trace_service_pb2.ExportTraceServiceResponse()
@@ -89,7 +89,7 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore
     def __init__(self, received: Received) -> None:
         self.received = received
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def Export(self, request: Any, context: Any) -> Any:
         self.received.raw.append(request.SerializeToString())
         self.received.metrics.append(request)
         return metrics_service_pb2.ExportMetricsServiceResponse()

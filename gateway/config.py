@@ -19,6 +19,8 @@ import yaml
 
 from gateway.confread import ConfigError, Problems, Section
 from gateway.envsubst import Substitution, has_reference, substitute
+from gateway.resilience.config import MODEL_KEYS as RESILIENCE_MODEL_KEYS
+from gateway.resilience.config import ResilienceConfig, parse_resilience
 
 PROVIDER_KINDS = ("openai", "mock")
 DEFAULT_PORT = 8080
@@ -111,6 +113,7 @@ class GatewayConfig:
     providers: Mapping[str, ProviderConfig]
     models: Mapping[str, ModelConfig]
     storage: StorageConfig = field(default_factory=StorageConfig)
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     source: str = "<embedded default>"
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
@@ -191,7 +194,8 @@ def _provider(name: str, sec: Section, raw: Section, refs: Mapping[str, Substitu
 
 
 def _model(name: str, sec: Section, providers: Mapping[str, ProviderConfig]) -> ModelConfig:
-    sec.reject_unknown({"provider", "upstream_model", "price_per_mtok", "offline_provider"})
+    sec.reject_unknown({"provider", "upstream_model", "price_per_mtok", "offline_provider"}
+                       | RESILIENCE_MODEL_KEYS)
     provider = sec.string("provider", required=True)
     if provider and provider not in providers:
         sec.fail("provider", f"names no provider (known: {', '.join(sorted(providers)) or 'none'})")
@@ -259,7 +263,7 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     tree = _interpolate(raw_tree or {}, "", environ, refs)
     root = Section(tree, "", problems)
     raw_root = Section(raw_tree or {}, "", Problems())
-    root.reject_unknown({"server", "providers", "models", "storage"})
+    root.reject_unknown({"server", "providers", "models", "storage", "resilience", "rate_limits"})
     server = _server(root.section("server"))
     storage = _storage(root.section("storage"))
     providers: dict[str, ProviderConfig] = {}
@@ -271,9 +275,11 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
         models[name] = _model(name, sec, providers)
     if not models:
         problems.add("models", "at least one model is required")
+    resilience = parse_resilience(root, models)
     problems.raise_if_any()
     return GatewayConfig(
-        server=server, providers=providers, models=models, storage=storage, source=source
+        server=server, providers=providers, models=models, storage=storage,
+        resilience=resilience, source=source,
     )
 
 

@@ -252,7 +252,7 @@ def parse_resilience(root: Section, model_names: Iterable[str]) -> ResilienceCon
     """Read `resilience:`, `rate_limits:` and the resilience keys of every model."""
     names = list(model_names)
     sec = root.section("resilience")
-    sec.reject_unknown(_POLICY_KEYS)
+    sec.reject_unknown(set(_POLICY_KEYS))
     defaults = _policy(sec, ModelPolicy())
     policies: dict[str, ModelPolicy] = {}
     graph: dict[str, tuple[str, ...]] = {}

@@ -1,0 +1,48 @@
+"""Message content is captured only when OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai import AsyncOpenAI
+
+from gateway.telemetry.content import ContentMode, content_mode
+from tests.conftest import UPSTREAM_KEY
+from tests.fakes.openai_upstream import Behaviour, RunningUpstream
+from tests.support.gateway import running_gateway, upstream_config
+from tests.support.telemetry import attrs, make_test_telemetry
+
+
+@pytest.mark.parametrize(("raw", "mode"), [
+    ("", ContentMode.NO_CONTENT), ("span_only", ContentMode.SPAN_ONLY),
+    ("SPAN_AND_EVENT", ContentMode.SPAN_AND_EVENT), ("event_only", ContentMode.EVENT_ONLY),
+])
+def test_modes_parse_case_insensitively(raw: str, mode: ContentMode) -> None:
+    """Documented values parse regardless of case."""
+    assert content_mode({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": raw}) is mode
+
+
+def test_true_means_no_content(caplog: pytest.LogCaptureFixture) -> None:
+    """`true` is not a mode: it warns and captures nothing."""
+    mode = content_mode({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"})
+    assert mode is ContentMode.NO_CONTENT
+    assert "capturing no content" in caplog.text
+
+
+async def test_span_only_records_messages(upstream: RunningUpstream) -> None:
+    """SPAN_ONLY puts input, system instructions and output on the CLIENT span as JSON."""
+    upstream.state.behaviour = Behaviour(content="Hi back")
+    tt = make_test_telemetry(ContentMode.SPAN_ONLY)
+    config = upstream_config(upstream.base_url)
+    async with running_gateway(config, environ={"UPSTREAM_KEY": UPSTREAM_KEY}, telemetry=tt) as gw:
+        async with AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0) as sdk:
+            await sdk.chat.completions.create(model="gpt-4.1", messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hello"}])
+    a = attrs(tt.spans_named("chat")[0])
+    assert json.loads(a["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Hello"}]}]
+    assert json.loads(a["gen_ai.system_instructions"]) == [{"type": "text", "content": "Be brief."}]
+    output = json.loads(a["gen_ai.output.messages"])
+    assert output[0]["parts"][0]["content"] == "Hi back" and output[0]["finish_reason"] == "stop"

@@ -1,0 +1,89 @@
+"""The command line: check-config's summary and key-path errors, and `serve` on the
+embedded default answering the SDK with no API key at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from openai import AsyncOpenAI
+
+from tests.support.process import gateway_process
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
+                          text=True, env={**base, **(env or {})}, timeout=60, check=False)
+
+
+def test_check_config_default_summary() -> None:
+    """check-config on the embedded default exits 0 and says which keys are missing."""
+    result = run_cli("check-config")
+    assert result.returncode == 0, result.stderr
+    assert "gpt-4.1" in result.stdout and "claude-sonnet-4.5" in result.stdout
+    assert "MISSING ($OPENAI_API_KEY is not set)" in result.stdout
+    assert "metrics: prometheus on /metrics" in result.stdout
+
+
+def test_check_config_never_prints_a_key() -> None:
+    """A set key is reported as set, by variable name, never by value."""
+    result = run_cli("check-config", env={"OPENAI_API_KEY": "sk-should-not-print-123"})
+    assert result.returncode == 0
+    assert "set ($OPENAI_API_KEY)" in result.stdout
+    assert "sk-should-not-print" not in result.stdout + result.stderr
+
+
+def test_check_config_names_bad_key_path(tmp_path: Path) -> None:
+    """A bad value exits non-zero naming its key path."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "providers: {sim: {kind: mock}}\n"
+        "models:\n  gpt-4.1: {provider: sim, price_per_mtok: {input: 1, output: -3}}\n")
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode != 0
+    assert "models.gpt-4.1.price_per_mtok.output: must be a number >= 0" in result.stderr
+
+
+def test_gateway_config_env_names_the_file(tmp_path: Path) -> None:
+    """GATEWAY_CONFIG is used when --config is absent."""
+    config = tmp_path / "g.yaml"
+    config.write_text("providers: {sim: {kind: mock}}\n"
+                      "models: {only-model: {provider: sim, price_per_mtok: {input: 1, output: 2}}}\n")
+    result = run_cli("check-config", env={"GATEWAY_CONFIG": str(config)})
+    assert result.returncode == 0 and "only-model" in result.stdout
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A config path that does not exist is reported, not a traceback."""
+    result = run_cli("check-config", "--config", str(tmp_path / "nope.yaml"))
+    assert result.returncode != 0 and "cannot read config file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_serve_embedded_default_with_sdk() -> None:
+    """A new user's flow: serve with no config and no key, call it with the SDK, see /metrics."""
+    fast = {"GATEWAY_LOG_LEVEL": "WARNING"}
+    async with gateway_process(None, fast) as proc:
+        async with AsyncOpenAI(base_url=proc.base_url, api_key="unused", max_retries=0) as sdk:
+            reply = await sdk.chat.completions.create(
+                model="deepseek-v3.2", max_tokens=5,
+                messages=[{"role": "user", "content": "hi"}])
+            assert reply.choices[0].message.content
+            assert reply.model == "deepseek-v3.2" and reply.usage is not None
+            stream = await sdk.chat.completions.create(
+                model="gpt-4.1", max_tokens=3, stream=True,
+                messages=[{"role": "user", "content": "hi"}])
+            chunks = [c async for c in stream]
+            assert chunks[-1].choices[0].finish_reason == "length"
+            embedded = await sdk.embeddings.create(model="text-embedding-3-small", input="hi")
+            assert embedded.data[0].embedding
+            models = [m.id async for m in sdk.models.list()]
+            assert "claude-sonnet-4.5" in models
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{proc.root}/metrics") as resp:
+                text = await resp.text()
+    assert 'gateway_requests_total{' in text and 'gen_ai_request_model="deepseek-v3.2"' in text
+    assert 'gateway_cost_usd_total{' in text

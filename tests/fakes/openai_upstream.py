@@ -588,8 +588,23 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=None)
     parser.add_argument("--record", action="store_true", help="keep every request in memory")
     parser.add_argument("--any-model", action="store_true", help="accept every model name")
+    parser.add_argument(
+        "--model-behaviour",
+        action="append",
+        default=[],
+        metavar='NAME={"chunk_delay_s": 0.002}',
+        help="Behaviour fields as JSON for one model name (repeatable)",
+    )
     parser.add_argument("--no-uvloop", action="store_true")
     return parser.parse_args(argv)
+
+
+def _per_model(specs: list[str]) -> dict[str, Behaviour]:
+    per_model: dict[str, Behaviour] = {}
+    for spec in specs:
+        name, _, fields = spec.partition("=")
+        per_model[name] = Behaviour(**orjson.loads(fields or "{}"))
+    return per_model
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -601,6 +616,7 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     state = UpstreamState(
         behaviour=behaviour,
+        per_model=_per_model(args.model_behaviour),
         api_key=args.api_key,
         record=args.record,
         models=None if args.any_model else DEFAULT_MODELS,

@@ -1,0 +1,1 @@
+"""Benchmark suite: the gateway against the bare proxy floor; see bench/README.md."""

@@ -1,0 +1,99 @@
+"""The floor: a bare aiohttp pass-through proxy with no telemetry, parsing nothing.
+
+The gateway's overhead is measured against this, so it does only what any
+proxy must: read the body, swap in the upstream key, forward over one shared
+ClientSession, and relay the answer (SSE chunk by chunk as it arrives).
+
+    python -m bench.bare_proxy --port 8090 --upstream http://127.0.0.1:8091/v1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+UPSTREAM = web.AppKey("upstream", str)
+AUTHORIZATION = web.AppKey("authorization", str)
+
+
+async def relay(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    url = request.app[UPSTREAM] + request.path.removeprefix("/v1")
+    headers = {
+        "Content-Type": request.headers.get("Content-Type", "application/json"),
+        "Authorization": request.app[AUTHORIZATION],
+    }
+    async with request.app[SESSION].request(request.method, url, data=body, headers=headers) as upstream:
+        content_type = upstream.headers.get("Content-Type", "application/json")
+        if not content_type.startswith("text/event-stream"):
+            payload = await upstream.read()
+            return web.Response(body=payload, status=upstream.status, headers={"Content-Type": content_type})
+        response = web.StreamResponse(status=upstream.status, headers={"Content-Type": content_type})
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def create_app(upstream: str, api_key: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream.rstrip("/")
+    app[AUTHORIZATION] = f"Bearer {api_key}"
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            app[SESSION] = session
+            yield
+
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_get("/health", health)
+    app.router.add_route("*", "/v1/{tail:.*}", relay)
+    return app
+
+
+async def serve(host: str, port: int, upstream: str, api_key: str) -> None:
+    runner = web.AppRunner(create_app(upstream, api_key), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"listening http://{host}:{runner.addresses[0][1]}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--upstream", required=True, help="base URL ending in /v1")
+    parser.add_argument("--api-key", default="sk-bench")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = parser.parse_args()
+    coro = serve(args.host, args.port, args.upstream, args.api_key)
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""A minimal OTLP/HTTP receiver, so the gateway pays the full export cost during the benchmark.
+
+Accepts http/protobuf on /v1/traces, /v1/metrics and /v1/logs and answers
+200 with an empty body, like a collector. It counts exports, bytes and spans
+(decoding the trace payloads) so the benchmark can check that telemetry
+really flowed; GET /stats returns the counts, POST /reset zeroes them.
+
+    python -m bench.otlp_sink --port 4318
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+
+
+@dataclass
+class Counts:
+    """Exports, bytes and spans received, by name."""
+
+    by_name: Counter[str] = field(default_factory=Counter)
+
+
+COUNTS = web.AppKey("counts", Counts)
+
+
+def _count_spans(payload: bytes) -> int:
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(payload)
+    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+
+
+async def receive(request: web.Request) -> web.Response:
+    signal_name = request.match_info["signal"]
+    payload = await request.read()
+    counts = request.app[COUNTS].by_name
+    counts[f"{signal_name}_exports"] += 1
+    counts[f"{signal_name}_bytes"] += len(payload)
+    if signal_name == "traces":
+        try:
+            counts["spans"] += _count_spans(payload)
+        except Exception:  # a payload we cannot decode is counted, not fatal
+            counts["undecodable"] += 1
+    return web.Response(status=200, body=b"", content_type="application/x-protobuf")
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(dict(request.app[COUNTS].by_name))
+
+
+async def reset(request: web.Request) -> web.Response:
+    request.app[COUNTS].by_name.clear()
+    return web.Response(status=204)
+
+
+def create_app() -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[COUNTS] = Counts()
+    app.router.add_post("/v1/{signal:traces|metrics|logs}", receive)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/reset", reset)
+    return app
+
+
+async def serve(host: str, port: int) -> None:
+    runner = web.AppRunner(create_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"listening http://{host}:{runner.addresses[0][1]}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Minimal OTLP/HTTP receiver.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4318)
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Markdown tables for benchmark results: pure formatting, ratios against the bare proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench.load import TtfcResult, WrkResult
+
+BARE = "bare"
+DIRECT = "direct"
+
+
+@dataclass(frozen=True)
+class Cell:
+    target: str
+    mode: str
+    connections: int
+    result: WrkResult
+    cpu_us_per_request: float
+
+    @property
+    def cpu_percent(self) -> float:
+        """Share of one core the target used during the cell (100 = one core busy)."""
+        r = self.result
+        return self.cpu_us_per_request * r.requests / (r.duration_s * 1e4) if r.duration_s else 0.0
+
+
+@dataclass
+class TargetRun:
+    """Everything measured for one target."""
+
+    name: str
+    description: str
+    cells: list[Cell] = field(default_factory=list)
+    ttfc: TtfcResult | None = None
+    requests_sent: int = 0
+    spans: int | None = None
+    metric_exports: int | None = None
+    peak_rss_mb: float | None = None
+    failure: str | None = None
+
+
+def _find(runs: Sequence[TargetRun], target: str, mode: str, conns: int) -> Cell | None:
+    for run in runs:
+        if run.name != target:
+            continue
+        for cell in run.cells:
+            if cell.mode == mode and cell.connections == conns:
+                return cell
+    return None
+
+
+def throughput_table(runs: Sequence[TargetRun]) -> str:
+    lines = [
+        "| target | mode | conns | req/s | p50 ms | p99 ms | req/s vs bare "
+        "| p50 added vs bare, ms | CPU µs/req | CPU % | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    cells = [c for run in runs for c in run.cells]
+    order = sorted({(c.mode, c.connections) for c in cells}, key=lambda k: (k[0] != "json", k[1]))
+    for mode, conns in order:
+        bare = _find(runs, BARE, mode, conns)
+        for run in runs:
+            cell = _find(runs, run.name, mode, conns)
+            if cell is None:
+                continue
+            r = cell.result
+            ratio = f"{r.rps / bare.result.rps:.2f}" if bare and bare.result.rps else "-"
+            added = f"{r.p50_ms - bare.result.p50_ms:+.2f}" if bare else "-"
+            lines.append(
+                f"| {run.name} | {mode} | {conns} | {r.rps:,.0f} | {r.p50_ms:.2f} "
+                f"| {r.p99_ms:.2f} | {ratio} | {added} | {cell.cpu_us_per_request:,.0f} "
+                f"| {cell.cpu_percent:.0f} | {r.errors} |"
+            )
+    return "\n".join(lines)
+
+
+def ttfc_table(runs: Sequence[TargetRun]) -> str:
+    by_name = {run.name: run.ttfc for run in runs if run.ttfc is not None}
+    if not by_name:
+        return ""
+    bare, direct = by_name.get(BARE), by_name.get(DIRECT)
+    lines = [
+        "| target | TTFC p50 ms | TTFC p99 ms | added vs bare p50, ms "
+        "| added vs direct p50, ms | last chunk p50 ms | events |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, t in by_name.items():
+        vs_bare = f"{t.ttfc_p50_ms - bare.ttfc_p50_ms:+.3f}" if bare else "-"
+        vs_direct = f"{t.ttfc_p50_ms - direct.ttfc_p50_ms:+.3f}" if direct else "-"
+        lines.append(
+            f"| {name} | {t.ttfc_p50_ms:.3f} | {t.ttfc_p99_ms:.3f} | {vs_bare} | {vs_direct} "
+            f"| {t.last_p50_ms:.2f} | {t.events_p50:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def process_table(runs: Sequence[TargetRun]) -> str:
+    lines = [
+        "| target | what | requests sent | spans received | spans/request | metric exports | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        spans = "-" if run.spans is None else f"{run.spans:,}"
+        per_req = (
+            f"{run.spans / run.requests_sent:.2f}" if run.spans is not None and run.requests_sent else "-"
+        )
+        exports = "-" if run.metric_exports is None else str(run.metric_exports)
+        rss = "-" if run.peak_rss_mb is None else f"{run.peak_rss_mb:.0f}"
+        lines.append(
+            f"| {run.name} | {run.description} | {run.requests_sent:,} | {spans} | {per_req} "
+            f"| {exports} | {rss} |"
+        )
+    return "\n".join(lines)
+
+
+def target_checks(runs: Sequence[TargetRun], gateway: str = "gateway") -> list[str]:
+    """The issue targets for the fully-instrumented gateway, each marked met or not."""
+    checks: list[str] = []
+    ratio_cell, bare32 = _find(runs, gateway, "json", 32), _find(runs, BARE, "json", 32)
+    if ratio_cell and bare32 and bare32.result.rps:
+        ratio = ratio_cell.result.rps / bare32.result.rps
+        checks.append(_check("json req/s at 32 conns >= 0.50 of bare (issue 2)", ratio >= 0.5))
+        checks.append(_check("json req/s at 32 conns >= 0.65 of bare (issue 6)", ratio >= 0.65))
+    one, bare1 = _find(runs, gateway, "json", 1), _find(runs, BARE, "json", 1)
+    if one and bare1:
+        added = one.result.p50_ms - bare1.result.p50_ms
+        checks.append(_check("added p50 at 1 conn <= 1 ms (issue 2)", added <= 1.0))
+        checks.append(_check("added p50 at 1 conn <= 0.5 ms (issue 6)", added <= 0.5))
+    ttfcs = {run.name: run.ttfc for run in runs if run.ttfc is not None}
+    if gateway in ttfcs and BARE in ttfcs:
+        gw, bare = ttfcs[gateway], ttfcs[BARE]
+        assert gw is not None and bare is not None
+        added = gw.ttfc_p50_ms - bare.ttfc_p50_ms
+        checks.append(_check("added TTFC p50 <= 1 ms (issue 6)", added <= 1.0))
+    return checks
+
+
+def _check(label: str, ok: bool) -> str:
+    return f"- [{'x' if ok else ' '}] {label}: {'met' if ok else 'NOT met'}"
+
+
+def render(runs: Sequence[TargetRun], header: Sequence[str]) -> str:
+    parts = ["# Benchmark results", "", *header, "", "## Throughput and latency", ""]
+    parts.append(throughput_table(runs))
+    ttfc = ttfc_table(runs)
+    if ttfc:
+        parts += ["", "## Streaming: time to first chunk (one connection, sequential)", "", ttfc]
+    parts += ["", "## Processes", "", process_table(runs)]
+    checks = target_checks(runs)
+    if checks:
+        parts += ["", "## Targets (gateway, 100% sampling)", "", *checks]
+    failures = [f"- {run.name}: {run.failure}" for run in runs if run.failure]
+    if failures:
+        parts += ["", "## Failures", "", *failures]
+    return "\n".join(parts) + "\n"

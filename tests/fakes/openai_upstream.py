@@ -266,9 +266,7 @@ def _error_response(call: _Call, behaviour: Behaviour, model: str) -> web.Respon
     return call.json(body if isinstance(body, bytes) else dict(body), status=status)
 
 
-def _validate(
-    body: Any, ok: bool, state: UpstreamState, required: str
-) -> tuple[dict[str, Any], int] | None:
+def _validate(body: Any, ok: bool, state: UpstreamState, required: str) -> tuple[dict[str, Any], int] | None:
     """OpenAI's validation errors for a parsed body, or None when it is fine."""
     if not ok or not isinstance(body, dict):
         return wire.invalid_json(), 400
@@ -519,6 +517,14 @@ async def list_models(request: web.Request) -> web.Response:
         return call.json(wire.models_list(state.models or DEFAULT_MODELS))
 
 
+async def unknown_route(request: web.Request) -> web.Response:
+    """api.openai.com answers any other method or path with a 404 in its error shape."""
+    state = request.app[STATE_KEY]
+    await _read_request(request, state)
+    message = f"Invalid URL ({request.method} {request.path})"
+    return _Call(state, {}).json(wire.error_body(message, "invalid_request_error"), status=404)
+
+
 def create_upstream_app(state: UpstreamState | None = None) -> web.Application:
     """The fake upstream as an aiohttp app; its state is under STATE_KEY."""
     app = web.Application()
@@ -526,6 +532,7 @@ def create_upstream_app(state: UpstreamState | None = None) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_route("*", "/{tail:.*}", unknown_route)
     return app
 
 

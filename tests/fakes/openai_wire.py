@@ -285,8 +285,7 @@ def models_list(models: Sequence[str]) -> JSON:
     return {
         "object": "list",
         "data": [
-            {"id": m, "object": "model", "created": MODEL_CREATED, "owned_by": "system"}
-            for m in models
+            {"id": m, "object": "model", "created": MODEL_CREATED, "owned_by": "system"} for m in models
         ],
     }
 

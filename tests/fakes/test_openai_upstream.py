@@ -90,9 +90,7 @@ async def test_configured_usage_details_are_reported(up: RunningUpstream) -> Non
     up.state.behaviour = Behaviour(
         prompt_tokens=1000, completion_tokens=50, cached_tokens=400, reasoning_tokens=20
     )
-    status, _, body = await _raw_post(
-        up, "/chat/completions", {"model": "o3", "messages": MESSAGES}
-    )
+    status, _, body = await _raw_post(up, "/chat/completions", {"model": "o3", "messages": MESSAGES})
     assert status == 200
     usage = orjson.loads(body)["usage"]
     assert usage == {
@@ -111,9 +109,7 @@ async def test_configured_usage_details_are_reported(up: RunningUpstream) -> Non
     assert len(content.split()) == 30
 
 
-async def test_requests_are_recorded_with_headers_and_body(
-    up: RunningUpstream, client: AsyncOpenAI
-) -> None:
+async def test_requests_are_recorded_with_headers_and_body(up: RunningUpstream, client: AsyncOpenAI) -> None:
     """Each request is kept with lower-cased headers and parsed body, unknown fields included."""
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     await client.chat.completions.create(
@@ -314,12 +310,21 @@ async def test_rate_limit_carries_retry_after(up: RunningUpstream, client: Async
     assert caught.value.code == "rate_limit_exceeded"
 
 
+async def test_unknown_url_is_a_json_404(up: RunningUpstream) -> None:
+    """Any other path or method gets OpenAI's `Invalid URL` 404 in the error shape."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(up.base_url + "/chat/completions", headers=AUTH) as resp,
+    ):
+        payload = await resp.json()
+    assert resp.status == 404
+    assert payload["error"]["message"] == "Invalid URL (GET /v1/chat/completions)"
+
+
 # --- behaviour selection --------------------------------------------------
 
 
-async def test_per_model_behaviour_fails_only_that_model(
-    up: RunningUpstream, client: AsyncOpenAI
-) -> None:
+async def test_per_model_behaviour_fails_only_that_model(up: RunningUpstream, client: AsyncOpenAI) -> None:
     """per_model lets a primary model fail while a fallback model stays healthy."""
     up.state.per_model["gpt-4.1"] = Behaviour.error(503)
     with pytest.raises(openai.InternalServerError):
@@ -378,9 +383,7 @@ async def test_trickle_and_first_chunk_delay_space_the_events(up: RunningUpstrea
     assert arrivals[2] >= 0.2  # line 0: role event, line 1: its blank separator
 
 
-async def test_reset_mid_stream_is_a_connection_error(
-    up: RunningUpstream, client: AsyncOpenAI
-) -> None:
+async def test_reset_mid_stream_is_a_connection_error(up: RunningUpstream, client: AsyncOpenAI) -> None:
     """reset_after_events aborts the connection and the SDK reports a connection error."""
     up.state.behaviour = Behaviour(reset_after_events=3)
     stream = await client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True)

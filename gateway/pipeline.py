@@ -6,9 +6,9 @@ OpenAI's shape and never a traceback.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +38,8 @@ def request_id(request: web.Request) -> str:
     incoming = request.headers.get("x-request-id")
     if incoming and _REQUEST_ID.match(incoming):
         return incoming
-    return uuid.uuid4().hex
+    # Not a secret, so the fast PRNG will do (uuid4 costs a urandom syscall).
+    return f"{random.getrandbits(128):032x}"
 
 
 def error_response(error: errors.GatewayError, extra: dict[str, str]) -> web.Response:
@@ -68,9 +69,9 @@ class Pipeline:
                                  attributes={n.HTTP_REQUEST_METHOD: "POST", n.HTTP_ROUTE: route,
                                              n.GATEWAY_REQUEST_ID: rid})
         context = trace.set_span_in_context(span, parent)
-        instruments = self.telemetry.instruments
-        active_attrs = {n.GEN_AI_OPERATION_NAME: operation}
-        instruments.active_requests.add(1, active_attrs)
+        active = self.telemetry.instruments.tallies.active
+        active_key = (operation,)
+        active.add(active_key, 1)
         call: Call | None = None
         principal: Principal | None = None
         model_label = UNKNOWN_MODEL
@@ -118,7 +119,7 @@ class Pipeline:
                 call.error_type = error_type
                 await self.dispatcher.finish(call)
             self._end(span, call, principal, operation, model_label, status, error_type, started)
-            instruments.active_requests.add(-1, active_attrs)
+            active.add(active_key, -1)
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -141,19 +142,10 @@ class Pipeline:
         provider = call.served_provider if call and call.served_provider else ""
         if not provider and call is not None:
             provider = self.config.provider_for(call.model).provider_name
-        attrs: dict[str, Any] = {
-            n.GEN_AI_OPERATION_NAME: operation,
-            n.GEN_AI_REQUEST_MODEL: model_label,
-            n.GEN_AI_PROVIDER_NAME: provider,
-            n.HTTP_RESPONSE_STATUS_CODE: status,
-            n.GATEWAY_KEY_ALIAS: alias,
-            n.GATEWAY_TEAM: team,
-        }
-        if error_type is not None:
-            attrs[n.ERROR_TYPE] = error_type
         instruments = self.telemetry.instruments
+        instruments.tallies.requests.add(
+            (operation, model_label, provider, status, error_type, alias, team))
         context = call.server_context if call is not None else None
-        instruments.requests.add(1, attrs, context=context)
         if call is not None:
             self._record_spend(call, alias, team, operation)
             overhead = overhead_s(call)
@@ -193,11 +185,12 @@ class Pipeline:
                 n.GATEWAY_TEAM: team,
             }
             instruments.cost.add(float(attempt.cost), attrs, context=call.server_context)
+            tokens = instruments.tallies.tokens
+            key = (operation, attempt.model.name, attempt.provider_name, alias, team)
             for kind, value in (("input", usage.input), ("output", usage.output),
                                 ("cache_read", usage.cache_read), ("reasoning", usage.reasoning)):
                 if value:
-                    instruments.tokens.add(value, {**attrs, n.GEN_AI_TOKEN_TYPE: kind},
-                                           context=call.server_context)
+                    tokens.add((*key, kind), value)
 
 
 def _printable(name: str) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
+from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import _Gauge as Gauge
 
 from gateway.telemetry import names as n
+from gateway.telemetry.tallies import Tallies
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,11 +17,13 @@ class Instruments:
     token_usage: Histogram
     time_to_first_chunk: Histogram
     time_per_output_chunk: Histogram
-    requests: Counter
     cost: Counter
-    tokens: Counter
     overhead: Histogram
-    active_requests: UpDownCounter
+    fallbacks: Counter
+    retries: Counter
+    circuit_state: Gauge
+    rate_limited: Counter
+    tallies: Tallies  # requests, tokens and in-flight, as observable series
 
 
 def create_instruments(meter: Meter) -> Instruments:
@@ -48,17 +52,8 @@ def create_instruments(meter: Meter) -> Instruments:
             description="Time between consecutive chunks after the first in a streaming operation.",
             explicit_bucket_boundaries_advisory=list(n.DURATION_BUCKETS),
         ),
-        requests=meter.create_counter(
-            n.M_REQUESTS, unit="{request}", description="Client requests handled by the gateway."
-        ),
         cost=meter.create_counter(
             n.M_COST, unit="{USD}", description="Cost of upstream calls in US dollars."
-        ),
-        tokens=meter.create_counter(
-            n.M_TOKENS,
-            unit="{token}",
-            description="Tokens by model, provider, key and team "
-            "(cache_read is part of input, reasoning part of output).",
         ),
         overhead=meter.create_histogram(
             n.M_OVERHEAD,
@@ -66,7 +61,18 @@ def create_instruments(meter: Meter) -> Instruments:
             description="Time spent inside the gateway, excluding waiting on the upstream.",
             explicit_bucket_boundaries_advisory=list(n.OVERHEAD_BUCKETS),
         ),
-        active_requests=meter.create_up_down_counter(
-            n.M_ACTIVE_REQUESTS, unit="{request}", description="Requests in flight."
+        fallbacks=meter.create_counter(
+            n.M_FALLBACKS, unit="{fallback}", description="Fallbacks from one model to the next."
         ),
+        retries=meter.create_counter(
+            n.M_RETRIES, unit="{retry}", description="Retries of an upstream attempt."
+        ),
+        circuit_state=meter.create_gauge(
+            n.M_CIRCUIT_STATE, unit="{state}",
+            description="Circuit breaker state per provider and model: 0 closed, 1 half-open, 2 open.",
+        ),
+        rate_limited=meter.create_counter(
+            n.M_RATE_LIMITED, unit="{request}", description="Requests refused by a rate limit."
+        ),
+        tallies=Tallies(meter),
     )

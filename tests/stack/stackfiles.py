@@ -153,15 +153,28 @@ def split_threshold(expr: str) -> tuple[str, str, float] | None:
 
 
 def documented_series() -> dict[str, str]:
-    """Series names from docs/metrics.md (the naming contract), each with its table row."""
+    """Series names from docs/metrics.md (the naming contract), each with its table row.
+
+    Rows whose label column says "same" or "as above" / "as <series>" get the
+    referenced row appended, so a row's text lists every label it has.
+    """
     rows: dict[str, str] = {}
+    previous = ""
     for line in (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8").splitlines():
         match = re.match(r"\|\s*`(?P<name>[a-z_]+?)(?:_\{(?P<parts>[a-z,]+)\})?`", line)
         if match is None:
             continue
+        cells = [cell.strip() for cell in line.split("|")]
+        labels = cells[3] if len(cells) > 3 else ""
+        text = line
+        if re.search(r"\bsame\b|\bas above\b", labels):
+            text += " " + previous
+        for word in re.findall(r"\bas (\w+)", labels):
+            text += " " + " ".join(row for name, row in rows.items() if word in name and word != "above")
         parts = match["parts"].split(",") if match["parts"] else [""]
         for part in parts:
-            rows[match["name"] + (f"_{part}" if part else "")] = line
+            rows[match["name"] + (f"_{part}" if part else "")] = text
+        previous = text
     return rows
 
 

@@ -23,12 +23,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
 
-# Unprivileged user; the gateway needs no writable path of its own.
+# Unprivileged user. Its only writable path is the data directory, where the
+# default config keeps the SQLite ledger (mount a volume there to keep it).
 RUN groupadd --system --gid 10001 gateway \
     && useradd --system --uid 10001 --gid gateway --no-create-home \
-       --home-dir /nonexistent --shell /usr/sbin/nologin gateway
+       --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
+    && mkdir -p /var/lib/llm-gateway \
+    && chown gateway:gateway /var/lib/llm-gateway
+ENV GATEWAY_SQLITE_PATH=/var/lib/llm-gateway/gateway.sqlite3
 USER gateway:gateway
-WORKDIR /tmp
+WORKDIR /var/lib/llm-gateway
 
 EXPOSE 8080
 

@@ -18,7 +18,7 @@ from gateway.hooks import Authenticator, CallHook, OpenAccess
 from gateway.pipeline import Pipeline
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_providers
-from gateway.router import DirectRouter, Router
+from gateway.router import FallbackRouter, Router
 from gateway.state import GATEWAY, GatewayState
 from gateway.telemetry.setup import Telemetry, setup_telemetry
 
@@ -51,7 +51,7 @@ def create_app(
     tel = telemetry if telemetry is not None else setup_telemetry(env)
     provider_map: dict[str, Provider] = dict(providers or {})
     runner = AttemptRunner(config, provider_map, tel)
-    dispatcher = Dispatcher(runner, router or DirectRouter(), hooks)
+    dispatcher = Dispatcher(runner, router or FallbackRouter(config), hooks)
     pipeline = Pipeline(config, tel, authenticator or OpenAccess(), dispatcher)
     app = web.Application(client_max_size=config.server.max_body_bytes + 1)
     state = GatewayState(config=config, telemetry=tel, pipeline=pipeline)

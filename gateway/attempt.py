@@ -1,16 +1,20 @@
 """One upstream attempt: send the rewritten request, record it as a GenAI CLIENT
 span, and turn the answer into a client response (JSON, or an SSE relay).
 
-An attempt fails *before commit* (nothing sent to the client yet) by raising
-`AttemptFailed`, so the dispatcher may retry or fall back; once the first byte
-is sent the answer is committed and failures end the stream with an SSE error
-event instead.
+`prepare` runs everything before commit (send, then wait for the whole JSON body
+or the first SSE event) under one `asyncio.timeout` driven by the attempt's
+deadlines, and fails by raising `AttemptFailed` so the dispatcher may retry or
+fall back. `respond`/`stream` commit: once the first byte is sent, a failure
+ends the stream with an SSE error event instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,6 +29,9 @@ from gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
 from gateway.redact import scrub
 from gateway.relay import StreamRelay
 from gateway.request import span_attributes
+from gateway.resilience.deadline import AttemptDeadlines
+from gateway.resilience.outcome import classify
+from gateway.sse import SSESplitter, event_data
 from gateway.telemetry import content
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder, response_attributes
@@ -37,7 +44,7 @@ _PASS_HEADERS = ("openai-processing-ms", "openai-version", "x-ratelimit-limit-re
                  "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
                  "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests",
                  "x-ratelimit-reset-tokens")
-_RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
 
 
 class AttemptFailed(Exception):
@@ -47,19 +54,31 @@ class AttemptFailed(Exception):
         super().__init__(error.message)
         self.error = error
         self.result = result
+        self.reason = classify(error)
 
     @property
     def retryable(self) -> bool:
-        """Worth another attempt or a fallback (transport failures, 5xx, 429)."""
-        if isinstance(self.error, errors.UpstreamStatus):
-            return self.error.status in _RETRYABLE_STATUS
-        return isinstance(
-            self.error,
-            errors.UpstreamTimeout
-            | errors.UpstreamUnreachable
-            | errors.UpstreamBadResponse
-            | errors.ProviderNotConfigured,
-        )
+        """Worth another attempt or a fallback (transport failures, timeouts, 5xx, 429)."""
+        return self.reason is not None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An attempt whose answer has started, with nothing sent to the client yet."""
+
+    model: ModelConfig
+    provider: Provider
+    recorder: AttemptRecorder
+    response: UpstreamResponse | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    first: bytes = b""  # streams: the bytes up to the first data event
+    body: bytes | None = None  # JSON answers: the whole body
+    first_seen: bool = False
+    result: AttemptResult | None = None  # streams: set once the relay ended, however it ended
+
+    def close(self) -> None:
+        if self.response is not None:
+            self.response.close()
 
 
 def status_error_type(status: int) -> str:
@@ -134,10 +153,10 @@ class AttemptRunner:
             extra_attributes=extra,
         )
 
-    async def open(
-        self, call: Call, model: ModelConfig, attempt_number: int = 1
-    ) -> tuple[UpstreamResponse, AttemptRecorder, Provider]:
-        """Send the attempt; return once the upstream answered a success status."""
+    async def prepare(self, call: Call, model: ModelConfig, attempt_number: int,
+                      deadlines: AttemptDeadlines) -> Prepared:
+        """Send the attempt and wait until its answer starts (the whole JSON body, or the
+        first SSE event), all before anything reaches the client; raises AttemptFailed."""
         provider = self.provider_for(model)
         recorder = self.start_recorder(call, model, provider, attempt_number)
         if not provider.config.usable:
@@ -147,18 +166,69 @@ class AttemptRunner:
                 f"its API key variable {variable} is not set"))
         request = self.upstream_request(call, model)
         propagate.inject(request.headers, context=recorder.context)
+        prepared = Prepared(model, provider, recorder)
         started = time.perf_counter()
+        timeout = asyncio.timeout_at(deadlines.start)
         try:
-            response = await provider.send(request)
-            if response.status >= 400:
-                raw = await response.read()
-                response.close()
-                raise self._status_error(response, raw)
-        except errors.GatewayError as exc:
+            async with timeout:
+                await self._answer_start(call, model, request, prepared, timeout, deadlines)
+        except BaseException as exc:
+            prepared.close()
+            await _close_chunks(prepared.chunks)
+            error = self._prepare_error(exc, model, timeout, deadlines, prepared.first_seen)
+            if error is None:  # cancelled: the client left or the server is stopping
+                recorder.finish(response_model=None, usage=None, cost=None,
+                                error_type=n.ERROR_CLIENT_DISCONNECT,
+                                error_message="the request was cancelled")
+                raise
+            raise self.fail(call, model, provider, recorder, error) from None
+        finally:
             call.upstream_wait_s += time.perf_counter() - started
-            raise self.fail(call, model, provider, recorder, exc) from None
-        call.upstream_wait_s += time.perf_counter() - started
-        return response, recorder, provider
+        return prepared
+
+    async def _answer_start(self, call: Call, model: ModelConfig, request: UpstreamRequest,
+                            prepared: Prepared, timer: asyncio.Timeout,
+                            deadlines: AttemptDeadlines) -> None:
+        response = await prepared.provider.send(request)
+        prepared.response = response
+        if response.status >= 400:
+            raw = await response.read()
+            raise self._status_error(response, raw)
+        if call.client.stream:
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                raise errors.UpstreamBadResponse(
+                    f"the upstream for model '{model.name}' did not answer with an event stream")
+            prepared.chunks = response.iter_chunks()
+            prepared.first = await _first_event(prepared.chunks, model)
+            prepared.first_seen = True
+        elif deadlines.first_token_at is None:
+            prepared.body = await response.read()
+        else:
+            prepared.body = await self._read_timed(response, prepared, timer, deadlines)
+
+    async def _read_timed(self, response: UpstreamResponse, prepared: Prepared,
+                          timer: asyncio.Timeout, deadlines: AttemptDeadlines) -> bytes:
+        """Read a JSON body chunk by chunk: the first byte under the first-token
+        deadline, the rest under the attempt's own."""
+        chunks = response.iter_chunks()
+        prepared.chunks = chunks
+        parts: list[bytes] = []
+        async for chunk in chunks:
+            if not prepared.first_seen:
+                prepared.first_seen = True
+                timer.reschedule(deadlines.answer_at)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _prepare_error(self, exc: BaseException, model: ModelConfig, timeout: asyncio.Timeout,
+                       deadlines: AttemptDeadlines, first_seen: bool) -> errors.GatewayError | None:
+        if isinstance(exc, Exception) and timeout.expired():
+            return deadlines.expired(first_seen)
+        if isinstance(exc, errors.GatewayError):
+            return exc
+        if isinstance(exc, Exception):  # aiohttp payload and transport errors
+            return _transport_error(exc, model)
+        return None
 
     def _status_error(self, response: UpstreamResponse, raw: bytes) -> errors.UpstreamStatus:
         body = scrub(raw, self._secrets)
@@ -172,10 +242,8 @@ class AttemptRunner:
             body = errors.GatewayError(
                 f"upstream answered {response.status}: {text}"
             ).body_bytes()
-        headers = {}
-        retry_after = response.headers.get("retry-after")
-        if retry_after is not None:
-            headers["retry-after"] = retry_after
+        headers = {name: value for name in _RETRY_HEADERS
+                   if (value := response.headers.get(name)) is not None}
         return errors.UpstreamStatus(
             response.status, body, headers=headers, error_type=status_error_type(response.status)
         )
@@ -198,18 +266,12 @@ class AttemptRunner:
         headers["x-gateway-model"] = model.name
         return headers
 
-    async def complete(self, call: Call, model: ModelConfig, response: UpstreamResponse,
-                       recorder: AttemptRecorder, provider: Provider) -> tuple[web.Response,
-                                                                               AttemptResult]:
-        """Read a non-streamed answer and build the client's response."""
-        started = time.perf_counter()
-        try:
-            raw = await response.read()
-        except errors.GatewayError as exc:
-            raise self.fail(call, model, provider, recorder, exc) from None
-        finally:
-            call.upstream_wait_s += time.perf_counter() - started
-            response.close()
+    def respond(self, call: Call, prepared: Prepared) -> tuple[web.Response, AttemptResult]:
+        """Build the client's response from a whole JSON answer (still before commit)."""
+        model, provider, recorder = prepared.model, prepared.provider, prepared.recorder
+        response = prepared.response
+        assert response is not None and prepared.body is not None
+        raw = prepared.body
         try:
             payload = orjson.loads(raw)
             if not isinstance(payload, dict):
@@ -246,42 +308,12 @@ class AttemptRunner:
         return web.Response(body=raw, status=response.status, headers=headers,
                             content_type="application/json"), result
 
-    async def first_chunk(self, call: Call, model: ModelConfig, response: UpstreamResponse,
-                          recorder: AttemptRecorder, provider: Provider
-                          ) -> tuple[AsyncIterator[bytes], bytes]:
-        """Wait for the first body bytes of a stream, still before commit."""
-        content_type = response.headers.get("content-type", "")
-        if "text/event-stream" not in content_type:
-            response.close()
-            raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
-                f"the upstream for model '{model.name}' did not answer with an event stream"))
-        chunks = response.iter_chunks()
-        started = time.perf_counter()
-        try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            response.close()
-            raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
-                f"the upstream for model '{model.name}' closed the stream before any data")
-            ) from None
-        except errors.GatewayError as exc:
-            response.close()
-            raise self.fail(call, model, provider, recorder, exc) from None
-        except (OSError, TimeoutError) as exc:
-            response.close()
-            raise self.fail(call, model, provider, recorder, _transport_error(exc, model)) from None
-        except Exception as exc:  # aiohttp payload errors
-            response.close()
-            raise self.fail(call, model, provider, recorder, _transport_error(exc, model)) from None
-        finally:
-            call.upstream_wait_s += time.perf_counter() - started
-        return chunks, first
-
-    async def stream(self, call: Call, model: ModelConfig, response: UpstreamResponse,
-                     recorder: AttemptRecorder, provider: Provider,
-                     http_request: web.Request, chunks: AsyncIterator[bytes], first: bytes
+    async def stream(self, call: Call, prepared: Prepared, http_request: web.Request
                      ) -> tuple[web.StreamResponse, AttemptResult]:
         """Commit to the client and relay the stream to its end."""
+        model, recorder = prepared.model, prepared.recorder
+        response, chunks = prepared.response, prepared.chunks
+        assert response is not None and chunks is not None
         headers = self.response_headers(call, model, response.headers)
         headers["content-type"] = "text/event-stream; charset=utf-8"
         headers["cache-control"] = "no-cache"
@@ -289,14 +321,16 @@ class AttemptRunner:
         relay = StreamRelay(
             call=call, model=model, recorder=recorder, capture=self.telemetry.content.enabled
         )
-        await relay.run(http_request, out, response, chunks, first)
-        usage = relay.usage
-        if usage is None:
-            usage = Usage(
-                input=estimate_prompt_tokens(call.client.body),
-                output=relay.estimated_output_tokens,
-                estimated=True,
-            )
+        try:
+            await relay.run(http_request, out, response, chunks, prepared.first)
+        finally:
+            await _close_chunks(chunks)
+            result = self._finish_stream(prepared, relay)
+        return out, result
+
+    def _finish_stream(self, prepared: Prepared, relay: StreamRelay) -> AttemptResult:
+        model, recorder = prepared.model, prepared.recorder
+        usage = relay.usage_or_estimate
         cost = cost_usd(usage, model.price)
         attrs = dict(relay.response_attributes)
         attrs[n.GATEWAY_STREAM_END] = relay.end
@@ -305,10 +339,34 @@ class AttemptRunner:
         recorder.finish(response_model=relay.response_model, usage=usage, cost=cost,
                         error_type=relay.error_type, error_message=relay.error_message,
                         response_attributes=attrs)
-        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
-                               usage=usage, cost=cost, error_type=relay.error_type,
-                               status=200, committed=True)
-        return out, result
+        prepared.result = AttemptResult(
+            model=model, provider_name=prepared.provider.config.provider_name, usage=usage,
+            cost=cost, error_type=relay.error_type, status=200, committed=True)
+        return prepared.result
+
+
+async def _first_event(chunks: AsyncIterator[bytes], model: ModelConfig) -> bytes:
+    """Bytes up to and including the stream's first data event (comments and
+    keep-alives alone do not count as a first token)."""
+    buffered = b""
+    while True:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            raise errors.UpstreamBadResponse(
+                f"the upstream for model '{model.name}' closed the stream before any data"
+            ) from None
+        buffered += chunk
+        if any(event_data(event) is not None for event in SSESplitter().feed(buffered)):
+            return buffered
+
+
+async def _close_chunks(chunks: AsyncIterator[bytes] | None) -> None:
+    """Finish an upstream body iterator now rather than in a finalizer task later."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 def _transport_error(exc: BaseException, model: ModelConfig) -> errors.GatewayError:

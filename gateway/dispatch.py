@@ -1,72 +1,222 @@
-"""Runs a call's attempts in the order the router gives, with the hooks around them.
+"""Runs a call's attempts down its fallback chain, with retries, circuit breakers,
+budgets and one overall deadline, and the hooks around every attempt.
 
-The core policy: try each model of the chain; a retryable failure before
-anything reached the client moves on to the next model; the first success, or
-the last failure, is the answer.
+Per model of the chain: skip it while its circuit is open; ask the hooks
+(`on_attempt`, where a budget may refuse it); try it, retrying retryable
+failures with backoff while the request's deadline allows; on a failure worth
+falling back for, move on to the next model. Nothing is retried or replaced
+once the client has received a byte. The first success, or the last failure,
+is the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
 from gateway import errors
-from gateway.attempt import AttemptFailed, AttemptRunner
+from gateway.attempt import AttemptFailed, AttemptRunner, Prepared
 from gateway.call import AttemptResult, Call
 from gateway.config import ModelConfig
 from gateway.hooks import CallHook
+from gateway.relay import ERROR_CANCELLED
+from gateway.resilience import outcome
+from gateway.resilience.backoff import parse_retry_after, retry_delay
+from gateway.resilience.breaker import Breakers, CircuitBreaker
+from gateway.resilience.config import FALLBACK, ModelPolicy
+from gateway.resilience.deadline import AttemptDeadlines, plan
 from gateway.router import Router
+from gateway.telemetry import names as n
+
+_NEUTRAL_ENDS = frozenset({None, n.ERROR_CLIENT_DISCONNECT, ERROR_CANCELLED})
+
+
+class _MoveOn(Exception):
+    """This model cannot serve the call; try the next one in the chain."""
+
+    def __init__(self, reason: str, error: errors.GatewayError) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
 
 
 class Dispatcher:
-    def __init__(self, runner: AttemptRunner, router: Router, hooks: Sequence[CallHook]) -> None:
+    def __init__(self, runner: AttemptRunner, router: Router, hooks: Sequence[CallHook], *,
+                 breakers: Breakers | None = None, rng: random.Random | None = None) -> None:
         self.runner = runner
         self.router = router
         self.hooks = list(hooks)
+        self.config = runner.config
+        self.instruments = runner.telemetry.instruments
+        self.breakers = breakers if breakers is not None else Breakers(
+            self.instruments.circuit_state.set)
+        self._rng = rng or random.Random()
+
+    async def dispatch(self, call: Call, http_request: web.Request) -> web.StreamResponse:
+        for hook in self.hooks:
+            await hook.on_request(call)
+        chain = self.router.chain(call)
+        asked = self.config.resilience.policy(call.model.name)
+        request_at = asyncio.get_running_loop().time() + asked.request_timeout_s
+        last: errors.GatewayError | None = None
+        reason = ""
+        for index, model in enumerate(chain):
+            if index:
+                self._fell_back(call, chain[index - 1], model, reason)
+            try:
+                return await self._serve_with(call, model, http_request, request_at,
+                                              asked.request_timeout_s, index < len(chain) - 1)
+            except _MoveOn as move:
+                reason, last = move.reason, move.error
+        raise last or errors.ServiceUnavailable("no model could serve this request")
+
+    async def _serve_with(self, call: Call, model: ModelConfig, http_request: web.Request,
+                          request_at: float, request_s: float,
+                          fallback_left: bool) -> web.StreamResponse:
+        """Try `model` (with retries); raise _MoveOn to fall back."""
+        policy = self.config.resilience.policy(model.name)
+        breaker = self._breaker(model, policy)
+        retry = 0
+        while True:
+            if breaker is not None and not breaker.allow():
+                raise _MoveOn(outcome.CIRCUIT_OPEN, outcome.CircuitOpen(
+                    f"model '{model.name}' is unavailable: its circuit breaker is open"))
+            await self._before_attempt(call, model, policy, breaker, fallback_left)
+            loop = asyncio.get_running_loop()
+            deadlines = plan(loop.time(), model.name, policy, request_at, request_s,
+                             fallback_left=fallback_left)
+            try:
+                out, result = await self.attempt(call, model, http_request,
+                                                 len(call.attempts) + 1, deadlines)
+            except AttemptFailed as failed:
+                self._judge(breaker, failed.reason)
+                delay = self._retry_delay(failed, policy, retry, request_at, loop.time())
+                if delay is None:
+                    raise self._no_retry(failed) from None
+                self._count_retry(call, model, failed.reason or "")
+                await self._pause(call, delay)
+                retry += 1
+                continue
+            except BaseException:
+                if breaker is not None:
+                    breaker.release()
+                raise
+            self._judge_answer(breaker, result.error_type)
+            return out
+
+    async def _before_attempt(self, call: Call, model: ModelConfig, policy: ModelPolicy,
+                              breaker: CircuitBreaker | None, fallback_left: bool) -> None:
+        """The hooks' say on this attempt; a budget may send the call down the chain."""
+        try:
+            for hook in self.hooks:
+                await hook.on_attempt(call, model)
+        except errors.BudgetExceeded as exc:
+            if breaker is not None:
+                breaker.release()
+            if policy.on_budget_exceeded == FALLBACK and fallback_left:
+                raise _MoveOn(outcome.BUDGET, exc) from None
+            raise
+        except BaseException:
+            if breaker is not None:
+                breaker.release()
+            raise
+
+    def _no_retry(self, failed: AttemptFailed) -> BaseException:
+        """What to raise for a failure not retried: fall back, or answer with it."""
+        if failed.reason is None or isinstance(failed.error, outcome.DeadlineExceeded):
+            return failed.error
+        return _MoveOn(failed.reason, failed.error)
+
+    def _retry_delay(self, failed: AttemptFailed, policy: ModelPolicy, retry: int,
+                     request_at: float, now: float) -> float | None:
+        retry_policy = policy.retry
+        if failed.reason not in retry_policy.on or retry + 1 >= retry_policy.max_attempts:
+            return None
+        retry_after = parse_retry_after(failed.error.headers) if failed.error.headers else None
+        return retry_delay(retry_policy, retry, retry_after, request_at - now, self._rng)
+
+    async def _pause(self, call: Call, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            call.upstream_wait_s += loop.time() - started
 
     async def attempt(self, call: Call, model: ModelConfig, http_request: web.Request,
-                      number: int) -> web.StreamResponse:
+                      number: int, deadlines: AttemptDeadlines
+                      ) -> tuple[web.StreamResponse, AttemptResult]:
         """One attempt end to end; raises AttemptFailed before commit."""
-        for hook in self.hooks:
-            await hook.on_attempt(call, model)
+        prepared: Prepared | None = None
         try:
-            response, recorder, provider = await self.runner.open(call, model, number)
+            prepared = await self.runner.prepare(call, model, number, deadlines)
             if call.client.stream:
-                chunks, first = await self.runner.first_chunk(
-                    call, model, response, recorder, provider)
                 call.served_model = model
-                call.served_provider = provider.config.provider_name
-                out, result = await self.runner.stream(
-                    call, model, response, recorder, provider, http_request, chunks, first)
+                call.served_provider = prepared.provider.config.provider_name
+                out, result = await self.runner.stream(call, prepared, http_request)
             else:
-                out, result = await self.runner.complete(call, model, response, recorder, provider)
+                out, result = self.runner.respond(call, prepared)
+                call.served_model = model
+                call.served_provider = result.provider_name
         except AttemptFailed as failed:
             await self._done(call, failed.result)
             raise
-        call.served_model = model
-        call.served_provider = result.provider_name
+        except BaseException:
+            if prepared is not None and prepared.result is not None:
+                await self._done(call, prepared.result)
+            raise
         await self._done(call, result)
-        return out
+        return out, result
 
     async def _done(self, call: Call, result: AttemptResult) -> None:
         call.attempts.append(result)
         for hook in self.hooks:
             await hook.on_attempt_done(call, result)
 
-    async def dispatch(self, call: Call, http_request: web.Request) -> web.StreamResponse:
-        for hook in self.hooks:
-            await hook.on_request(call)
-        chain = self.router.chain(call)
-        last: errors.GatewayError | None = None
-        for number, model in enumerate(chain, start=1):
-            try:
-                return await self.attempt(call, model, http_request, number)
-            except AttemptFailed as failed:
-                last = failed.error
-                if not failed.retryable:
-                    raise failed.error from None
-        raise last or errors.ServiceUnavailable("no model could serve this request")
+    def _breaker(self, model: ModelConfig, policy: ModelPolicy) -> CircuitBreaker | None:
+        provider = self.config.provider_for(model)
+        labels: dict[str, Any] = {n.GEN_AI_REQUEST_MODEL: model.name,
+                                  n.GEN_AI_PROVIDER_NAME: provider.provider_name}
+        return self.breakers.get(provider.name, model.name, policy.breaker, labels)
+
+    @staticmethod
+    def _judge(breaker: CircuitBreaker | None, reason: str | None) -> None:
+        """Tell the breaker about an attempt that failed before commit."""
+        if breaker is None:
+            return
+        if outcome.counts_as_failure(reason):
+            breaker.failure()
+        else:
+            breaker.release()
+
+    @staticmethod
+    def _judge_answer(breaker: CircuitBreaker | None, error_type: str | None) -> None:
+        """Tell the breaker about an answer: a stream that broke mid-way counts as a failure."""
+        if breaker is None:
+            return
+        if error_type is None:
+            breaker.success()
+        elif error_type in _NEUTRAL_ENDS:
+            breaker.release()
+        else:
+            breaker.failure()
+
+    def _fell_back(self, call: Call, from_model: ModelConfig, to_model: ModelConfig,
+                   reason: str) -> None:
+        call.fallback_reason = reason
+        self.instruments.fallbacks.add(1, {n.LABEL_FROM_MODEL: from_model.name,
+                                           n.LABEL_TO_MODEL: to_model.name,
+                                           n.LABEL_REASON: reason}, context=call.server_context)
+
+    def _count_retry(self, call: Call, model: ModelConfig, reason: str) -> None:
+        provider = self.config.provider_for(model).provider_name
+        self.instruments.retries.add(1, {n.GEN_AI_REQUEST_MODEL: model.name,
+                                         n.GEN_AI_PROVIDER_NAME: provider,
+                                         n.LABEL_REASON: reason}, context=call.server_context)
 
     async def finish(self, call: Call) -> None:
         for hook in self.hooks:

@@ -2,13 +2,15 @@
 the answer, while reading usage, finish reasons and chunk timing on the way.
 
 The stream ends in exactly one of: `done` ([DONE] seen), `upstream_reset`,
-`upstream_incomplete` (closed without [DONE]), `malformed`, `timeout` or
-`client_disconnect`; the relay closes the upstream in every case.
+`upstream_incomplete` (closed without [DONE]), `malformed`, `timeout`,
+`client_disconnect` or `cancelled` (server shutdown); the relay closes the
+upstream in every case.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,9 +24,10 @@ from gateway.providers.base import UpstreamResponse
 from gateway.sse import DONE, SSESplitter, event_data
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder, response_attributes
-from gateway.usage import Usage, from_openai
+from gateway.usage import Usage, estimate_prompt_tokens, from_openai
 
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
+ERROR_CANCELLED = "cancelled"
 
 
 def error_event(message: str, code: str) -> bytes:
@@ -59,6 +62,14 @@ class StreamRelay:
     @property
     def estimated_output_tokens(self) -> int:
         return self.content_chunks
+
+    @property
+    def usage_or_estimate(self) -> Usage:
+        """The upstream's reported usage, else an estimate from the prompt and chunks seen."""
+        if self.usage is not None:
+            return self.usage
+        return Usage(input=estimate_prompt_tokens(self.call.client.body),
+                     output=self.content_chunks, estimated=True)
 
     def _fail(self, end: str, error_type: str, message: str) -> None:
         self.end = end
@@ -97,7 +108,11 @@ class StreamRelay:
             else:
                 await self._upstream_failed(out, "upstream_reset", "connection_reset", exc)
         except asyncio.CancelledError:
-            self._fail("client_disconnect", n.ERROR_CLIENT_DISCONNECT, "the request was cancelled")
+            if _client_gone(http_request):
+                self._fail("client_disconnect", n.ERROR_CLIENT_DISCONNECT, "the client disconnected")
+            else:  # the server is stopping (shutdown deadline passed): tell the client why
+                self._fail("cancelled", ERROR_CANCELLED, "the gateway stopped the stream")
+                await _last_words(out, error_event("the gateway is shutting down", ERROR_CANCELLED))
             raise
         except TimeoutError as exc:
             await self._upstream_failed(out, "timeout", n.ERROR_TIMEOUT, exc)
@@ -198,6 +213,13 @@ class StreamRelay:
             self.response_attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [
                 self.finish_reasons[i] for i in sorted(self.finish_reasons)
             ]
+
+
+async def _last_words(out: web.StreamResponse, event: bytes) -> None:
+    """Best effort, bounded: one error event to a client whose stream is being cut."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await out.write(event)
 
 
 def _client_gone(request: web.Request) -> bool:

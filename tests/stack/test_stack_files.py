@@ -261,6 +261,13 @@ def test_dockerfile_runs_as_non_root_with_healthcheck() -> None:
     assert re.search(r"^HEALTHCHECK .*urllib.*?/health", text, re.MULTILINE | re.DOTALL)
     assert re.search(r"^EXPOSE 8080$", text, re.MULTILINE)
     assert '"llm-gateway", "serve", "--host", "0.0.0.0", "--port", "8080"' in text
+    for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.MULTILINE):
+        *sources, _ = line.split()
+        for source in sources:
+            assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    for needed in ("pyproject.toml", "README.md", "gateway"):
+        assert needed not in ignored, f".dockerignore drops {needed}"
 
 
 def test_prometheus_configs_scrape_without_double_counting() -> None:

@@ -265,7 +265,11 @@ def test_dockerfile_runs_as_non_root_with_healthcheck() -> None:
         *sources, _ = line.split()
         for source in sources:
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
-    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for needed in ("pyproject.toml", "README.md", "gateway"):
         assert needed not in ignored, f".dockerignore drops {needed}"
 

@@ -166,7 +166,7 @@ class MockProvider:
         options = body.get("stream_options")
         with_usage = isinstance(options, Mapping) and options.get("include_usage") is True
 
-        def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+        def event(choices: list[dict[str, Any]], usage_value: Any) -> bytes:
             payload: dict[str, Any] = {
                 "id": ident,
                 "object": "chat.completion.chunk",
@@ -174,30 +174,22 @@ class MockProvider:
                 "model": model,
                 "service_tier": "default",
                 "system_fingerprint": fingerprint,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                ],
+                "choices": choices,
             }
             if with_usage:
-                payload["usage"] = None
+                payload["usage"] = usage_value
             return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            return event([choice], None)
 
         chunks = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
         for i, word in enumerate(words):
             chunks.append(chunk({"content": word if i == 0 else " " + word}, None))
         chunks.append(chunk({}, finish))
         if with_usage:
-            tail = {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": fingerprint,
-                "choices": [],
-                "usage": usage,
-            }
-            chunks.append(b"data: " + orjson.dumps(tail) + b"\n\n")
+            chunks.append(event([], usage))
         chunks.append(b"data: [DONE]\n\n")
         return MockResponse(200, chunks=chunks, chunk_delay_s=settings.ms_per_chunk / 1000)
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,31 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+@dataclass
+class TtfcSamples:
+    """Per-stream timings in ms; batches from several rounds are merged before summarising."""
+
+    first_ms: list[float] = field(default_factory=list)
+    last_ms: list[float] = field(default_factory=list)
+    events: list[float] = field(default_factory=list)
+
+    def extend(self, other: TtfcSamples) -> None:
+        self.first_ms += other.first_ms
+        self.last_ms += other.last_ms
+        self.events += other.events
+
+    def summary(self) -> TtfcResult | None:
+        if not self.first_ms:
+            return None
+        return TtfcResult(
+            samples=len(self.first_ms),
+            ttfc_p50_ms=_percentile(self.first_ms, 50),
+            ttfc_p99_ms=_percentile(self.first_ms, 99),
+            last_p50_ms=_percentile(self.last_ms, 50),
+            events_p50=statistics.median(self.events),
+        )
+
+
 async def _one_stream(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
 ) -> tuple[float, float, int]:
@@ -132,29 +157,21 @@ async def _one_stream(
 
 
 async def measure_ttfc(
-    url: str, body: dict[str, Any], api_key: str, *, requests: int, warmup: int = 20
-) -> TtfcResult:
+    url: str, body: dict[str, Any], api_key: str, *, requests: int, warmup: int = 10
+) -> TtfcSamples:
     """Sequential streams over one keep-alive connection, like a single interactive user."""
     payload = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
     connector = aiohttp.TCPConnector(limit=1)
-    firsts: list[float] = []
-    lasts: list[float] = []
-    events: list[float] = []
+    samples = TtfcSamples()
     async with aiohttp.ClientSession(connector=connector) as session:
         for i in range(warmup + requests):
             first, last, n_events = await _one_stream(session, url, payload, headers)
             if i >= warmup:
-                firsts.append(first * 1000)
-                lasts.append(last * 1000)
-                events.append(n_events)
-    return TtfcResult(
-        samples=len(firsts),
-        ttfc_p50_ms=_percentile(firsts, 50),
-        ttfc_p99_ms=_percentile(firsts, 99),
-        last_p50_ms=_percentile(lasts, 50),
-        events_p50=statistics.median(events),
-    )
+                samples.first_ms.append(first * 1000)
+                samples.last_ms.append(last * 1000)
+                samples.events.append(n_events)
+    return samples
 
 
 async def check_answer(url: str, body: dict[str, Any], api_key: str) -> None:

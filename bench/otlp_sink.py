@@ -17,9 +17,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+TARGET_ATTRIBUTE = "bench.target"
 
 
 @dataclass
@@ -32,10 +38,25 @@ class Counts:
 COUNTS = web.AppKey("counts", Counts)
 
 
-def _count_spans(payload: bytes) -> int:
-    request = ExportTraceServiceRequest()
-    request.ParseFromString(payload)
-    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+def _target(resource: Resource) -> str:
+    for attribute in resource.attributes:
+        if attribute.key == TARGET_ATTRIBUTE:
+            return str(attribute.value.string_value)
+    return "unknown"
+
+
+def _count(signal_name: str, payload: bytes, counts: Counter[str]) -> None:
+    if signal_name == "traces":
+        traces = ExportTraceServiceRequest()
+        traces.ParseFromString(payload)
+        for resource_spans in traces.resource_spans:
+            n = sum(len(scope.spans) for scope in resource_spans.scope_spans)
+            counts[f"spans:{_target(resource_spans.resource)}"] += n
+    elif signal_name == "metrics":
+        metrics = ExportMetricsServiceRequest()
+        metrics.ParseFromString(payload)
+        for target in {_target(rm.resource) for rm in metrics.resource_metrics}:
+            counts[f"metrics_exports:{target}"] += 1
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -44,11 +65,10 @@ async def receive(request: web.Request) -> web.Response:
     counts = request.app[COUNTS].by_name
     counts[f"{signal_name}_exports"] += 1
     counts[f"{signal_name}_bytes"] += len(payload)
-    if signal_name == "traces":
-        try:
-            counts["spans"] += _count_spans(payload)
-        except Exception:  # a payload we cannot decode is counted, not fatal
-            counts["undecodable"] += 1
+    try:
+        _count(signal_name, payload, counts)
+    except Exception:  # a payload we cannot decode is counted, not fatal
+        counts["undecodable"] += 1
     return web.Response(status=200, body=b"", content_type="application/x-protobuf")
 
 

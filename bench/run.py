@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import shlex
@@ -23,25 +22,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
-from bench import gateway_config, load, procs, report
+from bench import load, procs, report, targets
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-MODEL = "gpt-4.1"
-TRICKLE_MODEL = "bench-trickle"
-UPSTREAM_KEY = "sk-bench"
+RESULTS = targets.ROOT / "bench" / "results"
 PROMPT = [{"role": "user", "content": "Say hello to the gateway in a few words please"}]
-TRICKLE = {"completion_tokens": 10, "chunk_delay_s": 0.002}
-ALL_TARGETS = ("direct", "bare", "gateway", "gateway-10pct", "gateway-extra")
+TTFC_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +46,7 @@ class Options:
     connections: tuple[int, ...]
     modes: tuple[str, ...]
     targets: tuple[str, ...]
+    repeat: int
     ttfc_requests: int
     completion_tokens: int
     client_key: str
@@ -61,126 +57,120 @@ class Options:
     output: Path
 
 
-@dataclass(frozen=True)
-class TargetSpec:
-    name: str
-    kind: str  # direct | bare | gateway
-    description: str
-    env: dict[str, str] = field(default_factory=dict)
-    extra_config: Path | None = None
+@dataclass
+class Live:
+    """A target being measured: its spec, process, and what was measured so far."""
+
+    spec: targets.TargetSpec
+    child: procs.Child
+    run: report.TargetRun
+    cells: dict[tuple[str, int], list[report.Cell]] = field(default_factory=dict)
+    ttfc: load.TtfcSamples = field(default_factory=load.TtfcSamples)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
-def _specs(opts: Options) -> list[TargetSpec]:
-    specs = {
-        "direct": TargetSpec("direct", "direct", "fake upstream called directly"),
-        "bare": TargetSpec("bare", "bare", f"bare aiohttp pass-through ({opts.loop})"),
-        "gateway": TargetSpec(
-            "gateway", "gateway", "gateway, OTLP export, 100% sampled", {"OTEL_TRACES_SAMPLER": "always_on"}
-        ),
-        "gateway-10pct": TargetSpec(
-            "gateway-10pct",
-            "gateway",
-            "gateway, OTLP export, 10% sampled",
-            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-        ),
-        "gateway-extra": TargetSpec(
-            "gateway-extra",
-            "gateway",
-            "gateway, 100% sampled, extra config/env",
-            {"OTEL_TRACES_SAMPLER": "always_on", **opts.extra_env},
-            opts.extra_config,
-        ),
-    }
-    return [specs[name] for name in opts.targets]
-
-
-# --- processes ------------------------------------------------------------
-
-
-def _python_env() -> dict[str, str]:
-    """The parent's environment without any OTEL_ or gateway settings that would skew a target."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in ("GATEWAY_CONFIG",)}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-def _start_upstream(opts: Options, log_dir: Path) -> procs.Child:
-    port = procs.free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.fakes.openai_upstream",
-        "--port",
-        str(port),
-        "--api-key",
-        UPSTREAM_KEY,
-        "--any-model",
-        "--completion-tokens",
-        str(opts.completion_tokens),
-        "--model-behaviour",
-        f"{TRICKLE_MODEL}={json.dumps(TRICKLE)}",
-    ]
-    if opts.loop != "uvloop":
-        argv.append("--no-uvloop")
-    url = f"http://127.0.0.1:{port}"
-    return procs.start("upstream", argv, url=url, log_dir=log_dir, cwd=ROOT, env=_python_env())
-
-
-def _start_sink(log_dir: Path) -> procs.Child:
-    port = procs.free_port()
-    argv = [sys.executable, "-m", "bench.otlp_sink", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    return procs.start("otlp-sink", argv, url=url, log_dir=log_dir, cwd=ROOT, env=_python_env())
-
-
-def _start_target(
-    spec: TargetSpec, opts: Options, upstream: procs.Child, sink: procs.Child, work: Path
-) -> procs.Child:
-    port = procs.free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_dir = RESULTS / "logs"
-    if spec.kind == "bare":
-        argv = [
-            sys.executable,
-            "-m",
-            "bench.bare_proxy",
-            "--port",
-            str(port),
-            "--upstream",
-            upstream.url + "/v1",
-            "--api-key",
-            UPSTREAM_KEY,
-            "--loop",
-            opts.loop,
-        ]
-        return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=ROOT, env=_python_env())
-    config = work / f"{spec.name}.yaml"
-    config.write_text(
-        gateway_config.render(upstream.url + "/v1", [MODEL, TRICKLE_MODEL], extra=spec.extra_config)
-    )
-    env = _python_env()
-    env.update(
-        {
-            "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
-            "OTEL_SERVICE_NAME": "llm-gateway-bench",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_METRIC_EXPORT_INTERVAL": "10000",
-        }
-    )
-    env.update(spec.env)
-    argv = [*opts.gateway_cmd, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=ROOT, env=env)
-
-
-# --- measuring ------------------------------------------------------------
-
-
-def _body(mode: str, model: str = MODEL) -> dict[str, object]:
+def _body(mode: str, model: str = targets.MODEL) -> dict[str, object]:
     body: dict[str, object] = {"model": model, "messages": PROMPT}
     if mode == "stream":
         body["stream"] = True
     return body
+
+
+async def _start_all(
+    specs: list[targets.TargetSpec], opts: Options, upstream: procs.Child, sink: procs.Child, work: Path
+) -> tuple[list[Live], list[report.TargetRun]]:
+    """Start every target, then wait for all; a target that does not come up is reported, not fatal."""
+    log_dir = RESULTS / "logs"
+    started: list[Live] = []
+    failed: list[report.TargetRun] = []
+    for spec in specs:
+        run = report.TargetRun(spec.name, spec.description)
+        if spec.kind == "direct":
+            child = upstream
+        elif spec.kind == "bare":
+            child = targets.start_bare(spec, upstream, opts.loop, log_dir)
+        else:
+            child = targets.start_gateway(spec, upstream, sink, opts.gateway_cmd, work, log_dir)
+        started.append(Live(spec, child, run))
+    live: list[Live] = []
+    for target in started:
+        try:
+            if target.child is not upstream:
+                await procs.wait_ready(target.child, "/health")
+            for mode in opts.modes:
+                await load.check_answer(
+                    target.child.url + "/v1/chat/completions", _body(mode), opts.client_key
+                )
+                target.run.requests_sent += 1
+            live.append(target)
+        except (procs.NotReadyError, load.LoadError) as exc:
+            target.run.failure = str(exc).splitlines()[0]
+            print(f"{target.name}: FAILED to start: {exc}", flush=True)
+            failed.append(target.run)
+            if target.child is not upstream:
+                target.child.stop()
+    return live, failed
+
+
+async def _cell(target: Live, mode: str, conns: int, script: Path, opts: Options) -> None:
+    url = target.child.url + "/v1/chat/completions"
+    warm = await load.run_wrk(url, script, connections=conns, duration_s=opts.warmup_s)
+    cpu_before = target.child.cpu_seconds()
+    result = await load.run_wrk(url, script, connections=conns, duration_s=opts.duration_s)
+    cpu = target.child.cpu_seconds() - cpu_before
+    target.run.requests_sent += warm.requests + result.requests
+    per_req = cpu * 1e6 / result.requests if result.requests else 0.0
+    target.cells.setdefault((mode, conns), []).append(report.Cell(target.name, mode, conns, result, per_req))
+    print(
+        f"  {target.name:14} {mode:6} c={conns:<4} {result.rps:9,.0f} req/s  "
+        f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}",
+        flush=True,
+    )
+
+
+async def _measure(live: list[Live], opts: Options, work: Path) -> None:
+    """Cells interleaved across targets (order rotated each repeat) so background load hits all alike."""
+    scripts = {
+        mode: load.write_lua(work / f"{mode}.lua", _body(mode), opts.client_key) for mode in opts.modes
+    }
+    for rep in range(opts.repeat):
+        order = live[rep % len(live) :] + live[: rep % len(live)]
+        for mode in opts.modes:
+            for conns in opts.connections:
+                for target in order:
+                    if target.run.failure is None:
+                        await _guarded(target, _cell(target, mode, conns, scripts[mode], opts))
+    if "stream" not in opts.modes or opts.ttfc_requests <= 0:
+        return
+    per_round = max(1, opts.ttfc_requests // TTFC_ROUNDS)
+    body = _body("stream", targets.TRICKLE_MODEL)
+    for _ in range(TTFC_ROUNDS):
+        for target in live:
+            if target.run.failure is None:
+                await _guarded(target, _ttfc(target, body, per_round, opts))
+
+
+async def _ttfc(target: Live, body: dict[str, object], requests: int, opts: Options) -> None:
+    url = target.child.url + "/v1/chat/completions"
+    target.ttfc.extend(await load.measure_ttfc(url, body, opts.client_key, requests=requests))
+    target.run.requests_sent += requests + 10
+
+
+async def _guarded(target: Live, step: Coroutine[Any, Any, None]) -> None:
+    try:
+        await step
+    except load.LoadError as exc:
+        target.run.failure = str(exc).splitlines()[0]
+        print(f"  {target.name}: FAILED: {exc}", flush=True)
+
+
+def _median_cell(cells: list[report.Cell]) -> report.Cell:
+    """The repeat with the median req/s, so its p50 and p99 come from the same run."""
+    ordered = sorted(cells, key=lambda c: c.result.rps)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 async def _sink_stats(sink: procs.Child, reset: bool = False) -> dict[str, int]:
@@ -193,69 +183,24 @@ async def _sink_stats(sink: procs.Child, reset: bool = False) -> dict[str, int]:
             return stats
 
 
-async def _measure(
-    spec: TargetSpec, child: procs.Child, opts: Options, work: Path, run: report.TargetRun
-) -> None:
-    chat_url = child.url + "/v1/chat/completions"
-    for mode in opts.modes:
-        await load.check_answer(chat_url, _body(mode), opts.client_key)
-        run.requests_sent += 1
-        script = load.write_lua(work / f"{spec.name}-{mode}.lua", _body(mode), opts.client_key)
-        for conns in opts.connections:
-            warm = await load.run_wrk(chat_url, script, connections=conns, duration_s=opts.warmup_s)
-            cpu_before = child.cpu_seconds()
-            result = await load.run_wrk(chat_url, script, connections=conns, duration_s=opts.duration_s)
-            cpu = child.cpu_seconds() - cpu_before
-            run.requests_sent += warm.requests + result.requests
-            per_req = cpu * 1e6 / result.requests if result.requests else 0.0
-            run.cells.append(report.Cell(spec.name, mode, conns, result, per_req))
-            print(
-                f"  {spec.name:14} {mode:6} c={conns:<4} {result.rps:9,.0f} req/s  "
-                f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                f"errors {result.errors}",
-                flush=True,
-            )
-    if "stream" in opts.modes and opts.ttfc_requests > 0:
-        run.ttfc = await load.measure_ttfc(
-            chat_url,
-            _body("stream", TRICKLE_MODEL),
-            opts.client_key,
-            requests=opts.ttfc_requests,
-        )
-        run.requests_sent += opts.ttfc_requests + 20
-        print(
-            f"  {spec.name:14} ttfc   p50 {run.ttfc.ttfc_p50_ms:.3f} ms  p99 {run.ttfc.ttfc_p99_ms:.3f} ms",
-            flush=True,
-        )
-
-
-async def _run_target(
-    spec: TargetSpec, opts: Options, upstream: procs.Child, sink: procs.Child, work: Path
-) -> report.TargetRun:
-    run = report.TargetRun(spec.name, spec.description)
-    if spec.kind == "direct":
-        child = upstream
-    else:
-        child = _start_target(spec, opts, upstream, sink, work)
-        await procs.wait_ready(child, "/health")
-    await _sink_stats(sink, reset=True)
-    try:
-        await _measure(spec, child, opts, work, run)
-        run.peak_rss_mb = child.rss_mb()[1]
-    except (load.LoadError, procs.NotReadyError) as exc:
-        run.failure = str(exc).splitlines()[0]
-        print(f"  {spec.name}: FAILED: {exc}", flush=True)
-    finally:
-        if child is not upstream:
-            code = child.stop()
-            if code not in (0, -15) and run.failure is None:
-                run.failure = f"exited with {code} on SIGTERM (see {child.log_path})"
-    if spec.kind == "gateway":
-        await asyncio.sleep(0.5)
-        stats = await _sink_stats(sink)
-        run.spans = stats.get("spans", 0)
-        run.metric_exports = stats.get("metrics_exports", 0)
-    return run
+async def _finish(live: list[Live], upstream: procs.Child, sink: procs.Child) -> None:
+    """Stop the targets (SIGTERM flushes telemetry), then read what the sink received from each."""
+    for target in live:
+        with contextlib.suppress(OSError):
+            target.run.peak_rss_mb = target.child.rss_mb()[1]
+        if target.child is upstream:
+            continue
+        code = target.child.stop()
+        if code not in (0, -15) and target.run.failure is None:
+            target.run.failure = f"exited with {code} on SIGTERM (see {target.child.log_path})"
+    await asyncio.sleep(0.5)
+    stats = await _sink_stats(sink)
+    for target in live:
+        if target.spec.kind == "gateway":
+            target.run.spans = stats.get(f"spans:{target.name}", 0)
+            target.run.metric_exports = stats.get(f"metrics_exports:{target.name}", 0)
+        target.run.cells = [_median_cell(cells) for cells in target.cells.values()]
+        target.run.ttfc = target.ttfc.summary()
 
 
 def _header(opts: Options) -> list[str]:
@@ -266,17 +211,18 @@ def _header(opts: Options) -> list[str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ["git", "rev-parse", "--short", "HEAD"], cwd=targets.ROOT, capture_output=True, text=True
     ).stdout.strip()
+    repeats = f", median of {opts.repeat} interleaved repeats" if opts.repeat > 1 else ""
     return [
         f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %z')}, commit {commit or '?'}",
         f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, loop {opts.loop}",
-        f"- cells: {opts.warmup_s:g} s warmup + {opts.duration_s:g} s measured, wrk 1 thread; "
-        f"one process each for wrk, upstream, target, OTLP sink",
+        f"- cells: {opts.warmup_s:g} s warmup + {opts.duration_s:g} s measured{repeats}, wrk 1 thread; "
+        "one process each for wrk, upstream, each target, OTLP sink; targets interleaved cell by cell",
         f"- upstream: fake OpenAI, instant, {opts.completion_tokens} completion tokens "
         f"({opts.completion_tokens + 2} SSE events + [DONE] per stream); TTFC uses "
-        f"`{TRICKLE_MODEL}`: 10 chunks 2 ms apart",
+        f"`{targets.TRICKLE_MODEL}`: 10 chunks 2 ms apart",
         "- gateway: OTLP http/protobuf to a local sink, metrics exported every 10 s",
     ]
 
@@ -285,28 +231,35 @@ async def _main(opts: Options) -> int:
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (apt-get install wrk)", file=sys.stderr)
         return 2
-    specs = _specs(opts)
-    if any(s.kind == "gateway" for s in specs) and not (ROOT / "gateway" / "__main__.py").exists():
+    specs = targets.specs(opts.targets, opts.loop, opts.extra_env, opts.extra_config)
+    if any(s.kind == "gateway" for s in specs) and not (targets.ROOT / "gateway" / "__main__.py").exists():
         print("gateway package not found: gateway targets skipped", flush=True)
         specs = [s for s in specs if s.kind != "gateway"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
     log_dir = RESULTS / "logs"
-    runs: list[report.TargetRun] = []
+    log_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
-        upstream = _start_upstream(opts, log_dir)
-        sink = _start_sink(log_dir)
+        upstream = targets.start_upstream(opts.completion_tokens, opts.loop, log_dir)
+        sink = targets.start_sink(log_dir)
+        live: list[Live] = []
+        failed: list[report.TargetRun] = []
         try:
-            await procs.wait_ready(
-                upstream, "/v1/models", headers={"Authorization": f"Bearer {UPSTREAM_KEY}"}
-            )
+            auth = {"Authorization": f"Bearer {targets.UPSTREAM_KEY}"}
+            await procs.wait_ready(upstream, "/v1/models", headers=auth)
             await procs.wait_ready(sink, "/stats")
-            for spec in specs:
-                print(f"{spec.name}: {spec.description}", flush=True)
-                runs.append(await _run_target(spec, opts, upstream, sink, work))
+            await _sink_stats(sink, reset=True)
+            live, failed = await _start_all(specs, opts, upstream, sink, work)
+            await _measure(live, opts, work)
         finally:
+            try:
+                await _finish(live, upstream, sink)
+            except Exception as exc:  # report what was measured even if the sink went away
+                print(f"could not collect telemetry counts: {exc!r}", file=sys.stderr)
+            for target in live:
+                target.child.stop()
             upstream.stop()
             sink.stop()
+    runs = sorted([t.run for t in live] + failed, key=lambda r: opts.targets.index(r.name))
     text = report.render(runs, _header(opts))
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     opts.output.write_text(text)
@@ -325,10 +278,11 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of warmup per cell")
     p.add_argument("--connections", default="1,32", help="comma-separated, e.g. 1,32,256")
     p.add_argument("--modes", default="json,stream", help="json, stream or both")
-    p.add_argument("--targets", default=None, help=f"comma-separated subset of {ALL_TARGETS}")
+    p.add_argument("--targets", default=None, help=f"comma-separated subset of {targets.ALL}")
+    p.add_argument("--repeat", type=int, default=1, help="interleaved repeats; the median is reported")
     p.add_argument("--ttfc-requests", type=int, default=200)
     p.add_argument("--completion-tokens", type=int, default=20)
-    p.add_argument("--client-key", default=UPSTREAM_KEY, help="key the load generator sends")
+    p.add_argument("--client-key", default=targets.UPSTREAM_KEY, help="key the load generator sends")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     p.add_argument("--gateway-cmd", default=f"{sys.executable} -m gateway serve")
     p.add_argument("--extra-config", type=Path, help="YAML merged into the gateway-extra config")
@@ -343,7 +297,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
             wanted.append("gateway-extra")
     else:
         wanted = [t for t in a.targets.split(",") if t]
-    unknown = set(wanted) - set(ALL_TARGETS)
+    unknown = set(wanted) - set(targets.ALL)
     if unknown:
         p.error(f"unknown targets: {sorted(unknown)}")
     return Options(
@@ -352,6 +306,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         connections=_csv_ints(a.connections),
         modes=tuple(m for m in a.modes.split(",") if m),
         targets=tuple(wanted),
+        repeat=max(1, a.repeat),
         ttfc_requests=50 if a.quick else a.ttfc_requests,
         completion_tokens=a.completion_tokens,
         client_key=a.client_key,

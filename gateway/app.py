@@ -18,6 +18,7 @@ from gateway.hooks import Authenticator, CallHook, OpenAccess
 from gateway.pipeline import Pipeline
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_providers
+from gateway.resilience.ratelimit import build_rate_limit_hook
 from gateway.router import FallbackRouter, Router
 from gateway.state import GATEWAY, GatewayState
 from gateway.telemetry.setup import Telemetry, setup_telemetry
@@ -51,6 +52,9 @@ def create_app(
     tel = telemetry if telemetry is not None else setup_telemetry(env)
     provider_map: dict[str, Provider] = dict(providers or {})
     runner = AttemptRunner(config, provider_map, tel)
+    rate_limits = build_rate_limit_hook(config, tel.instruments)
+    if rate_limits is not None:  # first: refusing a flood should cost as little as possible
+        hooks = [rate_limits, *hooks]
     dispatcher = Dispatcher(runner, router or FallbackRouter(config), hooks)
     pipeline = Pipeline(config, tel, authenticator or OpenAccess(), dispatcher)
     app = web.Application(client_max_size=config.server.max_body_bytes + 1)
@@ -65,6 +69,11 @@ def create_app(
         await session.close()
 
     app.cleanup_ctx.append(upstream_session)
+    if rate_limits is not None:
+        async def close_rate_limits(app: web.Application) -> None:
+            await rate_limits.close()
+
+        app.on_cleanup.append(close_rate_limits)
     if telemetry is None:
         async def flush_telemetry(app: web.Application) -> None:
             tel.shutdown(timeout_s=5.0)

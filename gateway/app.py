@@ -20,6 +20,7 @@ from gateway.providers.base import Provider
 from gateway.providers.registry import build_providers
 from gateway.resilience.ratelimit import build_rate_limit_hook
 from gateway.router import FallbackRouter, Router
+from gateway.spend.control import SpendControl, build_spend
 from gateway.state import GATEWAY, GatewayState
 from gateway.telemetry.setup import Telemetry, setup_telemetry
 
@@ -46,12 +47,18 @@ def create_app(
     router: Router | None = None,
     hooks: Sequence[CallHook] = (),
     providers: Mapping[str, Provider] | None = None,
+    spend: SpendControl | None = None,
 ) -> web.Application:
     """A ready-to-run gateway application for `config`."""
     env = os.environ if environ is None else environ
     tel = telemetry if telemetry is not None else setup_telemetry(env)
     provider_map: dict[str, Provider] = dict(providers or {})
     runner = AttemptRunner(config, provider_map, tel)
+    if spend is None and authenticator is None and not hooks:
+        spend = build_spend(config, tel)  # keys, budgets, ledger, runaway guard from config
+    if spend is not None:
+        authenticator = authenticator or spend.authenticator
+        hooks = [*hooks, *spend.hooks]  # last: others refuse before a budget reservation
     rate_limits = build_rate_limit_hook(config, tel.instruments)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
@@ -69,6 +76,8 @@ def create_app(
         await session.close()
 
     app.cleanup_ctx.append(upstream_session)
+    if spend is not None:
+        app.cleanup_ctx.append(spend.lifecycle)
     if rate_limits is not None:
         async def close_rate_limits(app: web.Application) -> None:
             await rate_limits.close()

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from gateway import __version__
 from gateway.config import GatewayConfig, load_from
 from gateway.confread import ConfigError
+from gateway.spend import cli as spend_cli
 from gateway.telemetry.setup import describe
 
 
@@ -24,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve_args(serve)
     check = sub.add_parser("check-config", help="validate the config and print a summary")
     check.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
+    spend_cli.add_parsers(sub)
     return parser
 
 
@@ -83,6 +85,7 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
         price = model.price
         lines.append(f"  {model.name:<22} -> {route:<12} upstream={model.upstream_model}  "
                      f"$/Mtok in {price.input} out {price.output} cached {price.cached_input}")
+    lines += spend_cli.summary_lines(config)
     lines += ["", "telemetry:"]
     lines += [f"  {line}" for line in describe(environ)]
     return lines
@@ -93,17 +96,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     print("\n".join(summary(config, os.environ)))
+    problems, warnings = spend_cli.check(config, os.environ)
+    for warning in warnings:
+        print(f"\n{warning}")
+    if problems:
+        print("configuration error:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     print("\nconfig OK")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    commands = {"serve", "check-config"}
+    commands = {"serve", "check-config", *spend_cli.COMMANDS}
     if not args_list or (args_list[0] not in commands and args_list[0].startswith("-")
                          and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "serve")
     args = _parser().parse_args(args_list)
     if args.command == "check-config":
         return cmd_check_config(args)
+    if args.command in spend_cli.COMMANDS:
+        config = _load(args.config)
+        return 2 if config is None else spend_cli.run(args, config)
     return cmd_serve(args)

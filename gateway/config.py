@@ -21,6 +21,7 @@ from gateway.confread import ConfigError, Problems, Section
 from gateway.envsubst import Substitution, has_reference, substitute
 from gateway.resilience.config import MODEL_KEYS as RESILIENCE_MODEL_KEYS
 from gateway.resilience.config import ResilienceConfig, parse_resilience
+from gateway.spend.config import SpendConfig, parse_spend
 
 PROVIDER_KINDS = ("openai", "mock")
 DEFAULT_PORT = 8080
@@ -114,6 +115,7 @@ class GatewayConfig:
     models: Mapping[str, ModelConfig]
     storage: StorageConfig = field(default_factory=StorageConfig)
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    spend: SpendConfig = field(default_factory=SpendConfig)
     source: str = "<embedded default>"
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
@@ -263,7 +265,8 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     tree = _interpolate(raw_tree or {}, "", environ, refs)
     root = Section(tree, "", problems)
     raw_root = Section(raw_tree or {}, "", Problems())
-    root.reject_unknown({"server", "providers", "models", "storage", "resilience", "rate_limits"})
+    root.reject_unknown({"server", "providers", "models", "storage", "resilience", "rate_limits",
+                         "keys", "budgets", "spend"})
     server = _server(root.section("server"))
     storage = _storage(root.section("storage"))
     providers: dict[str, ProviderConfig] = {}
@@ -276,10 +279,12 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     if not models:
         problems.add("models", "at least one model is required")
     resilience = parse_resilience(root, models)
+    spend = parse_spend(root, environ, models=models,
+                        provider_names={p.provider_name for p in providers.values()})
     problems.raise_if_any()
     return GatewayConfig(
         server=server, providers=providers, models=models, storage=storage,
-        resilience=resilience, source=source,
+        resilience=resilience, spend=spend, source=source,
     )
 
 

@@ -1,0 +1,188 @@
+"""One interface for budget accounting plus the durable ledger, over two stores.
+
+`LocalBackend`: SQLite ledger + in-memory accounting (one gateway process; the
+default). `RedisBackend`: everything in Redis through atomic Lua scripts (any
+number of replicas share the budgets). The hook only talks to `Backend`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.spend.accounting import Level, MemoryAccountant
+from gateway.spend.budgets import Budget, BudgetSet, Refusal
+from gateway.spend.keys import KeyRecord
+from gateway.spend.ledger import PENDING, UNSETTLED, LedgerEntry, Reservation
+from gateway.spend.redis_store import RedisStore
+from gateway.spend.sqlite_store import SqliteStore
+from gateway.spend.windows import Window
+
+_log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    journal_status: str  # how a journaled, never-settled attempt shows in the ledger
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def reserve(self, res: Reservation, *, durable: bool) -> Refusal | None:
+        """Hold the worst case on every budget of `res`, and journal it; or refuse."""
+        ...
+
+    async def settle(self, res: Reservation | None, budgets: tuple[Budget, ...],
+                     windows: tuple[Window, ...], entry: LedgerEntry | None, actual_nanos: int
+                     ) -> list[Level]:
+        """Release the hold, charge the real cost, record the entry durably; never raises."""
+        ...
+
+    def level(self, budget: Budget, window: Window) -> tuple[int, int]:
+        """(spent, reserved) as last known, for gauges (no I/O)."""
+        ...
+
+    async def sync(self, budgets: Sequence[Budget], now: float) -> None:
+        """Bring levels of these budgets' current windows up to date (start, refresh)."""
+        ...
+
+    async def maintain(self) -> None:
+        """Periodic housekeeping (Redis: charge expired reservations of dead gateways)."""
+        ...
+
+    async def load_keys(self) -> list[KeyRecord]: ...
+
+    async def claim(self, claim: str, ttl_s: float, now: float) -> bool: ...
+
+
+class LocalBackend:
+    """SQLite ledger and in-memory accounting seeded from it."""
+
+    journal_status = PENDING
+
+    def __init__(self, store: SqliteStore, budgets: BudgetSet) -> None:
+        self.store = store
+        self.accountant = MemoryAccountant(budgets)
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def reserve(self, res: Reservation, *, durable: bool) -> Refusal | None:
+        refusal = self.accountant.reserve(res)
+        if refusal is not None:
+            return refusal
+        waiter = self.store.journal(res, wait=durable)
+        if waiter is not None:
+            try:
+                await waiter
+            except Exception:
+                self.accountant.settle(res, res.budgets, res.windows, 0)
+                raise
+        return None
+
+    async def settle(self, res: Reservation | None, budgets: tuple[Budget, ...],
+                     windows: tuple[Window, ...], entry: LedgerEntry | None, actual_nanos: int
+                     ) -> list[Level]:
+        levels = self.accountant.settle(res, budgets, windows, actual_nanos)
+        try:
+            waiter = self.store.record(res, entry, wait=True)
+            if waiter is not None:
+                await waiter
+        except Exception:
+            _log.exception("the spend ledger could not record request %s",
+                           entry.request_id if entry else "?")
+        return levels
+
+    def level(self, budget: Budget, window: Window) -> tuple[int, int]:
+        return self.accountant.level(budget, window)
+
+    async def sync(self, budgets: Sequence[Budget], now: float) -> None:
+        """Seed windows this process has not seen yet from the ledger."""
+        for budget in budgets:
+            window = self.accountant.budgets.window(budget, now)
+            if self.accountant.is_seeded(budget, window):
+                continue
+            spent = await self.store.spent(budget.scope, budget.target, window.start, window.end)
+            self.accountant.seed(budget, window, spent)
+
+    async def maintain(self) -> None:
+        return None
+
+    async def load_keys(self) -> list[KeyRecord]:
+        return await self.store.load_keys()
+
+    async def claim(self, claim: str, ttl_s: float, now: float) -> bool:
+        return await self.store.claim(claim, now)
+
+
+class RedisBackend:
+    """Budgets and ledger in Redis, shared by every replica."""
+
+    journal_status = UNSETTLED
+
+    def __init__(self, store: RedisStore, budgets: BudgetSet) -> None:
+        self.store = store
+        self.budgets = budgets
+        self._levels: dict[tuple[str, str], tuple[int, int]] = {}
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def reserve(self, res: Reservation, *, durable: bool) -> Refusal | None:
+        refusal, levels = await self.store.reserve(res)
+        if refusal is not None:
+            self._levels[(refusal.budget.name, refusal.window.id)] = (
+                refusal.spent_nanos, refusal.reserved_nanos)
+            return refusal
+        for budget, window, spent in zip(res.budgets, res.windows, levels, strict=True):
+            _, reserved = self._levels.get((budget.name, window.id), (0, 0))
+            self._levels[(budget.name, window.id)] = (spent, reserved)
+        return None
+
+    async def settle(self, res: Reservation | None, budgets: tuple[Budget, ...],
+                     windows: tuple[Window, ...], entry: LedgerEntry | None, actual_nanos: int
+                     ) -> list[Level]:
+        counters = [self.store.counter_key(b, w) for b, w in zip(budgets, windows, strict=True)]
+        try:
+            spent = await self.store.settle(res, counters, actual_nanos, entry)
+        except Exception:
+            # The hold stays in Redis and expires; recovery then charges its worst case.
+            _log.exception("Redis could not settle request %s", entry.request_id if entry else "?")
+            return []
+        if spent is None:
+            return []
+        levels: list[Level] = []
+        for budget, window, value in zip(budgets, windows, spent, strict=True):
+            _, reserved = self._levels.get((budget.name, window.id), (0, 0))
+            self._levels[(budget.name, window.id)] = (value, reserved)
+            levels.append((budget, window, value))
+        return levels
+
+    def level(self, budget: Budget, window: Window) -> tuple[int, int]:
+        return self._levels.get((budget.name, window.id), (0, 0))
+
+    async def sync(self, budgets: Sequence[Budget], now: float) -> None:
+        windows = [self.budgets.window(b, now) for b in budgets]
+        counters = [self.store.counter_key(b, w) for b, w in zip(budgets, windows, strict=True)]
+        for budget, window, level in zip(budgets, windows, await self.store.levels(counters),
+                                         strict=True):
+            self._levels[(budget.name, window.id)] = level
+
+    async def maintain(self) -> None:
+        recovered = await self.store.recover()
+        if recovered:
+            _log.warning("charged %d expired reservations (their gateway died) at their worst "
+                         "case", recovered)
+
+    async def load_keys(self) -> list[KeyRecord]:
+        return await self.store.load_keys()
+
+    async def claim(self, claim: str, ttl_s: float, now: float) -> bool:
+        return await self.store.claim(claim, ttl_s)

@@ -1,0 +1,232 @@
+"""The spend guard on the request path: runaway check, reserve, settle, ledger.
+
+- `on_request`: the runaway guard (rate spike, loop) for the caller's key.
+- `on_attempt` (every attempt, fallbacks included): reserve the attempt's worst
+  case on every budget it counts against, or refuse with 429 `budget_exceeded`.
+  Streams are journaled durably here, before any byte goes upstream.
+- `on_attempt_done`: settle to the real cost and write the ledger entry; awaited,
+  so a non-streamed answer is on disk before its response is sent.
+- `on_finish`: an attempt that never reported (cancelled, crashed) is charged its
+  reserved worst case, status `unsettled`: the budget errs on the safe side.
+
+All in memory and O(1) per request except the one ledger write per attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+
+import orjson
+from opentelemetry import trace
+
+from gateway import errors
+from gateway.call import AttemptResult, Call
+from gateway.config import GatewayConfig, ModelConfig
+from gateway.hooks import BaseHook
+from gateway.spend.backend import Backend
+from gateway.spend.budgets import (
+    Budget,
+    BudgetSet,
+    Refusal,
+    ThresholdTracker,
+    fmt_usd,
+    output_tokens_reserved,
+    to_nanos,
+    worst_case_nanos,
+)
+from gateway.spend.config import SpendConfig
+from gateway.spend.ledger import OK, UNSETTLED, LedgerEntry, Reservation
+from gateway.spend.metrics import SpendMetrics
+from gateway.spend.notify import Notifier
+from gateway.spend.notify_formats import Notice
+from gateway.spend.runaway import RunawayGuard, Verdict
+from gateway.spend.windows import Clock, Window, duration, local_time
+from gateway.telemetry import names as n
+from gateway.usage import estimate_prompt_tokens
+
+_log = logging.getLogger(__name__)
+_PROMPT_TOKENS = "spend.prompt_tokens"
+RUNAWAY_EVENT = "gateway.runaway"
+BUDGET_EVENT = "gateway.budget.exceeded"
+
+
+class RunawayRefused(errors.RateLimited):
+    """The runaway guard throttles or blocks this key (429, OpenAI's rate-limit shape)."""
+
+    code = "runaway_detected"
+    error_type = "runaway"
+
+
+class SpendUnavailable(errors.ServiceUnavailable):
+    """The spend store cannot record: refuse rather than spend money nobody accounts for."""
+
+    code = "spend_store_unavailable"
+
+
+class SpendHook(BaseHook):
+    def __init__(self, *, config: GatewayConfig, budgets: BudgetSet, backend: Backend,
+                 clock: Clock, notifier: Notifier, metrics: SpendMetrics,
+                 runaway: RunawayGuard | None) -> None:
+        self.spend: SpendConfig = config.spend
+        self.budgets = budgets
+        self.backend = backend
+        self.clock = clock
+        self.notifier = notifier
+        self.metrics = metrics
+        self.runaway = runaway
+        self.thresholds = ThresholdTracker()
+        self._blocked_noticed: dict[str, str] = {}  # budget -> window id already announced
+        self._provider_names: Mapping[str, str] = {
+            name: config.provider_for(model).provider_name for name, model in config.models.items()}
+
+    # --- runaway guard ----------------------------------------------------------------
+    async def on_request(self, call: Call) -> None:
+        guard = self.runaway
+        if guard is None:
+            return
+        body_hash = hashlib.blake2b(orjson.dumps(call.client.body), digest_size=16).digest()
+        verdict = guard.check(call.principal.alias, body_hash, self.clock.now())
+        if verdict is not None:
+            self._flagged(call, verdict)
+
+    def _flagged(self, call: Call, verdict: Verdict) -> None:
+        alias = call.principal.alias
+        self.metrics.runaway(alias, verdict.kind, verdict.action, call.server_context)
+        span = call.server_span
+        if span.is_recording():
+            span.add_event(RUNAWAY_EVENT, {n.LABEL_RUNAWAY_KIND: verdict.kind,
+                                           n.LABEL_ACTION: verdict.action,
+                                           n.GATEWAY_KEY_ALIAS: alias})
+        if verdict.new:
+            cooldown = self.spend.runaway.notify_cooldown_s
+            slot = int(self.clock.now() // cooldown) if cooldown else 0
+            self.notifier.submit(
+                Notice("runaway", f"Runaway guard: {verdict.kind} on key '{alias}'",
+                       f"{verdict.detail}; action: {verdict.action}.",
+                       {"key_alias": alias, "team": call.principal.team,
+                        "runaway_kind": verdict.kind, "action": verdict.action}),
+                claim=f"runaway:{alias}:{verdict.kind}:{slot}", claim_ttl_s=max(cooldown, 60))
+        if verdict.reject:
+            raise RunawayRefused(
+                f"The gateway's runaway guard is {'blocking' if verdict.action == 'block' else 'throttling'} "
+                f"this key: {verdict.detail}. Retry after {verdict.retry_after_s}s.",
+                headers={"retry-after": str(verdict.retry_after_s)})
+
+    # --- budgets --------------------------------------------------------------------------
+    async def on_attempt(self, call: Call, model: ModelConfig) -> None:
+        if call.reservation is not None:
+            await self._settle_abnormal(call)
+        principal = call.principal
+        provider = self._provider_names.get(model.name, "")
+        budgets = self.budgets.applicable(principal.alias, principal.team, model.name, provider)
+        now = self.clock.now()
+        windows = tuple(self.budgets.window(b, now) for b in budgets)
+        prompt = call.state.get(_PROMPT_TOKENS)
+        if prompt is None:
+            prompt = call.state[_PROMPT_TOKENS] = estimate_prompt_tokens(call.client.body)
+        output = output_tokens_reserved(call.client.body, call.client.max_tokens,
+                                        self.spend.default_max_tokens, call.operation)
+        amount = worst_case_nanos(prompt, output, model.price)
+        journal = self._entry(call, model.name, provider, now)
+        journal.input_tokens, journal.output_tokens, journal.cost_nanos = prompt, output, amount
+        journal.status, journal.estimated = self.backend.journal_status, True
+        res = Reservation(budgets, windows, amount, journal)
+        try:
+            refusal = await self.backend.reserve(res, durable=call.client.stream)
+        except Exception:
+            _log.exception("the spend store could not reserve for request %s", call.request_id)
+            raise SpendUnavailable("The gateway cannot record spend right now (its spend store "
+                                   "is unavailable), so it does not start new calls.") from None
+        if refusal is not None:
+            self._refused(call, refusal, now)
+        call.reservation = res
+
+    def _refused(self, call: Call, refusal: Refusal, now: float) -> None:
+        budget, window = refusal.budget, refusal.window
+        self.metrics.rejected(budget)
+        span = call.server_span
+        if span.is_recording():
+            span.add_event(BUDGET_EVENT, {n.LABEL_BUDGET: budget.name,
+                                          n.LABEL_BUDGET_SCOPE: budget.scope,
+                                          n.LABEL_BUDGET_WINDOW: budget.window})
+        if self._blocked_noticed.get(budget.name) != window.id:
+            self._blocked_noticed[budget.name] = window.id
+            self._notify(budget, window, refusal.spent_nanos, now, level=None)
+        raise errors.BudgetExceeded(refusal.message(now),
+                                    headers={"retry-after": str(refusal.retry_after_s(now))})
+
+    async def on_attempt_done(self, call: Call, result: AttemptResult) -> None:
+        res, call.reservation = call.reservation, None
+        usage = result.usage
+        entry: LedgerEntry | None = None
+        actual = to_nanos(result.cost)
+        if usage is not None and (usage.input or usage.output or actual):
+            entry = self._entry(call, result.model.name, result.provider_name,
+                                res.journal.ts if res is not None else self.clock.now())
+            entry.input_tokens, entry.output_tokens = usage.input, usage.output
+            entry.cached_tokens, entry.reasoning_tokens = usage.cache_read, usage.reasoning
+            entry.cost_nanos, entry.estimated = actual, usage.estimated
+            entry.status = result.error_type or OK
+            entry.attempt = res.journal.attempt if res is not None else len(call.attempts)
+        else:
+            actual = 0
+        await self._settle(res, entry, actual)
+
+    async def on_finish(self, call: Call) -> None:
+        if call.reservation is not None:
+            await self._settle_abnormal(call)
+
+    async def _settle_abnormal(self, call: Call) -> None:
+        """An attempt ended without reporting what it used: charge its worst case."""
+        res, call.reservation = call.reservation, None
+        if res is None:
+            return
+        entry = LedgerEntry.from_dict(res.journal.as_dict())
+        entry.status = UNSETTLED
+        await self._settle(res, entry, res.amount_nanos)
+
+    async def _settle(self, res: Reservation | None, entry: LedgerEntry | None, actual: int) -> None:
+        budgets = res.budgets if res is not None else ()
+        windows = res.windows if res is not None else ()
+        try:
+            levels = await self.backend.settle(res, budgets, windows, entry, actual)
+        except Exception:  # on_attempt_done must not raise
+            _log.exception("could not settle spend")
+            return
+        now = self.clock.now()
+        for budget, window, spent in levels:
+            for threshold in self.thresholds.crossed(budget, window, spent):
+                self._notify(budget, window, spent, now, level=threshold)
+
+    def _notify(self, budget: Budget, window: Window, spent: int, now: float,
+                level: float | None) -> None:
+        pct = spent * 100 / budget.limit_nanos if budget.limit_nanos else 100.0
+        resets = f"resets {local_time(window.end, budget.tz)} (in {duration(window.end - now)})"
+        if level is None:
+            kind, title = "budget_blocked", f"Budget '{budget.name}' is refusing requests"
+            text = (f"{budget.label()}: {fmt_usd(spent)} of {fmt_usd(budget.limit_nanos)} "
+                    f"spent ({pct:.0f}%), requests that could exceed it get 429; {resets}.")
+        else:
+            kind, title = "budget_threshold", f"Budget '{budget.name}' reached {level:g}%"
+            text = (f"{budget.label()}: {fmt_usd(spent)} of {fmt_usd(budget.limit_nanos)} "
+                    f"spent ({pct:.0f}%), action at the limit: {budget.action}; {resets}.")
+        fields = {"budget": budget.name, "scope": budget.scope, "target": budget.target,
+                  "window": budget.window, "window_id": window.id,
+                  "threshold_pct": level, "spend_usd": spent / 1e9,
+                  "limit_usd": budget.limit_nanos / 1e9, "percent_used": round(pct, 2),
+                  "action": budget.action, "resets_at": window.end}
+        claim = f"budget:{budget.name}:{window.id}:{'blocked' if level is None else f'{level:g}'}"
+        self.notifier.submit(Notice(kind, title, text, fields), claim=claim,
+                             claim_ttl_s=window.end - now + 86400)
+
+    def _entry(self, call: Call, served: str, provider: str, ts: float) -> LedgerEntry:
+        principal = call.principal
+        context = call.server_span.get_span_context()
+        trace_id = trace.format_trace_id(context.trace_id) if context.is_valid else ""
+        return LedgerEntry(
+            ts=ts, request_id=call.request_id, trace_id=trace_id, key_alias=principal.alias,
+            team=principal.team, key_id=principal.key_id, operation=call.operation,
+            model_requested=call.model.name, model_served=served, provider=provider,
+            stream=call.client.stream, attempt=len(call.attempts) + 1)

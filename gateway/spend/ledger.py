@@ -1,0 +1,72 @@
+"""What the ledger records about each attempt that cost money, and the reservation
+that holds an attempt's worst case against its budgets until it settles.
+
+Pure data and conversions; the stores (`sqlite_store`, `redis_store`) persist it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from gateway.spend.budgets import Budget
+from gateway.spend.windows import Window
+
+# Ledger statuses besides an attempt's own error type (`timeout`, `client_disconnect`, ...).
+OK = "ok"
+PENDING = "pending"  # journaled at its worst case, not settled yet
+UNSETTLED = "unsettled"  # its gateway died or the attempt ended abnormally: worst case charged
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """One attempt that used (or may have used) tokens."""
+
+    ts: float  # Unix seconds when the attempt started: it counts in that window
+    request_id: str
+    trace_id: str
+    key_alias: str
+    team: str
+    key_id: str | None
+    operation: str
+    model_requested: str
+    model_served: str
+    provider: str  # gen_ai.provider.name
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanos: int = 0
+    status: str = OK
+    estimated: bool = False
+    stream: bool = False
+    attempt: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LedgerEntry:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost_nanos / 1e9
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
+
+
+@dataclass(slots=True)
+class Reservation:
+    """An attempt's worst-case cost, held against its budgets until it settles."""
+
+    budgets: tuple[Budget, ...]
+    windows: tuple[Window, ...]
+    amount_nanos: int
+    journal: LedgerEntry  # the entry as recorded if the attempt never settles
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    row_id: int | None = None  # SQLite: the journal row, filled in by the writer thread
+    held: bool = True  # False once the store no longer holds it (settled or expired)

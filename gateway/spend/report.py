@@ -1,0 +1,133 @@
+"""The spend report (`llm-gateway spend`): ledger rows grouped and printed as a table,
+with the share of each matching budget used. Aggregation is SQL on SQLite and
+plain Python over the entries on Redis; rendering is pure.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.spend.budgets import Budget, fmt_usd
+from gateway.spend.ledger import PENDING, LedgerEntry
+
+BY = ("model", "key", "team", "provider")
+BY_FIELD = {"model": "model_served", "key": "key_alias", "team": "team", "provider": "provider"}
+BY_SCOPE = {"model": "model", "key": "key", "team": "team", "provider": "provider"}
+
+
+@dataclass
+class Row:
+    group: str
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_nanos: int = 0
+
+
+@dataclass
+class Summary:
+    rows: list[Row]
+    pending_calls: int = 0  # attempts in flight (journaled, not settled yet)
+    pending_nanos: int = 0
+
+    @property
+    def total(self) -> Row:
+        total = Row("total")
+        for row in self.rows:
+            total.calls += row.calls
+            total.input_tokens += row.input_tokens
+            total.output_tokens += row.output_tokens
+            total.cached_tokens += row.cached_tokens
+            total.cost_nanos += row.cost_nanos
+        return total
+
+
+def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
+    field = BY_FIELD[by]
+    rows: dict[str, Row] = {}
+    summary = Summary([])
+    for entry in entries:
+        if entry.status == PENDING:
+            summary.pending_calls += 1
+            summary.pending_nanos += entry.cost_nanos
+            continue
+        group = str(getattr(entry, field))
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = Row(group)
+        row.calls += 1
+        row.input_tokens += entry.input_tokens
+        row.output_tokens += entry.output_tokens
+        row.cached_tokens += entry.cached_tokens
+        row.cost_nanos += entry.cost_nanos
+    summary.rows = sorted(rows.values(), key=lambda r: (-r.cost_nanos, r.group))
+    return summary
+
+
+def summarize_sqlite(conn: sqlite3.Connection, by: str, start: float, end: float) -> Summary:
+    column = BY_FIELD[by]
+    cur = conn.execute(
+        f"SELECT {column}, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), "
+        "SUM(cost_nanos) FROM ledger WHERE ts >= ? AND ts < ? AND status != ? "
+        f"GROUP BY {column} ORDER BY SUM(cost_nanos) DESC, {column}", (start, end, PENDING))
+    rows = [Row(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in cur]
+    pending = conn.execute("SELECT COUNT(*), COALESCE(SUM(cost_nanos), 0) FROM ledger "
+                           "WHERE ts >= ? AND ts < ? AND status = ?", (start, end, PENDING)).fetchone()
+    return Summary(rows, int(pending[0]), int(pending[1]))
+
+
+def _pct(spent: int, budget: Budget | None) -> tuple[str, str]:
+    if budget is None:
+        return "", ""
+    used = f"{spent * 100 / budget.limit_nanos:.1f}%" if budget.limit_nanos else "-"
+    return f"{fmt_usd(budget.limit_nanos)}/{budget.window}", used
+
+
+def render(summary: Summary, by: str, title: str, budgets: Mapping[str, Budget],
+           total_budget: Budget | None) -> str:
+    """The table: one line per group, then the total; budget columns where one applies."""
+    header = (by, "calls", "input tok", "output tok", "cached tok", "cost", "budget", "used")
+    lines: list[Sequence[str]] = [header]
+    for row in summary.rows:
+        lines.append(_cells(row, budgets.get(row.group)))
+    lines.append(_cells(summary.total, total_budget))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = [title, ""]
+    for index, line in enumerate(lines):
+        if index == len(lines) - 1:
+            out.append("  ".join("-" * w for w in widths).rstrip())
+        cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:], widths[1:],
+                                                                          strict=True)]
+        out.append("  ".join(cells).rstrip())
+    if not summary.rows:
+        out.insert(2, "(no spend recorded in this period)")
+    if summary.pending_calls:
+        out.append(f"\n{summary.pending_calls} calls in flight, holding up to "
+                   f"{fmt_usd(summary.pending_nanos)}, are not included.")
+    return "\n".join(out)
+
+
+def _cells(row: Row, budget: Budget | None) -> list[str]:
+    limit, used = _pct(row.cost_nanos, budget)
+    return [row.group, f"{row.calls:,}", f"{row.input_tokens:,}", f"{row.output_tokens:,}",
+            f"{row.cached_tokens:,}", fmt_usd(row.cost_nanos), limit, used]
+
+
+def matching_budgets(budgets: Iterable[Budget], by: str, window: str
+                     ) -> tuple[dict[str, Budget], Budget | None]:
+    """Per group, the budget of that scope and window (the first blocking one wins); and the
+    global budget for the total line."""
+    scope = BY_SCOPE[by]
+    per_group: dict[str, Budget] = {}
+    total: Budget | None = None
+    for budget in sorted(budgets, key=lambda b: not b.blocks):
+        if budget.window != window:
+            continue
+        if budget.scope == scope and budget.target is not None:
+            per_group.setdefault(budget.target, budget)
+        elif budget.scope == "global" and total is None:
+            total = budget
+    return per_group, total

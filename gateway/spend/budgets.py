@@ -164,11 +164,12 @@ class Refusal:
         used = self.spent_nanos + self.reserved_nanos
         left = max(0, budget.limit_nanos - used)
         if self.spent_nanos >= budget.limit_nanos:
-            why = f"it is used up ({fmt_usd(self.spent_nanos)} of {fmt_usd(budget.limit_nanos)})"
+            why = (f"is used up: {fmt_usd(self.spent_nanos)} of {fmt_usd(budget.limit_nanos)} "
+                   "spent")
         else:
-            why = (f"this request could cost up to {fmt_usd(self.needed_nanos)} and only "
-                   f"{fmt_usd(left)} of {fmt_usd(budget.limit_nanos)} is left"
+            why = (f"would be exceeded: this request could cost up to {fmt_usd(self.needed_nanos)}"
+                   f" and only {fmt_usd(left)} of {fmt_usd(budget.limit_nanos)} is left"
                    + (" (some is held by requests in flight)" if self.reserved_nanos else "")
                    + "; a lower max_tokens may fit")
-        return (f"Budget '{budget.name}' ({budget.label()}) is exceeded: {why}. It resets at "
+        return (f"Budget '{budget.name}' ({budget.label()}) {why}. It resets at "
                 f"{local_time(self.window.end, budget.tz)} (in {duration(self.window.end - now)}).")

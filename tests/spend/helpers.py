@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,17 @@ def ledger_status(path: Path) -> list[tuple[str, int]]:
         return conn.execute("SELECT status, cost_nanos FROM ledger ORDER BY id").fetchall()
     finally:
         conn.close()
+
+
+def prom_value(text: str, name: str, labels: dict[str, str]) -> float | None:
+    """The value of the Prometheus sample `name` whose labels include `labels`."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def free_port() -> int:

@@ -1,8 +1,9 @@
 """Runs the gateway: event loop, listening socket, signals and graceful shutdown.
 
 SIGTERM/SIGINT: stop accepting (and report not-ready), let in-flight requests
-and streams finish up to `server.shutdown_timeout_s`, cancel the rest, then
-flush telemetry.
+and streams finish up to `server.shutdown_timeout_s`, cancel the rest (a cut
+stream gets an SSE error event), then flush telemetry. A second signal stops
+the wait.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.state import GATEWAY
+from gateway.resilience.drain import InFlight
+from gateway.state import GATEWAY, GatewayState
 
 _log = logging.getLogger("gateway")
+_CANCEL_GRACE_S = 2.0  # for a cancelled request to say why it ended
 
 
 def install_fast_loop() -> bool:
@@ -35,8 +38,10 @@ async def serve(config: GatewayConfig, host: str, port: int, *, reuse_port: bool
                 on_ready: Callable[[int], None] | None = None) -> None:
     app = create_app(config)
     state = app[GATEWAY]
+    inflight = InFlight()
+    app.middlewares.append(inflight.middleware)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=config.server.shutdown_timeout_s)
+                           shutdown_timeout=_CANCEL_GRACE_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
     await site.start()
@@ -48,13 +53,31 @@ async def serve(config: GatewayConfig, host: str, port: int, *, reuse_port: bool
               config.source, ", ".join(config.models))
     if on_ready is not None:
         on_ready(bound)
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+    _on_signals(lambda: hurry.set() if stop.is_set() else stop.set())
+    await stop.wait()
+    await _shutdown(runner, site, state, inflight, config.server.shutdown_timeout_s, hurry)
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    _log.info("shutting down: draining in-flight requests for up to %.0f s",
-              config.server.shutdown_timeout_s)
-    state.draining = True
+        loop.add_signal_handler(sig, callback)
+
+
+async def _shutdown(runner: web.AppRunner, site: web.TCPSite, state: GatewayState,
+                    inflight: InFlight, timeout_s: float, hurry: asyncio.Event) -> None:
+    """Stop accepting, drain, cancel what is left, then clean up (which flushes telemetry).
+    A second signal stops waiting for in-flight requests."""
+    state.draining = True  # /ready answers 503
+    await site.stop()  # new connections are refused from here on
+    if runner.server is not None:
+        runner.server.pre_shutdown()  # idle keep-alive connections close; busy ones after their answer
+    _log.info("shutting down: %d request(s) in flight, waiting up to %g s (signal again to cut)",
+              len(inflight.tasks), timeout_s)
+    left = await inflight.drain(timeout_s, hurry)
+    if left:
+        _log.warning("shutdown: cancelling %d request(s) still running", left)
+        await inflight.cancel_rest(_CANCEL_GRACE_S)
     await runner.cleanup()
     _log.info("shutdown complete")

@@ -359,7 +359,7 @@ def cross_check(config: GatewayConfig, stored: list[KeyRecord] | None) -> tuple[
             problems.append(f"{budget.path}.key: names no key alias "
                             f"(known: {', '.join(sorted(aliases)) or 'none'})")
     warnings = []
-    if not spend.keys and stored is not None and not active:
+    if not spend.keys and stored is not None and not stored:
         warnings.append("WARNING: " + OPEN_MODE_WARNING)
     if stored is None:
         warnings.append("note: the store could not be read; stored keys were not checked")

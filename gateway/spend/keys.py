@@ -5,8 +5,9 @@ in-memory map (hash -> principal): no store query per request. Keys created or
 revoked with the CLI reach the map by a periodic refresh, and an unknown key
 triggers at most one extra refresh per second (so a brand-new key works at once,
 while a flood of bad keys costs one store read per second, not one per request).
-With no key anywhere (config or store) the gateway is open: everyone is the
-anonymous principal, and the start-up log says so loudly.
+With no key anywhere (config or store, revoked ones included) the gateway is
+open: everyone is the anonymous principal, and the start-up log says so loudly.
+The first key created closes it; revoking the last key does not reopen it.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ class KeyAuthenticator:
         active = [r for r in records if r.active]
         self._by_hash = {r.key_sha256: r.principal() for r in active}
         self._records = records
-        was_open, self.open = self.open, not active and self._configured == 0
+        # Open only while no key was ever made: revoking the last key must not open the gateway.
+        was_open, self.open = self.open, not records and self._configured == 0
         if was_open and not self.open and self._loads > 1:
             _log.warning("a virtual key now exists: the gateway requires keys from now on")
 
@@ -143,24 +145,31 @@ class KeyAuthenticator:
         self._publish(records)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        if self.open:
-            return ANONYMOUS
         token = bearer_token(headers)
+        if self.open:
+            # A key created while the gateway runs open closes it at once (not only at the
+            # next periodic refresh); the reload is rate-limited like any miss.
+            if token is None or not await self._reload_on_miss() or self.open:
+                return ANONYMOUS
         if token is None:
             raise errors.AuthenticationFailed(
                 "You didn't provide an API key. Send your gateway key in the Authorization "
                 "header as 'Bearer <key>' (the OpenAI SDK's api_key).")
         digest = hash_key(token)
         principal = self._by_hash.get(digest)
+        if principal is None and await self._reload_on_miss():
+            principal = self._by_hash.get(digest)
         if principal is not None:
             return principal
-        if self._clock.now() - self._last_refresh >= MISS_REFRESH_INTERVAL_S:
-            try:
-                await self.refresh()
-            except Exception:
-                _log.exception("could not reload virtual keys")
-            principal = self._by_hash.get(digest)
-            if principal is not None:
-                return principal
         raise errors.AuthenticationFailed(
             "Incorrect API key provided: the gateway does not know this key, or it was revoked.")
+
+    async def _reload_on_miss(self) -> bool:
+        """Reload the stored keys unless that was done less than a second ago."""
+        if self._clock.now() - self._last_refresh < MISS_REFRESH_INTERVAL_S:
+            return False
+        try:
+            await self.refresh()
+        except Exception:
+            _log.exception("could not reload virtual keys")
+        return True

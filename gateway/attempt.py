@@ -201,10 +201,12 @@ class AttemptRunner:
             prepared.chunks = response.iter_chunks()
             prepared.first = await _first_event(prepared.chunks, model)
             prepared.first_seen = True
-        elif deadlines.first_token_at is None:
-            prepared.body = await response.read()
         else:
-            prepared.body = await self._read_timed(response, prepared, timer, deadlines)
+            if deadlines.first_token_at is None:
+                prepared.body = await response.read()
+            else:
+                prepared.body = await self._read_timed(response, prepared, timer, deadlines)
+            response.close()  # already released to the pool once read; this only makes sure
 
     async def _read_timed(self, response: UpstreamResponse, prepared: Prepared,
                           timer: asyncio.Timeout, deadlines: AttemptDeadlines) -> bytes:
@@ -347,7 +349,8 @@ class AttemptRunner:
 
 async def _first_event(chunks: AsyncIterator[bytes], model: ModelConfig) -> bytes:
     """Bytes up to and including the stream's first data event (comments and
-    keep-alives alone do not count as a first token)."""
+    keep-alives alone do not count as a first token). An error reported as the
+    first event fails the attempt while it can still fall back."""
     buffered = b""
     while True:
         try:
@@ -357,8 +360,25 @@ async def _first_event(chunks: AsyncIterator[bytes], model: ModelConfig) -> byte
                 f"the upstream for model '{model.name}' closed the stream before any data"
             ) from None
         buffered += chunk
-        if any(event_data(event) is not None for event in SSESplitter().feed(buffered)):
-            return buffered
+        for event in SSESplitter().feed(buffered):
+            data = event_data(event)
+            if data is not None:
+                _raise_if_error(data, model)
+                return buffered
+
+
+def _raise_if_error(data: bytes, model: ModelConfig) -> None:
+    if b'"error"' not in data:
+        return
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict) \
+            and not payload.get("choices"):
+        message = str(payload["error"].get("message") or "an error")[:300]
+        raise errors.UpstreamBadResponse(
+            f"the upstream for model '{model.name}' reported {message!r} before its first token")
 
 
 async def _close_chunks(chunks: AsyncIterator[bytes] | None) -> None:

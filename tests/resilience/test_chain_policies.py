@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import openai
@@ -132,3 +133,35 @@ async def test_retries_stop_at_the_deadline_and_fall_back(upstream: RunningUpstr
         assert await _served(r) == "backup"
         assert time.monotonic() - started < 1.0
         assert 2 <= r.upstream_models().count("gpt-4.1") <= 3
+
+
+async def test_prometheus_names_match_the_docs(upstream: RunningUpstream) -> None:
+    """/metrics shows gateway_fallbacks_total, gateway_retries_total, gateway_circuit_state
+    and gateway_rate_limited_total with the documented labels."""
+    upstream.state.per_model["gpt-4.1"] = Behaviour(status=500)
+    config = load_chain(upstream.base_url, resilience={"retry": {"max_attempts": 2,
+                                                                 "initial_backoff_s": 0.01}},
+                        extra={"rate_limits": {"default": {"requests_per_minute": 1}}})
+    async with rig(upstream, config) as r:
+        assert await _served(r) == "backup"
+        with pytest.raises(openai.RateLimitError):
+            await _served(r)
+        text = r.tt.telemetry.metrics_text().decode()
+    expected = {
+        "gateway_fallbacks_total": {"from_model": "primary", "to_model": "backup",
+                                    "reason": "status_5xx"},
+        "gateway_retries_total": {"gen_ai_request_model": "primary",
+                                  "gen_ai_provider_name": "openai", "reason": "status_5xx"},
+        "gateway_circuit_state": {"gen_ai_request_model": "primary",
+                                  "gen_ai_provider_name": "openai"},
+        "gateway_rate_limited_total": {"gateway_key_alias": "anonymous", "gateway_limit": "rpm"},
+    }
+    series = [_series(line) for line in text.splitlines() if line.startswith("gateway_")]
+    for name, labels in expected.items():
+        assert any(s_name == name and labels.items() <= s_labels.items()
+                   for s_name, s_labels in series), (name, labels)
+
+
+def _series(line: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = line.partition("{")
+    return name, dict(re.findall(r'(\w+)="([^"]*)"', rest))

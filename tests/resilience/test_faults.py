@@ -221,3 +221,32 @@ async def test_client_disconnect_mid_stream_closes_upstream(upstream: RunningUps
         (span,) = await r.client_spans()
         assert attrs(span)[n.ERROR_TYPE] == n.ERROR_CLIENT_DISCONNECT
         assert upstream.state.client_disconnects == 1
+
+
+async def test_error_event_before_first_token_falls_back(upstream: RunningUpstream) -> None:
+    """An in-stream error as the very first event is caught before commit: the fallback answers."""
+    _fast_backup(upstream, error_event_at=0)
+    async with rig(upstream) as r:
+        assert await _stream(r) == FALLBACK_TEXT
+        await _assert_fell_back(r, "bad_response", "bad_response")
+
+
+async def test_error_event_mid_stream_reaches_the_client(upstream: RunningUpstream) -> None:
+    """The upstream's own error event after commit is relayed; the SDK raises it."""
+    _fast_backup(upstream, content="one two three", error_event_at=2)
+    async with rig(upstream) as r:
+        with pytest.raises(openai.APIError):
+            await _stream(r)
+        (span,) = await r.client_spans()
+        assert span.status.status_code is StatusCode.ERROR
+        assert attrs(span)[n.GATEWAY_STREAM_END] == "upstream_error"
+
+
+async def test_first_token_rule_passes_a_fast_json_answer(upstream: RunningUpstream) -> None:
+    """With the first-token rule on, a prompt JSON answer is read and served as usual."""
+    _fast_backup(upstream, content="primary answer")
+    config = load_chain(upstream.base_url, models={"primary": {"first_token_timeout_s": 2}})
+    async with rig(upstream, config) as r:
+        for _ in range(3):
+            assert await _chat(r) == ("primary answer", "primary")
+        assert r.counter(n.M_FALLBACKS) == 0

@@ -205,13 +205,11 @@ class RedisStore:
 
     async def entries(self, start: float, end: float) -> AsyncIterator[LedgerEntry]:
         """Ledger entries whose attempt started in [start, end)."""
-        # Stream ids are append times; an attempt is appended after it starts, at most
-        # a reservation's lifetime later.
-        low = max(0, int(start * 1000) - 1)
-        high = int((end * 1000) + self.reservation_ttl_ms + 60_000)
-        cursor = f"{low}"
+        # Stream ids are append times, never before the attempt started; an entry can be
+        # appended much later (recovery after downtime), so scan to the end of the stream.
+        cursor = f"{max(0, int(start * 1000) - 1)}"
         while True:
-            batch = await self.client.xrange(self.ledger_key, min=cursor, max=high, count=5000)
+            batch = await self.client.xrange(self.ledger_key, min=cursor, max="+", count=5000)
             if not batch:
                 return
             for _stream_id, fields in batch:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from gateway.relay import StreamRelay
 from gateway.request import span_attributes
 from gateway.resilience.deadline import AttemptDeadlines
 from gateway.resilience.outcome import classify
-from gateway.sse import SSESplitter, event_data
+from gateway.sse import event_data
 from gateway.telemetry import content
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder, response_attributes
@@ -45,6 +46,7 @@ _PASS_HEADERS = ("openai-processing-ms", "openai-version", "x-ratelimit-limit-re
                  "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests",
                  "x-ratelimit-reset-tokens")
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
+_SSE_BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")  # as gateway.sse splits events
 
 
 class AttemptFailed(Exception):
@@ -360,11 +362,21 @@ async def _first_event(chunks: AsyncIterator[bytes], model: ModelConfig) -> byte
                 f"the upstream for model '{model.name}' closed the stream before any data"
             ) from None
         buffered += chunk
-        for event in SSESplitter().feed(buffered):
-            data = event_data(event)
-            if data is not None:
-                _raise_if_error(data, model)
-                return buffered
+        data = _first_data(buffered)
+        if data is not None:
+            _raise_if_error(data, model)
+            return buffered
+
+
+def _first_data(buffered: bytes) -> bytes | None:
+    """The data of the first complete event that has any, without splitting the rest."""
+    start = 0
+    while (boundary := _SSE_BOUNDARY.search(buffered, start)) is not None:
+        data = event_data(buffered[start:boundary.start()])
+        if data is not None:
+            return data
+        start = boundary.end()
+    return None
 
 
 def _raise_if_error(data: bytes, model: ModelConfig) -> None:

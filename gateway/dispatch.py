@@ -55,6 +55,7 @@ class Dispatcher:
         self.breakers = breakers if breakers is not None else Breakers(
             self.instruments.circuit_state.set)
         self._rng = rng or random.Random()
+        self._breaker_of: dict[str, CircuitBreaker | None] = {}  # model name -> its breaker
 
     async def dispatch(self, call: Call, http_request: web.Request) -> web.StreamResponse:
         for hook in self.hooks:
@@ -178,10 +179,16 @@ class Dispatcher:
             await hook.on_attempt_done(call, result)
 
     def _breaker(self, model: ModelConfig, policy: ModelPolicy) -> CircuitBreaker | None:
+        try:
+            return self._breaker_of[model.name]
+        except KeyError:
+            pass
         provider = self.config.provider_for(model)
         labels: dict[str, Any] = {n.GEN_AI_REQUEST_MODEL: model.name,
                                   n.GEN_AI_PROVIDER_NAME: provider.provider_name}
-        return self.breakers.get(provider.name, model.name, policy.breaker, labels)
+        breaker = self.breakers.get(provider.name, model.name, policy.breaker, labels)
+        self._breaker_of[model.name] = breaker
+        return breaker
 
     @staticmethod
     def _judge(breaker: CircuitBreaker | None, reason: str | None) -> None:

@@ -12,7 +12,7 @@ from gateway.resilience.config import ModelPolicy
 from gateway.resilience.outcome import DeadlineExceeded, FirstTokenTimeout
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptDeadlines:
     model: str
     first_token_at: float | None  # no first byte / first event by then: fall back

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from gateway import __version__
 from gateway.config import GatewayConfig, load_from
 from gateway.confread import ConfigError
+from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.spend import cli as spend_cli
 from gateway.telemetry.setup import describe
 
@@ -86,6 +87,7 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
         lines.append(f"  {model.name:<22} -> {route:<12} upstream={model.upstream_model}  "
                      f"$/Mtok in {price.input} out {price.output} cached {price.cached_input}")
     lines += spend_cli.summary_lines(config)
+    lines += resilience_summary(config.resilience, config.storage.backend)
     lines += ["", "telemetry:"]
     lines += [f"  {line}" for line in describe(environ)]
     return lines

@@ -110,3 +110,18 @@ def test_embedded_default_has_the_5s_chain() -> None:
     res = load_from(None, {}).resilience
     assert res.chain("claude-sonnet-4.5") == ("claude-sonnet-4.5", "gpt-4.1", "deepseek-v3.2")
     assert res.policy("claude-sonnet-4.5").first_token_timeout_s == 5
+
+
+def test_check_config_summarises_chains_and_limits() -> None:
+    """check-config lists each fallback chain with its first-token rule, and the rate limits."""
+    from gateway.cli import summary
+
+    config = load(_config({"a": {"fallbacks": ["b"], "first_token_timeout_s": 5,
+                                 "on_budget_exceeded": "fallback"}, "b": {}},
+                          rate_limits={"default": {"requests_per_minute": 60},
+                                       "keys": {"batch": {"tokens_per_minute": 1000}}}), {})
+    text = "\n".join(summary(config, {}))
+    assert "  a: a -> b, first token 5 s, degrades when over budget" in text
+    assert "rate limits, in memory (this replica): default 60 requests/min, unlimited tokens/min" \
+        in text
+    assert "key batch: 60 requests/min, 1000 tokens/min" in text

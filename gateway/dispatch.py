@@ -81,19 +81,25 @@ class Dispatcher:
         """Try `model` (with retries); raise _MoveOn to fall back."""
         policy = self.config.resilience.policy(model.name)
         breaker = self._breaker(model, policy)
+        loop = asyncio.get_running_loop()
         retry = 0
+        failed: AttemptFailed | None = None  # the last failure of this model
         while True:
+            if loop.time() >= request_at:
+                raise outcome.deadline_exceeded(request_s)
             if breaker is not None and not breaker.allow():
+                if failed is not None:  # our own failures opened it: fall back for their reason
+                    raise _MoveOn(failed.reason or outcome.CIRCUIT_OPEN, failed.error)
                 raise _MoveOn(outcome.CIRCUIT_OPEN, outcome.CircuitOpen(
                     f"model '{model.name}' is unavailable: its circuit breaker is open"))
             await self._before_attempt(call, model, policy, breaker, fallback_left)
-            loop = asyncio.get_running_loop()
             deadlines = plan(loop.time(), model.name, policy, request_at, request_s,
                              fallback_left=fallback_left)
             try:
                 out, result = await self.attempt(call, model, http_request,
                                                  len(call.attempts) + 1, deadlines)
-            except AttemptFailed as failed:
+            except AttemptFailed as exc:
+                failed = exc
                 self._judge(breaker, failed.reason)
                 delay = self._retry_delay(failed, policy, retry, request_at, loop.time())
                 if delay is None:

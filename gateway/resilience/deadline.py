@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from gateway import errors
 from gateway.resilience.config import ModelPolicy
-from gateway.resilience.outcome import DeadlineExceeded, FirstTokenTimeout
+from gateway.resilience.outcome import FirstTokenTimeout, deadline_exceeded
 
 
 @dataclass(slots=True)
@@ -36,9 +36,7 @@ class AttemptDeadlines:
                 f"model '{self.model}' sent no first token within {self.first_token_s:g} s "
                 "(first_token_timeout_s)")
         if self.answer_at >= self.request_at:
-            return DeadlineExceeded(
-                f"no model answered within the request's deadline of {self.request_s:g} s "
-                "(request_timeout_s)")
+            return deadline_exceeded(self.request_s)
         return errors.UpstreamTimeout(
             f"the upstream for model '{self.model}' did not answer within {self.attempt_s:g} s "
             "(attempt_timeout_s)")

@@ -41,6 +41,11 @@ class DeadlineExceeded(errors.UpstreamTimeout):
     code = "request_timeout"
 
 
+def deadline_exceeded(request_s: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"no model answered within the request's deadline of {request_s:g} s (request_timeout_s)")
+
+
 class CircuitOpen(errors.ServiceUnavailable):
     """Every model of the chain was skipped because its circuit breaker is open."""
 

@@ -165,3 +165,18 @@ async def test_prometheus_names_match_the_docs(upstream: RunningUpstream) -> Non
 def _series(line: str) -> tuple[str, dict[str, str]]:
     name, _, rest = line.partition("{")
     return name, dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+async def test_breaker_opened_by_retries_falls_back_for_the_failure(
+        upstream: RunningUpstream) -> None:
+    """When a model's own retries open its circuit, the request falls back right away,
+    with the failure's reason rather than circuit_open."""
+    upstream.state.per_model["gpt-4.1"] = Behaviour(status=500)
+    config = load_chain(upstream.base_url, models={"primary": {
+        "retry": {"max_attempts": 5, "initial_backoff_s": 0.01},
+        "circuit_breaker": {"failure_threshold": 2}}})
+    async with rig(upstream, config) as r:
+        assert await _served(r) == "backup"
+        assert r.upstream_models() == ["gpt-4.1", "gpt-4.1", "gpt-4.1-mini"]
+        assert r.counter(n.M_FALLBACKS, reason="status_5xx") == 1
+        assert r.gauge(n.M_CIRCUIT_STATE, **PRIMARY) == 2

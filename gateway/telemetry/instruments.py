@@ -1,24 +1,47 @@
-"""Every metric instrument, created once from a Meter with its advised buckets."""
+"""Every metric instrument, created once from a Meter with its advised buckets.
+
+The per-request ones (durations, tokens, chunk timings, overhead, cost) come
+from `HotMetrics` when one is given (plain-dict aggregation handed to the
+readers at collection); otherwise, and for the rare events, from the SDK.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.context import Context
+from opentelemetry.metrics import Counter, Meter
 from opentelemetry.metrics import _Gauge as Gauge
 
 from gateway.telemetry import names as n
+from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.tallies import Tallies
+
+
+class Recorder(Protocol):
+    """What the request path needs of a histogram (the SDK's or a HotHistogram)."""
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None = None,
+               context: Context | None = None) -> None: ...
+
+
+class Adder(Protocol):
+    """What the request path needs of a counter (the SDK's or a HotCounter)."""
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None,
+            context: Context | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Instruments:
-    operation_duration: Histogram
-    token_usage: Histogram
-    time_to_first_chunk: Histogram
-    time_per_output_chunk: Histogram
-    cost: Counter
-    overhead: Histogram
+    operation_duration: Recorder
+    token_usage: Recorder
+    time_to_first_chunk: Recorder
+    time_per_output_chunk: Recorder
+    cost: Adder
+    overhead: Recorder
     fallbacks: Counter
     retries: Counter
     circuit_state: Gauge
@@ -26,41 +49,39 @@ class Instruments:
     tallies: Tallies  # requests, tokens and in-flight, as observable series
 
 
-def create_instruments(meter: Meter) -> Instruments:
+def _histograms(meter: Meter, hot: HotMetrics | None) -> dict[str, Any]:
+    specs = {
+        "operation_duration": (n.M_OPERATION_DURATION, "s", "GenAI operation duration.",
+                               n.DURATION_BUCKETS),
+        "token_usage": (n.M_TOKEN_USAGE, "{token}", "Number of input and output tokens used.",
+                        n.TOKEN_BUCKETS),
+        "time_to_first_chunk": (
+            n.M_TIME_TO_FIRST_CHUNK, "s",
+            "Time to receive the first chunk in a streaming operation.", n.DURATION_BUCKETS),
+        "time_per_output_chunk": (
+            n.M_TIME_PER_OUTPUT_CHUNK, "s",
+            "Time between consecutive chunks after the first in a streaming operation.",
+            n.DURATION_BUCKETS),
+        "overhead": (n.M_OVERHEAD, "s",
+                     "Time spent inside the gateway, excluding waiting on the upstream.",
+                     n.OVERHEAD_BUCKETS),
+    }
+    out: dict[str, Any] = {}
+    for field, (name, unit, description, bounds) in specs.items():
+        if hot is not None:
+            out[field] = hot.histogram(name, unit, description, bounds)
+        else:
+            out[field] = meter.create_histogram(name, unit=unit, description=description,
+                                                explicit_bucket_boundaries_advisory=list(bounds))
+    cost = (n.M_COST, "{USD}", "Cost of upstream calls in US dollars.")
+    out["cost"] = hot.counter(*cost) if hot is not None else meter.create_counter(
+        cost[0], unit=cost[1], description=cost[2])
+    return out
+
+
+def create_instruments(meter: Meter, hot: HotMetrics | None = None) -> Instruments:
     return Instruments(
-        operation_duration=meter.create_histogram(
-            n.M_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=list(n.DURATION_BUCKETS),
-        ),
-        token_usage=meter.create_histogram(
-            n.M_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=list(n.TOKEN_BUCKETS),
-        ),
-        time_to_first_chunk=meter.create_histogram(
-            n.M_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to receive the first chunk in a streaming operation.",
-            explicit_bucket_boundaries_advisory=list(n.DURATION_BUCKETS),
-        ),
-        time_per_output_chunk=meter.create_histogram(
-            n.M_TIME_PER_OUTPUT_CHUNK,
-            unit="s",
-            description="Time between consecutive chunks after the first in a streaming operation.",
-            explicit_bucket_boundaries_advisory=list(n.DURATION_BUCKETS),
-        ),
-        cost=meter.create_counter(
-            n.M_COST, unit="{USD}", description="Cost of upstream calls in US dollars."
-        ),
-        overhead=meter.create_histogram(
-            n.M_OVERHEAD,
-            unit="s",
-            description="Time spent inside the gateway, excluding waiting on the upstream.",
-            explicit_bucket_boundaries_advisory=list(n.OVERHEAD_BUCKETS),
-        ),
+        **_histograms(meter, hot),
         fallbacks=meter.create_counter(
             n.M_FALLBACKS, unit="{fallback}", description="Fallbacks from one model to the next."
         ),

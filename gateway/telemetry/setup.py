@@ -23,12 +23,14 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway import __version__
-from gateway.telemetry import fastexport
+from gateway.telemetry import fastexport, hotmetrics
 from gateway.telemetry.content import ContentMode, content_mode
+from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import Instruments, create_instruments
 
 _log = logging.getLogger(__name__)
@@ -185,15 +187,21 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
             readers.append(exporter_cls())
         else:
             readers.append(PeriodicExportingMetricReader(exporter_cls()))  # type: ignore[arg-type]
+    disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    hot: HotMetrics | None = None
+    if not disabled and hotmetrics.enabled_for(env):
+        hot = HotMetrics(InstrumentationScope(SCOPE, __version__), resource,
+                         hotmetrics.exemplar_filter(env))
+        for reader in readers:
+            hot.attach(reader)
     meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, shutdown_on_exit=False
     )
     meter = meter_provider.get_meter(SCOPE, __version__)
-    disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     return Telemetry(
         tracer=tracer_provider.get_tracer(SCOPE, __version__),
         meter=meter,
-        instruments=create_instruments(meter),
+        instruments=create_instruments(meter, hot),
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=None if disabled else registry,

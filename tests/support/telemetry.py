@@ -13,9 +13,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from gateway.telemetry.content import ContentMode
+from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import create_instruments
 from gateway.telemetry.setup import Telemetry
 
@@ -55,14 +57,16 @@ def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT) -> TestTe
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     registry = CollectorRegistry(auto_describe=True)
-    meter_provider = MeterProvider(
-        resource=resource, metric_readers=[reader, PrometheusMetricReader(registry=registry)]
-    )
+    readers = [reader, PrometheusMetricReader(registry=registry)]
+    hot = HotMetrics(InstrumentationScope("gateway"), resource)  # as setup_telemetry does
+    for each in readers:
+        hot.attach(each)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter("gateway")
     telemetry = Telemetry(
         tracer=tracer_provider.get_tracer("gateway"),
         meter=meter,
-        instruments=create_instruments(meter),
+        instruments=create_instruments(meter, hot),
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=registry,

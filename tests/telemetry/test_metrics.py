@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from openai import AsyncOpenAI
 
@@ -20,6 +22,14 @@ async def _calls(gw: RunningGateway, upstream: RunningUpstream) -> None:
                                                    stream=True)
         async for _ in stream:
             pass
+    # The client can read the stream's last byte before the handler has finished
+    # and counted the request: wait for it rather than race it (reading the tally
+    # itself, as a collection would use up the exemplars under test).
+    requests = gw.telemetry.telemetry.instruments.tallies.requests
+    for _ in range(200):
+        if sum(requests._sums.values()) >= 2:
+            break
+        await asyncio.sleep(0.01)
 
 
 async def test_instrument_names_units_buckets(gw: RunningGateway,

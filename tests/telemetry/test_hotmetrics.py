@@ -1,0 +1,123 @@
+"""Hot-path instruments give readers the same data as the SDK's own instruments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gateway.telemetry import hotmetrics
+from gateway.telemetry.hotmetrics import HotMetrics
+from gateway.telemetry.instruments import Instruments, create_instruments
+
+RESOURCE = Resource({"service.name": "hot-test", "service.instance.id": "i-1"})
+A = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4.1", "server.port": 443}
+B = {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "e", "error.type": "504"}
+
+
+def _setup(hot: bool) -> tuple[Instruments, InMemoryMetricReader, CollectorRegistry]:
+    memory = InMemoryMetricReader()
+    registry = CollectorRegistry(auto_describe=True)
+    readers: list[MetricReader] = [memory, PrometheusMetricReader(registry=registry)]
+    metrics = None
+    if hot:
+        metrics = HotMetrics(InstrumentationScope("gateway", "1.0"), RESOURCE)
+        for reader in readers:
+            metrics.attach(reader)
+    provider = MeterProvider(resource=RESOURCE, metric_readers=readers)
+    return create_instruments(provider.get_meter("gateway", "1.0"), metrics), memory, registry
+
+
+def _record(instruments: Instruments, context: Any) -> None:
+    for value in (0.005, 0.01, 0.011, 3.0, 100.0, 0.0, -1.0, float("nan")):
+        instruments.operation_duration.record(value, A, context=context)
+    instruments.operation_duration.record(0.3, B)
+    for tokens in (1, 4, 5, 70_000_000):
+        instruments.token_usage.record(tokens, {**A, "gen_ai.token.type": "input"}, context=context)
+    instruments.overhead.record(0.0002, {"gen_ai.operation.name": "chat"})
+    instruments.cost.add(0.25, A, context=context)
+    instruments.cost.add(0.5, dict(reversed(list(A.items()))), context=context)  # same series
+    instruments.cost.add(-1.0, A)
+    instruments.tallies.requests.add(("chat", "gpt-4.1", "openai", 200, None, "k", "t"))
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, list[dict[str, Any]]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            assert sm.scope.name == "gateway"
+            for metric in sm.metrics:
+                rows = []
+                for point in metric.data.data_points:
+                    row = {k: v for k, v in vars(point).items()
+                           if k not in ("start_time_unix_nano", "time_unix_nano", "exemplars")}
+                    row["attributes"] = dict(point.attributes)
+                    # which measurement a counter's one-exemplar reservoir keeps is random
+                    # in the SDK (the latest here), so compare the span, not the value
+                    row["exemplar_spans"] = sorted((e.trace_id, e.span_id) for e in point.exemplars)
+                    rows.append(row)
+                out[f"{metric.name}|{metric.unit}|{metric.description}"] = sorted(rows, key=repr)
+    return out
+
+
+def test_same_points_and_prometheus_text_as_the_sdk() -> None:
+    """Counts, sums, buckets, min/max, attributes, exemplars and /metrics text all match."""
+    tracer = TracerProvider().get_tracer("t")
+    span = tracer.start_span("chat")
+    context = trace.set_span_in_context(span)
+    sdk, sdk_memory, sdk_registry = _setup(hot=False)
+    hot, hot_memory, hot_registry = _setup(hot=True)
+    _record(sdk, context)
+    _record(hot, context)
+    assert _points(hot_memory) == _points(sdk_memory)
+    lines = [sorted(generate_latest(r).decode().splitlines()) for r in (hot_registry, sdk_registry)]
+    assert lines[0] == lines[1]  # the same text, metric families in another order
+
+
+def test_each_reader_gets_exemplars_recorded_since_its_last_collection() -> None:
+    """A collection by one reader does not take the exemplars another has not seen yet."""
+    context = trace.set_span_in_context(TracerProvider().get_tracer("t").start_span("s"))
+    instruments, memory, registry = _setup(hot=True)
+    instruments.tallies.requests.add(("chat", "gpt-4.1", "openai", 200, None, "k", "t"))
+    instruments.operation_duration.record(0.5, A, context=context)
+    generate_latest(registry)  # the Prometheus reader collects first
+    first = _points(memory)[f"{hot_name()}|s|GenAI operation duration."][0]
+    assert len(first["exemplar_spans"]) == 1
+    again = _points(memory)[f"{hot_name()}|s|GenAI operation duration."][0]
+    assert again["exemplar_spans"] == [] and again["count"] == 1
+
+
+def hot_name() -> str:
+    return "gen_ai.client.operation.duration"
+
+
+def test_series_appear_even_without_any_sdk_data() -> None:
+    """With no SDK point collected, the hot series still reach the reader in their scope."""
+    metrics = HotMetrics(InstrumentationScope("gateway", "1.0"), RESOURCE)
+    histogram = metrics.histogram("h", "s", "d", (1, 2))
+    histogram.record(1.5, {"k": "v"})
+    merged = metrics.merge(None, metrics.collect(0))
+    (rm,) = merged.resource_metrics
+    assert rm.resource is RESOURCE
+    (point,) = rm.scope_metrics[0].metrics[0].data.data_points
+    assert list(point.bucket_counts) == [0, 1, 0]
+
+
+def test_enabled_only_for_cumulative_explicit_buckets() -> None:
+    """Delta temporality, exponential histograms or GATEWAY_FAST_METRICS=false keep the SDK's."""
+    assert hotmetrics.enabled_for({})
+    assert not hotmetrics.enabled_for({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"})
+    assert not hotmetrics.enabled_for(
+        {"OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram"})
+    assert not hotmetrics.enabled_for({"GATEWAY_FAST_METRICS": "false"})
+    assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "always_off"}) == "always_off"
+    assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "bogus"}) == "trace_based"

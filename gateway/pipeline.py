@@ -111,7 +111,10 @@ class Pipeline:
                                         f"for request {rid}.")
             return error_response(error, trace_headers(span, rid))
         except BaseException:
-            status, error_type = 499, n.ERROR_CLIENT_DISCONNECT
+            # Cancelled: by the client leaving, or by the gateway (shutdown deadline).
+            transport = request.transport
+            gone = transport is None or transport.is_closing()
+            status, error_type = 499, n.ERROR_CLIENT_DISCONNECT if gone else n.ERROR_CANCELLED
             raise
         finally:
             if call is not None:

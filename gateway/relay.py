@@ -27,7 +27,7 @@ from gateway.telemetry.recorder import AttemptRecorder, response_attributes
 from gateway.usage import Usage, estimate_prompt_tokens, from_openai
 
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
-ERROR_CANCELLED = "cancelled"
+ERROR_CANCELLED = n.ERROR_CANCELLED
 
 
 def error_event(message: str, code: str) -> bytes:

@@ -86,6 +86,7 @@ TOKEN_OUTPUT: Final = "output"
 ERROR_OTHER: Final = "_OTHER"
 ERROR_TIMEOUT: Final = "timeout"
 ERROR_CLIENT_DISCONNECT: Final = "client_disconnect"
+ERROR_CANCELLED: Final = "cancelled"
 
 # --- metric instruments -------------------------------------------------------
 # gen_ai_client_operation_duration_seconds

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from gateway import __version__
+from gateway import __version__, workers
 from gateway.config import GatewayConfig, load_from
 from gateway.confread import ConfigError
 from gateway.resilience.summary import summary_lines as resilience_summary
@@ -35,6 +35,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default: server.port, 8080)")
     parser.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")),
+                        help="worker processes sharing the port via SO_REUSEPORT (default 1)")
 
 
 def _load(path: str | None) -> GatewayConfig | None:
@@ -57,8 +59,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
+    worker = workers.worker_index(os.environ)
+    if worker is None and args.workers > 1:
+        if port == 0:
+            print("--workers needs a fixed --port (each worker binds it)", file=sys.stderr)
+            return 2
+        worker_args = ["--host", host, "--port", str(port), "--log-level", args.log_level]
+        if args.config:
+            worker_args += ["--config", args.config]
+        return workers.run_workers(args.workers, worker_args)
+    if worker is not None:
+        workers.watch_parent(os.environ)
     install_fast_loop()
-    asyncio.run(serve(config, host, port))
+    asyncio.run(serve(config, host, port, reuse_port=worker is not None))
     return 0
 
 

@@ -27,11 +27,12 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gateway import __version__
+from gateway import __version__, workers
 from gateway.telemetry import fastexport, hotmetrics
 from gateway.telemetry.content import ContentMode, content_mode
 from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import Instruments, create_instruments
+from gateway.workers import WorkerExposition, worker_index
 
 _log = logging.getLogger(__name__)
 SCOPE = "gateway"
@@ -51,10 +52,13 @@ class Telemetry:
     content: ContentMode = ContentMode.NO_CONTENT
     enabled: bool = True
     exporters: list[str] = field(default_factory=list)
+    worker: WorkerExposition | None = None  # under `serve --workers N`
 
     def metrics_text(self) -> bytes:
         if self.registry is None:
             return b""
+        if self.worker is not None:
+            return self.worker.merged()
         return generate_latest(self.registry)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
@@ -72,6 +76,8 @@ class Telemetry:
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush(millis)
             self.tracer_provider.shutdown()
+        if self.worker is not None:  # the final counts, while the Prometheus reader still reads
+            self.worker.stop()
         if self.meter_provider is not None:
             self.meter_provider.force_flush(millis)
             self.meter_provider.shutdown(millis)
@@ -149,6 +155,9 @@ def resource_from_env(environ: Mapping[str, str]) -> Resource:
         attrs["service.name"] = DEFAULT_SERVICE_NAME
     attrs.setdefault("service.version", __version__)
     attrs.setdefault("service.instance.id", environ.get("GATEWAY_INSTANCE_ID") or uuid.uuid4().hex)
+    index = worker_index(environ)
+    if index is not None:  # `serve --workers N`: one instance per worker, or their series collide
+        attrs["service.instance.id"] = f"{attrs['service.instance.id']}-w{index}"
     return Resource(attrs, detected.schema_url)
 
 
@@ -198,7 +207,14 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
         resource=resource, metric_readers=readers, shutdown_on_exit=False
     )
     meter = meter_provider.get_meter(SCOPE, __version__)
+    worker: WorkerExposition | None = None
+    index, run_dir = worker_index(env), env.get(workers.ENV_DIR)
+    if index is not None and run_dir and registry is not None and not disabled:
+        prometheus = registry
+        worker = WorkerExposition(run_dir, index, lambda: generate_latest(prometheus))
+        worker.start()
     return Telemetry(
+        worker=worker,
         tracer=tracer_provider.get_tracer(SCOPE, __version__),
         meter=meter,
         instruments=create_instruments(meter, hot),

@@ -21,17 +21,18 @@ from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway import __version__, workers
-from gateway.telemetry import fastexport, hotmetrics
+from gateway.telemetry import fastexport, hotmetrics, litespan
 from gateway.telemetry.content import ContentMode, content_mode
 from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import Instruments, create_instruments
+from gateway.telemetry.litespan import LiteTracer
 from gateway.workers import WorkerExposition, worker_index
 
 _log = logging.getLogger(__name__)
@@ -174,13 +175,15 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
         metric_names = ["prometheus", *_default_otlp("metrics", env)]
 
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    processors: list[SpanProcessor] = []
     for exporter in _span_exporters(trace_names, env):
-        tracer_provider.add_span_processor(BatchSpanProcessor(
+        processors.append(BatchSpanProcessor(
             exporter,
             max_queue_size=_bsp_default(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
             max_export_batch_size=_bsp_default(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
             schedule_delay_millis=_bsp_default(env, "OTEL_BSP_SCHEDULE_DELAY"),
         ))
+        tracer_provider.add_span_processor(processors[-1])
 
     readers: list[MetricReader] = []
     registry: CollectorRegistry | None = None
@@ -213,9 +216,12 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
         prometheus = registry
         worker = WorkerExposition(run_dir, index, lambda: generate_latest(prometheus))
         worker.start()
+    tracer: Tracer = tracer_provider.get_tracer(SCOPE, __version__)
+    if not disabled and litespan.enabled_for(env):
+        tracer = LiteTracer(tracer_provider, processors, InstrumentationScope(SCOPE, __version__))
     return Telemetry(
         worker=worker,
-        tracer=tracer_provider.get_tracer(SCOPE, __version__),
+        tracer=tracer,
         meter=meter,
         instruments=create_instruments(meter, hot),
         tracer_provider=tracer_provider,

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from gateway.telemetry.content import ContentMode
 from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import create_instruments
+from gateway.telemetry.litespan import LiteTracer
 from gateway.telemetry.setup import Telemetry
 
 
@@ -54,7 +55,6 @@ def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT) -> TestTe
     resource = Resource.create({"service.name": "llm-gateway-test"})
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     registry = CollectorRegistry(auto_describe=True)
     readers = [reader, PrometheusMetricReader(registry=registry)]
@@ -63,8 +63,10 @@ def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT) -> TestTe
         hot.attach(each)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter("gateway")
+    processor = SimpleSpanProcessor(spans)
+    tracer_provider.add_span_processor(processor)
     telemetry = Telemetry(
-        tracer=tracer_provider.get_tracer("gateway"),
+        tracer=LiteTracer(tracer_provider, [processor], InstrumentationScope("gateway")),
         meter=meter,
         instruments=create_instruments(meter, hot),
         tracer_provider=tracer_provider,

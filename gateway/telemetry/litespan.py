@@ -1,0 +1,236 @@
+"""The gateway's spans without the SDK's per-span machinery.
+
+An SDK span validates every attribute value on the way in (a lock and a type
+walk per value), keeps them in a BoundedAttributes, events in a BoundedList,
+and copies itself into a ReadableSpan when it ends: about 12 µs plus 1 µs per
+attribute, some 60 µs for the two spans of a request. The gateway sets only
+attribute values it built itself, so `LiteSpan` is a ReadableSpan that is
+written to directly (a plain dict) and handed as it is to the span processors
+when it ends. The rest is what the SDK's tracer does: the provider's sampler
+decides (drop, record only, record and sample) with the same arguments, the
+provider's id generator makes the ids, the trace flags and trace state come
+out the same, and the processors see the same span data.
+
+Used for the SERVER and CLIENT spans (the gateway's tracer) when no span limit
+variable is set (OTEL_SPAN_ATTRIBUTE_*/OTEL_ATTRIBUTE_*/OTEL_SPAN_EVENT_*:
+those ask for the SDK's truncation and counting) and GATEWAY_LITE_SPANS is not
+false.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+_log = logging.getLogger(__name__)
+_PRIMITIVE = frozenset((str, bool, int, float))
+_RANDOM_TRACE_ID = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+_LIMIT_VARIABLES = (
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+)
+
+
+def enabled_for(environ: Mapping[str, str]) -> bool:
+    if environ.get("GATEWAY_LITE_SPANS", "true").strip().lower() == "false":
+        return False
+    return not any(environ.get(name) for name in _LIMIT_VARIABLES)
+
+
+def _fallback_clean(value: Any) -> Any:
+    """Older SDKs' rules: homogeneous sequences of primitives become tuples; the rest
+    is dropped (None)."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        kinds = {type(v) for v in value if v is not None}
+        return tuple(value) if len(kinds) <= 1 and kinds <= _PRIMITIVE else None
+    return None
+
+
+try:  # the SDK's own cleaning (AnyValue: None, bytes, nested sequences and mappings)
+    from opentelemetry.attributes import _clean_attribute_value
+
+    def _clean(value: Any) -> tuple[bool, Any]:
+        return True, _clean_attribute_value(value, None)
+except ImportError:  # pragma: no cover - SDKs before AnyValue attributes
+    def _clean(value: Any) -> tuple[bool, Any]:
+        cleaned = _fallback_clean(value)
+        return cleaned is not None, cleaned
+
+
+class LiteSpan(ReadableSpan, trace_api.Span):
+    """A recording span that is its own ReadableSpan."""
+
+    def __init__(self, tracer: LiteTracer, name: str, context: SpanContext,
+                 parent: SpanContext | None, kind: SpanKind, attributes: dict[str, Any],
+                 links: Sequence[Link], start_time: int) -> None:
+        self._event_list: list[Event] = []
+        ReadableSpan.__init__(self, name=name, context=context, parent=parent,
+                              resource=tracer.resource, attributes=attributes,
+                              events=self._event_list, links=tuple(links), kind=kind,
+                              start_time=start_time, instrumentation_scope=tracer.scope)
+        self._attrs = attributes
+        self._tracer = tracer
+        self._span_context = context
+
+    def get_span_context(self) -> SpanContext:
+        return self._span_context
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if self._end_time is not None:
+            _log.warning("Setting attribute on ended span.")
+            return
+        if type(value) not in _PRIMITIVE:
+            keep, value = _clean(value)
+            if not keep:
+                _log.warning("Invalid type for attribute '%s' value; dropped.", key)
+                return
+        self._attrs[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        if self._end_time is not None:
+            _log.warning("Setting attribute on ended span.")
+            return
+        attrs = self._attrs
+        for key, value in attributes.items():
+            if type(value) in _PRIMITIVE:
+                attrs[key] = value
+            else:
+                self.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: types.Attributes = None,
+                  timestamp: int | None = None) -> None:
+        if self._end_time is not None:
+            _log.warning("Calling add_event() on an ended span.")
+            return
+        clean: dict[str, Any] = {}
+        for key, value in (attributes or {}).items():
+            keep = True
+            if type(value) not in _PRIMITIVE:
+                keep, value = _clean(value)
+            if keep:
+                clean[key] = value
+        self._event_list.append(Event(name, clean, timestamp if timestamp is not None else time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._end_time is None and context is not None and context.is_valid:
+            self._links = (*self._links, Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end_time is not None:
+            return
+        current = self._status
+        if current is not None and current.status_code is StatusCode.OK:
+            return  # the SDK's rule: OK is final
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        attrs: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        attrs.update(attributes or {})
+        self.add_event("exception", attrs, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            _log.warning("Calling end() on an ended span.")
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        for processor in self._tracer.processors:
+            processor.on_end(self)
+
+    def __repr__(self) -> str:
+        return f'LiteSpan(name="{self._name}", context={self._context})'
+
+
+class LiteTracer(trace_api.Tracer):
+    """Starts LiteSpans with the provider's sampler and id generator."""
+
+    def __init__(self, provider: TracerProvider, processors: Sequence[SpanProcessor],
+                 scope: InstrumentationScope) -> None:
+        self.provider = provider
+        self.processors = tuple(processors)
+        self.scope = scope
+        self.resource = provider.resource
+
+    def start_span(self, name: str, context: Context | None = None,
+                   kind: SpanKind = SpanKind.INTERNAL, attributes: types.Attributes = None,
+                   links: Sequence[Link] | None = (), start_time: int | None = None,
+                   record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> trace_api.Span:
+        links = links or ()
+        current = trace_api.get_current_span(context).get_span_context()
+        parent = current if current is not None and current.is_valid else None
+        provider = self.provider
+        ids = provider.id_generator
+        if parent is None:
+            trace_id = ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random() if hasattr(ids, "is_trace_id_random") \
+                else False
+        else:
+            trace_id = parent.trace_id
+            random_trace_id = bool(parent.trace_flags & _RANDOM_TRACE_ID)
+        result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        decision = result.decision
+        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if random_trace_id:
+            flags |= _RANDOM_TRACE_ID
+        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+                                   trace_flags=TraceFlags(flags), trace_state=result.trace_state)
+        if decision is Decision.DROP:
+            return trace_api.NonRecordingSpan(span_context)
+        attrs: dict[str, Any] = {}
+        for key, value in (result.attributes or {}).items():
+            keep = True
+            if type(value) not in _PRIMITIVE:
+                keep, value = _clean(value)
+            if keep:
+                attrs[key] = value
+        span = LiteSpan(self, name, span_context, parent, kind, attrs, links,
+                        start_time if start_time is not None else time_ns())
+        for processor in self.processors:
+            processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        return span
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+            self, name: str, context: Context | None = None,
+                              kind: SpanKind = SpanKind.INTERNAL,
+                              attributes: types.Attributes = None,
+                              links: Sequence[Link] | None = (), start_time: int | None = None,
+                              record_exception: bool = True, set_status_on_exception: bool = True,
+                              end_on_exit: bool = True) -> Iterator[trace_api.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time)
+        with trace_api.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
+                                set_status_on_exception=set_status_on_exception) as current:
+            yield current

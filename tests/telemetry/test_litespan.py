@@ -1,0 +1,139 @@
+"""LiteTracer spans carry exactly what the SDK tracer's spans carry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+
+from gateway.telemetry import litespan
+from gateway.telemetry.litespan import LiteTracer
+
+
+class CountingIds(IdGenerator):
+    """The same id sequence for both tracers."""
+
+    def __init__(self) -> None:
+        self._next = iter(range(1, 10_000))
+
+    def generate_span_id(self) -> int:
+        return next(self._next)
+
+    def generate_trace_id(self) -> int:
+        return next(self._next) << 64 | 0xABC
+
+
+def _tracers(sampler: Sampler) -> Iterator[tuple[trace.Tracer, InMemorySpanExporter]]:
+    for lite in (False, True):
+        memory = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource({"service.name": "t"}), sampler=sampler,
+                                  id_generator=CountingIds())
+        processor = SimpleSpanProcessor(memory)
+        provider.add_span_processor(processor)
+        tracer: trace.Tracer = provider.get_tracer("gateway", "1.0")
+        if lite:
+            tracer = LiteTracer(provider, [processor], InstrumentationScope("gateway", "1.0"))
+        yield tracer, memory
+
+
+REMOTE = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                     trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v")]))
+UNSAMPLED = SpanContext(0x1111, 0x2222, is_remote=True, trace_flags=TraceFlags(0))
+
+
+def _story(tracer: trace.Tracer) -> list[trace.Span]:
+    """Spans exercising what the gateway and its hooks do with spans."""
+    spans = []
+    server = tracer.start_span("POST /v1/chat/completions", kind=SpanKind.SERVER, start_time=10,
+                               context=trace.set_span_in_context(NonRecordingSpan(REMOTE)),
+                               attributes={"http.route": "/v1/chat/completions", "n": 1})
+    spans.append(server)
+    client = tracer.start_span("chat gpt-4.1", kind=SpanKind.CLIENT, start_time=11,
+                               context=trace.set_span_in_context(server),
+                               links=[Link(REMOTE, {"l": True})],
+                               attributes={"gen_ai.request.stop_sequences": ["a", "b"],
+                                           "none": None, "f": 0.5})
+    spans.append(client)
+    client.set_attribute("list", [1, 2])
+    client.set_attributes({"gen_ai.usage.input_tokens": 3, "bad": [1, "x"], "ok": True})
+    client.add_event("gateway.runaway", {"kind": "spike", "counts": [1, 2]}, timestamp=12)
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        client.record_exception(exc, {"extra": 1}, timestamp=13)
+    client.set_status(Status(StatusCode.ERROR, "upstream answered 503"))
+    client.set_status(StatusCode.UNSET)
+    client.update_name("chat gpt-4.1 (renamed)")
+    client.end(end_time=14)
+    client.set_attribute("after.end", 1)
+    client.end(end_time=15)
+    server.set_status(StatusCode.OK)
+    server.set_status(Status(StatusCode.ERROR, "ignored once OK"))
+    server.end(end_time=16)
+    root = tracer.start_span("root", start_time=20)
+    root.end(end_time=21)
+    spans.append(root)
+    dropped = tracer.start_span("child of unsampled", start_time=30,
+                                context=trace.set_span_in_context(NonRecordingSpan(UNSAMPLED)))
+    dropped.end(end_time=31)
+    spans.append(dropped)
+    return spans
+
+
+@pytest.mark.parametrize("sampler", [ParentBased(ALWAYS_ON), TraceIdRatioBased(0.0)],
+                         ids=["parentbased_always_on", "traceidratio_0"])
+def test_lite_spans_match_sdk_spans(sampler: Sampler) -> None:
+    """Ids, flags, trace state, parents, attributes (cleaned), events, exceptions, links,
+    status rules, names, times and which spans are recorded all match the SDK."""
+    (sdk, sdk_memory), (lite, lite_memory) = _tracers(sampler)
+    sdk_spans, lite_spans = _story(sdk), _story(lite)
+    for ours, theirs in zip(lite_spans, sdk_spans, strict=True):
+        assert ours.get_span_context() == theirs.get_span_context()
+        assert ours.is_recording() == theirs.is_recording()
+    finished: list[Callable[[], tuple[ReadableSpan, ...]]] = [
+        sdk_memory.get_finished_spans, lite_memory.get_finished_spans]
+    sdk_done, lite_done = (f() for f in finished)
+    assert encode_spans(lite_done) == encode_spans(sdk_done)
+    if isinstance(sampler, ParentBased):
+        assert len(lite_done) == 3
+        client = next(s for s in lite_done if s.kind is SpanKind.CLIENT)
+        assert client.attributes is not None
+        assert dict(client.attributes)["list"] == (1, 2)
+        assert client.status.status_code is StatusCode.ERROR
+        assert [e.name for e in client.events] == ["gateway.runaway", "exception"]
+    else:
+        assert lite_done == ()
+
+
+def test_span_limit_variables_keep_the_sdk_tracer() -> None:
+    """A span limit variable asks for the SDK's truncation, so lite spans step aside."""
+    assert litespan.enabled_for({})
+    assert not litespan.enabled_for({"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"})
+    assert not litespan.enabled_for({"GATEWAY_LITE_SPANS": "false"})
+
+
+def test_start_as_current_span_sets_and_ends_the_span() -> None:
+    """The context-manager form makes the span current and ends it on exit."""
+    (_, _), (lite, memory) = _tracers(ParentBased(ALWAYS_ON))
+    with lite.start_as_current_span("outer") as span:
+        assert trace.get_current_span() is span
+    assert [s.name for s in memory.get_finished_spans()] == ["outer"]

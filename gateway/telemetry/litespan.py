@@ -209,13 +209,15 @@ class LiteTracer(trace_api.Tracer):
                                    trace_flags=TraceFlags(flags), trace_state=result.trace_state)
         if decision is Decision.DROP:
             return trace_api.NonRecordingSpan(span_context)
-        attrs: dict[str, Any] = {}
-        for key, value in (result.attributes or {}).items():
-            keep = True
-            if type(value) not in _PRIMITIVE:
-                keep, value = _clean(value)
-            if keep:
-                attrs[key] = value
+        attrs: dict[str, Any] = dict(result.attributes) if result.attributes else {}
+        if not all(map(_PRIMITIVE.__contains__, map(type, attrs.values()))):  # C-speed check
+            for key, value in list(attrs.items()):
+                if type(value) not in _PRIMITIVE:
+                    keep, value = _clean(value)
+                    if keep:
+                        attrs[key] = value
+                    else:
+                        del attrs[key]
         span = LiteSpan(self, name, span_context, parent, kind, attrs, links,
                         start_time if start_time is not None else time_ns())
         for processor in self.processors:

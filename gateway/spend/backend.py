@@ -30,7 +30,7 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def reserve(self, res: Reservation, *, durable: bool) -> Refusal | None:
-        """Hold the worst case on every budget of `res`, and journal it; or refuse."""
+        """Hold the worst case on every budget of `res` (journaled when `durable`), or refuse."""
         ...
 
     async def settle(self, res: Reservation | None, budgets: tuple[Budget, ...],
@@ -73,9 +73,11 @@ class LocalBackend:
 
     async def reserve(self, res: Reservation, *, durable: bool) -> Refusal | None:
         refusal = self.accountant.reserve(res)
-        if refusal is not None:
+        if refusal is not None or not durable:
+            # Only streams are journaled: they send bytes before they settle. A plain call
+            # is written once, when it settles, before its answer is sent.
             return refusal
-        waiter = self.store.journal(res, wait=durable)
+        waiter = self.store.journal(res, wait=True)
         if waiter is not None:
             try:
                 await waiter

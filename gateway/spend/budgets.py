@@ -120,6 +120,15 @@ def output_tokens_reserved(body: Mapping[str, Any], max_tokens: int | None, defa
     return (max_tokens or default) * n
 
 
+def nano_prices(price: Price) -> tuple[int, int] | tuple[()]:
+    """(input, output) in nano-dollars per token when exact integers (prices with at most
+    three decimals per million tokens), so the hot path needs no Decimal; else ()."""
+    per_token = (price.input * 1000, price.output * 1000)
+    if all(p == p.to_integral_value() for p in per_token):
+        return int(per_token[0]), int(per_token[1])
+    return ()
+
+
 def worst_case_nanos(prompt_tokens: int, output_tokens: int, price: Price) -> int:
     """Upper bound of an attempt's cost: no cache discount, every output token used."""
     return to_nanos((prompt_tokens * price.input + output_tokens * price.output) / Decimal(1_000_000))

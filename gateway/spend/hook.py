@@ -32,6 +32,7 @@ from gateway.spend.budgets import (
     Refusal,
     ThresholdTracker,
     fmt_usd,
+    nano_prices,
     output_tokens_reserved,
     to_nanos,
     worst_case_nanos,
@@ -78,6 +79,7 @@ class SpendHook(BaseHook):
         self.runaway = runaway
         self.thresholds = ThresholdTracker()
         self._blocked_noticed: dict[str, str] = {}  # budget -> window id already announced
+        self._nano_prices: dict[str, tuple[int, int] | tuple[()]] = {}
         self._provider_names: Mapping[str, str] = {
             name: config.provider_for(model).provider_name for name, model in config.models.items()}
 
@@ -93,6 +95,8 @@ class SpendHook(BaseHook):
 
     def _flagged(self, call: Call, verdict: Verdict) -> None:
         alias = call.principal.alias
+        if not (verdict.new or verdict.reject):
+            return  # an alert episode already reported: a loop must not cost every request more
         self.metrics.runaway(alias, verdict.kind, verdict.action, call.server_context)
         span = call.server_span
         if span.is_recording():
@@ -128,11 +132,16 @@ class SpendHook(BaseHook):
             prompt = call.state[_PROMPT_TOKENS] = estimate_prompt_tokens(call.client.body)
         output = output_tokens_reserved(call.client.body, call.client.max_tokens,
                                         self.spend.default_max_tokens, call.operation)
-        amount = worst_case_nanos(prompt, output, model.price)
-        journal = self._entry(call, model.name, provider, now)
-        journal.input_tokens, journal.output_tokens, journal.cost_nanos = prompt, output, amount
-        journal.status, journal.estimated = self.backend.journal_status, True
-        res = Reservation(budgets, windows, amount, journal)
+        amount = self._worst_case(model, prompt, output)
+        attempt = len(call.attempts) + 1
+
+        def journal() -> LedgerEntry:
+            entry = self._entry(call, model.name, provider, now, attempt)
+            entry.input_tokens, entry.output_tokens, entry.cost_nanos = prompt, output, amount
+            entry.status, entry.estimated = self.backend.journal_status, True
+            return entry
+
+        res = Reservation(budgets, windows, amount, now, attempt, journal)
         try:
             refusal = await self.backend.reserve(res, durable=call.client.stream)
         except Exception:
@@ -164,12 +173,12 @@ class SpendHook(BaseHook):
         actual = to_nanos(result.cost)
         if usage is not None and (usage.input or usage.output or actual):
             entry = self._entry(call, result.model.name, result.provider_name,
-                                res.journal.ts if res is not None else self.clock.now())
+                                res.ts if res is not None else self.clock.now(),
+                                res.attempt if res is not None else len(call.attempts))
             entry.input_tokens, entry.output_tokens = usage.input, usage.output
             entry.cached_tokens, entry.reasoning_tokens = usage.cache_read, usage.reasoning
             entry.cost_nanos, entry.estimated = actual, usage.estimated
             entry.status = result.error_type or OK
-            entry.attempt = res.journal.attempt if res is not None else len(call.attempts)
         else:
             actual = 0
         await self._settle(res, entry, actual)
@@ -221,7 +230,16 @@ class SpendHook(BaseHook):
         self.notifier.submit(Notice(kind, title, text, fields), claim=claim,
                              claim_ttl_s=window.end - now + 86400)
 
-    def _entry(self, call: Call, served: str, provider: str, ts: float) -> LedgerEntry:
+    def _worst_case(self, model: ModelConfig, prompt: int, output: int) -> int:
+        prices = self._nano_prices.get(model.name)
+        if prices is None:
+            prices = self._nano_prices[model.name] = nano_prices(model.price)
+        if prices:
+            return prompt * prices[0] + output * prices[1]
+        return worst_case_nanos(prompt, output, model.price)
+
+    def _entry(self, call: Call, served: str, provider: str, ts: float, attempt: int
+               ) -> LedgerEntry:
         principal = call.principal
         context = call.server_span.get_span_context()
         trace_id = trace.format_trace_id(context.trace_id) if context.is_valid else ""
@@ -229,4 +247,4 @@ class SpendHook(BaseHook):
             ts=ts, request_id=call.request_id, trace_id=trace_id, key_alias=principal.alias,
             team=principal.team, key_id=principal.key_id, operation=call.operation,
             model_requested=call.model.name, model_served=served, provider=provider,
-            stream=call.client.stream, attempt=len(call.attempts) + 1)
+            stream=call.client.stream, attempt=attempt)

@@ -6,7 +6,9 @@ Pure data and conversions; the stores (`sqlite_store`, `redis_store`) persist it
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -57,6 +59,13 @@ class LedgerEntry:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
+_PROCESS = secrets.token_hex(6)  # reservation ids must be unique across replicas sharing Redis
+_SEQUENCE = itertools.count()
+
+
+def reservation_id() -> str:
+    """Unique and cheap (uuid4 costs a system call per request)."""
+    return f"{_PROCESS}-{next(_SEQUENCE)}"
 
 
 @dataclass(slots=True)
@@ -66,7 +75,18 @@ class Reservation:
     budgets: tuple[Budget, ...]
     windows: tuple[Window, ...]
     amount_nanos: int
-    journal: LedgerEntry  # the entry as recorded if the attempt never settles
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    row_id: int | None = None  # SQLite: the journal row, filled in by the writer thread
+    ts: float  # when the attempt started
+    attempt: int
+    make_journal: Callable[[], LedgerEntry]  # built only when needed (streams, Redis, crashes)
+    id: str = field(default_factory=reservation_id)
+    _journal: LedgerEntry | None = None
+    journaled: bool = False  # SQLite: a pending row was written for it
+    row_id: int | None = None  # SQLite: that row's id, filled in by the writer thread
     held: bool = True  # False once the store no longer holds it (settled or expired)
+
+    @property
+    def journal(self) -> LedgerEntry:
+        """The entry as recorded if the attempt never settles: its worst case."""
+        if self._journal is None:
+            self._journal = self.make_journal()
+        return self._journal

@@ -32,7 +32,7 @@ class SpendMetrics:
             description="Requests refused because a budget would be exceeded.")
         self.runaway_events = meter.create_counter(
             n.M_RUNAWAY_EVENTS, unit="{request}",
-            description="Requests flagged by the runaway guard (rate spike or loop).")
+            description="Runaway-guard triggers: one per alert episode, one per refused request.")
         meter.create_observable_gauge(
             n.M_BUDGET_SPEND, callbacks=[self._spend], unit="{USD}",
             description="Spend in the budget's current window, in US dollars.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import os
 import queue
 import socket
@@ -101,8 +102,7 @@ def init_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-def _row(entry: LedgerEntry) -> list[Any]:
-    return [getattr(entry, c) for c in COLUMNS]
+_row = operator.attrgetter(*COLUMNS)  # entry -> tuple of its column values, in C
 
 
 def _proc_start(pid: int) -> str:
@@ -148,10 +148,11 @@ def recover_pending(conn: sqlite3.Connection) -> int:
     return recovered
 
 
-@dataclass
+@dataclass(slots=True)
 class _Op:
-    run: Callable[[sqlite3.Connection], Any]
+    run: Callable[[sqlite3.Connection], Any] | None  # None: a plain ledger insert of `params`
     future: asyncio.Future[Any] | None
+    params: tuple[Any, ...] = ()
 
 
 class _Writer(threading.Thread):
@@ -161,7 +162,7 @@ class _Writer(threading.Thread):
         super().__init__(name="spend-ledger-writer", daemon=True)
         self.path = path
         self.loop = loop
-        self.queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[list[_Op] | None] = queue.SimpleQueue()
         self.conn: sqlite3.Connection | None = None
         self.failed: BaseException | None = None
 
@@ -185,21 +186,27 @@ class _Writer(threading.Thread):
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            ops = [op for op in batch if op is not None]
+            ops = [op for group in batch if group is not None for op in group]
             if ops:
                 self._commit(conn, ops)
-            if len(ops) != len(batch):
+            if None in batch:
                 return
 
     def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
         results: list[tuple[_Op, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            inserts: list[_Op] = []
             for op in ops:
+                if op.run is None:
+                    inserts.append(op)
+                    continue
+                self._insert(conn, inserts, results)
                 try:
                     results.append((op, op.run(conn), None))
                 except sqlite3.IntegrityError as exc:
                     results.append((op, None, exc))
+            self._insert(conn, inserts, results)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _log.exception("the spend ledger could not commit %d writes", len(ops))
@@ -210,6 +217,16 @@ class _Writer(threading.Thread):
         if waiting:
             with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
                 self.loop.call_soon_threadsafe(_resolve, waiting)
+
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, inserts: list[_Op],
+                results: list[tuple[_Op, Any, BaseException | None]]) -> None:
+        """Plain inserts in one executemany: one call into SQLite for the whole run."""
+        if inserts:
+            conn.executemany(_INSERT, [op.params for op in inserts])
+            results.extend((op, None, None) for op in inserts)
+            inserts.clear()
 
 
 def _resolve(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
@@ -230,6 +247,7 @@ class SqliteStore:
         self.path = path
         self.owner = owner_token()
         self._writer: _Writer | None = None
+        self._pending: list[_Op] = []  # ops of this loop iteration, handed over in one put
 
     # --- lifecycle ----------------------------------------------------------
     async def open(self) -> int:
@@ -251,34 +269,48 @@ class SqliteStore:
             conn.close()
 
     async def close(self) -> None:
+        self._flush()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.queue.put(None)
             await asyncio.to_thread(writer.join, 30.0)
 
     # --- writes (through the writer thread) -----------------------------------
-    def _submit(self, run: Callable[[sqlite3.Connection], Any], wait: bool
-                ) -> asyncio.Future[Any] | None:
+    def _submit(self, run: Callable[[sqlite3.Connection], Any] | None, wait: bool,
+                params: tuple[Any, ...] = ()) -> asyncio.Future[Any] | None:
         writer = self._writer
         if writer is None:
             raise RuntimeError("the spend store is not open")
-        future = asyncio.get_running_loop().create_future() if wait else None
-        writer.queue.put(_Op(run, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future() if wait else None
+        if not self._pending:
+            loop.call_soon(self._flush)  # one hand-over (and writer wake-up) per loop iteration
+        self._pending.append(_Op(run, future, params))
         return future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and self._writer is not None:
+            self._writer.queue.put(pending)
 
     def journal(self, res: Reservation, *, wait: bool) -> asyncio.Future[Any] | None:
         """Write the attempt's pending row (its worst case) before it goes upstream."""
-        params = [*_row(res.journal), self.owner]
+        params = (*_row(res.journal), self.owner)
 
         def run(conn: sqlite3.Connection) -> None:
             res.row_id = conn.execute(_INSERT, params).lastrowid
 
+        res.journaled = True
         return self._submit(run, wait)
 
     def record(self, res: Reservation | None, entry: LedgerEntry | None, *, wait: bool
                ) -> asyncio.Future[Any] | None:
         """Replace the journal row with the settled entry (or drop it if nothing was used)."""
         values = _row(entry) if entry is not None else None
+        if res is None or not res.journaled:
+            if values is None:
+                return None  # nothing used, nothing journaled: no write at all
+            return self._submit(None, wait, (*values, None))
 
         def run(conn: sqlite3.Connection) -> None:
             row_id = res.row_id if res is not None else None
@@ -286,9 +318,9 @@ class SqliteStore:
                 if row_id is not None:
                     conn.execute("DELETE FROM ledger WHERE id = ?", (row_id,))
             elif row_id is not None:
-                conn.execute(_UPDATE, [*values, row_id])
+                conn.execute(_UPDATE, (*values, row_id))
             else:
-                conn.execute(_INSERT, [*values, None])
+                conn.execute(_INSERT, (*values, None))
 
         return self._submit(run, wait)
 

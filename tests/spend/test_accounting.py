@@ -16,7 +16,7 @@ DAY1, DAY2 = Window("d1", 0, 100), Window("d2", 100, 200)
 
 def _res(amount: int, window: Window = DAY1, budgets: tuple[Budget, ...] = (BLOCK,)) -> Reservation:
     entry = LedgerEntry(0, "r", "", "k", "t", None, "chat", "m", "m", "p")
-    return Reservation(budgets, tuple(window for _ in budgets), amount, entry)
+    return Reservation(budgets, tuple(window for _ in budgets), amount, 0.0, 1, lambda: entry)
 
 
 def test_reservations_fill_the_budget_then_refuse() -> None:

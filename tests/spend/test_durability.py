@@ -52,9 +52,11 @@ async def test_answered_calls_survive_kill_9_and_count_after_restart(
     rows = ledger_rows(ledger)
     plain = [r for r in rows if not r.stream]
     [streamed] = [r for r in rows if r.stream]
-    assert len(plain) == 6 and all(r.status == "ok" and r.cost_nanos == EXACT for r in plain)
-    # Settled, or still journaled at its worst case if the kill beat the settle by a hair.
-    assert streamed.status in ("ok", "pending") and streamed.cost_nanos >= EXACT
+    assert len(plain) == 6 and all(r.status == "ok" and r.cost_nanos == EXACT for r in plain), rows
+    # Settled (a client that closes right after [DONE] may show as a disconnect), or still
+    # journaled at its worst case if the kill beat the settle by a hair.
+    assert streamed.status in ("ok", "client_disconnect", "pending"), rows
+    assert streamed.cost_nanos >= EXACT, rows
 
     spent_usd = sum(r.cost_nanos for r in rows) / 1e9
     room_for_one = spent_usd + worst_case_usd(20) * 1.5

@@ -32,7 +32,7 @@ async def store(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisStore]:
 def _res(amount: int, budgets: tuple[Budget, ...] = (FUSE, TEAM)) -> Reservation:
     entry = LedgerEntry(1.0, "r", "", "k", "t", None, "chat", "m", "m", "p", cost_nanos=amount,
                         status=UNSETTLED)
-    return Reservation(budgets, tuple(DAY for _ in budgets), amount, entry)
+    return Reservation(budgets, tuple(DAY for _ in budgets), amount, 1.0, 1, lambda: entry)
 
 
 def _counters(store: RedisStore, budgets: tuple[Budget, ...] = (FUSE, TEAM)) -> list[str]:

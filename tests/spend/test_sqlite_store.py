@@ -22,7 +22,7 @@ async def test_journal_then_settle_leaves_one_settled_row(tmp_path: Path) -> Non
     """A journaled attempt's row is replaced by its settled entry, in order, from one thread."""
     store = SqliteStore(str(tmp_path / "l.db"))
     await store.open()
-    res = Reservation((), (), 999, _entry(999, PENDING))
+    res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
     store.journal(res, wait=False)
     waiter = store.record(res, _entry(42), wait=True)
     assert waiter is not None
@@ -35,7 +35,7 @@ async def test_attempt_that_used_nothing_leaves_no_row(tmp_path: Path) -> None:
     """Settling without an entry deletes the journal row."""
     store = SqliteStore(str(tmp_path / "l.db"))
     await store.open()
-    res = Reservation((), (), 999, _entry(999, PENDING))
+    res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
     await store.journal(res, wait=True)  # type: ignore[misc]
     await store.record(res, None, wait=True)  # type: ignore[misc]
     await store.close()

@@ -55,7 +55,7 @@ def create_app(
     provider_map: dict[str, Provider] = dict(providers or {})
     runner = AttemptRunner(config, provider_map, tel)
     if spend is None and authenticator is None and not hooks:
-        spend = build_spend(config, tel)  # keys, budgets, ledger, runaway guard from config
+        spend = build_spend(config, tel, environ=env)  # keys, budgets, ledger, runaway guard
     if spend is not None:
         authenticator = authenticator or spend.authenticator
         hooks = [*hooks, *spend.hooks]  # last: others refuse before a budget reservation

@@ -3,7 +3,9 @@
 The check and the reservation happen in one synchronous step with no `await`
 in between, so on one event loop two concurrent requests can never both take
 the last dollars of a budget. Seeded from the ledger at start; used with the
-SQLite store (one gateway process). Several replicas use Redis instead.
+SQLite store. Under `serve --workers N` each worker process holds a 1/N share
+of every budget (and counts 1/N of the spend found in the ledger), so together
+they still never pass the limit; Redis shares one budget exactly instead.
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ Level = tuple[Budget, Window, int]  # a budget, its window and the spend settled
 
 
 class MemoryAccountant:
-    def __init__(self, budgets: BudgetSet) -> None:
+    def __init__(self, budgets: BudgetSet, shares: int = 1) -> None:
         self.budgets = budgets
+        self.shares = max(1, shares)
         self._counters: dict[str, Counter] = {}
+
+    def limit(self, budget: Budget) -> int:
+        """This process's share of the budget's limit."""
+        return budget.limit_nanos // self.shares
 
     def _counter(self, budget: Budget, window: Window) -> Counter:
         counter = self._counters.get(budget.name)
@@ -40,7 +47,7 @@ class MemoryAccountant:
     def seed(self, budget: Budget, window: Window, spent_nanos: int) -> None:
         """Spend already in the ledger for this window (at start, or for a new key budget)."""
         counter = self._counter(budget, window)
-        counter.spent = max(counter.spent, spent_nanos)
+        counter.spent = max(counter.spent, -(-spent_nanos // self.shares))
 
     def is_seeded(self, budget: Budget, window: Window) -> bool:
         counter = self._counters.get(budget.name)
@@ -51,9 +58,10 @@ class MemoryAccountant:
         amount = res.amount_nanos
         counters = [self._counter(b, w) for b, w in zip(res.budgets, res.windows, strict=True)]
         for budget, window, counter in zip(res.budgets, res.windows, counters, strict=True):
-            if budget.blocks and counter.spent + counter.reserved + amount > budget.limit_nanos:
+            if budget.blocks and counter.spent + counter.reserved + amount > self.limit(budget):
                 res.held = False
-                return Refusal(budget, window, counter.spent, counter.reserved, amount)
+                return Refusal(budget, window, counter.spent, counter.reserved, amount,
+                               self.shares)
         for counter in counters:
             counter.reserved += amount
         return None

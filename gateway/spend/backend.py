@@ -43,6 +43,10 @@ class Backend(Protocol):
         """(spent, reserved) as last known, for gauges (no I/O)."""
         ...
 
+    def limit(self, budget: Budget) -> int:
+        """The limit this process enforces (a share of it under SQLite workers)."""
+        ...
+
     async def sync(self, budgets: Sequence[Budget], now: float) -> None:
         """Bring levels of these budgets' current windows up to date (start, refresh)."""
         ...
@@ -61,9 +65,9 @@ class LocalBackend:
 
     journal_status = PENDING
 
-    def __init__(self, store: SqliteStore, budgets: BudgetSet) -> None:
+    def __init__(self, store: SqliteStore, budgets: BudgetSet, shares: int = 1) -> None:
         self.store = store
-        self.accountant = MemoryAccountant(budgets)
+        self.accountant = MemoryAccountant(budgets, shares)
 
     async def open(self) -> None:
         await self.store.open()
@@ -101,6 +105,9 @@ class LocalBackend:
 
     def level(self, budget: Budget, window: Window) -> tuple[int, int]:
         return self.accountant.level(budget, window)
+
+    def limit(self, budget: Budget) -> int:
+        return self.accountant.limit(budget)
 
     async def sync(self, budgets: Sequence[Budget], now: float) -> None:
         """Seed windows this process has not seen yet from the ledger."""
@@ -169,6 +176,9 @@ class RedisBackend:
 
     def level(self, budget: Budget, window: Window) -> tuple[int, int]:
         return self._levels.get((budget.name, window.id), (0, 0))
+
+    def limit(self, budget: Budget) -> int:
+        return budget.limit_nanos
 
     async def sync(self, budgets: Sequence[Budget], now: float) -> None:
         windows = [self.budgets.window(b, now) for b in budgets]

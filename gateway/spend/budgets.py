@@ -141,14 +141,16 @@ class ThresholdTracker:
     def __init__(self) -> None:
         self._fired: dict[str, tuple[str, int]] = {}  # budget -> (window id, how many fired)
 
-    def crossed(self, budget: Budget, window: Window, spent_nanos: int) -> list[float]:
-        """Thresholds newly reached by `spent_nanos` in `window`."""
+    def crossed(self, budget: Budget, window: Window, spent_nanos: int,
+                limit_nanos: int | None = None) -> list[float]:
+        """Thresholds newly reached by `spent_nanos` in `window` (of `limit_nanos`, by default
+        the budget's limit; a worker's share of it under SQLite workers)."""
         window_id, fired = self._fired.get(budget.name, (window.id, 0))
         if window_id != window.id:
             fired = 0
         thresholds = budget.thresholds
         reached = fired
-        limit = budget.limit_nanos
+        limit = budget.limit_nanos if limit_nanos is None else limit_nanos
         while reached < len(thresholds) and spent_nanos * 100 >= thresholds[reached] * limit:
             reached += 1
         self._fired[budget.name] = (window.id, reached)
@@ -164,21 +166,25 @@ class Refusal:
     spent_nanos: int
     reserved_nanos: int
     needed_nanos: int
+    shares: int = 1  # N gateway workers on SQLite: each enforces 1/N of the limit
 
     def retry_after_s(self, now: float) -> int:
         return max(1, math.ceil(self.window.end - now))
 
     def message(self, now: float) -> str:
         budget = self.budget
+        limit = budget.limit_nanos // self.shares
         used = self.spent_nanos + self.reserved_nanos
-        left = max(0, budget.limit_nanos - used)
-        if self.spent_nanos >= budget.limit_nanos:
-            why = (f"is used up: {fmt_usd(self.spent_nanos)} of {fmt_usd(budget.limit_nanos)} "
-                   "spent")
+        left = max(0, limit - used)
+        if self.spent_nanos >= limit:
+            why = f"is used up: {fmt_usd(self.spent_nanos)} of {fmt_usd(limit)} spent"
         else:
             why = (f"would be exceeded: this request could cost up to {fmt_usd(self.needed_nanos)}"
-                   f" and only {fmt_usd(left)} of {fmt_usd(budget.limit_nanos)} is left"
+                   f" and only {fmt_usd(left)} of {fmt_usd(limit)} is left"
                    + (" (some is held by requests in flight)" if self.reserved_nanos else "")
                    + "; a lower max_tokens may fit")
+        if self.shares > 1:
+            why += (f" (this gateway worker's 1/{self.shares} share of "
+                    f"{fmt_usd(budget.limit_nanos)})")
         return (f"Budget '{budget.name}' ({budget.label()}) {why}. It resets at "
                 f"{local_time(self.window.end, budget.tz)} (in {duration(self.window.end - now)}).")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.spend.runaway import RunawayGuard
 from gateway.spend.sqlite_store import SqliteStore
 from gateway.spend.windows import Clock, SystemClock
 from gateway.telemetry.setup import Telemetry
+from gateway.workers import ENV_COUNT as ENV_WORKER_COUNT
 
 _log = logging.getLogger("gateway.spend")
 OPEN_MODE_WARNING = ("OPEN MODE: no virtual key is configured, so anyone who can reach this "
@@ -35,13 +36,21 @@ OPEN_MODE_WARNING = ("OPEN MODE: no virtual key is configured, so anyone who can
                      "`llm-gateway keys create --alias NAME --team TEAM`.")
 
 
-def make_backend(config: GatewayConfig, budgets: BudgetSet) -> Backend:
+def make_backend(config: GatewayConfig, budgets: BudgetSet, workers: int = 1) -> Backend:
     storage = config.storage
     if storage.backend == "redis" and storage.redis_url:
         store = RedisStore(storage.redis_url, storage.redis_prefix,
                            reservation_ttl_s=config.spend.reservation_ttl_s)
         return RedisBackend(store, budgets)
-    return LocalBackend(SqliteStore(storage.sqlite_path), budgets)
+    if workers > 1 and budgets.all():
+        _log.warning("%d gateway workers share the SQLite ledger: each enforces 1/%d of every "
+                     "budget. Use storage.backend: redis to share budgets exactly.", workers, workers)
+    return LocalBackend(SqliteStore(storage.sqlite_path), budgets, shares=workers)
+
+
+def _workers(environ: Mapping[str, str]) -> int:
+    raw = environ.get(ENV_WORKER_COUNT, "1")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
 
 
 @dataclass
@@ -92,9 +101,10 @@ class SpendControl:
             _log.info("virtual keys: %d active", sum(r.active for r in self.authenticator.records))
         for budget in self.budgets.all():
             spent, _ = self.backend.level(budget, self.budgets.window(budget, self.clock.now()))
-            _log.info("budget %s: %s per %s, %.2f%% used, action %s", budget.name,
-                      budget.limit_nanos / 1e9, budget.window,
-                      spent * 100 / budget.limit_nanos if budget.limit_nanos else 100, budget.action)
+            limit = self.backend.limit(budget)
+            _log.info("budget %s: $%s per %s, %.2f%% used, action %s", budget.name,
+                      limit / 1e9, budget.window, spent * 100 / limit if limit else 100,
+                      budget.action)
 
     async def _refresh_loop(self) -> None:
         interval = self.config.spend.key_refresh_s
@@ -116,19 +126,21 @@ class SpendControl:
         if fresh:
             await self.backend.sync(fresh, self.clock.now())
 
-    def levels(self) -> Iterable[tuple[Budget, int]]:
+    def levels(self) -> Iterable[tuple[Budget, int, int]]:
         now = self.clock.now()
         for budget in self.budgets.all():
-            yield budget, self.backend.level(budget, self.budgets.window(budget, now))[0]
+            spent = self.backend.level(budget, self.budgets.window(budget, now))[0]
+            yield budget, spent, self.backend.limit(budget)
 
 
 def build_spend(config: GatewayConfig, telemetry: Telemetry, *, clock: Clock | None = None,
-                backend: Backend | None = None) -> SpendControl:
+                backend: Backend | None = None, environ: Mapping[str, str] | None = None
+                ) -> SpendControl:
     """Spend control as the config describes it."""
     spend = config.spend
     clock = clock or SystemClock()
     budgets = BudgetSet(Budget.from_config(b) for b in spend.budgets)
-    store = backend or make_backend(config, budgets)
+    store = backend or make_backend(config, budgets, _workers(environ or {}))
     notifier = Notifier(spend.webhooks, clock=clock, claim=lambda c, ttl: store.claim(c, ttl, clock.now()),
                         max_attempts=spend.notify_max_attempts, backoff_s=spend.notify_backoff_s)
     runaway = RunawayGuard(spend.runaway) if spend.runaway.enabled else None

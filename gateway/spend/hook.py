@@ -49,8 +49,8 @@ from gateway.usage import estimate_prompt_tokens
 
 _log = logging.getLogger(__name__)
 _PROMPT_TOKENS = "spend.prompt_tokens"
-RUNAWAY_EVENT = "gateway.runaway"
-BUDGET_EVENT = "gateway.budget.exceeded"
+RUNAWAY_EVENT = n.EVENT_RUNAWAY
+BUDGET_EVENT = n.EVENT_BUDGET_EXCEEDED
 
 
 class RunawayRefused(errors.RateLimited):
@@ -206,25 +206,27 @@ class SpendHook(BaseHook):
             return
         now = self.clock.now()
         for budget, window, spent in levels:
-            for threshold in self.thresholds.crossed(budget, window, spent):
+            limit = self.backend.limit(budget)
+            for threshold in self.thresholds.crossed(budget, window, spent, limit):
                 self._notify(budget, window, spent, now, level=threshold)
 
     def _notify(self, budget: Budget, window: Window, spent: int, now: float,
                 level: float | None) -> None:
-        pct = spent * 100 / budget.limit_nanos if budget.limit_nanos else 100.0
+        limit = self.backend.limit(budget)
+        pct = spent * 100 / limit if limit else 100.0
         resets = f"resets {local_time(window.end, budget.tz)} (in {duration(window.end - now)})"
         if level is None:
             kind, title = "budget_blocked", f"Budget '{budget.name}' is refusing requests"
-            text = (f"{budget.label()}: {fmt_usd(spent)} of {fmt_usd(budget.limit_nanos)} "
+            text = (f"{budget.label()}: {fmt_usd(spent)} of {fmt_usd(limit)} "
                     f"spent ({pct:.0f}%), requests that could exceed it get 429; {resets}.")
         else:
             kind, title = "budget_threshold", f"Budget '{budget.name}' reached {level:g}%"
-            text = (f"{budget.label()}: {fmt_usd(spent)} of {fmt_usd(budget.limit_nanos)} "
+            text = (f"{budget.label()}: {fmt_usd(spent)} of {fmt_usd(limit)} "
                     f"spent ({pct:.0f}%), action at the limit: {budget.action}; {resets}.")
         fields = {"budget": budget.name, "scope": budget.scope, "target": budget.target,
                   "window": budget.window, "window_id": window.id,
                   "threshold_pct": level, "spend_usd": spent / 1e9,
-                  "limit_usd": budget.limit_nanos / 1e9, "percent_used": round(pct, 2),
+                  "limit_usd": limit / 1e9, "percent_used": round(pct, 2),
                   "action": budget.action, "resets_at": window.end}
         claim = f"budget:{budget.name}:{window.id}:{'blocked' if level is None else f'{level:g}'}"
         self.notifier.submit(Notice(kind, title, text, fields), claim=claim,

@@ -15,8 +15,8 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from gateway.spend.budgets import NANOS_PER_USD, Budget
 from gateway.telemetry import names as n
 
-# (budget, spent nanos, limit nanos) for every budget in force, in its current window
-LevelSource = Callable[[], Iterable[tuple[Budget, int]]]
+# (budget, spent nanos, limit nanos enforced here) for every budget, in its current window
+LevelSource = Callable[[], Iterable[tuple[Budget, int, int]]]
 
 
 def budget_labels(budget: Budget) -> dict[str, str]:
@@ -42,11 +42,11 @@ class SpendMetrics:
 
     def _spend(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(spent / NANOS_PER_USD, budget_labels(budget))
-                for budget, spent in self._levels()]
+                for budget, spent, _ in self._levels()]
 
     def _limit(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(budget.limit_nanos / NANOS_PER_USD, budget_labels(budget))
-                for budget, _ in self._levels()]
+        return [Observation(limit / NANOS_PER_USD, budget_labels(budget))
+                for budget, _, limit in self._levels()]
 
     def rejected(self, budget: Budget) -> None:
         self.rejections.add(1, budget_labels(budget))

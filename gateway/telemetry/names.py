@@ -65,6 +65,9 @@ GATEWAY_ATTEMPT: Final = "gateway.attempt"
 GATEWAY_USAGE_ESTIMATED: Final = "gateway.usage.estimated"
 GATEWAY_STREAM_END: Final = "gateway.stream.end"
 GATEWAY_OVERHEAD_S: Final = "gateway.overhead"
+# span events on the SERVER span (spend control)
+EVENT_RUNAWAY: Final = "gateway.runaway"
+EVENT_BUDGET_EXCEEDED: Final = "gateway.budget.exceeded"
 
 # metric-only label names for the gateway's own series (Prometheus: dots -> _)
 LABEL_STATUS_CLASS: Final = "http.response.status_class"

@@ -70,3 +70,14 @@ def test_seed_counts_spend_already_in_the_ledger() -> None:
     assert acct.is_seeded(BLOCK, DAY1)
     assert acct.reserve(_res(100)) is not None
     assert acct.reserve(_res(50)) is None
+
+
+def test_each_of_n_workers_holds_a_share_so_together_they_stay_within() -> None:
+    """With N SQLite workers, each enforces limit/N and counts spent/N (rounded up) of the
+    ledger, so all of them together can never pass the limit."""
+    workers = [MemoryAccountant(BudgetSet([BLOCK]), shares=3) for _ in range(3)]
+    for acct in workers:
+        acct.seed(BLOCK, DAY1, 100)  # the ledger's 100, seen by every worker
+    granted = sum(acct.reserve(_res(10)) is None for acct in workers for _ in range(100))
+    assert 100 + granted * 10 <= BLOCK.limit_nanos
+    assert granted == 3 * ((1000 // 3 - 34) // 10)

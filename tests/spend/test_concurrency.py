@@ -94,3 +94,19 @@ def to_nanos_usd(usd: float) -> int:
     from decimal import Decimal
 
     return to_nanos(Decimal(str(usd)))
+
+
+async def test_sqlite_workers_split_the_budget_and_never_overspend(upstream: RunningUpstream,
+                                                                   tmp_path: Path) -> None:
+    """`serve --workers 2` on one SQLite ledger: each worker holds half of the budget, so
+    200 concurrent calls still never pass the limit."""
+    upstream.state.behaviour = Behaviour(completion_tokens=MAX_TOKENS, latency_s=0.05)
+    ledger = tmp_path / "l.db"
+    config = spend_config(upstream.base_url, ledger, BUDGET)
+    async with gateway_process(config, {"UPSTREAM_KEY": UPSTREAM_KEY},
+                               args=("--workers", "2")) as gw:
+        ok, refused, other = await _fire(gw.base_url, 200)
+    assert other == [] and ok + refused == 200
+    assert 1 <= ok <= FITS
+    rows = ledger_rows(ledger)
+    assert len(rows) == ok and sum(r.cost_nanos for r in rows) <= to_nanos_usd(LIMIT_USD)

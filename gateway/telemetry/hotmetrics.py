@@ -124,6 +124,17 @@ class HotHistogram:
             if sample is not None:
                 series.exemplars[index] = sample
 
+    def bind(self, attributes: Mapping[str, Any], context: Context | None = None) -> BoundHistogram:
+        """A recorder for one series and one context (a stream's per-chunk timings):
+        the attribute key and the exemplar's span are worked out once, not per chunk."""
+        attrs = dict(attributes)
+        with self._lock:
+            series = self._series.get(frozenset(attrs.items()))
+            if series is None:
+                series = self._series[frozenset(attrs.items())] = _Series(attrs, len(self.bounds) + 1)
+        ids = _sample(0.0, context, self._exemplars)
+        return BoundHistogram(self, series, None if ids is None else (ids[2], ids[3]))
+
     def collect(self, now: int, since: int) -> Metric | None:
         with self._lock:
             rows = [(s.attributes, s.start, tuple(s.counts), s.sum, s.min, s.max,
@@ -138,6 +149,35 @@ class HotHistogram:
             for attrs, start, counts, total, low, high, samples in rows]
         return Metric(self.name, self.description, self.unit,
                       Histogram(points, AggregationTemporality.CUMULATIVE))
+
+
+class BoundHistogram:
+    """`HotHistogram.bind`: `record(amount)` into one series, exemplars from one span."""
+
+    __slots__ = ("_bounds", "_histogram", "_ids", "_lock", "_series")
+
+    def __init__(self, histogram: HotHistogram, series: _Series,
+                 ids: tuple[int, int] | None) -> None:
+        self._histogram = histogram
+        self._bounds = histogram.bounds
+        self._lock = histogram._lock
+        self._series = series
+        self._ids = ids
+
+    def record(self, amount: float) -> None:
+        if not amount >= 0 or amount == math.inf:
+            return
+        index = bisect_left(self._bounds, amount)
+        series = self._series
+        with self._lock:
+            series.counts[index] += 1
+            series.sum += amount
+            if amount < series.min:
+                series.min = amount
+            if amount > series.max:
+                series.max = amount
+            if self._ids is not None:
+                series.exemplars[index] = (amount, time.time_ns(), *self._ids)
 
 
 class HotCounter:

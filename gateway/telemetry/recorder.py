@@ -8,17 +8,31 @@ nothing is computed for a span that is not recording.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway.telemetry import names as n
+from gateway.telemetry.hotmetrics import HotHistogram
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
+
+
+class HotTimer(Protocol):
+    def record(self, amount: float) -> None: ...
+
+
+class _Timer:
+    """A plain callable as a HotTimer (for the SDK's histograms)."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: Callable[[float], None]) -> None:
+        self.record = record
 
 
 class AttemptRecorder:
@@ -27,6 +41,7 @@ class AttemptRecorder:
     __slots__ = (
         "_base",
         "_chunk_attrs",
+        "_chunk_timer",
         "_finished",
         "_last_chunk",
         "_started",
@@ -70,6 +85,7 @@ class AttemptRecorder:
         self.context = trace.set_span_in_context(self.span, parent)
         self._started = time.perf_counter()
         self._last_chunk = 0.0
+        self._chunk_timer: HotTimer | None = None
         self.first_chunk_s: float | None = None
         self._finished = False
 
@@ -83,9 +99,18 @@ class AttemptRecorder:
 
     def chunk(self) -> None:
         now = time.perf_counter()
-        self.telemetry.instruments.time_per_output_chunk.record(
-            now - self._last_chunk, self._chunk_attrs, context=self.context
-        )
+        timer = self._chunk_timer
+        if timer is None:  # the first chunk after the first: bind the series once per stream
+            histogram = self.telemetry.instruments.time_per_output_chunk
+            if isinstance(histogram, HotHistogram):
+                timer = histogram.bind(self._chunk_attrs, self.context)
+            else:
+                chunk_attrs, context = self._chunk_attrs, self.context
+                def timer_record(amount: float) -> None:
+                    histogram.record(amount, chunk_attrs, context=context)
+                timer = _Timer(timer_record)
+            self._chunk_timer = timer
+        timer.record(now - self._last_chunk)
         self._last_chunk = now
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:

@@ -121,3 +121,46 @@ def test_enabled_only_for_cumulative_explicit_buckets() -> None:
     assert not hotmetrics.enabled_for({"GATEWAY_FAST_METRICS": "false"})
     assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "always_off"}) == "always_off"
     assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "bogus"}) == "trace_based"
+
+
+def test_bound_histogram_records_like_record() -> None:
+    """A bound series gets the same counts, sums and span exemplars as record() gives."""
+    context = trace.set_span_in_context(TracerProvider().get_tracer("t").start_span("s"))
+    metrics = HotMetrics(InstrumentationScope("gateway", "1.0"), RESOURCE)
+    plain = metrics.histogram("plain", "s", "d", (0.01, 0.1))
+    bound = metrics.histogram("bound", "s", "d", (0.01, 0.1))
+    timer = bound.bind(A, context)
+    for value in (0.005, 0.05, 0.5, 0.05, -1.0):
+        plain.record(value, A, context=context)
+        timer.record(value)
+    points = {m.name: m.data.data_points[0] for m in metrics.collect(0)}
+    ours, theirs = points["bound"], points["plain"]
+    assert (ours.count, ours.sum, ours.bucket_counts, ours.min, ours.max) == \
+        (theirs.count, theirs.sum, theirs.bucket_counts, theirs.min, theirs.max)
+    assert [(e.value, e.span_id, e.trace_id) for e in ours.exemplars] == \
+        [(e.value, e.span_id, e.trace_id) for e in theirs.exemplars]
+
+
+def test_recorder_chunk_timings_with_sdk_instruments() -> None:
+    """With the SDK's histograms (GATEWAY_FAST_METRICS=false) chunk timings still record."""
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    from gateway.telemetry.recorder import AttemptRecorder
+    from gateway.telemetry.setup import Telemetry
+
+    instruments, memory, _ = _setup(hot=False)
+    provider = SdkTracerProvider()
+    telemetry = Telemetry(tracer=provider.get_tracer("gateway"), meter=None,  # type: ignore[arg-type]
+                          instruments=instruments)
+    recorder = AttemptRecorder(telemetry, trace.set_span_in_context(trace.INVALID_SPAN),
+                               operation="chat", provider_name="openai", model="m",
+                               server_address=None, server_port=None, request_attributes={},
+                               extra_attributes={})
+    recorder.first_chunk()
+    recorder.chunk()
+    recorder.chunk()
+    recorder.finish(response_model="m", usage=None, cost=None)
+    points = _points(memory)
+    chunk = points["gen_ai.client.operation.time_per_output_chunk|s|"
+                   "Time between consecutive chunks after the first in a streaming operation."]
+    assert chunk[0]["count"] == 2

@@ -199,7 +199,7 @@ def cmd_create(args: argparse.Namespace, config: GatewayConfig, store: Store) ->
     print(f"created key '{args.alias}' (team {args.team})")
     print(key)
     print("This is the only time the key is shown: the gateway stores only its SHA-256. "
-          f"A running gateway accepts it at once (and drops it within "
+          f"A running gateway accepts it within a second (and drops it within "
           f"{config.spend.key_refresh_s:g} s of `keys revoke`).")
     return 0
 

@@ -11,6 +11,10 @@ decides (drop, record only, record and sample) with the same arguments, the
 provider's id generator makes the ids, the trace flags and trace state come
 out the same, and the processors see the same span data.
 
+With no span processor (no traces exporter configured) spans are not recorded
+at all: their context still propagates and tags exemplars. Processors must be
+given to the LiteTracer; one added to the provider later does not see its spans.
+
 Used for the SERVER and CLIENT spans (the gateway's tracer) when no span limit
 variable is set (OTEL_SPAN_ATTRIBUTE_*/OTEL_ATTRIBUTE_*/OTEL_SPAN_EVENT_*:
 those ask for the SDK's truncation and counting) and GATEWAY_LITE_SPANS is not
@@ -207,7 +211,9 @@ class LiteTracer(trace_api.Tracer):
             flags |= _RANDOM_TRACE_ID
         span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
                                    trace_flags=TraceFlags(flags), trace_state=result.trace_state)
-        if decision is Decision.DROP:
+        if decision is Decision.DROP or not self.processors:
+            # Nothing would ever read a recorded span (no exporter configured): the
+            # context alone still propagates, answers traceresponse and tags exemplars.
             return trace_api.NonRecordingSpan(span_context)
         attrs: dict[str, Any] = dict(result.attributes) if result.attributes else {}
         if not all(map(_PRIMITIVE.__contains__, map(type, attrs.values()))):  # C-speed check

@@ -137,3 +137,12 @@ def test_start_as_current_span_sets_and_ends_the_span() -> None:
     with lite.start_as_current_span("outer") as span:
         assert trace.get_current_span() is span
     assert [s.name for s in memory.get_finished_spans()] == ["outer"]
+
+
+def test_without_processors_spans_are_not_recorded_but_propagate() -> None:
+    """No exporter, no recording: the span context is still valid and sampled."""
+    lite = LiteTracer(TracerProvider(), [], InstrumentationScope("gateway"))
+    span = lite.start_span("s")
+    assert not span.is_recording()
+    context = span.get_span_context()
+    assert context.is_valid and context.trace_flags.sampled

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -124,6 +125,22 @@ class GatewayConfig:
         if not provider.usable and model.offline_provider:
             return self.providers[model.offline_provider]
         return provider
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads `on`, `off`, `yes`
+    and `no` as booleans, which turns a key such as `retry.on` into `True`."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _interpolate(node: Any, path: str, environ: Mapping[str, str], refs: dict[str, Substitution]) -> Any:
@@ -257,7 +274,7 @@ def _storage(sec: Section) -> StorageConfig:
 def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> GatewayConfig:
     """Parse, interpolate and validate a config document."""
     try:
-        raw_tree = yaml.safe_load(text)
+        raw_tree = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
     problems = Problems()

@@ -85,3 +85,10 @@ def test_embedded_default_uses_real_provider_when_key_set() -> None:
 def test_invalid_yaml_is_a_config_error() -> None:
     """Broken YAML is reported, not raised as a traceback."""
     assert problems("models: [unclosed")[0].startswith("<string>: not valid YAML")
+
+
+def test_yaml_on_is_a_key_not_a_boolean() -> None:
+    """`on:` (retry.on) stays a string key: only true/false are booleans, as in YAML 1.2."""
+    text = BASE + "resilience:\n  retry:\n    on: [status_5xx]\n"
+    config = load(text, {"RELAY_API_KEY": "k"})
+    assert config.resilience.defaults.retry.on == frozenset({"status_5xx"})

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from gateway.spend import ledger_sql
 from gateway.spend.budgets import Budget
 from gateway.spend.windows import Window
 
@@ -58,7 +59,9 @@ class LedgerEntry:
         return self.cost_nanos / 1e9
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
+COLUMNS: tuple[str, ...] = ledger_sql.COLUMNS
+if COLUMNS != tuple(f.name for f in fields(LedgerEntry)):  # pragma: no cover - a coding error
+    raise ImportError("ledger_sql.COLUMNS must list LedgerEntry's fields in order")
 _PROCESS = secrets.token_hex(6)  # reservation ids must be unique across replicas sharing Redis
 _SEQUENCE = itertools.count()
 
@@ -81,7 +84,7 @@ class Reservation:
     id: str = field(default_factory=reservation_id)
     _journal: LedgerEntry | None = None
     journaled: bool = False  # SQLite: a pending row was written for it
-    row_id: int | None = None  # SQLite: that row's id, filled in by the writer thread
+    row_id: int | None = None  # SQLite: that row's id, as the ledger writer reported it
     held: bool = True  # False once the store no longer holds it (settled or expired)
 
     @property

@@ -3,10 +3,11 @@
 WAL mode with `synchronous=NORMAL`: a committed transaction is in the WAL file
 (the OS has it) before the commit returns, so it survives `kill -9` of the
 gateway; only an OS crash or power loss can lose the last commits. All writes go
-through one dedicated writer thread that commits in batches (group commit), so
-the event loop never blocks on disk and a burst of requests costs one commit.
-Reads (key refresh, seeding, reports) use short-lived connections in worker
-threads; WAL lets them run beside the writer.
+through one writer child process (`ledger_writer`) that commits in batches
+(group commit): the event loop never blocks on disk, never shares a GIL with
+the writer, and a burst of requests costs one commit. Reads (key refresh,
+seeding, reports) use short-lived connections in worker threads; WAL lets them
+run beside the writer.
 """
 
 from __future__ import annotations
@@ -14,95 +15,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 import os
-import queue
 import socket
 import sqlite3
-import threading
+import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
+from gateway.spend import ledger_sql as sql
 from gateway.spend.keys import KeyRecord
 from gateway.spend.ledger import COLUMNS, PENDING, UNSETTLED, LedgerEntry, Reservation
+from gateway.spend.ledger_sql import connect, init_schema
+from gateway.spend.ledger_writer import HEADER, frame
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    request_id TEXT NOT NULL,
-    trace_id TEXT NOT NULL,
-    key_alias TEXT NOT NULL,
-    team TEXT NOT NULL,
-    key_id TEXT,
-    operation TEXT NOT NULL,
-    model_requested TEXT NOT NULL,
-    model_served TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cached_tokens INTEGER NOT NULL,
-    reasoning_tokens INTEGER NOT NULL,
-    cost_nanos INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    estimated INTEGER NOT NULL,
-    stream INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    owner TEXT
-);
-CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
-CREATE INDEX IF NOT EXISTS ledger_pending ON ledger(owner) WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS keys (
-    key_sha256 TEXT PRIMARY KEY,
-    alias TEXT NOT NULL,
-    team TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL,
-    allowed_models TEXT,
-    budget_usd_per_day TEXT,
-    budget_usd_per_month TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS keys_active_alias ON keys(alias) WHERE revoked_at IS NULL;
-CREATE TABLE IF NOT EXISTS notices (claim TEXT PRIMARY KEY, at REAL NOT NULL);
-"""
-
-_INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}, owner) "
-           f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?)")
-_UPDATE = (f"UPDATE ledger SET {', '.join(f'{c} = ?' for c in COLUMNS)}, owner = NULL "
-           "WHERE id = ?")
 SCOPE_COLUMN = {"model": "model_served", "provider": "provider", "key": "key_alias", "team": "team"}
-REPORT_COLUMN = {"model": "model_served", "provider": "provider", "key": "key_alias",
-                 "team": "team"}
-_BATCH = 512
+__all__ = ["KeyExists", "SqliteStore", "connect", "init_schema"]
 
 
 class KeyExists(Exception):
     """An active key already has this alias."""
 
 
-def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
-    """A connection with the pragmas every user of the file needs."""
-    if create:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
-def init_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
-
-
-_row = operator.attrgetter(*COLUMNS)  # entry -> tuple of its column values, in C
+def _row(entry: LedgerEntry) -> tuple[Any, ...]:
+    return (entry.ts, entry.request_id, entry.trace_id, entry.key_alias, entry.team,
+            entry.key_id, entry.operation, entry.model_requested, entry.model_served,
+            entry.provider, entry.input_tokens, entry.output_tokens, entry.cached_tokens,
+            entry.reasoning_tokens, entry.cost_nanos, entry.status, entry.estimated,
+            entry.stream, entry.attempt)
 
 
 def _proc_start(pid: int) -> str:
@@ -148,96 +94,91 @@ def recover_pending(conn: sqlite3.Connection) -> int:
     return recovered
 
 
-@dataclass(slots=True)
-class _Op:
-    run: Callable[[sqlite3.Connection], Any] | None  # None: a plain ledger insert of `params`
-    future: asyncio.Future[Any] | None
-    params: tuple[Any, ...] = ()
+class _Writer:
+    """The parent's side of the writer process: frames out, acknowledgements in."""
 
-
-class _Writer(threading.Thread):
-    """The one thread that writes: drains the queue, runs a batch in one transaction."""
-
-    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(name="spend-ledger-writer", daemon=True)
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.loop = loop
-        self.queue: queue.SimpleQueue[list[_Op] | None] = queue.SimpleQueue()
-        self.conn: sqlite3.Connection | None = None
-        self.failed: BaseException | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.waiting: dict[int, list[asyncio.Future[Any] | None]] = {}
+        self.seq = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._stopped = False
 
-    def run(self) -> None:
-        try:
-            self.conn = connect(self.path)
-        except sqlite3.Error as exc:  # pragma: no cover - the file was opened once already
-            self.failed = exc
+    async def start(self) -> None:
+        # The child imports the very same `gateway` package as this process.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.spend.ledger_writer", self.path,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        self._reader = asyncio.create_task(self._read_acks(self.process), name="ledger-acks")
+
+    def send(self, ops: list[list[Any]], futures: list[asyncio.Future[Any] | None]) -> None:
+        process = self.process
+        if process is None or process.stdin is None or process.stdin.is_closing():
+            _fail(futures, RuntimeError("the ledger writer is not running"))
             return
-        try:
-            self._loop(self.conn)
-        finally:
-            self.conn.close()
+        self.seq += 1
+        self.waiting[self.seq] = futures
+        process.stdin.write(frame([self.seq, ops]))
 
-    def _loop(self, conn: sqlite3.Connection) -> None:
-        while True:
-            first = self.queue.get()
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            ops = [op for group in batch if group is not None for op in group]
-            if ops:
-                self._commit(conn, ops)
-            if None in batch:
-                return
-
-    def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
-        results: list[tuple[_Op, Any, BaseException | None]] = []
+    async def _read_acks(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            inserts: list[_Op] = []
-            for op in ops:
-                if op.run is None:
-                    inserts.append(op)
+            while True:
+                header = await process.stdout.readexactly(HEADER.size)
+                (size,) = HEADER.unpack(header)
+                reply = orjson.loads(await process.stdout.readexactly(size))
+                futures = self.waiting.pop(reply[0], [])
+                if reply[1] is None:
+                    _log.error("the spend ledger could not commit: %s", reply[2])
+                    _fail(futures, RuntimeError(reply[2]))
                     continue
-                self._insert(conn, inserts, results)
-                try:
-                    results.append((op, op.run(conn), None))
-                except sqlite3.IntegrityError as exc:
-                    results.append((op, None, exc))
-            self._insert(conn, inserts, results)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _log.exception("the spend ledger could not commit %d writes", len(ops))
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            results = [(op, None, exc) for op in ops]
-        waiting = [r for r in results if r[0].future is not None]
-        if waiting:
-            with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
-                self.loop.call_soon_threadsafe(_resolve, waiting)
+                for future, result in zip(futures, reply[1], strict=True):
+                    if future is not None and not future.done():
+                        future.set_result(result)
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            lost = [f for futures in self.waiting.values() for f in futures]
+            self.waiting.clear()
+            _fail(lost, RuntimeError("the ledger writer exited"))
+            if self.process is process:  # not stopped by us: start a new one
+                code = await process.wait()
+                _log.error("the spend ledger writer exited with %s; starting a new one "
+                           "(%d writes in flight failed)", code, len(lost))
+                self.process = None
+                asyncio.get_running_loop().call_later(1.0, self._restart)
+
+    def _restart(self) -> None:
+        if self.process is None and not self._stopped:
+            asyncio.get_running_loop().create_task(self.start())
+
+    async def stop(self) -> None:
+        self._stopped = True
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
 
 
-    @staticmethod
-    def _insert(conn: sqlite3.Connection, inserts: list[_Op],
-                results: list[tuple[_Op, Any, BaseException | None]]) -> None:
-        """Plain inserts in one executemany: one call into SQLite for the whole run."""
-        if inserts:
-            conn.executemany(_INSERT, [op.params for op in inserts])
-            results.extend((op, None, None) for op in inserts)
-            inserts.clear()
-
-
-def _resolve(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
-    for op, value, exc in results:
-        future = op.future
-        if future is None or future.done():
-            continue
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(value)
+def _fail(futures: Iterable[asyncio.Future[Any] | None], error: BaseException) -> None:
+    for future in futures:
+        if future is not None and not future.done():
+            future.set_exception(error)
 
 
 class SqliteStore:
@@ -247,7 +188,8 @@ class SqliteStore:
         self.path = path
         self.owner = owner_token()
         self._writer: _Writer | None = None
-        self._pending: list[_Op] = []  # ops of this loop iteration, handed over in one put
+        self._ops: list[list[Any]] = []  # this loop iteration's writes, sent as one frame
+        self._futures: list[asyncio.Future[Any] | None] = []
 
     # --- lifecycle ----------------------------------------------------------
     async def open(self) -> int:
@@ -256,8 +198,8 @@ class SqliteStore:
         if recovered:
             _log.warning("spend ledger: %d attempts of a gateway that died were charged at "
                          "their reserved worst case (status 'unsettled')", recovered)
-        self._writer = _Writer(self.path, asyncio.get_running_loop())
-        self._writer.start()
+        self._writer = _Writer(self.path)
+        await self._writer.start()
         return recovered
 
     def _prepare(self) -> int:
@@ -272,66 +214,59 @@ class SqliteStore:
         self._flush()
         writer, self._writer = self._writer, None
         if writer is not None:
-            writer.queue.put(None)
-            await asyncio.to_thread(writer.join, 30.0)
+            await writer.stop()
 
-    # --- writes (through the writer thread) -----------------------------------
-    def _submit(self, run: Callable[[sqlite3.Connection], Any] | None, wait: bool,
-                params: tuple[Any, ...] = ()) -> asyncio.Future[Any] | None:
+    # --- writes (through the writer process) ----------------------------------
+    def _submit(self, op: list[Any], wait: bool) -> asyncio.Future[Any] | None:
         writer = self._writer
-        if writer is None:
-            raise RuntimeError("the spend store is not open")
+        if writer is None or not writer.alive:
+            raise RuntimeError("the spend ledger writer is not running (see the log)")
         loop = asyncio.get_running_loop()
         future = loop.create_future() if wait else None
-        if not self._pending:
-            loop.call_soon(self._flush)  # one hand-over (and writer wake-up) per loop iteration
-        self._pending.append(_Op(run, future, params))
+        if not self._ops:
+            loop.call_soon(self._flush)  # one frame (one pipe write) per loop iteration
+        self._ops.append(op)
+        self._futures.append(future)
         return future
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and self._writer is not None:
-            self._writer.queue.put(pending)
+        ops, futures = self._ops, self._futures
+        if not ops:
+            return
+        self._ops, self._futures = [], []
+        if self._writer is None:
+            _fail(futures, RuntimeError("the spend store is closed"))
+            return
+        self._writer.send(ops, futures)
 
     def journal(self, res: Reservation, *, wait: bool) -> asyncio.Future[Any] | None:
         """Write the attempt's pending row (its worst case) before it goes upstream."""
-        params = (*_row(res.journal), self.owner)
+        future = self._submit([sql.OP_JOURNAL, *_row(res.journal), self.owner], True)
+        assert future is not None
 
-        def run(conn: sqlite3.Connection) -> None:
-            res.row_id = conn.execute(_INSERT, params).lastrowid
+        def remember(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                res.row_id = done.result()
 
+        future.add_done_callback(remember)
         res.journaled = True
-        return self._submit(run, wait)
+        return future
 
     def record(self, res: Reservation | None, entry: LedgerEntry | None, *, wait: bool
                ) -> asyncio.Future[Any] | None:
         """Replace the journal row with the settled entry (or drop it if nothing was used)."""
-        values = _row(entry) if entry is not None else None
-        if res is None or not res.journaled:
-            if values is None:
+        row_id = res.row_id if res is not None else None
+        if entry is None:
+            if row_id is None:
                 return None  # nothing used, nothing journaled: no write at all
-            return self._submit(None, wait, (*values, None))
-
-        def run(conn: sqlite3.Connection) -> None:
-            row_id = res.row_id if res is not None else None
-            if values is None:
-                if row_id is not None:
-                    conn.execute("DELETE FROM ledger WHERE id = ?", (row_id,))
-            elif row_id is not None:
-                conn.execute(_UPDATE, (*values, row_id))
-            else:
-                conn.execute(_INSERT, (*values, None))
-
-        return self._submit(run, wait)
+            return self._submit([sql.OP_DELETE, row_id], wait)
+        if row_id is not None:
+            return self._submit([sql.OP_UPDATE, *_row(entry), row_id], wait)
+        return self._submit([sql.OP_INSERT, *_row(entry), None], wait)
 
     async def claim(self, claim: str, now: float) -> bool:
         """True for the first caller only: a threshold notice fires once per window."""
-        def run(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute("INSERT OR IGNORE INTO notices (claim, at) VALUES (?, ?)",
-                               (claim, now))
-            return cur.rowcount == 1
-
-        future = self._submit(run, True)
+        future = self._submit([sql.OP_CLAIM, claim, now], True)
         assert future is not None
         return bool(await future)
 

@@ -23,7 +23,7 @@ async def test_journal_then_settle_leaves_one_settled_row(tmp_path: Path) -> Non
     store = SqliteStore(str(tmp_path / "l.db"))
     await store.open()
     res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
-    store.journal(res, wait=False)
+    await store.journal(res, wait=True)  # type: ignore[misc]
     waiter = store.record(res, _entry(42), wait=True)
     assert waiter is not None
     await waiter
@@ -110,3 +110,35 @@ async def test_spent_filters_by_scope_and_window(tmp_path: Path) -> None:
     assert await store.spent("global", None, 0, 100) == 5
     assert await store.spent("team", "product", 0, 200) == 12
     assert await store.spent("team", "other", 0, 200) == 0
+
+
+async def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:
+    """If the ledger writer process dies, writes in flight fail and a new writer takes over."""
+    store = SqliteStore(str(tmp_path / "l.db"))
+    await store.open()
+    writer = store._writer
+    assert writer is not None and writer.process is not None
+    writer.process.kill()
+    for _ in range(100):
+        try:
+            waiter = store.record(None, _entry(5), wait=True)
+            assert waiter is not None
+            await waiter
+            break
+        except RuntimeError:
+            await asyncio.sleep(0.05)
+    await store.close()
+    assert ledger_status(tmp_path / "l.db") == [("ok", 5)]
+
+
+def test_frames_split_only_whole_messages() -> None:
+    """The writer's framing hands over whole frames and keeps a partial one for later."""
+    from gateway.spend.ledger_writer import frame, split
+
+    buffer = bytearray(frame([1, [["c", "x", 1.0]]]) + frame([2, []]))
+    tail = frame([3, [["d", 7]]])
+    buffer += tail[:5]
+    assert split(buffer) == [[1, [["c", "x", 1.0]]], [2, []]]
+    assert bytes(buffer) == tail[:5]
+    buffer += tail[5:]
+    assert split(buffer) == [[3, [["d", 7]]]] and not buffer

@@ -1,0 +1,128 @@
+"""The SQLite ledger's schema and its write operations, with no other imports.
+
+Shared by the gateway (reads, schema, recovery) and the ledger writer process
+(`ledger_writer`), which must start fast and so imports nothing but this.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+COLUMNS: tuple[str, ...] = (
+    "ts", "request_id", "trace_id", "key_alias", "team", "key_id", "operation",
+    "model_requested", "model_served", "provider", "input_tokens", "output_tokens",
+    "cached_tokens", "reasoning_tokens", "cost_nanos", "status", "estimated", "stream",
+    "attempt",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    key_alias TEXT NOT NULL,
+    team TEXT NOT NULL,
+    key_id TEXT,
+    operation TEXT NOT NULL,
+    model_requested TEXT NOT NULL,
+    model_served TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_nanos INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    estimated INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    owner TEXT
+);
+CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
+CREATE INDEX IF NOT EXISTS ledger_pending ON ledger(owner) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS keys (
+    key_sha256 TEXT PRIMARY KEY,
+    alias TEXT NOT NULL,
+    team TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL,
+    allowed_models TEXT,
+    budget_usd_per_day TEXT,
+    budget_usd_per_month TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS keys_active_alias ON keys(alias) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS notices (claim TEXT PRIMARY KEY, at REAL NOT NULL);
+"""
+
+INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}, owner) "
+          f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?)")
+UPDATE = (f"UPDATE ledger SET {', '.join(f'{c} = ?' for c in COLUMNS)}, owner = NULL "
+          "WHERE id = ?")
+
+# Write operations, as the gateway sends them to the writer: [kind, *params].
+OP_INSERT = "i"  # [i, *row, owner] -> None
+OP_JOURNAL = "j"  # [j, *row, owner] -> the new row id
+OP_UPDATE = "u"  # [u, *row, row id] -> None
+OP_DELETE = "d"  # [d, row id] -> None
+OP_CLAIM = "c"  # [c, claim, now] -> True for the first claim
+
+
+def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
+    """A connection with the pragmas every user of the file needs."""
+    if create:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def init_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def apply(conn: sqlite3.Connection, ops: Sequence[Sequence[Any]]) -> list[Any]:
+    """Run `ops` in one transaction; one result per op. Plain inserts go in one
+    executemany call."""
+    results: list[Any] = []
+    inserts: list[Sequence[Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for op in ops:
+            kind = op[0]
+            if kind == OP_INSERT:
+                inserts.append(op[1:])
+                results.append(None)
+                continue
+            if inserts:
+                conn.executemany(INSERT, inserts)
+                inserts = []
+            results.append(_one(conn, kind, op))
+        if inserts:
+            conn.executemany(INSERT, inserts)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _one(conn: sqlite3.Connection, kind: str, op: Sequence[Any]) -> Any:
+    if kind == OP_JOURNAL:
+        return conn.execute(INSERT, op[1:]).lastrowid
+    if kind == OP_UPDATE:
+        conn.execute(UPDATE, op[1:])
+        return None
+    if kind == OP_DELETE:
+        conn.execute("DELETE FROM ledger WHERE id = ?", (op[1],))
+        return None
+    if kind == OP_CLAIM:
+        cur = conn.execute("INSERT OR IGNORE INTO notices (claim, at) VALUES (?, ?)",
+                           (op[1], op[2]))
+        return cur.rowcount == 1
+    raise ValueError(f"unknown ledger operation {kind!r}")

@@ -57,6 +57,8 @@ class StreamRelay:
         self.error_type: str | None = None
         self.error_message: str | None = None
         self._seen_first = False
+        # Raw-byte fast path for plain chunks; off where every chunk must be rewritten or read.
+        self._fast = not capture and not self.rewrite_model
         self._done = False
 
     @property
@@ -135,6 +137,9 @@ class StreamRelay:
         """Inspect whole events; return the bytes to send the client."""
         parts: list[bytes] = []
         for event in events:
+            if self._fast and self._plain_chunk(event):
+                parts.append(self._relay_plain(event))
+                continue
             data = event_data(event)
             if data is None:  # comment or keep-alive: pass on
                 parts.append(event + b"\n\n")
@@ -155,6 +160,30 @@ class StreamRelay:
                 continue
             parts.append(self._chunk(event, payload))
         return b"".join(parts)
+
+    def _plain_chunk(self, event: bytes) -> bool:
+        """A mid-stream content chunk that carries nothing to read (no usage, no finish
+        reason, no error), recognised in the raw bytes of compact JSON so the common
+        case skips parsing. Anything unusual takes the parsing path."""
+        return (
+            self._seen_first
+            and event.startswith(b'data: {"')
+            and event.endswith(b"}")
+            and b"\n" not in event
+            and b'"finish_reason":null' in event
+            and b'"choices":[{' in event
+            and b'"usage":{' not in event
+            and b'"error"' not in event
+            and event.count(b'"finish_reason"') == 1
+        )
+
+    def _relay_plain(self, event: bytes) -> bytes:
+        self.recorder.chunk()
+        if b'"content":"' in event and b'"content":""' not in event:
+            self.content_chunks += 1
+        if self.strip_null_usage and b'"usage":null' in event:
+            event = event.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
+        return event + b"\n\n"
 
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
         if "error" in payload and not payload.get("choices"):

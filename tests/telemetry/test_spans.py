@@ -119,4 +119,4 @@ async def test_client_disconnect_ends_span(gw: RunningGateway, upstream: Running
     a = attrs(gw.telemetry.spans_named("chat gpt-4.1")[0])
     assert a["error.type"] == "client_disconnect"
     assert a["gateway.usage.estimated"] is True
-    assert a["gen_ai.usage.output_tokens"] < 50
+    assert 0 < a["gen_ai.usage.output_tokens"] < 50

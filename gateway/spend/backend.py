@@ -94,8 +94,11 @@ class LocalBackend:
                      windows: tuple[Window, ...], entry: LedgerEntry | None, actual_nanos: int
                      ) -> list[Level]:
         levels = self.accountant.settle(res, budgets, windows, actual_nanos)
+        # A journaled attempt (a stream) is already durable at its worst case, so its
+        # settlement need not hold up the request; anything else is awaited.
+        journaled = res is not None and res.row_id is not None
         try:
-            waiter = self.store.record(res, entry, wait=True)
+            waiter = self.store.record(res, entry, wait=not journaled)
             if waiter is not None:
                 await waiter
         except Exception:

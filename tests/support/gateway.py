@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.config import GatewayConfig, load
+from gateway.config import GatewayConfig, StorageConfig, load
 from tests.support.telemetry import TestTelemetry, make_test_telemetry
 
 
@@ -60,6 +62,10 @@ async def running_gateway(
 ) -> AsyncIterator[RunningGateway]:
     env = dict(environ or {})
     cfg = load(config, env) if isinstance(config, str) else config
+    if cfg.storage.backend == "sqlite" and cfg.storage.sqlite_path == StorageConfig.sqlite_path:
+        # Each test gets its own ledger instead of ./data/gateway.sqlite3.
+        ledger = Path(tempfile.mkdtemp(prefix="gw-test-"), "gateway.sqlite3")
+        cfg = replace(cfg, storage=replace(cfg.storage, sqlite_path=str(ledger)))
     tt = telemetry or make_test_telemetry()
     app = create_app(cfg, tt.telemetry, environ=env, **create_kwargs)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)

@@ -21,7 +21,3 @@ def scrub(data: bytes, secrets: Iterable[str]) -> bytes:
             data = data.replace(secret.encode(), REDACTED)
     data = _ECHOED_KEY.sub(rb"\1" + REDACTED, data)
     return _KEY_LIKE.sub(REDACTED, data)
-
-
-def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    return scrub(text.encode(), secrets).decode("utf-8", "replace")

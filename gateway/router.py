@@ -15,13 +15,6 @@ class Router(Protocol):
         ...
 
 
-class DirectRouter:
-    """No fallbacks: only the model the client asked for."""
-
-    def chain(self, call: Call) -> list[ModelConfig]:
-        return [call.model]
-
-
 class FallbackRouter:
     """The asked-for model, then `models.<name>.fallbacks` (each followed by its own),
     leaving out fallbacks the caller's key may not use."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+
+from bench.serving import serve_until_signal
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", str)
@@ -64,18 +65,7 @@ def create_app(upstream: str, api_key: str) -> web.Application:
 
 
 async def serve(host: str, port: int, upstream: str, api_key: str) -> None:
-    runner = web.AppRunner(create_app(upstream, api_key), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"listening http://{host}:{runner.addresses[0][1]}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signal(create_app(upstream, api_key), host, port)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,6 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from bench.serving import serve_until_signal
 
 TARGET_ATTRIBUTE = "bench.target"
 
@@ -91,18 +92,7 @@ def create_app() -> web.Application:
 
 
 async def serve(host: str, port: int) -> None:
-    runner = web.AppRunner(create_app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"listening http://{host}:{runner.addresses[0][1]}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signal(create_app(), host, port)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from gateway.attempt import AttemptRunner
 from gateway.config import GatewayConfig
 from gateway.dispatch import Dispatcher
 from gateway.hooks import Authenticator, CallHook, OpenAccess
+from gateway.httpclient import HttpClient
 from gateway.pipeline import Pipeline
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_providers
@@ -23,6 +24,13 @@ from gateway.router import FallbackRouter, Router
 from gateway.spend.control import SpendControl, build_spend
 from gateway.state import GATEWAY, GatewayState
 from gateway.telemetry.setup import Telemetry, setup_telemetry
+
+
+def _use_aiohttp_client(environ: Mapping[str, str]) -> bool:
+    """aiohttp's ClientSession for upstream calls instead of the gateway's own client: asked
+    for by name, or implied by the aiohttp client instrumentation's spans."""
+    return (environ.get("GATEWAY_HTTP_CLIENT", "").lower() == "aiohttp"
+            or environ.get("GATEWAY_HTTP_CLIENT_SPANS", "").lower() == "true")
 
 
 def _client_session(environ: Mapping[str, str]) -> aiohttp.ClientSession:
@@ -69,11 +77,18 @@ def create_app(
     app[GATEWAY] = state
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        session = _client_session(env)
+        if _use_aiohttp_client(env):
+            session = _client_session(env)
+            if not provider_map:
+                provider_map.update(build_providers(config, session))
+            yield
+            await session.close()
+            return
+        client = HttpClient()
         if not provider_map:
-            provider_map.update(build_providers(config, session))
+            provider_map.update(build_providers(config, client))
         yield
-        await session.close()
+        client.close()
 
     app.cleanup_ctx.append(upstream_session)
     if spend is not None:

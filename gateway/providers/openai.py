@@ -1,5 +1,6 @@
 """Client for OpenAI-compatible upstreams (OpenAI, relays, DeepSeek, the OpenAI
-compatibility endpoints of Anthropic and Gemini), on one pooled aiohttp session.
+compatibility endpoints of Anthropic and Gemini), over the gateway's own pooled
+HTTP client or, when asked for, aiohttp's ClientSession.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from multidict import CIMultiDictProxy
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
-from gateway.providers.base import UpstreamRequest
+from gateway.httpclient import Endpoint, HttpClient
+from gateway.providers.base import UpstreamRequest, UpstreamResponse
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -47,9 +49,8 @@ class OpenAIResponse:
 class OpenAIProvider:
     """Sends chat completions and embeddings to an OpenAI-compatible base URL."""
 
-    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: ProviderConfig, transport: HttpClient | aiohttp.ClientSession) -> None:
         self.config = config
-        self._session = session
         parts = urlsplit(config.base_url)
         self._address = parts.hostname
         self._port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
@@ -60,6 +61,14 @@ class OpenAIProvider:
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
+        self._endpoint: Endpoint | None = None
+        if isinstance(transport, HttpClient):
+            self._endpoint = transport.endpoint(
+                config.base_url, headers, connect_timeout=config.connect_timeout_s,
+                read_timeout=config.timeout_s)
+        else:
+            self._session = transport
 
     @property
     def server_address(self) -> str | None:
@@ -69,7 +78,21 @@ class OpenAIProvider:
     def server_port(self) -> int | None:
         return self._port
 
-    async def send(self, request: UpstreamRequest) -> OpenAIResponse:
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        if self._endpoint is not None:
+            try:
+                return await self._endpoint.post(request.path, orjson.dumps(request.body),
+                                                 request.headers)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"the upstream for model '{request.model.name}' did not answer in time"
+                ) from None
+            except OSError as exc:  # refused, reset, DNS, TLS
+                raise UpstreamUnreachable(
+                    f"could not reach the upstream for model '{request.model.name}': "
+                    f"{type(exc).__name__}"
+                ) from None
+        assert self._session is not None
         headers = {**self._headers, **request.headers}
         url = self.config.base_url + request.path
         try:

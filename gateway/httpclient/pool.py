@@ -1,0 +1,111 @@
+"""Keep-alive connections to one origin (scheme, host, port), and the request
+that uses them.
+
+Idle connections are reused newest first and dropped once older than the
+keep-alive limit or closed by the upstream. A request written to a reused
+connection that the upstream closed before answering a single byte (the
+keep-alive race every HTTP client has) is sent once more on a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+from gateway.httpclient.connection import UpstreamConnection
+from gateway.httpclient.response import HttpResponse
+
+KEEPALIVE_S = 15.0
+MAX_IDLE = 256
+
+
+class OriginPool:
+    def __init__(self, scheme: str, host: str, port: int, *, connect_timeout: float,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.scheme, self.host, self.port = scheme, host, port
+        self._connect_timeout = connect_timeout
+        self._ssl = ssl_context if scheme == "https" else None
+        if scheme == "https" and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        self._idle: list[UpstreamConnection] = []
+        self._all: set[UpstreamConnection] = set()
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._all)
+
+    async def request(self, data: bytes, read_timeout: float | None) -> HttpResponse:
+        """Send a whole request; return once the response head is in."""
+        connection, reused = await self._acquire()
+        try:
+            return await self._exchange(connection, data, read_timeout)
+        except ConnectionResetError:
+            if not reused or connection.received:
+                raise
+        connection, _ = await self._connect(), False
+        return await self._exchange(connection, data, read_timeout)
+
+    async def _exchange(self, connection: UpstreamConnection, data: bytes,
+                        read_timeout: float | None) -> HttpResponse:
+        head = connection.send(data, read_timeout)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(read_timeout, _expire, head, connection) if read_timeout else None
+        try:
+            return await head
+        except BaseException:
+            connection.drop()  # an exchange cut short (cancelled, timed out, broken) is not reused
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _acquire(self) -> tuple[UpstreamConnection, bool]:
+        idle = self._idle
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if connection.lost or connection.transport is None or connection.transport.is_closing():
+                continue
+            if now - connection.idle_since > KEEPALIVE_S:
+                connection.close()
+                continue
+            return connection, True
+        return await self._connect(), False
+
+    async def _connect(self) -> UpstreamConnection:
+        if self._closed:
+            raise ConnectionResetError("the upstream client is closed")
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout):
+            _, connection = await loop.create_connection(
+                lambda: UpstreamConnection(self, loop), self.host, self.port, ssl=self._ssl,
+                server_hostname=self.host if self._ssl is not None else None)
+        self._all.add(connection)
+        return connection
+
+    # Owner, for the connections.
+
+    def reuse(self, connection: UpstreamConnection) -> None:
+        if self._closed or len(self._idle) >= MAX_IDLE:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        self._idle.append(connection)
+
+    def forget(self, connection: UpstreamConnection) -> None:
+        self._all.discard(connection)
+        # A lost idle connection is skipped (and so dropped) by the next _acquire.
+
+    def close(self) -> None:
+        self._closed = True
+        self._idle.clear()
+        for connection in list(self._all):
+            connection.drop()
+
+
+def _expire(head: asyncio.Future[HttpResponse], connection: UpstreamConnection) -> None:
+    if not head.done():
+        head.set_exception(TimeoutError("the upstream did not answer within its read timeout"))
+        connection.drop()

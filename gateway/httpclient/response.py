@@ -1,0 +1,163 @@
+"""One upstream response: status and headers, then its body as it arrives.
+
+The connection feeds it (`feed`, `finish`, `fail`) from the event loop's
+protocol callbacks; the request path reads it (`read` for a whole JSON body,
+`iter_chunks` for a stream). A wait for more body bytes is bounded by the
+provider's read timeout, like aiohttp's `sock_read`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+# Past this many unread bytes the connection stops reading until the reader catches up.
+HIGH_WATER = 1 << 20
+LOW_WATER = HIGH_WATER // 4
+
+
+class BodySource(Protocol):
+    """What a response needs from its connection."""
+
+    def pause(self, response: HttpResponse) -> None: ...
+
+    def resume(self, response: HttpResponse) -> None: ...
+
+    def abort(self, response: HttpResponse) -> None: ...
+
+
+class UpstreamProtocolError(ConnectionError):
+    """The upstream broke HTTP/1.1 (unparseable bytes, an encoding we cannot decode)."""
+
+
+class HttpResponse:
+    __slots__ = ("_chunks", "_decoder", "_done", "_error", "_loop", "_paused", "_read_timeout",
+                 "_size", "_source", "_waiter", "headers", "status")
+
+    def __init__(self, source: BodySource, status: int, headers: dict[str, str],
+                 read_timeout: float | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.status = status
+        self.headers = headers
+        self._source = source
+        self._loop = loop
+        self._read_timeout = read_timeout
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._decoder: zlib._Decompress | None = zlib.decompressobj(wbits=47)  # gzip or zlib
+        elif encoding in ("", "identity"):
+            self._decoder = None
+        else:
+            self._decoder = None
+            self._error = UpstreamProtocolError(f"unsupported content-encoding {encoding!r}")
+            self._done = True
+
+    @property
+    def complete(self) -> bool:
+        return self._done
+
+    # Fed by the connection.
+
+    def feed(self, data: bytes) -> None:
+        if self._done:
+            return
+        if self._decoder is not None:
+            try:
+                data = self._decoder.decompress(data)
+            except zlib.error:
+                self.fail(UpstreamProtocolError("the upstream body did not decompress"))
+                self._source.abort(self)
+                return
+            if not data:
+                return
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > HIGH_WATER and not self._paused:
+            self._paused = True
+            self._source.pause(self)
+        self._wake()
+
+    def finish(self) -> None:
+        if self._done:
+            return
+        if self._decoder is not None:
+            tail = self._decoder.flush()
+            if tail:
+                self._chunks.append(tail)
+        self._done = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if self._done:
+            return
+        self._error = error
+        self._done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # Read by the request path.
+
+    async def read(self) -> bytes:
+        """The whole body; raises the transport failure (or TimeoutError) that cut it short."""
+        while not self._done:
+            await self._wait()
+        if self._error is not None:
+            raise self._error
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        return data
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        chunks = self._chunks
+        while True:
+            if chunks:
+                chunk = chunks.popleft()
+                self._size -= len(chunk)
+                if self._paused and self._size <= LOW_WATER:
+                    self._paused = False
+                    self._source.resume(self)
+                yield chunk
+            elif self._done:
+                if self._error is not None:
+                    raise self._error
+                return
+            else:
+                await self._wait()
+
+    async def _wait(self) -> None:
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        timer = None
+        if self._read_timeout is not None:
+            timer = self._loop.call_later(self._read_timeout, self._timed_out)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _timed_out(self) -> None:
+        if not self._done:
+            self.fail(TimeoutError("the upstream sent nothing within its read timeout"))
+            self._source.abort(self)
+
+    def close(self) -> None:
+        """Release the response; a body not read to its end costs the connection."""
+        if not self._done:
+            self.fail(ConnectionResetError("the response was closed before its end"))
+            self._source.abort(self)
+        self._chunks.clear()

@@ -1,7 +1,8 @@
 """The gateway config the benchmark serves: every model on the fake upstream, plus optional extras.
 
 Extra YAML (keys, budgets, ...) is deep-merged over the base, so a variant
-can switch features on without repeating the providers and models.
+can switch features on without repeating the providers and models. Each
+variant gets its own SQLite ledger, so no two gateways share a database file.
 """
 
 from __future__ import annotations
@@ -43,9 +44,16 @@ def merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(upstream_base_url: str, models: list[str], extra: Path | None = None) -> str:
+def render(
+    upstream_base_url: str, models: list[str], *extras: Path | None, ledger: Path | None = None
+) -> str:
+    """The base config, with `ledger` as its SQLite file, then each extra file merged in order."""
     config = base(upstream_base_url, models)
-    if extra is not None:
+    if ledger is not None:
+        config["storage"] = {"backend": "sqlite", "sqlite_path": str(ledger)}
+    for extra in extras:
+        if extra is None:
+            continue
         loaded = yaml.safe_load(extra.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{extra}: top level must be a mapping")

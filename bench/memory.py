@@ -37,9 +37,10 @@ def _start_upstream(log_dir: Path) -> procs.Child:
 
 def _start_gateway(upstream: procs.Child, sink: procs.Child, work: Path) -> procs.Child:
     spec = targets.TargetSpec("gateway", "gateway", "gateway, OTLP export, 100% sampled",
-                              {"OTEL_TRACES_SAMPLER": "always_on"})
+                              targets.UPSTREAM_KEY, {"OTEL_TRACES_SAMPLER": "always_on"})
     config = work / "memory.yaml"
-    config.write_text(gateway_config.render(upstream.url + "/v1", [targets.MODEL, SLOW_MODEL]))
+    config.write_text(gateway_config.render(upstream.url + "/v1", [targets.MODEL, SLOW_MODEL],
+                                            ledger=work / "ledger.sqlite3"))
     port = procs.free_port()
     env = targets.python_env()
     env.update({
@@ -48,7 +49,6 @@ def _start_gateway(upstream: procs.Child, sink: procs.Child, work: Path) -> proc
         "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_METRIC_EXPORT_INTERVAL": "10000",
-        "GATEWAY_SQLITE_PATH": str(work / "ledger.sqlite3"),
         **spec.env,
     })
     argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config),

@@ -9,6 +9,9 @@ from bench.load import TtfcResult, WrkResult
 
 BARE = "bare"
 DIRECT = "direct"
+GATEWAY = "gateway"
+LITELLM = "litellm"
+LITELLM_FACTOR = 20.0  # issue 6: the gateway serves >= 20x LiteLLM's non-streamed req/s
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class TargetRun:
     metric_exports: int | None = None
     peak_rss_mb: float | None = None
     failure: str | None = None
+    skipped: str | None = None  # why the target was not run (not a failure)
 
 
 def _find(runs: Sequence[TargetRun], target: str, mode: str, conns: int) -> Cell | None:
@@ -76,6 +80,29 @@ def throughput_table(runs: Sequence[TargetRun]) -> str:
     return "\n".join(lines)
 
 
+def litellm_table(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> str:
+    """The gateway's throughput and p50 against LiteLLM's, cell by cell; empty without both."""
+    lines = [
+        "| mode | conns | gateway req/s | LiteLLM req/s | gateway / LiteLLM | LiteLLM req/s vs bare "
+        "| gateway p50 ms | LiteLLM p50 ms | gateway CPU µs/req | LiteLLM CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = {(c.mode, c.connections) for run in runs if run.name == LITELLM for c in run.cells}
+    for mode, conns in sorted(keys, key=lambda k: (k[0] != "json", k[1])):
+        gw, lt = _find(runs, gateway, mode, conns), _find(runs, LITELLM, mode, conns)
+        if gw is None or lt is None:
+            continue
+        bare = _find(runs, BARE, mode, conns)
+        ratio = f"{gw.result.rps / lt.result.rps:.1f}x" if lt.result.rps else "-"
+        vs_bare = f"{lt.result.rps / bare.result.rps:.3f}" if bare and bare.result.rps else "-"
+        lines.append(
+            f"| {mode} | {conns} | {gw.result.rps:,.0f} | {lt.result.rps:,.0f} | {ratio} | {vs_bare} "
+            f"| {gw.result.p50_ms:.2f} | {lt.result.p50_ms:.2f} | {gw.cpu_us_per_request:,.0f} "
+            f"| {lt.cpu_us_per_request:,.0f} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def ttfc_table(runs: Sequence[TargetRun]) -> str:
     by_name = {run.name: run.ttfc for run in runs if run.ttfc is not None}
     if not by_name:
@@ -102,6 +129,9 @@ def process_table(runs: Sequence[TargetRun]) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
+        if run.skipped is not None:
+            lines.append(f"| {run.name} | {run.description} (skipped) | - | - | - | - | - |")
+            continue
         spans = "-" if run.spans is None else f"{run.spans:,}"
         per_req = (
             f"{run.spans / run.requests_sent:.2f}" if run.spans is not None and run.requests_sent else "-"
@@ -115,7 +145,7 @@ def process_table(runs: Sequence[TargetRun]) -> str:
     return "\n".join(lines)
 
 
-def target_checks(runs: Sequence[TargetRun], gateway: str = "gateway") -> list[str]:
+def target_checks(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> list[str]:
     """The issue targets for the fully-instrumented gateway, each marked met or not."""
     checks: list[str] = []
     ratio_cell, bare32 = _find(runs, gateway, "json", 32), _find(runs, BARE, "json", 32)
@@ -134,6 +164,13 @@ def target_checks(runs: Sequence[TargetRun], gateway: str = "gateway") -> list[s
         assert gw is not None and bare is not None
         added = gw.ttfc_p50_ms - bare.ttfc_p50_ms
         checks.append(_check("added TTFC p50 <= 1 ms (issue 6)", added <= 1.0))
+    json_conns = sorted({c.connections for run in runs if run.name == LITELLM for c in run.cells})
+    for conns in json_conns:
+        ours, theirs = _find(runs, gateway, "json", conns), _find(runs, LITELLM, "json", conns)
+        if ours and theirs and theirs.result.rps:
+            factor = ours.result.rps / theirs.result.rps
+            label = f"json req/s at {conns} conns >= {LITELLM_FACTOR:g}x LiteLLM (issue 6; {factor:.1f}x)"
+            checks.append(_check(label, factor >= LITELLM_FACTOR))
     return checks
 
 
@@ -147,10 +184,16 @@ def render(runs: Sequence[TargetRun], header: Sequence[str]) -> str:
     ttfc = ttfc_table(runs)
     if ttfc:
         parts += ["", "## Streaming: time to first chunk (one connection, sequential)", "", ttfc]
+    versus = litellm_table(runs)
+    if versus:
+        parts += ["", "## Gateway vs LiteLLM", "", versus]
     parts += ["", "## Processes", "", process_table(runs)]
     checks = target_checks(runs)
     if checks:
         parts += ["", "## Targets (gateway, 100% sampling)", "", *checks]
+    skipped = [f"- {run.name}: {run.skipped}" for run in runs if run.skipped]
+    if skipped:
+        parts += ["", "## Skipped (not failures)", "", *skipped]
     failures = [f"- {run.name}: {run.failure}" for run in runs if run.failure]
     if failures:
         parts += ["", "## Failures", "", *failures]

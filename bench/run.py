@@ -1,8 +1,9 @@
 """Benchmark the gateway against the bare floor, in one command.
 
-    python bench/run.py                # direct, bare proxy, gateway 100% and 10% sampling
+    python bench/run.py                # direct, bare proxy, gateway 100% and 10% sampling, LiteLLM
     python bench/run.py --quick        # shorter cells, for a smoke run
-    python bench/run.py --connections 1,32,256 --extra-config bench/keys.yaml
+    python bench/run.py --targets bare,gateway,gateway-nospend --connections 1,32,256
+    python bench/run.py --litellm-python /path/to/venv/bin/python
 
 Starts the fake upstream, the OTLP sink, then each target in its own process,
 drives it with wrk (throughput, p50, p99) and a Python client (time to first
@@ -50,6 +51,7 @@ class Options:
     ttfc_requests: int
     completion_tokens: int
     client_key: str
+    litellm_python: str
     loop: str
     gateway_cmd: tuple[str, ...]
     extra_config: Path | None
@@ -79,6 +81,10 @@ def _body(mode: str, model: str = targets.MODEL) -> dict[str, object]:
     return body
 
 
+# Where each kind of target says it is up, and how long it may take (LiteLLM imports for seconds).
+READY = {"bare": ("/health", 30.0), "gateway": ("/health", 30.0), "litellm": ("/health/liveliness", 120.0)}
+
+
 async def _start_all(
     specs: list[targets.TargetSpec], opts: Options, upstream: procs.Child, sink: procs.Child, work: Path
 ) -> tuple[list[Live], list[report.TargetRun]]:
@@ -92,6 +98,8 @@ async def _start_all(
             child = upstream
         elif spec.kind == "bare":
             child = targets.start_bare(spec, upstream, opts.loop, log_dir)
+        elif spec.kind == "litellm":
+            child = targets.start_litellm(spec, upstream, opts.litellm_python, work, log_dir)
         else:
             child = targets.start_gateway(spec, upstream, sink, opts.gateway_cmd, work, log_dir)
         started.append(Live(spec, child, run))
@@ -99,10 +107,11 @@ async def _start_all(
     for target in started:
         try:
             if target.child is not upstream:
-                await procs.wait_ready(target.child, "/health")
+                path, timeout_s = READY[target.spec.kind]
+                await procs.wait_ready(target.child, path, timeout_s=timeout_s)
             for mode in opts.modes:
                 await load.check_answer(
-                    target.child.url + "/v1/chat/completions", _body(mode), opts.client_key
+                    target.child.url + "/v1/chat/completions", _body(mode), target.spec.client_key
                 )
                 target.run.requests_sent += 1
             live.append(target)
@@ -134,7 +143,11 @@ async def _cell(target: Live, mode: str, conns: int, script: Path, opts: Options
 async def _measure(live: list[Live], opts: Options, work: Path) -> None:
     """Cells interleaved across targets (order rotated each repeat) so background load hits all alike."""
     scripts = {
-        mode: load.write_lua(work / f"{mode}.lua", _body(mode), opts.client_key) for mode in opts.modes
+        (target.name, mode): load.write_lua(
+            work / f"{target.name}-{mode}.lua", _body(mode), target.spec.client_key
+        )
+        for target in live
+        for mode in opts.modes
     }
     for rep in range(opts.repeat):
         order = live[rep % len(live) :] + live[: rep % len(live)]
@@ -142,7 +155,8 @@ async def _measure(live: list[Live], opts: Options, work: Path) -> None:
             for conns in opts.connections:
                 for target in order:
                     if target.run.failure is None:
-                        await _guarded(target, _cell(target, mode, conns, scripts[mode], opts))
+                        script = scripts[target.name, mode]
+                        await _guarded(target, _cell(target, mode, conns, script, opts))
     if "stream" not in opts.modes or opts.ttfc_requests <= 0:
         return
     per_round = max(1, opts.ttfc_requests // TTFC_ROUNDS)
@@ -155,7 +169,7 @@ async def _measure(live: list[Live], opts: Options, work: Path) -> None:
 
 async def _ttfc(target: Live, body: dict[str, object], requests: int, opts: Options) -> None:
     url = target.child.url + "/v1/chat/completions"
-    target.ttfc.extend(await load.measure_ttfc(url, body, opts.client_key, requests=requests))
+    target.ttfc.extend(await load.measure_ttfc(url, body, target.spec.client_key, requests=requests))
     target.run.requests_sent += requests + 10
 
 
@@ -203,7 +217,7 @@ async def _finish(live: list[Live], upstream: procs.Child, sink: procs.Child) ->
         target.run.ttfc = target.ttfc.summary()
 
 
-def _header(opts: Options) -> list[str]:
+def _header(opts: Options, litellm: targets.LitellmProbe | None) -> list[str]:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -223,18 +237,48 @@ def _header(opts: Options) -> list[str]:
         f"- upstream: fake OpenAI, instant, {opts.completion_tokens} completion tokens "
         f"({opts.completion_tokens + 2} SSE events + [DONE] per stream); TTFC uses "
         f"`{targets.TRICKLE_MODEL}`: 10 chunks 2 ms apart",
-        "- gateway: OTLP http/protobuf to a local sink, metrics exported every 10 s",
-    ]
+        "- gateway: OTLP http/protobuf to a local sink, metrics exported every 10 s; each variant "
+        "its own SQLite ledger; `gateway`, `gateway-10pct`, `gateway-extra` with the key and budgets "
+        "of bench/spend.yaml",
+    ] + (
+        [f"- litellm: LiteLLM {litellm.version} proxy, 1 worker, default settings ({litellm.python})"]
+        if litellm is not None and litellm.available
+        else []
+    )
+
+
+def select(
+    specs: list[targets.TargetSpec], litellm: targets.LitellmProbe | None
+) -> tuple[list[targets.TargetSpec], list[report.TargetRun]]:
+    """The targets to start, and those skipped (LiteLLM not installed): reported, not failed."""
+    run: list[targets.TargetSpec] = []
+    skipped: list[report.TargetRun] = []
+    for spec in specs:
+        if spec.kind == "litellm" and (litellm is None or not litellm.available):
+            reason = litellm.reason if litellm is not None else "not probed"
+            skipped.append(report.TargetRun(spec.name, spec.description, skipped=reason))
+        else:
+            run.append(spec)
+    return run, skipped
+
+
+def exit_status(runs: Sequence[report.TargetRun]) -> int:
+    """1 when a target failed; a skipped target is not a failure."""
+    return 1 if any(run.failure for run in runs) else 0
 
 
 async def _main(opts: Options) -> int:
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (apt-get install wrk)", file=sys.stderr)
         return 2
-    specs = targets.specs(opts.targets, opts.loop, opts.extra_env, opts.extra_config)
+    specs = targets.specs(opts.targets, opts.loop, opts.extra_env, opts.extra_config, opts.client_key)
     if any(s.kind == "gateway" for s in specs) and not (targets.ROOT / "gateway" / "__main__.py").exists():
         print("gateway package not found: gateway targets skipped", flush=True)
         specs = [s for s in specs if s.kind != "gateway"]
+    litellm = targets.probe_litellm(opts.litellm_python) if "litellm" in opts.targets else None
+    specs, skipped = select(specs, litellm)
+    for run in skipped:
+        print(f"{run.name}: skipped: {run.skipped}", flush=True)
     log_dir = RESULTS / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -259,13 +303,13 @@ async def _main(opts: Options) -> int:
                 target.child.stop()
             upstream.stop()
             sink.stop()
-    runs = sorted([t.run for t in live] + failed, key=lambda r: opts.targets.index(r.name))
-    text = report.render(runs, _header(opts))
+    runs = sorted([t.run for t in live] + failed + skipped, key=lambda r: opts.targets.index(r.name))
+    text = report.render(runs, _header(opts, litellm))
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     opts.output.write_text(text)
     print()
     print(text)
-    return 1 if any(run.failure for run in runs) else 0
+    return exit_status(runs)
 
 
 def _csv_ints(text: str) -> tuple[int, ...]:
@@ -282,7 +326,17 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--repeat", type=int, default=1, help="interleaved repeats; the median is reported")
     p.add_argument("--ttfc-requests", type=int, default=200)
     p.add_argument("--completion-tokens", type=int, default=20)
-    p.add_argument("--client-key", default=targets.UPSTREAM_KEY, help="key the load generator sends")
+    p.add_argument(
+        "--client-key",
+        default=targets.CLIENT_KEY,
+        help="key sent to gateway-extra (default: the key of bench/spend.yaml); other targets get theirs",
+    )
+    p.add_argument(
+        "--litellm-python",
+        default=os.environ.get("BENCH_LITELLM_PYTHON") or sys.executable,
+        help="Python that runs the litellm target, one with `litellm[proxy]` installed "
+        "(default: $BENCH_LITELLM_PYTHON, else this Python); without LiteLLM the target is skipped",
+    )
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     p.add_argument("--gateway-cmd", default=f"{sys.executable} -m gateway serve")
     p.add_argument("--extra-config", type=Path, help="YAML merged into the gateway-extra config")
@@ -292,7 +346,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
     a = p.parse_args(argv)
     extra_env = dict(item.split("=", 1) for item in a.extra_env)
     if a.targets is None:
-        wanted = ["direct", "bare", "gateway", "gateway-10pct"]
+        wanted = list(targets.DEFAULT)
         if a.extra_config or extra_env:
             wanted.append("gateway-extra")
     else:
@@ -310,6 +364,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         ttfc_requests=50 if a.quick else a.ttfc_requests,
         completion_tokens=a.completion_tokens,
         client_key=a.client_key,
+        litellm_python=a.litellm_python,
         loop=a.loop,
         gateway_cmd=tuple(shlex.split(a.gateway_cmd)),
         extra_config=a.extra_config,

@@ -3,16 +3,23 @@
 The upstream and the OTLP sink serve every target; each gateway variant tags
 its telemetry with the resource attribute `bench.target` so the shared sink
 can count spans per variant.
+
+Each target is sent the key it needs: `direct` the fake upstream's own key,
+the bare proxy anything (it swaps in the upstream key), the gateways the
+virtual key of `bench/spend.yaml`, LiteLLM its master key.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from bench import gateway_config, procs
 
@@ -20,41 +27,63 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = "gpt-4.1"
 TRICKLE_MODEL = "bench-trickle"
 TRICKLE = {"completion_tokens": 10, "chunk_delay_s": 0.002}
-UPSTREAM_KEY = "sk-bench"
-ALL = ("direct", "bare", "gateway", "gateway-10pct", "gateway-extra")
+UPSTREAM_KEY = "sk-bench"  # the fake upstream accepts only this key
+CLIENT_KEY = "sk-bench-client"  # the virtual key in bench/spend.yaml; also LiteLLM's master key
+SPEND_CONFIG = ROOT / "bench" / "spend.yaml"
+ALL = ("direct", "bare", "gateway", "gateway-10pct", "gateway-nospend", "gateway-extra", "litellm")
+DEFAULT = ("direct", "bare", "gateway", "gateway-10pct", "litellm")
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
-    kind: str  # direct | bare | gateway
+    kind: str  # direct | bare | gateway | litellm
     description: str
+    client_key: str  # what the load generator sends as `Authorization: Bearer ...`
     env: dict[str, str] = field(default_factory=dict)
-    extra_config: Path | None = None
+    extra_configs: tuple[Path, ...] = ()  # merged into the gateway config, in order
 
 
 def specs(
-    names: tuple[str, ...], loop: str, extra_env: Mapping[str, str], extra_config: Path | None
+    names: tuple[str, ...],
+    loop: str,
+    extra_env: Mapping[str, str],
+    extra_config: Path | None,
+    client_key: str = CLIENT_KEY,
 ) -> list[TargetSpec]:
+    """The targets to run; `client_key` is what `gateway-extra` is sent (its extra config may define keys)."""
+    full = {"OTEL_TRACES_SAMPLER": "always_on"}
+    spend = (SPEND_CONFIG,)
     known = {
-        "direct": TargetSpec("direct", "direct", "fake upstream called directly"),
-        "bare": TargetSpec("bare", "bare", f"bare aiohttp pass-through ({loop})"),
+        "direct": TargetSpec("direct", "direct", "fake upstream called directly", UPSTREAM_KEY),
+        "bare": TargetSpec("bare", "bare", f"bare aiohttp pass-through ({loop})", CLIENT_KEY),
         "gateway": TargetSpec(
-            "gateway", "gateway", "gateway, OTLP export, 100% sampled", {"OTEL_TRACES_SAMPLER": "always_on"}
+            "gateway", "gateway", "gateway, key + budgets, OTLP export, 100% sampled", CLIENT_KEY, full, spend
         ),
         "gateway-10pct": TargetSpec(
             "gateway-10pct",
             "gateway",
-            "gateway, OTLP export, 10% sampled",
+            "gateway, key + budgets, OTLP export, 10% sampled",
+            CLIENT_KEY,
             {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+            spend,
+        ),
+        "gateway-nospend": TargetSpec(
+            "gateway-nospend",
+            "gateway",
+            "gateway, no keys or budgets (open mode, ledger on), 100% sampled",
+            CLIENT_KEY,
+            full,
         ),
         "gateway-extra": TargetSpec(
             "gateway-extra",
             "gateway",
-            "gateway, 100% sampled, extra config/env",
-            {"OTEL_TRACES_SAMPLER": "always_on", **extra_env},
-            extra_config,
+            "gateway, key + budgets, 100% sampled, extra config/env",
+            client_key,
+            {**full, **extra_env},
+            spend if extra_config is None else (*spend, extra_config),
         ),
+        "litellm": TargetSpec("litellm", "litellm", "LiteLLM proxy, 1 worker, defaults", CLIENT_KEY),
     }
     return [known[name] for name in names]
 
@@ -114,6 +143,13 @@ def start_bare(spec: TargetSpec, upstream: procs.Child, loop: str, log_dir: Path
     return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=ROOT, env=python_env())
 
 
+def gateway_config_text(spec: TargetSpec, upstream_url: str, work: Path) -> str:
+    """The variant's config: every model on the upstream, its own ledger in `work`, then its extras."""
+    ledger = work / f"{spec.name}.sqlite3"
+    models = [MODEL, TRICKLE_MODEL]
+    return gateway_config.render(upstream_url + "/v1", models, *spec.extra_configs, ledger=ledger)
+
+
 def start_gateway(
     spec: TargetSpec,
     upstream: procs.Child,
@@ -124,8 +160,7 @@ def start_gateway(
 ) -> procs.Child:
     port = procs.free_port()
     config = work / f"{spec.name}.yaml"
-    models = [MODEL, TRICKLE_MODEL]
-    config.write_text(gateway_config.render(upstream.url + "/v1", models, extra=spec.extra_config))
+    config.write_text(gateway_config_text(spec, upstream.url, work))
     env = python_env()
     env.update(
         {
@@ -141,3 +176,103 @@ def start_gateway(
     argv = [*command, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=ROOT, env=env)
+
+
+# --- LiteLLM ------------------------------------------------------------------
+
+# LiteLLM fetches its model cost map and a few other JSON files from GitHub at
+# start-up unless told to use its bundled copies, and has opt-in usage telemetry.
+LITELLM_OFFLINE_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    "LITELLM_TELEMETRY_DISABLED": "true",
+}
+_PROBE = (
+    "import importlib.metadata as m, importlib.util as u\n"
+    "if u.find_spec('litellm') is None: raise SystemExit(3)\n"
+    "print(m.version('litellm'))\n"
+)
+
+
+@dataclass(frozen=True)
+class LitellmProbe:
+    """Whether `python` can run LiteLLM's proxy: its version, or why not."""
+
+    python: str
+    version: str | None
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.version is not None
+
+
+def probe_litellm(python: str, timeout_s: float = 30.0) -> LitellmProbe:
+    """Ask `python` (without importing LiteLLM, which takes seconds) whether LiteLLM is installed."""
+    hint = "install it with `pip install 'litellm[proxy]'` or pass --litellm-python"
+    try:
+        done = subprocess.run(
+            [python, "-c", _PROBE], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return LitellmProbe(python, None, f"cannot run {python}: {exc}")
+    if done.returncode == 3:
+        return LitellmProbe(python, None, f"litellm is not importable by {python}; {hint}")
+    if done.returncode != 0 or not done.stdout.strip():
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return LitellmProbe(python, None, f"{python} could not check for litellm: {tail}")
+    return LitellmProbe(python, done.stdout.strip().splitlines()[-1])
+
+
+def litellm_config(upstream_url: str) -> dict[str, object]:
+    """Every benchmark model as an OpenAI-compatible deployment on the fake upstream."""
+    return {
+        "model_list": [
+            {
+                "model_name": name,
+                "litellm_params": {
+                    "model": f"openai/{name}",
+                    "api_base": upstream_url + "/v1",
+                    "api_key": UPSTREAM_KEY,
+                },
+            }
+            for name in (MODEL, TRICKLE_MODEL)
+        ]
+    }
+
+
+def litellm_env() -> dict[str, str]:
+    """The parent's environment without OTEL_ settings, offline, with the master key clients send."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LITELLM_"))}
+    env.pop("PYTHONPATH", None)
+    env.update(LITELLM_OFFLINE_ENV)
+    env["LITELLM_MASTER_KEY"] = CLIENT_KEY
+    return env
+
+
+def start_litellm(
+    spec: TargetSpec, upstream: procs.Child, python: str, work: Path, log_dir: Path
+) -> procs.Child:
+    """LiteLLM's proxy as its CLI starts it (`litellm --config ...`), one uvicorn worker, in `work`."""
+    port = procs.free_port()
+    config = work / "litellm.yaml"
+    config.write_text(yaml.safe_dump(litellm_config(upstream.url), sort_keys=False))
+    argv = [
+        python,
+        "-c",
+        "import sys; from litellm import run_server; sys.exit(run_server())",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    # cwd is the run's temp dir: LiteLLM reads a `.env` from its working directory.
+    return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=work, env=litellm_env())

@@ -12,7 +12,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from bench import bare_proxy, gateway_config, load, report
+from bench import bare_proxy, gateway_config, load, report, run, targets
+from gateway.config import load as load_gateway_config
+from gateway.spend.config import hash_key
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream, running_upstream
 
 KEY = "sk-bench"
@@ -123,3 +125,130 @@ def test_lua_script_carries_body_key_and_summary(tmp_path: Path) -> None:
     assert '"model":"gpt-4.1"' in script
     assert 'wrk.headers["Authorization"] = "Bearer sk-x"' in script
     assert "BENCH_JSON" in script
+
+
+def _spec(name: str, client_key: str = targets.CLIENT_KEY) -> targets.TargetSpec:
+    return targets.specs((name,), "uvloop", {}, None, client_key)[0]
+
+
+def test_each_target_is_sent_the_key_it_needs() -> None:
+    """direct gets the upstream's key, the gateways and LiteLLM the bench client key."""
+    assert _spec("direct").client_key == targets.UPSTREAM_KEY
+    for name in ("gateway", "gateway-10pct", "gateway-nospend", "litellm"):
+        assert _spec(name).client_key == targets.CLIENT_KEY
+    assert _spec("gateway-extra", "sk-mine").client_key == "sk-mine"
+    assert _spec("gateway", "sk-mine").client_key == targets.CLIENT_KEY
+    assert targets.CLIENT_KEY != targets.UPSTREAM_KEY
+
+
+async def test_direct_and_bare_targets_accept_their_keys(upstream: RunningUpstream, proxy_url: str) -> None:
+    """The fake upstream refuses the client key (so direct must not be sent it); the bare proxy takes any."""
+    await load.check_answer(upstream.base_url + "/chat/completions", BODY, _spec("direct").client_key)
+    with pytest.raises(load.LoadError, match="401"):
+        await load.check_answer(upstream.base_url + "/chat/completions", BODY, targets.CLIENT_KEY)
+    await load.check_answer(proxy_url + "/chat/completions", BODY, _spec("bare").client_key)
+    assert upstream.state.last_request.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_gateway_targets_run_with_key_budgets_and_own_ledger(tmp_path: Path) -> None:
+    """gateway and gateway-10pct load bench/spend.yaml; every variant has its own ledger in the work dir."""
+    ledgers = set()
+    for name in ("gateway", "gateway-10pct", "gateway-nospend", "gateway-extra"):
+        text = targets.gateway_config_text(_spec(name), "http://127.0.0.1:9", tmp_path)
+        config = load_gateway_config(text, {"BENCH_UPSTREAM_KEY": KEY})
+        assert config.storage.backend == "sqlite"
+        assert Path(config.storage.sqlite_path).parent == tmp_path
+        ledgers.add(config.storage.sqlite_path)
+        spend = config.spend
+        if name == "gateway-nospend":
+            assert spend.keys == () and spend.budgets == ()
+            continue
+        assert [(k.alias, k.team, k.key_sha256) for k in spend.keys] == [
+            ("bench", "perf", hash_key(targets.CLIENT_KEY))
+        ]
+        assert {(b.scope, b.target) for b in spend.budgets} == {("global", None), ("team", "perf")}
+        assert all(b.limit_usd >= 1_000_000 for b in spend.budgets)
+    assert len(ledgers) == 4
+
+
+def test_extra_config_merges_over_spend_config(tmp_path: Path) -> None:
+    """gateway-extra is the spend-controlled gateway with --extra-config merged last."""
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("spend: {default_max_tokens: 64}\n")
+    spec = targets.specs(("gateway-extra",), "uvloop", {"A": "1"}, extra)[0]
+    assert spec.extra_configs == (targets.SPEND_CONFIG, extra)
+    assert spec.env["A"] == "1"
+    config = yaml.safe_load(targets.gateway_config_text(spec, "http://u", tmp_path))
+    assert config["spend"] == {"default_max_tokens": 64}
+    assert config["keys"][0]["alias"] == "bench"
+
+
+def _fake_python(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "python"
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_litellm_probe(tmp_path: Path) -> None:
+    """LiteLLM is available only when the given Python can find it; otherwise the reason says why."""
+    missing = targets.probe_litellm(str(tmp_path / "no-such-python"))
+    assert not missing.available
+    assert "cannot run" in missing.reason
+    absent = targets.probe_litellm(_fake_python(tmp_path, "exit 3"))
+    assert not absent.available
+    assert "not importable" in absent.reason and "--litellm-python" in absent.reason
+    present = targets.probe_litellm(_fake_python(tmp_path, "echo 1.2.3"))
+    assert present.available and present.version == "1.2.3"
+
+
+def test_litellm_is_skipped_not_failed_when_unavailable() -> None:
+    """Without LiteLLM the target is reported as skipped, and a run with only skips exits 0."""
+    specs = targets.specs(targets.DEFAULT, "uvloop", {}, None)
+    absent = targets.LitellmProbe("py", None, "litellm is not importable by py")
+    to_run, skipped = run.select(specs, absent)
+    assert [s.name for s in to_run] == ["direct", "bare", "gateway", "gateway-10pct"]
+    assert [(r.name, r.skipped) for r in skipped] == [("litellm", "litellm is not importable by py")]
+    assert run.exit_status(skipped) == 0
+    assert run.exit_status([*skipped, report.TargetRun("gateway", "gw", failure="401")]) == 1
+    text = report.render(skipped, [])
+    assert "## Skipped (not failures)\n\n- litellm: litellm is not importable by py" in text
+    assert "| litellm | LiteLLM proxy, 1 worker, defaults (skipped) |" in text
+    to_run, skipped = run.select(specs, targets.LitellmProbe("py", "1.2.3"))
+    assert [s.name for s in to_run] == list(targets.DEFAULT) and skipped == []
+
+
+def test_litellm_runs_offline_on_the_fake_upstream() -> None:
+    """Its config points every bench model at the upstream; its env keeps it off the internet."""
+    config = targets.litellm_config("http://127.0.0.1:9")
+    assert config["model_list"] == [
+        {
+            "model_name": name,
+            "litellm_params": {
+                "model": f"openai/{name}",
+                "api_base": "http://127.0.0.1:9/v1",
+                "api_key": targets.UPSTREAM_KEY,
+            },
+        }
+        for name in (targets.MODEL, targets.TRICKLE_MODEL)
+    ]
+    env = targets.litellm_env()
+    assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert env["LITELLM_TELEMETRY_DISABLED"] == "true"
+    assert env["LITELLM_MASTER_KEY"] == _spec("litellm").client_key
+    assert not any(k.startswith("OTEL_") for k in env)
+
+
+def test_report_compares_gateway_with_litellm() -> None:
+    """The LiteLLM section gives gateway / LiteLLM throughput, and the issue 6 check uses it."""
+    runs = [
+        report.TargetRun("bare", "floor", [_cell("bare", 1000, 2.0)]),
+        report.TargetRun("gateway", "gw", [_cell("gateway", 700, 2.5)]),
+        report.TargetRun("litellm", "lt", [_cell("litellm", 50, 40.0)]),
+    ]
+    table = report.litellm_table(runs)
+    assert "| json | 32 | 700 | 50 | 14.0x | 0.050 | 2.50 | 40.00 | 100 | 100 |" in table
+    checks = report.target_checks(runs)
+    assert "- [ ] json req/s at 32 conns >= 20x LiteLLM (issue 6; 14.0x): NOT met" in checks
+    assert "## Gateway vs LiteLLM" in report.render(runs, [])
+    assert report.litellm_table(runs[:2]) == ""

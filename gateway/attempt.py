@@ -107,14 +107,22 @@ class AttemptRunner:
         return self.providers[self.config.provider_for(model).name]
 
     def upstream_request(self, call: Call, model: ModelConfig) -> UpstreamRequest:
-        body = dict(call.client.body)
-        body["model"] = model.upstream_model
+        client = call.client
+        raw: bytes | None = None
+        if not client.stream and model.upstream_model == client.model and client.raw:
+            body = client.body  # nothing to rewrite: forward the client's own bytes
+            raw = client.raw
+        else:
+            body = dict(client.body)
+            body["model"] = model.upstream_model
         if call.client.stream:
             options = body.get("stream_options")
             options = dict(options) if isinstance(options, Mapping) else {}
             options["include_usage"] = True
             body["stream_options"] = options
-        directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
+        directives: dict[str, str] = {}
+        if self.config.provider_for(model).kind == "mock":  # only the simulator reads them
+            directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
         return UpstreamRequest(
             operation=call.operation,
             path=_PATHS[call.operation],
@@ -123,6 +131,7 @@ class AttemptRunner:
             model=model,
             headers={"x-request-id": call.request_id},
             directives=directives,
+            raw=raw,
         )
 
     def start_recorder(self, call: Call, model: ModelConfig, provider: Provider,

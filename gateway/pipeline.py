@@ -23,6 +23,7 @@ from gateway.config import GatewayConfig
 from gateway.dispatch import Dispatcher
 from gateway.hooks import Authenticator
 from gateway.request import ClientRequest
+from gateway.resilience.drain import InFlight
 from gateway.telemetry import names as n
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.tracecontext import trace_headers
@@ -58,10 +59,12 @@ class Pipeline:
         self.authenticator = authenticator
         self.dispatcher = dispatcher
         self.max_body = config.server.max_body_bytes
+        self.inflight = InFlight()  # what a graceful shutdown waits for
 
     async def handle(self, request: web.Request, parse: Parser, operation: str,
                      route: str) -> web.StreamResponse:
         started = time.perf_counter()
+        task = self.inflight.enter()
         rid = request_id(request)
         parent = propagate.extract(request.headers)
         tracer = self.telemetry.tracer
@@ -123,6 +126,7 @@ class Pipeline:
                 await self.dispatcher.finish(call)
             self._end(span, call, principal, operation, model_label, status, error_type, started)
             active.add(active_key, -1)
+            self.inflight.leave(task)
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length

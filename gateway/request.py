@@ -28,6 +28,7 @@ class ClientRequest:
     model: str
     stream: bool = False
     include_usage: bool = False
+    raw: bytes = b""  # the body as the client sent it
 
     @property
     def max_tokens(self) -> int | None:
@@ -74,7 +75,7 @@ def parse_chat(raw: bytes) -> ClientRequest:
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
     options = body.get("stream_options")
     include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
-    return ClientRequest(n.OP_CHAT, body, model, bool(stream), include_usage)
+    return ClientRequest(n.OP_CHAT, body, model, bool(stream), include_usage, raw)
 
 
 def parse_embeddings(raw: bytes) -> ClientRequest:
@@ -85,7 +86,7 @@ def parse_embeddings(raw: bytes) -> ClientRequest:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
     if not isinstance(value, str | list) or (isinstance(value, list) and not value):
         raise InvalidRequest("'input' must be a string or a non-empty array.", param="input")
-    return ClientRequest(n.OP_EMBEDDINGS, body, model)
+    return ClientRequest(n.OP_EMBEDDINGS, body, model, raw=raw)
 
 
 _NUMERIC = (

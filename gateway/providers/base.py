@@ -24,6 +24,7 @@ class UpstreamRequest:
     model: ModelConfig
     headers: dict[str, str] = field(default_factory=dict)  # trace context, request id
     directives: Mapping[str, str] = field(default_factory=dict)  # x-mock-* for the simulator
+    raw: bytes | None = None  # `body` already serialised, when the client's bytes fit unchanged
 
 
 class UpstreamResponse(Protocol):

@@ -81,8 +81,8 @@ class OpenAIProvider:
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if self._endpoint is not None:
             try:
-                return await self._endpoint.post(request.path, orjson.dumps(request.body),
-                                                 request.headers)
+                body = request.raw if request.raw is not None else orjson.dumps(request.body)
+                return await self._endpoint.post(request.path, body, request.headers)
             except TimeoutError:
                 raise UpstreamTimeout(
                     f"the upstream for model '{request.model.name}' did not answer in time"
@@ -97,7 +97,8 @@ class OpenAIProvider:
         url = self.config.base_url + request.path
         try:
             response = await self._session.post(
-                url, data=orjson.dumps(request.body), headers=headers, timeout=self._timeout
+                url, data=request.raw if request.raw is not None else orjson.dumps(request.body),
+                headers=headers, timeout=self._timeout
             )
         except TimeoutError:
             raise UpstreamTimeout(

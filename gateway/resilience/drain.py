@@ -13,9 +13,6 @@ import asyncio
 import logging
 from typing import Any
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
-
 _log = logging.getLogger(__name__)
 
 
@@ -25,15 +22,16 @@ class InFlight:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def enter(self) -> asyncio.Task[Any] | None:
+        """Count the current request in (the pipeline calls this, not a middleware: an aiohttp
+        middleware costs a partial and a wrapper per request); pass the result to `leave`."""
         task = asyncio.current_task()
-        if task is None:
-            return await handler(request)
-        self.tasks.add(task)
-        try:
-            return await handler(request)
-        finally:
+        if task is not None:
+            self.tasks.add(task)
+        return task
+
+    def leave(self, task: asyncio.Task[Any] | None) -> None:
+        if task is not None:
             self.tasks.discard(task)
 
     async def drain(self, timeout_s: float, hurry: asyncio.Event) -> int:

@@ -88,7 +88,8 @@ class SpendHook(BaseHook):
         guard = self.runaway
         if guard is None:
             return
-        body_hash = hashlib.blake2b(orjson.dumps(call.client.body), digest_size=16).digest()
+        body_hash = hashlib.blake2b(call.client.raw or orjson.dumps(call.client.body),
+                                    digest_size=16).digest()
         verdict = guard.check(call.principal.alias, body_hash, self.clock.now())
         if verdict is not None:
             self._flagged(call, verdict)

@@ -19,10 +19,14 @@ async def upstream() -> AsyncIterator[RunningUpstream]:
         yield up
 
 
-@pytest.fixture
-async def gw(upstream: RunningUpstream) -> AsyncIterator[RunningGateway]:
+@pytest.fixture(params=["own", "aiohttp"], ids=["httpclient", "aiohttp-client"])
+async def gw(request: pytest.FixtureRequest, upstream: RunningUpstream
+             ) -> AsyncIterator[RunningGateway]:
+    """The gateway in front of the fake upstream, once over each upstream HTTP client:
+    its own (the default) and aiohttp's ClientSession (GATEWAY_HTTP_CLIENT=aiohttp)."""
     config = upstream_config(upstream.base_url)
-    async with running_gateway(config, environ={"UPSTREAM_KEY": UPSTREAM_KEY}) as gateway:
+    environ = {"UPSTREAM_KEY": UPSTREAM_KEY, "GATEWAY_HTTP_CLIENT": request.param}
+    async with running_gateway(config, environ=environ) as gateway:
         yield gateway
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
@@ -62,9 +63,11 @@ async def running_gateway(
 ) -> AsyncIterator[RunningGateway]:
     env = dict(environ or {})
     cfg = load(config, env) if isinstance(config, str) else config
+    scratch: str | None = None
     if cfg.storage.backend == "sqlite" and cfg.storage.sqlite_path == StorageConfig.sqlite_path:
         # Each test gets its own ledger instead of ./data/gateway.sqlite3.
-        ledger = Path(tempfile.mkdtemp(prefix="gw-test-"), "gateway.sqlite3")
+        scratch = tempfile.mkdtemp(prefix="gw-test-")
+        ledger = Path(scratch, "gateway.sqlite3")
         cfg = replace(cfg, storage=replace(cfg.storage, sqlite_path=str(ledger)))
     tt = telemetry or make_test_telemetry()
     app = create_app(cfg, tt.telemetry, environ=env, **create_kwargs)
@@ -78,3 +81,5 @@ async def running_gateway(
         yield RunningGateway(f"{root}/v1", root, cfg, tt, app)
     finally:
         await runner.cleanup()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

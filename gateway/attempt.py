@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from opentelemetry import propagate
 
 from gateway import errors
 from gateway.call import AttemptResult, Call
@@ -33,7 +32,7 @@ from gateway.request import span_attributes
 from gateway.resilience.deadline import AttemptDeadlines
 from gateway.resilience.outcome import classify
 from gateway.sse import event_data
-from gateway.telemetry import content
+from gateway.telemetry import content, tracecontext
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder, response_attributes
 from gateway.telemetry.setup import Telemetry
@@ -176,7 +175,7 @@ class AttemptRunner:
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
         request = self.upstream_request(call, model)
-        propagate.inject(request.headers, context=recorder.context)
+        tracecontext.inject(request.headers, recorder.span, recorder.context)
         prepared = Prepared(model, provider, recorder)
         started = time.perf_counter()
         timeout = asyncio.timeout_at(deadlines.start)

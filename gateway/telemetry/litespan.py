@@ -33,7 +33,14 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
@@ -177,6 +184,24 @@ class LiteSpan(ReadableSpan, trace_api.Span):
         return f'LiteSpan(name="{self._name}", context={self._context})'
 
 
+def _static_decisions(sampler: Sampler) -> tuple[Decision, Decision, Decision] | None:
+    """For samplers whose decision depends only on the parent's sampled flag (always_on,
+    always_off, and the parentbased_* of those with the default delegates): the decision
+    for (no parent, sampled parent, unsampled parent). None for any other sampler."""
+    if type(sampler) is StaticSampler:
+        decision = sampler._decision
+        return decision, decision, decision
+    if type(sampler) is ParentBased:
+        root = sampler._root
+        defaults = (sampler._remote_parent_sampled is ALWAYS_ON
+                    and sampler._local_parent_sampled is ALWAYS_ON
+                    and sampler._remote_parent_not_sampled is ALWAYS_OFF
+                    and sampler._local_parent_not_sampled is ALWAYS_OFF)
+        if defaults and type(root) is StaticSampler:
+            return root._decision, Decision.RECORD_AND_SAMPLE, Decision.DROP
+    return None
+
+
 class LiteTracer(trace_api.Tracer):
     """Starts LiteSpans with the provider's sampler and id generator."""
 
@@ -186,6 +211,7 @@ class LiteTracer(trace_api.Tracer):
         self.processors = tuple(processors)
         self.scope = scope
         self.resource = provider.resource
+        self._static = _static_decisions(provider.sampler)
 
     def start_span(self, name: str, context: Context | None = None,
                    kind: SpanKind = SpanKind.INTERNAL, attributes: types.Attributes = None,
@@ -204,18 +230,24 @@ class LiteTracer(trace_api.Tracer):
         else:
             trace_id = parent.trace_id
             random_trace_id = bool(parent.trace_flags & _RANDOM_TRACE_ID)
-        result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        decision = result.decision
+        static = self._static
+        if static is not None:  # the sampler's answer, without asking it (same result)
+            decision = static[0] if parent is None else static[1 if parent.trace_flags.sampled else 2]
+            trace_state = parent.trace_state if parent is not None else None
+            sampled_attrs = attributes if decision is not Decision.DROP else None
+        else:
+            result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            decision, trace_state, sampled_attrs = result.decision, result.trace_state, result.attributes
         flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
         if random_trace_id:
             flags |= _RANDOM_TRACE_ID
         span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=TraceFlags(flags), trace_state=result.trace_state)
+                                   trace_flags=TraceFlags(flags), trace_state=trace_state)
         if decision is Decision.DROP or not self.processors:
             # Nothing would ever read a recorded span (no exporter configured): the
             # context alone still propagates, answers traceresponse and tags exemplars.
             return trace_api.NonRecordingSpan(span_context)
-        attrs: dict[str, Any] = dict(result.attributes) if result.attributes else {}
+        attrs: dict[str, Any] = dict(sampled_attrs) if sampled_attrs else {}
         if not all(map(_PRIMITIVE.__contains__, map(type, attrs.values()))):  # C-speed check
             for key, value in list(attrs.items()):
                 if type(value) not in _PRIMITIVE:

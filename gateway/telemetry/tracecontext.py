@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from opentelemetry import baggage, propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
 def trace_headers(span: Span, request_id: str) -> dict[str, str]:
@@ -12,3 +18,29 @@ def trace_headers(span: Span, request_id: str) -> dict[str, str]:
     if ctx.is_valid:
         headers["traceresponse"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
     return headers
+
+
+def _default_textmap(textmap: TextMapPropagator) -> bool:
+    """The SDK's default propagators (tracecontext, baggage), as OTEL_PROPAGATORS unset gives."""
+    inner = getattr(textmap, "_propagators", None)
+    return (isinstance(textmap, CompositePropagator) and isinstance(inner, list) and len(inner) == 2
+            and type(inner[0]) is TraceContextTextMapPropagator
+            and type(inner[1]) is W3CBaggagePropagator)
+
+
+def inject(headers: dict[str, str], span: Span, context: Context) -> None:
+    """Trace context for an upstream request: what `propagate.inject(headers, context)` writes.
+
+    With the default propagators and no baggage in `context`, that is the span's
+    `traceparent` (and `tracestate`), formatted here directly; any other set-up goes
+    through the global propagator as configured (OTEL_PROPAGATORS)."""
+    textmap = propagate.get_global_textmap()
+    if not _default_textmap(textmap) or baggage.get_all(context):
+        propagate.inject(headers, context=context)
+        return
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return
+    headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    if ctx.trace_state:
+        headers["tracestate"] = ctx.trace_state.to_header()

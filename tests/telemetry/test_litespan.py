@@ -12,7 +12,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     Link,
@@ -99,11 +105,21 @@ def _story(tracer: trace.Tracer) -> list[trace.Span]:
     return spans
 
 
-@pytest.mark.parametrize("sampler", [ParentBased(ALWAYS_ON), TraceIdRatioBased(0.0)],
-                         ids=["parentbased_always_on", "traceidratio_0"])
+SAMPLERS = {
+    "parentbased_always_on": ParentBased(ALWAYS_ON),  # decided without asking the sampler
+    "parentbased_always_off": ParentBased(ALWAYS_OFF),
+    "always_on": ALWAYS_ON,
+    "always_off": ALWAYS_OFF,
+    "parentbased_custom_delegate": ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON),
+    "traceidratio_0": TraceIdRatioBased(0.0),  # asked every time
+}
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS.values()), ids=list(SAMPLERS))
 def test_lite_spans_match_sdk_spans(sampler: Sampler) -> None:
     """Ids, flags, trace state, parents, attributes (cleaned), events, exceptions, links,
-    status rules, names, times and which spans are recorded all match the SDK."""
+    status rules, names, times and which spans are recorded all match the SDK, under
+    every sampler (the static ones take LiteTracer's shortcut past should_sample)."""
     (sdk, sdk_memory), (lite, lite_memory) = _tracers(sampler)
     sdk_spans, lite_spans = _story(sdk), _story(lite)
     for ours, theirs in zip(lite_spans, sdk_spans, strict=True):
@@ -113,15 +129,26 @@ def test_lite_spans_match_sdk_spans(sampler: Sampler) -> None:
         sdk_memory.get_finished_spans, lite_memory.get_finished_spans]
     sdk_done, lite_done = (f() for f in finished)
     assert encode_spans(lite_done) == encode_spans(sdk_done)
-    if isinstance(sampler, ParentBased):
+    assert [s.name for s in lite_done] == [s.name for s in sdk_done]
+    if sampler is SAMPLERS["parentbased_always_on"]:
         assert len(lite_done) == 3
         client = next(s for s in lite_done if s.kind is SpanKind.CLIENT)
         assert client.attributes is not None
         assert dict(client.attributes)["list"] == (1, 2)
         assert client.status.status_code is StatusCode.ERROR
         assert [e.name for e in client.events] == ["gateway.runaway", "exception"]
-    else:
+    elif sampler is SAMPLERS["traceidratio_0"]:
         assert lite_done == ()
+
+
+def test_static_decisions_only_for_samplers_that_need_no_asking() -> None:
+    """The shortcut covers always_on/off and their default parent-based forms, nothing else."""
+    assert litespan._static_decisions(ALWAYS_ON) is not None
+    assert litespan._static_decisions(ParentBased(ALWAYS_OFF)) is not None
+    assert litespan._static_decisions(TraceIdRatioBased(0.5)) is None
+    assert litespan._static_decisions(ParentBased(TraceIdRatioBased(0.5))) is None
+    assert litespan._static_decisions(
+        ParentBased(ALWAYS_ON, local_parent_not_sampled=ALWAYS_ON)) is None
 
 
 def test_span_limit_variables_keep_the_sdk_tracer() -> None:

@@ -320,7 +320,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(description="Benchmark the gateway against a bare aiohttp proxy.")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured cell")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of warmup per cell")
-    p.add_argument("--connections", default="1,32", help="comma-separated, e.g. 1,32,256")
+    p.add_argument("--connections", default="1,32,256", help="comma-separated, e.g. 1,32,256")
     p.add_argument("--modes", default="json,stream", help="json, stream or both")
     p.add_argument("--targets", default=None, help=f"comma-separated subset of {targets.ALL}")
     p.add_argument("--repeat", type=int, default=1, help="interleaved repeats; the median is reported")

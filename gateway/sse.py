@@ -22,6 +22,9 @@ class SSESplitter:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" not in buffer:  # the usual LF-only framing: one C-speed split
+            *whole, self._buffer = buffer.split(b"\n\n")
+            return [event for event in whole if event]
         events: list[bytes] = []
         start = 0
         while True:

@@ -1,5 +1,10 @@
 """SSE framing: events are found whole however the bytes are split."""
 
+import random
+import re
+
+import pytest
+
 from gateway.sse import SSESplitter, event_data
 
 
@@ -21,3 +26,31 @@ def test_event_data_joins_lines_and_ignores_comments() -> None:
     assert event_data(b"event: message\ndata: a\ndata: b") == b"a\nb"
     assert event_data(b": keep-alive") is None
     assert event_data(b"data:x") == b"x"
+
+
+def _reference_events(stream: bytes) -> tuple[list[bytes], bytes]:
+    """Every event of a whole stream by the spec's three line-ending boundaries, and the rest."""
+    events, start = [], 0
+    while (match := re.compile(rb"\r\n\r\n|\n\n|\r\r").search(stream, start)) is not None:
+        if match.start() > start:
+            events.append(stream[start:match.start()])
+        start = match.end()
+    return events, stream[start:]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_split_of_any_framing_gives_the_reference_events(seed: int) -> None:
+    """LF-only streams (split with the fast path) and streams with CR/CRLF framing give the
+    same events as a reference splitter, however the bytes are cut into reads."""
+    rng = random.Random(seed)
+    pieces = [b"data: {\"x\": %d}" % i for i in range(rng.randint(1, 12))] + [b": ping", b"data: [DONE]"]
+    endings = [b"\n\n"] if seed % 2 else [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\n\n"]
+    stream = b"".join(piece + rng.choice(endings) for piece in pieces) + b"data: partial"
+    splitter, got, at = SSESplitter(), [], 0
+    while at < len(stream):
+        step = rng.randint(1, 40)
+        got += splitter.feed(stream[at:at + step])
+        at += step
+    expected, rest = _reference_events(stream)
+    assert got == expected
+    assert splitter.pending == rest

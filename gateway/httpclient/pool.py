@@ -55,7 +55,12 @@ class OriginPool:
         try:
             return await head
         except BaseException:
-            connection.drop()  # an exchange cut short (cancelled, timed out, broken) is not reused
+            if head.done() and not head.cancelled() and head.exception() is None:
+                # Cancelled after the head came in: the connection may already be back in the
+                # pool (or serving another request) once the answer was whole; the response knows.
+                head.result().close()
+            else:
+                connection.drop()  # an exchange cut short (cancelled, timed out, broken) is not reused
             raise
         finally:
             if timer is not None:

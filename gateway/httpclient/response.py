@@ -35,7 +35,7 @@ class UpstreamProtocolError(ConnectionError):
 
 class HttpResponse:
     __slots__ = ("_chunks", "_decoder", "_done", "_error", "_loop", "_paused", "_read_timeout",
-                 "_size", "_source", "_waiter", "headers", "status")
+                 "_size", "_source", "_waiter", "_whole", "headers", "status")
 
     def __init__(self, source: BodySource, status: int, headers: dict[str, str],
                  read_timeout: float | None, loop: asyncio.AbstractEventLoop) -> None:
@@ -50,6 +50,7 @@ class HttpResponse:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._whole = False  # read() wants the whole body: no flow control
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder: zlib._Decompress | None = zlib.decompressobj(wbits=47)  # gzip or zlib
@@ -80,7 +81,7 @@ class HttpResponse:
                 return
         self._chunks.append(data)
         self._size += len(data)
-        if self._size > HIGH_WATER and not self._paused:
+        if self._size > HIGH_WATER and not self._paused and not self._whole:
             self._paused = True
             self._source.pause(self)
         self._wake()
@@ -111,6 +112,11 @@ class HttpResponse:
 
     async def read(self) -> bytes:
         """The whole body; raises the transport failure (or TimeoutError) that cut it short."""
+        # All of it is buffered anyway: a paused connection would never bring the rest.
+        self._whole = True
+        if self._paused:
+            self._paused = False
+            self._source.resume(self)
         while not self._done:
             await self._wait()
         if self._error is not None:

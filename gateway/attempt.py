@@ -116,7 +116,7 @@ class AttemptRunner:
             body["model"] = model.upstream_model
         if call.client.stream:
             options = body.get("stream_options")
-            options = dict(options) if isinstance(options, Mapping) else {}
+            options = dict(options) if isinstance(options, dict) else {}
             options["include_usage"] = True
             body["stream_options"] = options
         directives: dict[str, str] = {}

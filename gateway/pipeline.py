@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway import errors
@@ -25,6 +25,7 @@ from gateway.hooks import Authenticator
 from gateway.request import ClientRequest
 from gateway.resilience.drain import InFlight
 from gateway.telemetry import names as n
+from gateway.telemetry import tracecontext
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.tracecontext import trace_headers
 
@@ -66,7 +67,7 @@ class Pipeline:
         started = time.perf_counter()
         task = self.inflight.enter()
         rid = request_id(request)
-        parent = propagate.extract(request.headers)
+        parent = tracecontext.extract(request.headers)
         tracer = self.telemetry.tracer
         span = tracer.start_span(f"POST {route}", context=parent, kind=SpanKind.SERVER,
                                  attributes={n.HTTP_REQUEST_METHOD: "POST", n.HTTP_ROUTE: route,

@@ -74,7 +74,7 @@ def parse_chat(raw: bytes) -> ClientRequest:
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")
     options = body.get("stream_options")
-    include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
     return ClientRequest(n.OP_CHAT, body, model, bool(stream), include_usage, raw)
 
 

@@ -37,23 +37,24 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def from_openai(usage: Mapping[str, Any] | None) -> Usage | None:
-    """Read an OpenAI `usage` object (chat or embeddings); None when absent."""
-    if not isinstance(usage, Mapping):
+def from_openai(usage: Any) -> Usage | None:
+    """Read an OpenAI `usage` object (chat or embeddings) as parsed from JSON (plain dicts,
+    checked as such: an ABC isinstance costs several times more); None when absent."""
+    if not isinstance(usage, dict):
         return None
     prompt = _int(usage.get("prompt_tokens"))
     completion = _int(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
-    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, Mapping) else 0
+    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
     # DeepSeek reports cache hits at top level.
     cached = cached or _int(usage.get("prompt_cache_hit_tokens"))
     creation = 0
-    if isinstance(prompt_details, Mapping):
+    if isinstance(prompt_details, dict):
         creation = _int(prompt_details.get("cache_creation_tokens"))
     reasoning = (
         _int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, Mapping)
+        if isinstance(completion_details, dict)
         else 0
     )
     return Usage(
@@ -77,7 +78,7 @@ def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
     if isinstance(messages, list):
         for message in messages:
             total += 4
-            if isinstance(message, Mapping):
+            if isinstance(message, dict):
                 total += _content_tokens(message.get("content"))
         return total + 3
     return _content_tokens(body.get("input"))
@@ -91,7 +92,7 @@ def _content_tokens(content: Any) -> int:
         for part in content:
             if isinstance(part, str):
                 total += estimate_text_tokens(part)
-            elif isinstance(part, Mapping):
+            elif isinstance(part, dict):
                 text = part.get("text")
                 total += estimate_text_tokens(text) if isinstance(text, str) else 85
             elif isinstance(part, int):

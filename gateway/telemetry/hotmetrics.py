@@ -67,13 +67,34 @@ def exemplar_filter(environ: Mapping[str, str]) -> str:
     return value if value in (TRACE_BASED, ALWAYS_ON, ALWAYS_OFF) else TRACE_BASED
 
 
+# The span ids of the last explicit context seen: a request records several measurements
+# in a row under one context (duration and tokens under the CLIENT span's, then overhead
+# and cost under the SERVER span's), so most lookups are answered here. Holding the
+# context itself keeps identity comparison sound.
+_last_ids: tuple[Context | None, int, int, bool] = (None, 0, 0, False)
+
+
+def _span_ids(context: Context | None) -> tuple[Context | None, int, int, bool]:
+    """(context, span id, trace id, whether the span is valid and sampled)."""
+    global _last_ids
+    last = _last_ids
+    if context is not None and last[0] is context:
+        return last
+    span_context = trace.get_current_span(context).get_span_context()
+    ids = (context, span_context.span_id, span_context.trace_id,
+           span_context.is_valid and bool(span_context.trace_flags.sampled))
+    if context is not None:
+        _last_ids = ids
+    return ids
+
+
 def _sample(value: float, context: Context | None, mode: str) -> _Sample | None:
     """The exemplar a measurement leaves, under the exemplar filter `mode`."""
     if mode == ALWAYS_OFF:
         return None
-    span_context = trace.get_current_span(context).get_span_context()
-    if span_context.is_valid and span_context.trace_flags.sampled:
-        return (value, time.time_ns(), span_context.span_id, span_context.trace_id)
+    _, span_id, trace_id, sampled = _span_ids(context)
+    if sampled:
+        return (value, time.time_ns(), span_id, trace_id)
     if mode == ALWAYS_ON:
         return (value, time.time_ns(), 0, 0)
     return None

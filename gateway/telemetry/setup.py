@@ -177,7 +177,13 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     processors: list[SpanProcessor] = []
     for exporter in _span_exporters(trace_names, env):
-        processors.append(BatchSpanProcessor(
+        # Spans for our own OTLP encoders are encoded as they end (fastexport);
+        # GATEWAY_OTLP_ENCODE_ON_END=false leaves it to the exporter thread, as the SDK does.
+        batching = BatchSpanProcessor
+        if getattr(exporter, "accepts_encoded", False) and \
+                env.get("GATEWAY_OTLP_ENCODE_ON_END", "true").strip().lower() != "false":
+            batching = fastexport.PreEncodingSpanProcessor
+        processors.append(batching(
             exporter,
             max_queue_size=_bsp_default(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
             max_export_batch_size=_bsp_default(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from opentelemetry import baggage, propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -20,12 +22,30 @@ def trace_headers(span: Span, request_id: str) -> dict[str, str]:
     return headers
 
 
-def _default_textmap(textmap: TextMapPropagator) -> bool:
-    """The SDK's default propagators (tracecontext, baggage), as OTEL_PROPAGATORS unset gives."""
+_checked: tuple[TextMapPropagator | None, bool] = (None, False)
+
+
+def _default_textmap() -> bool:
+    """Whether the global propagator is the SDK's default (tracecontext, baggage), as
+    OTEL_PROPAGATORS unset gives; worked out once per propagator object."""
+    global _checked
+    textmap = propagate.get_global_textmap()
+    if _checked[0] is textmap:
+        return _checked[1]
     inner = getattr(textmap, "_propagators", None)
-    return (isinstance(textmap, CompositePropagator) and isinstance(inner, list) and len(inner) == 2
-            and type(inner[0]) is TraceContextTextMapPropagator
-            and type(inner[1]) is W3CBaggagePropagator)
+    default = (isinstance(textmap, CompositePropagator) and isinstance(inner, list)
+               and len(inner) == 2 and type(inner[0]) is TraceContextTextMapPropagator
+               and type(inner[1]) is W3CBaggagePropagator)
+    _checked = (textmap, default)
+    return default
+
+
+def extract(headers: Mapping[str, str]) -> Context:
+    """The incoming trace context: what `propagate.extract(headers)` returns, without
+    running the propagators when the defaults have nothing to read."""
+    if _default_textmap() and "traceparent" not in headers and "baggage" not in headers:
+        return Context()
+    return propagate.extract(headers)
 
 
 def inject(headers: dict[str, str], span: Span, context: Context) -> None:
@@ -34,8 +54,7 @@ def inject(headers: dict[str, str], span: Span, context: Context) -> None:
     With the default propagators and no baggage in `context`, that is the span's
     `traceparent` (and `tracestate`), formatted here directly; any other set-up goes
     through the global propagator as configured (OTEL_PROPAGATORS)."""
-    textmap = propagate.get_global_textmap()
-    if not _default_textmap(textmap) or baggage.get_all(context):
+    if not _default_textmap() or baggage.get_all(context):
         propagate.inject(headers, context=context)
         return
     ctx = span.get_span_context()

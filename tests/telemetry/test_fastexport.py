@@ -245,20 +245,58 @@ def test_grpc_exporter_sends_the_same_request() -> None:
     assert received.traces == [sdk_encode(spans)]
 
 
-@pytest.mark.parametrize(("protocol", "fast", "expected"), [
-    ("http/protobuf", "true", "OTLPHTTPSpanExporter"),
-    ("grpc", "true", "FastGrpcSpanExporter"),
-    ("http/protobuf", "false", "OTLPSpanExporter"),
+class _Capture(fastexport.OTLPHTTPSpanExporter):
+    """The OTLP/HTTP exporter with the request body kept instead of sent."""
+
+    def __init__(self) -> None:
+        super().__init__({}, endpoint="http://127.0.0.1:9/v1/traces")
+        self.bodies: list[bytes] = []
+
+    def _send(self, body: bytes) -> SpanExportResult:
+        self.bodies.append(body)
+        return SpanExportResult.SUCCESS
+
+
+def test_spans_encoded_as_they_end_export_the_sdk_encoding() -> None:
+    """Through PreEncodingSpanProcessor (spans encoded on end, queued as bytes) the
+    exported request decodes to exactly the SDK's encoding of the same spans, and a
+    span that is not sampled is not queued."""
+    spans = _spans()
+    exporter = _Capture()
+    processor = fastexport.PreEncodingSpanProcessor(exporter, schedule_delay_millis=60_000)
+    for span in spans:
+        processor.on_end(span)
+    unsampled = _raw_span({"a": 1})
+    unsampled._context = SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(0))
+    processor.on_end(unsampled)
+    assert processor.force_flush(5_000)
+    processor.shutdown()
+    assert len(exporter.bodies) == 1
+    assert _decode(exporter.bodies[0]) == sdk_encode(spans)
+    mixed = [fastexport.EncodedSpan(s) if i % 2 else s for i, s in enumerate(spans)]
+    assert fastexport.encode_spans(mixed) == fastexport.encode_spans(spans)
+
+
+@pytest.mark.parametrize(("protocol", "fast", "on_end", "expected"), [
+    ("http/protobuf", "true", "true", ("OTLPHTTPSpanExporter", "PreEncodingSpanProcessor")),
+    ("grpc", "true", "true", ("FastGrpcSpanExporter", "PreEncodingSpanProcessor")),
+    ("http/protobuf", "true", "false", ("OTLPHTTPSpanExporter", "BatchSpanProcessor")),
+    ("http/protobuf", "false", "true", ("OTLPSpanExporter", "BatchSpanProcessor")),
 ])
 def test_setup_picks_the_fast_exporter_unless_told_not_to(
-        monkeypatch: pytest.MonkeyPatch, protocol: str, fast: str, expected: str) -> None:
-    """OTLP traces use fastexport by default; GATEWAY_OTLP_FAST_EXPORT=false keeps the SDK's."""
+        monkeypatch: pytest.MonkeyPatch, protocol: str, fast: str, on_end: str,
+        expected: tuple[str, str]) -> None:
+    """OTLP traces use fastexport, with spans encoded as they end, by default;
+    GATEWAY_OTLP_FAST_EXPORT=false keeps the SDK's exporter and GATEWAY_OTLP_ENCODE_ON_END=false
+    the SDK's batch processor."""
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-           "GATEWAY_OTLP_FAST_EXPORT": fast, "OTEL_METRICS_EXPORTER": "none"}
+           "GATEWAY_OTLP_FAST_EXPORT": fast, "GATEWAY_OTLP_ENCODE_ON_END": on_end,
+           "OTEL_METRICS_EXPORTER": "none"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     telemetry = setup_telemetry(env)
     assert telemetry.tracer_provider is not None
     processors = telemetry.tracer_provider._active_span_processor._span_processors
-    assert [type(getattr(p, "span_exporter", None)).__name__ for p in processors] == [expected]
+    assert [(type(getattr(p, "span_exporter", None)).__name__, type(p).__name__)
+            for p in processors] == [expected]
     telemetry.shutdown(timeout_s=1)

@@ -164,3 +164,26 @@ def test_recorder_chunk_timings_with_sdk_instruments() -> None:
     chunk = points["gen_ai.client.operation.time_per_output_chunk|s|"
                    "Time between consecutive chunks after the first in a streaming operation."]
     assert chunk[0]["count"] == 2
+
+
+def test_interleaved_contexts_leave_each_its_own_exemplar() -> None:
+    """Measurements under different spans' contexts, interleaved as concurrent requests do
+    (the span-id lookup is remembered per context), each carry their own span's ids."""
+    tracer = TracerProvider().get_tracer("t")
+    spans = [tracer.start_span(f"s{i}") for i in range(3)]
+    contexts = [trace.set_span_in_context(span) for span in spans]
+    unsampled = trace.set_span_in_context(trace.NonRecordingSpan(trace.SpanContext(
+        1, 2, is_remote=False, trace_flags=trace.TraceFlags(0))))
+    histogram = hotmetrics.HotHistogram("h", "s", "", [1.0, 2.0, 3.0, 4.0])
+    order = [0, 0, 1, 2, 1, 0]
+    for bucket, index in enumerate(order):
+        histogram.record(bucket + 0.5, A, context=contexts[index])
+    histogram.record(4.5, A, context=unsampled)
+    (series,) = histogram._series.values()
+    ids = [(e[2], e[3]) if e else None for e in series.exemplars]
+    expected = [(spans[i].get_span_context().span_id, spans[i].get_span_context().trace_id)
+                for i in order[:4]]
+    assert ids[:4] == expected  # buckets 0-3 got one measurement each, in order
+    assert ids[4] == (spans[0].get_span_context().span_id, spans[0].get_span_context().trace_id)
+    # the last bucket got 4.5 (span 1), 5.5 (span 0), then 4.5 unsampled, which leaves none
+    assert series.counts[4] == 3

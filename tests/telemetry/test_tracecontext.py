@@ -66,3 +66,39 @@ def test_other_propagators_are_used_as_configured() -> None:
     finally:
         propagate.set_global_textmap(before)
     assert ours == sdk == {"baggage": "k=v"}
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"traceparent": TRACEPARENT},
+    {"Traceparent": TRACEPARENT, "tracestate": "vendor=x"},
+    {"baggage": "tenant=acme"},
+    {"tracestate": "vendor=x"},  # without traceparent: ignored by the propagator too
+    {"traceparent": "garbage"},
+], ids=["none", "traceparent", "mixed-case+tracestate", "baggage", "tracestate-only", "invalid"])
+def test_extract_reads_what_the_propagators_read(default_propagators: None,
+                                                  headers: dict[str, str]) -> None:
+    """The incoming parent and baggage are those `propagate.extract` finds, however the
+    headers are written (aiohttp's headers are case-insensitive)."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    carrier = CIMultiDictProxy(CIMultiDict(headers))
+    ours, sdk = tracecontext.extract(carrier), propagate.extract(carrier)
+    assert (trace.get_current_span(ours).get_span_context()
+            == trace.get_current_span(sdk).get_span_context())
+    assert baggage.get_all(ours) == baggage.get_all(sdk)
+
+
+def test_extract_uses_other_propagators_as_configured() -> None:
+    """With a custom propagator set, extraction goes through it."""
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(W3CBaggagePropagator())
+    try:
+        ctx = tracecontext.extract({"baggage": "k=v", "traceparent": TRACEPARENT})
+    finally:
+        propagate.set_global_textmap(before)
+    assert baggage.get_all(ctx) == {"k": "v"}
+    assert not trace.get_current_span(ctx).get_span_context().is_valid

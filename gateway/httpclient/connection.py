@@ -140,9 +140,11 @@ class UpstreamConnection(asyncio.Protocol):
             return
         headers: dict[str, str] = {}
         for raw_name, raw_value in zip(names, values, strict=True):
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            name = raw_name.lower().decode("latin-1")
+            if name in headers:
+                headers[name] = f"{headers[name]}, {raw_value.decode('latin-1')}"
+            else:
+                headers[name] = raw_value.decode("latin-1")
         self._until_eof = "content-length" not in headers and "transfer-encoding" not in headers \
             and status not in (204, 304)
         response = HttpResponse(self, status, headers, self._read_timeout, self._loop)

@@ -105,10 +105,13 @@ class LiteSpan(ReadableSpan, trace_api.Span):
             _log.warning("Setting attribute on ended span.")
             return
         if type(value) not in _PRIMITIVE:
-            keep, value = _clean(value)
-            if not keep:
-                _log.warning("Invalid type for attribute '%s' value; dropped.", key)
-                return
+            if type(value) is list and all(type(v) is str for v in value):
+                value = tuple(value)  # what the SDK's cleaning makes of a list of strings
+            else:
+                keep, value = _clean(value)
+                if not keep:
+                    _log.warning("Invalid type for attribute '%s' value; dropped.", key)
+                    return
         self._attrs[key] = value
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:

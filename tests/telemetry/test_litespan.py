@@ -80,6 +80,8 @@ def _story(tracer: trace.Tracer) -> list[trace.Span]:
                                            "none": None, "f": 0.5})
     spans.append(client)
     client.set_attribute("list", [1, 2])
+    client.set_attribute("gen_ai.response.finish_reasons", ["stop", "length"])  # str fast path
+    client.set_attribute("empty", [])
     client.set_attributes({"gen_ai.usage.input_tokens": 3, "bad": [1, "x"], "ok": True})
     client.add_event("gateway.runaway", {"kind": "spike", "counts": [1, 2]}, timestamp=12)
     try:

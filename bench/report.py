@@ -70,6 +70,11 @@ def throughput_table(runs: Sequence[TargetRun]) -> str:
             if cell is None:
                 continue
             r = cell.result
+            if not r.requests:  # nothing completed within the cell: no latency to show
+                lines.append(f"| {run.name} | {mode} | {conns} | 0 (none completed in "
+                             f"{r.duration_s:.0f} s) | - | - | 0.00 | - | - "
+                             f"| {cell.cpu_percent:.0f} | {r.errors} |")
+                continue
             ratio = f"{r.rps / bare.result.rps:.2f}" if bare and bare.result.rps else "-"
             added = f"{r.p50_ms - bare.result.p50_ms:+.2f}" if bare else "-"
             lines.append(
@@ -93,7 +98,7 @@ def litellm_table(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> str:
         if gw is None or lt is None:
             continue
         bare = _find(runs, BARE, mode, conns)
-        ratio = f"{gw.result.rps / lt.result.rps:.1f}x" if lt.result.rps else "-"
+        ratio = f"{gw.result.rps / lt.result.rps:.1f}x" if lt.result.rps else "LiteLLM completed none"
         vs_bare = f"{lt.result.rps / bare.result.rps:.3f}" if bare and bare.result.rps else "-"
         lines.append(
             f"| {mode} | {conns} | {gw.result.rps:,.0f} | {lt.result.rps:,.0f} | {ratio} | {vs_bare} "

@@ -252,3 +252,17 @@ def test_report_compares_gateway_with_litellm() -> None:
     assert "- [ ] json req/s at 32 conns >= 20x LiteLLM (issue 6; 14.0x): NOT met" in checks
     assert "## Gateway vs LiteLLM" in report.render(runs, [])
     assert report.litellm_table(runs[:2]) == ""
+
+
+def test_a_cell_with_no_completed_request_shows_no_latency() -> None:
+    """A target that finished nothing within a cell (LiteLLM at 256 streams) is shown as
+    such, not with a zero latency or a negative 'added' latency."""
+    runs = [
+        report.TargetRun("bare", "floor", [_cell("bare", 1000, 2.0)]),
+        report.TargetRun("gateway", "gw", [_cell("gateway", 700, 2.5)]),
+        report.TargetRun("litellm", "lt", [_cell("litellm", 0, 0.0)]),
+    ]
+    table = report.throughput_table(runs)
+    row = next(line for line in table.splitlines() if line.startswith("| litellm"))
+    assert "none completed" in row and "-0" not in row and "+" not in row
+    assert "LiteLLM completed none" in report.litellm_table(runs)

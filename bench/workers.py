@@ -72,6 +72,29 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+def listening_sockets(port: int) -> int:
+    """Listening TCP sockets on `port` (one per worker with SO_REUSEPORT)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A":
+                count += 1
+    return count
+
+
+async def _all_listening(port: int, workers: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while listening_sockets(port) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {listening_sockets(port)} of {workers} workers listen")
+        await asyncio.sleep(0.1)
+
+
 @dataclass(frozen=True)
 class Cell:
     workers: int
@@ -93,6 +116,7 @@ async def measure(workers: int, duration_s: float, script: Path, work: Path) -> 
                         log_dir=work / "logs", cwd=targets.ROOT, env=targets.python_env())
     try:
         await procs.wait_ready(child, "/health")
+        await _all_listening(port, workers)  # /health answers once the first worker is up
         url = child.url + "/v1/chat/completions"
         await load.run_wrk(url, script, connections=64, duration_s=2)  # warm every worker
         before_gw = tree_cpu_s(child.pid)

@@ -116,7 +116,10 @@ async def measure(workers: int, duration_s: float, script: Path, work: Path) -> 
                         log_dir=work / "logs", cwd=targets.ROOT, env=targets.python_env())
     try:
         await procs.wait_ready(child, "/health")
-        await _all_listening(port, workers)  # /health answers once the first worker is up
+        try:  # /health answers once the first worker is up
+            await _all_listening(port, workers)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; the gateway's log:\n{child.log_tail(40)}") from None
         url = child.url + "/v1/chat/completions"
         await load.run_wrk(url, script, connections=64, duration_s=2)  # warm every worker
         before_gw = tree_cpu_s(child.pid)

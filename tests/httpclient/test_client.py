@@ -28,6 +28,7 @@ from aiohttp.web import ContentCoding
 
 from gateway.httpclient import Endpoint, HttpClient, HttpResponse, UpstreamProtocolError
 from gateway.httpclient import pool as pool_module
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,15 +39,6 @@ T = TypeVar("T")
 # Helpers
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll for a condition the event loop will bring about (a close noticed, a pause taken)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.005)
-    return True
 
 
 async def within(awaitable: Awaitable[T], seconds: float = 10.0) -> T:

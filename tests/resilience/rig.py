@@ -20,6 +20,7 @@ from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import RunningUpstream
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.telemetry import TestTelemetry
+from tests.support.waiting import eventually
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Say hello to the gateway"}]
 PRICE = {"input": 1, "output": 2}
@@ -61,13 +62,7 @@ def _other_tasks() -> set[asyncio.Task[Any]]:
 
 
 async def _eventually(check: Any, timeout: float = 3.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
+    return await eventually(check, timeout, poll=0.02)
 
 
 @dataclass

@@ -21,6 +21,11 @@ from gateway.httpclient.response import HttpResponse
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def _safe(name: str, value: str) -> bool:
+    """A per-request header that cannot break the request head (one without is left out)."""
+    return not any(ch in name for ch in "\r\n:") and "\r" not in value and "\n" not in value
+
+
 def _check_header(name: str, value: str) -> None:
     if any(ch in name for ch in "\r\n:") or any(ch in value for ch in "\r\n"):
         raise ValueError(f"header {name!r} has a line break or colon where it cannot")
@@ -29,12 +34,13 @@ def _check_header(name: str, value: str) -> None:
 class Endpoint:
     """A base URL to POST to, with the headers every request to it carries."""
 
-    __slots__ = ("_head_tail", "_path_prefix", "_pool", "_prefix_line", "read_timeout")
+    __slots__ = ("_head_tail", "_path_prefix", "_pool", "connect_timeout", "read_timeout")
 
-    def __init__(self, pool: OriginPool, base_path: str, headers: Mapping[str, str],
-                 read_timeout: float | None) -> None:
+    def __init__(self, pool: OriginPool, base_path: str, headers: Mapping[str, str], *,
+                 connect_timeout: float, read_timeout: float | None) -> None:
         self._pool = pool
         self._path_prefix = base_path.rstrip("/")
+        self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         default_port = _DEFAULT_PORTS.get(pool.scheme)
         host = pool.host if pool.port == default_port else f"{pool.host}:{pool.port}"
@@ -51,10 +57,10 @@ class Endpoint:
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
         """POST `body` to base path + `path`; per-request `headers` are added after the fixed ones."""
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()
-                        if "\r" not in value and "\n" not in value)
+                        if _safe(name, value))
         head = (f"POST {self._path_prefix}{path} HTTP/1.1\r\n").encode("latin-1") + self._head_tail \
             + f"{extra}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
-        return await self._pool.request(head + body, self.read_timeout)
+        return await self._pool.request(head + body, self.read_timeout, self.connect_timeout)
 
 
 class HttpClient:
@@ -73,9 +79,9 @@ class HttpClient:
         key = (scheme, parts.hostname, port)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = OriginPool(scheme, parts.hostname, port,
-                                                 connect_timeout=connect_timeout)
-        return Endpoint(pool, parts.path, headers, read_timeout)
+            pool = self._pools[key] = OriginPool(scheme, parts.hostname, port)
+        return Endpoint(pool, parts.path, headers, connect_timeout=connect_timeout,
+                        read_timeout=read_timeout)
 
     @property
     def open_connections(self) -> int:

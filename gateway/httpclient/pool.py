@@ -21,10 +21,9 @@ MAX_IDLE = 256
 
 
 class OriginPool:
-    def __init__(self, scheme: str, host: str, port: int, *, connect_timeout: float,
+    def __init__(self, scheme: str, host: str, port: int, *,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.scheme, self.host, self.port = scheme, host, port
-        self._connect_timeout = connect_timeout
         self._ssl = ssl_context if scheme == "https" else None
         if scheme == "https" and self._ssl is None:
             self._ssl = ssl.create_default_context()
@@ -36,15 +35,19 @@ class OriginPool:
     def open_connections(self) -> int:
         return len(self._all)
 
-    async def request(self, data: bytes, read_timeout: float | None) -> HttpResponse:
+    async def request(self, data: bytes, read_timeout: float | None,
+                      connect_timeout: float) -> HttpResponse:
         """Send a whole request; return once the response head is in."""
-        connection, reused = await self._acquire()
+        connection = self._idle_connection()
+        reused = connection is not None
+        if connection is None:
+            connection = await self._connect(connect_timeout)
         try:
             return await self._exchange(connection, data, read_timeout)
         except ConnectionResetError:
             if not reused or connection.received:
                 raise
-        connection, _ = await self._connect(), False
+        connection = await self._connect(connect_timeout)
         return await self._exchange(connection, data, read_timeout)
 
     async def _exchange(self, connection: UpstreamConnection, data: bytes,
@@ -66,7 +69,8 @@ class OriginPool:
             if timer is not None:
                 timer.cancel()
 
-    async def _acquire(self) -> tuple[UpstreamConnection, bool]:
+    def _idle_connection(self) -> UpstreamConnection | None:
+        """The newest idle connection still fit for use, if any."""
         idle = self._idle
         now = time.monotonic()
         while idle:
@@ -76,14 +80,14 @@ class OriginPool:
             if now - connection.idle_since > KEEPALIVE_S:
                 connection.close()
                 continue
-            return connection, True
-        return await self._connect(), False
+            return connection
+        return None
 
-    async def _connect(self) -> UpstreamConnection:
+    async def _connect(self, connect_timeout: float) -> UpstreamConnection:
         if self._closed:
             raise ConnectionResetError("the upstream client is closed")
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._connect_timeout):
+        async with asyncio.timeout(connect_timeout):
             _, connection = await loop.create_connection(
                 lambda: UpstreamConnection(self, loop), self.host, self.port, ssl=self._ssl,
                 server_hostname=self.host if self._ssl is not None else None)

@@ -702,6 +702,39 @@ async def test_line_break_in_a_per_request_header_value_is_not_sent(client: Http
     assert not {"x-evil", "injected", "x-lf", "b"} & set(names)
 
 
+async def test_line_break_or_colon_in_a_per_request_header_name_is_not_sent(client: HttpClient) -> None:
+    """A per-request header whose name has CR, LF or a colon is left out as well."""
+    async with raw_server(keep_alive()) as server:
+        response = await within(endpoint(client, server.url).post(
+            "/", b"{}", {"X-Fine": "yes", "X-Evil\r\nInjected": "x", "X-Bad:Name": "y", "X\nLf": "z"}))
+        await within(response.read())
+    (request,) = server.requests
+    names = [name.lower() for name, _ in request.headers]
+    assert "x-fine" in names
+    assert not {"x-evil", "injected", "x-bad", "x-bad:name", "lf", "x"} & set(names)
+
+
+async def test_each_endpoint_keeps_its_own_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two providers on one origin share its pool but not their connect timeouts: a connect that
+    never completes fails after the short one's timeout for it, and is still waiting for the other."""
+    loop = asyncio.get_running_loop()
+
+    async def never_connects(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(loop, "create_connection", never_connects)
+    client = HttpClient()
+    short = client.endpoint("http://127.0.0.1:9/v1", {}, connect_timeout=0.05, read_timeout=None)
+    long = client.endpoint("http://127.0.0.1:9/other", {}, connect_timeout=60.0, read_timeout=None)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(short.post("/", b"{}", {}), timeout=10)
+    pending = asyncio.ensure_future(long.post("/", b"{}", {}))
+    done, _ = await asyncio.wait({pending}, timeout=0.5)
+    assert not done  # the 0.05 s of the other endpoint does not apply
+    pending.cancel()
+    client.close()
+
+
 def test_base_url_must_be_http_or_https_with_a_host() -> None:
     """Anything but http(s)://host[:port]/path is refused when the endpoint is made."""
     for url in ("ftp://example.com/v1", "http:///v1", "example.com/v1"):

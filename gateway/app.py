@@ -77,18 +77,11 @@ def create_app(
     app[GATEWAY] = state
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        if _use_aiohttp_client(env):
-            session = _client_session(env)
-            if not provider_map:
-                provider_map.update(build_providers(config, session))
-            yield
-            await session.close()
-            return
-        client = HttpClient()
+        transport = _client_session(env) if _use_aiohttp_client(env) else HttpClient()
         if not provider_map:
-            provider_map.update(build_providers(config, client))
+            provider_map.update(build_providers(config, transport))
         yield
-        client.close()
+        await transport.close()
 
     app.cleanup_ctx.append(upstream_session)
     if spend is not None:

@@ -105,7 +105,7 @@ class AttemptRunner:
     def provider_for(self, model: ModelConfig) -> Provider:
         return self.providers[self.config.provider_for(model).name]
 
-    def upstream_request(self, call: Call, model: ModelConfig) -> UpstreamRequest:
+    def upstream_request(self, call: Call, model: ModelConfig, provider: Provider) -> UpstreamRequest:
         client = call.client
         raw: bytes | None = None
         if not client.stream and model.upstream_model == client.model and client.raw:
@@ -120,7 +120,7 @@ class AttemptRunner:
             options["include_usage"] = True
             body["stream_options"] = options
         directives: dict[str, str] = {}
-        if self.config.provider_for(model).kind == "mock":  # only the simulator reads them
+        if provider.config.kind == "mock":  # only the simulator reads them
             directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
         return UpstreamRequest(
             operation=call.operation,
@@ -174,7 +174,7 @@ class AttemptRunner:
             raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
-        request = self.upstream_request(call, model)
+        request = self.upstream_request(call, model, provider)
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         prepared = Prepared(model, provider, recorder)
         started = time.perf_counter()

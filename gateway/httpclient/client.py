@@ -27,7 +27,7 @@ def _safe(name: str, value: str) -> bool:
 
 
 def _check_header(name: str, value: str) -> None:
-    if any(ch in name for ch in "\r\n:") or any(ch in value for ch in "\r\n"):
+    if not _safe(name, value):
         raise ValueError(f"header {name!r} has a line break or colon where it cannot")
 
 
@@ -87,6 +87,7 @@ class HttpClient:
     def open_connections(self) -> int:
         return sum(pool.open_connections for pool in self._pools.values())
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close every connection (async, like aiohttp's `ClientSession.close`)."""
         for pool in self._pools.values():
             pool.close()

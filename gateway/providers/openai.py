@@ -6,6 +6,7 @@ HTTP client or, when asked for, aiohttp's ClientSession.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -14,7 +15,7 @@ from multidict import CIMultiDictProxy
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
-from gateway.httpclient import Endpoint, HttpClient
+from gateway.httpclient import HttpClient
 from gateway.providers.base import UpstreamRequest, UpstreamResponse
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -46,6 +47,28 @@ class OpenAIResponse:
         self._response.close()
 
 
+class AiohttpEndpoint:
+    """aiohttp's ClientSession behind the `post` of the gateway's own `httpclient.Endpoint`."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str],
+                 timeout: aiohttp.ClientTimeout) -> None:
+        self._session = session
+        self._base_url = base_url
+        self._headers = headers
+        self._timeout = timeout
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> OpenAIResponse:
+        response = await self._session.post(self._base_url + path, data=body,
+                                            headers={**self._headers, **headers},
+                                            timeout=self._timeout)
+        return OpenAIResponse(response)
+
+
+class _Poster(Protocol):
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        ...
+
+
 class OpenAIProvider:
     """Sends chat completions and embeddings to an OpenAI-compatible base URL."""
 
@@ -57,18 +80,15 @@ class OpenAIProvider:
         headers = {"content-type": "application/json", **config.headers}
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key.value}"
-        self._headers: Mapping[str, str] = headers
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
-        )
-        self._session: aiohttp.ClientSession | None = None
-        self._endpoint: Endpoint | None = None
+        self._endpoint: _Poster
         if isinstance(transport, HttpClient):
             self._endpoint = transport.endpoint(
                 config.base_url, headers, connect_timeout=config.connect_timeout_s,
                 read_timeout=config.timeout_s)
         else:
-            self._session = transport
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s)
+            self._endpoint = AiohttpEndpoint(transport, config.base_url, headers, timeout)
 
     @property
     def server_address(self) -> str | None:
@@ -79,37 +99,18 @@ class OpenAIProvider:
         return self._port
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        if self._endpoint is not None:
-            try:
-                body = request.raw if request.raw is not None else orjson.dumps(request.body)
-                return await self._endpoint.post(request.path, body, request.headers)
-            except TimeoutError:
-                raise UpstreamTimeout(
-                    f"the upstream for model '{request.model.name}' did not answer in time"
-                ) from None
-            except OSError as exc:  # refused, reset, DNS, TLS
-                raise UpstreamUnreachable(
-                    f"could not reach the upstream for model '{request.model.name}': "
-                    f"{type(exc).__name__}"
-                ) from None
-        assert self._session is not None
-        headers = {**self._headers, **request.headers}
-        url = self.config.base_url + request.path
+        body = request.raw if request.raw is not None else orjson.dumps(request.body)
         try:
-            response = await self._session.post(
-                url, data=request.raw if request.raw is not None else orjson.dumps(request.body),
-                headers=headers, timeout=self._timeout
-            )
+            return await self._endpoint.post(request.path, body, request.headers)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"the upstream for model '{request.model.name}' did not answer in time"
             ) from None
-        except aiohttp.ClientError as exc:
+        except (OSError, aiohttp.ClientError) as exc:  # refused, reset, DNS, TLS
             raise UpstreamUnreachable(
                 f"could not reach the upstream for model '{request.model.name}': "
                 f"{type(exc).__name__}"
             ) from None
-        return OpenAIResponse(response)
 
     async def close(self) -> None:
-        """The session is owned by the app; nothing of our own to release."""
+        """The transport is owned by the app; nothing of our own to release."""

@@ -112,6 +112,17 @@ class _Series:
         self.min = math.inf
         self.max = -math.inf
 
+    def add(self, index: int, amount: float, sample: _Sample | None) -> None:
+        """One measurement in bucket `index` (the caller holds the histogram's lock)."""
+        self.counts[index] += 1
+        self.sum += amount
+        if amount < self.min:
+            self.min = amount
+        if amount > self.max:
+            self.max = amount
+        if sample is not None:
+            self.exemplars[index] = sample
+
 
 class HotHistogram:
     """An explicit-bucket histogram with the SDK Histogram's `record` signature."""
@@ -136,23 +147,17 @@ class HotHistogram:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = _Series(attrs, len(self.bounds) + 1)
-            series.counts[index] += 1
-            series.sum += amount
-            if amount < series.min:
-                series.min = amount
-            if amount > series.max:
-                series.max = amount
-            if sample is not None:
-                series.exemplars[index] = sample
+            series.add(index, amount, sample)
 
     def bind(self, attributes: Mapping[str, Any], context: Context | None = None) -> BoundHistogram:
         """A recorder for one series and one context (a stream's per-chunk timings):
         the attribute key and the exemplar's span are worked out once, not per chunk."""
         attrs = dict(attributes)
+        key = frozenset(attrs.items())
         with self._lock:
-            series = self._series.get(frozenset(attrs.items()))
+            series = self._series.get(key)
             if series is None:
-                series = self._series[frozenset(attrs.items())] = _Series(attrs, len(self.bounds) + 1)
+                series = self._series[key] = _Series(attrs, len(self.bounds) + 1)
         ids = _sample(0.0, context, self._exemplars)
         return BoundHistogram(self, series, None if ids is None else (ids[2], ids[3]))
 
@@ -189,16 +194,10 @@ class BoundHistogram:
         if not amount >= 0 or amount == math.inf:
             return
         index = bisect_left(self._bounds, amount)
-        series = self._series
+        ids = self._ids
+        sample = None if ids is None else (amount, time.time_ns(), *ids)
         with self._lock:
-            series.counts[index] += 1
-            series.sum += amount
-            if amount < series.min:
-                series.min = amount
-            if amount > series.max:
-                series.max = amount
-            if self._ids is not None:
-                series.exemplars[index] = (amount, time.time_ns(), *self._ids)
+            self._series.add(index, amount, sample)
 
 
 class HotCounter:

@@ -261,7 +261,7 @@ def transport_of(response: HttpResponse) -> Any:
 async def client() -> AsyncIterator[HttpClient]:
     http = HttpClient()
     yield http
-    http.close()
+    await http.close()
     # Aborted transports finish closing on the loop; let them before the loop goes away.
     assert await eventually(lambda: http.open_connections == 0), http.open_connections
 
@@ -732,7 +732,7 @@ async def test_each_endpoint_keeps_its_own_connect_timeout(monkeypatch: pytest.M
     done, _ = await asyncio.wait({pending}, timeout=0.5)
     assert not done  # the 0.05 s of the other endpoint does not apply
     pending.cancel()
-    client.close()
+    await client.close()
 
 
 def test_base_url_must_be_http_or_https_with_a_host() -> None:
@@ -1111,7 +1111,7 @@ async def test_client_close_closes_its_connections(client: HttpClient) -> None:
         held = await within(ep.post("/", b"hold", {}))  # connection 0, its body unfinished
         await post_read(ep, b"idle")  # connection 1, idle in the pool afterwards
         assert (len(server.connections), client.open_connections) == (2, 2)
-        client.close()
+        await client.close()
         with pytest.raises(ConnectionError):
             await within(held.read())
         assert await eventually(lambda: gone == 2)
@@ -1159,7 +1159,7 @@ async def test_no_file_descriptors_leak(client: HttpClient) -> None:
         # Before the client is closed: at most one kept-alive connection (its socket and the server's).
         assert await eventually(lambda: client.open_connections <= 1 and open_fds() <= before + 2), \
             (client.open_connections, open_fds(), before)
-        client.close()
+        await client.close()
         assert await eventually(lambda: client.open_connections == 0)
         assert await eventually(lambda: open_fds() <= before), (open_fds(), before)
     assert len(server.connections) > 100

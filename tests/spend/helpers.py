@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from gateway.spend.sqlite_store import connect, entries, init_schema
 from gateway.spend.windows import Clock
 from tests.conftest import UPSTREAM_KEY
 from tests.support.gateway import RunningGateway, running_gateway, upstream_config
+from tests.support.process import free_port
 from tests.support.telemetry import make_test_telemetry
 
 ENV = {"UPSTREAM_KEY": UPSTREAM_KEY}
@@ -90,12 +90,6 @@ def prom_value(text: str, name: str, labels: dict[str, str]) -> float | None:
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -33,7 +33,7 @@ def _use_aiohttp_client(environ: Mapping[str, str]) -> bool:
             or environ.get("GATEWAY_HTTP_CLIENT_SPANS", "").lower() == "true")
 
 
-def _client_session(environ: Mapping[str, str]) -> aiohttp.ClientSession:
+def _client_session(environ: Mapping[str, str], telemetry: Telemetry) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
                                      enable_cleanup_closed=False)
     trace_configs = []
@@ -41,7 +41,8 @@ def _client_session(environ: Mapping[str, str]) -> aiohttp.ClientSession:
         # Off by default: the GenAI CLIENT span already describes each upstream call.
         from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
-        trace_configs.append(create_trace_config())
+        # The gateway's own tracer provider: the SDK's global one is never set.
+        trace_configs.append(create_trace_config(tracer_provider=telemetry.tracer_provider))
     return aiohttp.ClientSession(connector=connector, trace_configs=trace_configs,
                                  auto_decompress=True, skip_auto_headers=("User-Agent",))
 
@@ -77,7 +78,7 @@ def create_app(
     app[GATEWAY] = state
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        transport = _client_session(env) if _use_aiohttp_client(env) else HttpClient()
+        transport = _client_session(env, tel) if _use_aiohttp_client(env) else HttpClient()
         if not provider_map:
             provider_map.update(build_providers(config, transport))
         yield

@@ -175,6 +175,7 @@ class AttemptRunner:
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
         request = self.upstream_request(call, model, provider)
+        request.context = recorder.context
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         prepared = Prepared(model, provider, recorder)
         started = time.perf_counter()

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry.context import Context
+
 from gateway.config import ModelConfig, ProviderConfig
 
 
@@ -25,6 +27,7 @@ class UpstreamRequest:
     headers: dict[str, str] = field(default_factory=dict)  # trace context, request id
     directives: Mapping[str, str] = field(default_factory=dict)  # x-mock-* for the simulator
     raw: bytes | None = None  # `body` already serialised, when the client's bytes fit unchanged
+    context: Context | None = None  # the attempt's CLIENT span, for instrumented HTTP clients
 
 
 class UpstreamResponse(Protocol):

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
+from opentelemetry import context as otel_context
 
 from gateway.config import ProviderConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
@@ -81,6 +82,9 @@ class OpenAIProvider:
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key.value}"
         self._endpoint: _Poster
+        # aiohttp's client instrumentation (GATEWAY_HTTP_CLIENT_SPANS) parents its HTTP span
+        # on the current context: make that the attempt's CLIENT span while sending.
+        self._attach_context = not isinstance(transport, HttpClient)
         if isinstance(transport, HttpClient):
             self._endpoint = transport.endpoint(
                 config.base_url, headers, connect_timeout=config.connect_timeout_s,
@@ -100,6 +104,9 @@ class OpenAIProvider:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         body = request.raw if request.raw is not None else orjson.dumps(request.body)
+        token = None
+        if self._attach_context and request.context is not None:
+            token = otel_context.attach(request.context)
         try:
             return await self._endpoint.post(request.path, body, request.headers)
         except TimeoutError:
@@ -111,6 +118,9 @@ class OpenAIProvider:
                 f"could not reach the upstream for model '{request.model.name}': "
                 f"{type(exc).__name__}"
             ) from None
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     async def close(self) -> None:
         """The transport is owned by the app; nothing of our own to release."""

@@ -120,3 +120,24 @@ async def test_client_disconnect_ends_span(gw: RunningGateway, upstream: Running
     assert a["error.type"] == "client_disconnect"
     assert a["gateway.usage.estimated"] is True
     assert 0 < a["gen_ai.usage.output_tokens"] < 50
+
+
+async def test_http_client_spans_nest_under_the_genai_span(upstream: RunningUpstream) -> None:
+    """GATEWAY_HTTP_CLIENT_SPANS=true: the aiohttp client instrumentation's HTTP span is
+    recorded by the gateway's own tracer provider, as a child of the attempt's CLIENT span in
+    the same trace, and is what the upstream's traceparent points at."""
+    from tests.conftest import UPSTREAM_KEY
+    from tests.support.gateway import running_gateway, upstream_config
+
+    environ = {"UPSTREAM_KEY": UPSTREAM_KEY, "GATEWAY_HTTP_CLIENT_SPANS": "true"}
+    async with running_gateway(upstream_config(upstream.base_url), environ=environ) as gw:
+        resp, _ = await _post(gw, {"model": "gpt-4.1", "messages": MESSAGES})
+        assert resp.status == 200
+        client = gw.telemetry.spans_named("chat gpt-4.1")[0]
+        http = [s for s in gw.telemetry.finished_spans()
+                if s.kind is SpanKind.CLIENT and s is not client and s.name.startswith("POST")]
+    assert len(http) == 1, [s.name for s in gw.telemetry.finished_spans()]
+    assert http[0].context.trace_id == client.context.trace_id
+    assert http[0].parent is not None and http[0].parent.span_id == client.context.span_id
+    sent = upstream.state.last_request.headers["traceparent"]
+    assert sent.split("-")[2] == f"{http[0].context.span_id:016x}"

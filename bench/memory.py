@@ -82,15 +82,14 @@ async def soak(base_url: str, script: Path, total: int) -> int:
     while sent < total:
         result = await load.run_wrk(f"{base_url}/v1/chat/completions", script, connections=32,
                                     duration_s=10)
+        if result.errors:
+            raise load.LoadError(f"{result.errors} of {result.requests} soak requests failed")
         sent += result.requests
     return sent
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", type=int, default=1000)
-    parser.add_argument("--soak", type=int, default=100_000)
-    args = parser.parse_args()
+def measure(streams: int, soak_total: int) -> str:
+    """Run the memory measurements; the result as a markdown table."""
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
         upstream = _start_upstream(work)
@@ -105,25 +104,43 @@ def main() -> None:
             script = load.write_lua(work / "soak.lua", body, "sk-bench")
             idle, _ = gateway.rss_mb()
             started = time.perf_counter()
-            done = asyncio.run(concurrent_streams(gateway.url, args.streams))
+            done = asyncio.run(concurrent_streams(gateway.url, streams))
             streams_s = time.perf_counter() - started
             after_streams, peak = gateway.rss_mb()
-            warm = asyncio.run(soak(gateway.url, script, 10_000))
+            warm = asyncio.run(soak(gateway.url, script, min(10_000, soak_total)))
             before_soak, _ = gateway.rss_mb()
-            soaked = asyncio.run(soak(gateway.url, script, args.soak))
+            soaked = asyncio.run(soak(gateway.url, script, soak_total))
             after_soak, peak_all = gateway.rss_mb()
         finally:
             for child in (gateway, sink, upstream):
                 child.stop()
-    print("| measure | value |\n|---|---:|")
-    print(f"| RSS idle | {idle:.0f} MB |")
-    print(f"| {args.streams} concurrent streams completed | {done} in {streams_s:.1f} s |")
-    print(f"| peak RSS during the streams | {peak:.0f} MB |")
-    print(f"| RSS after the streams | {after_streams:.0f} MB |")
-    print(f"| RSS after {warm:,} warm-up requests | {before_soak:.0f} MB |")
-    print(f"| RSS after {soaked:,} more requests | {after_soak:.0f} MB "
-          f"({after_soak - before_soak:+.1f} MB) |")
-    print(f"| peak RSS overall | {peak_all:.0f} MB |")
+    return "\n".join([
+        "| measure | value |", "|---|---:|",
+        f"| RSS idle | {idle:.0f} MB |",
+        f"| {streams} concurrent streams completed | {done} in {streams_s:.1f} s |",
+        f"| peak RSS during the streams | {peak:.0f} MB |",
+        f"| RSS after the streams | {after_streams:.0f} MB |",
+        f"| RSS after {warm:,} warm-up requests | {before_soak:.0f} MB |",
+        f"| RSS after {soaked:,} more requests | {after_soak:.0f} MB "
+        f"({after_soak - before_soak:+.1f} MB) |",
+        f"| peak RSS overall | {peak_all:.0f} MB |",
+        "",
+        _check(f"peak RSS with {streams} concurrent streams <= 150 MB (issue 6)", peak <= 150),
+        _check("RSS growth over the soak <= 5 MB (issue 6: none beyond noise)",
+               after_soak - before_soak <= 5),
+    ])
+
+
+def _check(text: str, ok: bool) -> str:
+    return f"- [{'x' if ok else ' '}] {text}: {'met' if ok else 'NOT met'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--soak", type=int, default=100_000)
+    args = parser.parse_args()
+    print(measure(args.streams, args.soak))
 
 
 if __name__ == "__main__":

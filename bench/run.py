@@ -57,6 +57,8 @@ class Options:
     extra_config: Path | None
     extra_env: dict[str, str]
     output: Path
+    memory_streams: int = 1000  # 0: no memory measurements
+    memory_soak: int = 100_000
 
 
 @dataclass
@@ -341,7 +343,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--gateway-cmd", default=f"{sys.executable} -m gateway serve")
     p.add_argument("--extra-config", type=Path, help="YAML merged into the gateway-extra config")
     p.add_argument("--extra-env", action="append", default=[], metavar="K=V", help="env for gateway-extra")
-    p.add_argument("--quick", action="store_true", help="2 s cells, 1 s warmup, 50 TTFC requests")
+    p.add_argument("--memory-streams", type=int, default=1000,
+                   help="concurrent streams for the peak-RSS measurement (0: no memory section)")
+    p.add_argument("--memory-soak", type=int, default=100_000,
+                   help="requests in the RSS soak (after a warm-up of up to 10,000)")
+    p.add_argument("--quick", action="store_true",
+                   help="2 s cells, 1 s warmup, 50 TTFC requests, 200 streams and a 10,000-request soak")
     p.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     a = p.parse_args(argv)
     extra_env = dict(item.split("=", 1) for item in a.extra_env)
@@ -370,6 +377,8 @@ def _parse(argv: Sequence[str] | None) -> Options:
         extra_config=a.extra_config,
         extra_env=extra_env,
         output=a.output,
+        memory_streams=min(a.memory_streams, 200) if a.quick else a.memory_streams,
+        memory_soak=min(a.memory_soak, 10_000) if a.quick else a.memory_soak,
     )
 
 
@@ -378,8 +387,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(_main(opts))
-    return uvloop.run(_main(opts))
+        status = asyncio.run(_main(opts))
+    else:
+        status = uvloop.run(_main(opts))
+    if opts.memory_streams > 0 and "gateway" in opts.targets and status != 2:
+        _memory(opts)
+    return status
+
+
+def _memory(opts: Options) -> None:
+    """Peak RSS with concurrent streams and RSS across a soak (bench/memory.py), appended to
+    the report."""
+    from bench import memory
+
+    print(f"\nmemory: {opts.memory_streams} concurrent streams, then a "
+          f"{opts.memory_soak:,}-request soak ...", flush=True)
+    try:
+        table = memory.measure(opts.memory_streams, opts.memory_soak)
+    except (procs.NotReadyError, load.LoadError) as exc:
+        table = f"memory measurement failed: {exc}"
+    section = ("\n\n## Memory (gateway, 100% sampled, OTLP export)\n\n" + table + "\n")
+    with opts.output.open("a") as out:
+        out.write(section)
+    print(section)
 
 
 if __name__ == "__main__":

@@ -90,11 +90,13 @@ class StreamRelay:
             while not self._done:
                 started = time.perf_counter()
                 try:
-                    chunk = await anext(chunks)
+                    chunk: bytes | None = await anext(chunks)
                 except StopAsyncIteration:
-                    break
+                    chunk = None
                 finally:
                     call.upstream_wait_s += time.perf_counter() - started
+                if chunk is None:
+                    break
                 data = self._process(splitter.feed(chunk))
                 if data:
                     await out.write(data)

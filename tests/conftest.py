@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.util
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from openai import AsyncOpenAI
@@ -11,6 +16,23 @@ from tests.fakes.openai_upstream import RunningUpstream, running_upstream
 from tests.support.gateway import RunningGateway, running_gateway, upstream_config
 
 UPSTREAM_KEY = "sk-upstream-secret-9f8e7d6c5b4a"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under scripts/test-compiled (GATEWAY_EXPECT_COMPILED=1), refuse to run unless every
+    module setup.py compiles was loaded from its compiled extension: otherwise the pass
+    would quietly test the pure-Python source again."""
+    if os.environ.get("GATEWAY_EXPECT_COMPILED") != "1":
+        return
+    spec = importlib.util.spec_from_file_location("gateway_setup", Path(__file__).parents[1] / "setup.py")
+    assert spec is not None and spec.loader is not None
+    setup_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup_module)
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    interpreted = [name for name in setup_module.module_names()
+                   if not str(importlib.import_module(name).__file__).endswith(suffixes)]
+    if interpreted:
+        raise pytest.UsageError(f"GATEWAY_EXPECT_COMPILED=1 but not compiled: {', '.join(interpreted)}")
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from typing import Protocol, cast
 
 import httptools
 
-from gateway.httpclient.response import HttpResponse, UpstreamProtocolError
+from gateway.httpclient.errors import UpstreamProtocolError
+from gateway.httpclient.response import HttpResponse
 
 
 class Owner(Protocol):

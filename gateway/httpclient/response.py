@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from gateway.httpclient.errors import UpstreamProtocolError
+
 # Past this many unread bytes the connection stops reading until the reader catches up.
 HIGH_WATER = 1 << 20
 LOW_WATER = HIGH_WATER // 4
@@ -27,10 +29,6 @@ class BodySource(Protocol):
     def resume(self, response: HttpResponse) -> None: ...
 
     def abort(self, response: HttpResponse) -> None: ...
-
-
-class UpstreamProtocolError(ConnectionError):
-    """The upstream broke HTTP/1.1 (unparseable bytes, an encoding we cannot decode)."""
 
 
 class HttpResponse:

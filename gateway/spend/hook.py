@@ -42,6 +42,7 @@ from gateway.spend.ledger import OK, UNSETTLED, LedgerEntry, Reservation
 from gateway.spend.metrics import SpendMetrics
 from gateway.spend.notify import Notifier
 from gateway.spend.notify_formats import Notice
+from gateway.spend.refusals import RunawayRefused, SpendUnavailable
 from gateway.spend.runaway import RunawayGuard, Verdict
 from gateway.spend.windows import Clock, Window, duration, local_time
 from gateway.telemetry import names as n
@@ -51,19 +52,6 @@ _log = logging.getLogger(__name__)
 _PROMPT_TOKENS = "spend.prompt_tokens"
 RUNAWAY_EVENT = n.EVENT_RUNAWAY
 BUDGET_EVENT = n.EVENT_BUDGET_EXCEEDED
-
-
-class RunawayRefused(errors.RateLimited):
-    """The runaway guard throttles or blocks this key (429, OpenAI's rate-limit shape)."""
-
-    code = "runaway_detected"
-    error_type = "runaway"
-
-
-class SpendUnavailable(errors.ServiceUnavailable):
-    """The spend store cannot record: refuse rather than spend money nobody accounts for."""
-
-    code = "spend_store_unavailable"
 
 
 class SpendHook(BaseHook):

@@ -344,8 +344,9 @@ def entries(conn: sqlite3.Connection, start: float, end: float) -> Iterable[Ledg
     """Every row in [start, end), oldest first (tests and exports)."""
     cur = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE ts >= ? AND ts < ? "
                        "ORDER BY id", (start, end))
+    estimated, stream = COLUMNS.index("estimated"), COLUMNS.index("stream")
     for row in cur:
-        entry = LedgerEntry(*row)
-        entry.estimated = bool(entry.estimated)
-        entry.stream = bool(entry.stream)
-        yield entry
+        values = list(row)
+        values[estimated] = bool(values[estimated])  # SQLite stores booleans as 0/1
+        values[stream] = bool(values[stream])
+        yield LedgerEntry(*values)

@@ -92,8 +92,8 @@ def local_time(ts: float, tz: ZoneInfo) -> str:
 
 def duration(seconds: float) -> str:
     """`3h 12m` / `45s`: how long until a reset, for messages."""
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours >= 48:
         return f"{hours // 24}d {hours % 24}h"

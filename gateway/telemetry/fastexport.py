@@ -546,11 +546,13 @@ def grpc_span_exporter() -> SpanExporter:
         ExportTraceServiceRequest,
     )
 
-    class FastGrpcSpanExporter(OTLPSpanExporter):
-        accepts_encoded = True  # see PreEncodingSpanProcessor
+    def translate(self: OTLPSpanExporter, data: Sequence[ReadableSpan]) -> Any:
+        return ExportTraceServiceRequest.FromString(encode_spans(data))
 
-        def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
-            return ExportTraceServiceRequest.FromString(encode_spans(data))
-
-    exporter: SpanExporter = FastGrpcSpanExporter()
+    # Built with type() rather than a nested class statement, which mypyc cannot compile.
+    exporter_class = type("FastGrpcSpanExporter", (OTLPSpanExporter,), {
+        "accepts_encoded": True,  # see PreEncodingSpanProcessor
+        "_translate_data": translate,
+    })
+    exporter: SpanExporter = exporter_class()
     return exporter

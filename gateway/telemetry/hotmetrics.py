@@ -108,7 +108,7 @@ class _Series:
         self.start = time.time_ns()
         self.counts = [0] * buckets
         self.exemplars: list[_Sample | None] = [None] * buckets
-        self.sum: float = 0  # an int while the measurements are, as in the SDK
+        self.sum: int | float = 0  # an int while the measurements are, as in the SDK
         self.min = math.inf
         self.max = -math.inf
 
@@ -274,12 +274,11 @@ class HotMetrics:
         receive = reader._receive_metrics
         last = [0]  # this reader's previous collection: exemplars after it are new
 
-        def receive_with_hot(metrics_data: MetricsData, timeout_millis: float = 10_000,
-                             **kwargs: Any) -> None:
+        def receive_with_hot(metrics_data: MetricsData, *args: Any, **kwargs: Any) -> None:
             now = time.time_ns()
             extra = self.collect(last[0])
             last[0] = now
-            receive(self.merge(metrics_data, extra), timeout_millis=timeout_millis, **kwargs)
+            receive(self.merge(metrics_data, extra), *args, **kwargs)
 
         reader._receive_metrics = receive_with_hot  # type: ignore[method-assign]
 

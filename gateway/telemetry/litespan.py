@@ -72,14 +72,17 @@ def _fallback_clean(value: Any) -> Any:
 
 
 try:  # the SDK's own cleaning (AnyValue: None, bytes, nested sequences and mappings)
-    from opentelemetry.attributes import _clean_attribute_value
-
-    def _clean(value: Any) -> tuple[bool, Any]:
-        return True, _clean_attribute_value(value, None)
+    from opentelemetry.attributes import _clean_attribute_value as _sdk_clean
 except ImportError:  # pragma: no cover - SDKs before AnyValue attributes
-    def _clean(value: Any) -> tuple[bool, Any]:
-        cleaned = _fallback_clean(value)
-        return cleaned is not None, cleaned
+    _sdk_clean = None  # type: ignore[assignment]
+
+
+def _clean(value: Any) -> tuple[bool, Any]:
+    """(keep, cleaned value) for an attribute value that is not a plain primitive."""
+    if _sdk_clean is not None:
+        return True, _sdk_clean(value, None)
+    cleaned = _fallback_clean(value)  # pragma: no cover
+    return cleaned is not None, cleaned  # pragma: no cover
 
 
 class LiteSpan(ReadableSpan, trace_api.Span):

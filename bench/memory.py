@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import gateway_config, load, procs, targets
+from bench import build, gateway_config, load, procs, targets
 
 SLOW_MODEL = "bench-slow"
 SLOW = {"completion_tokens": 20, "chunk_delay_s": 0.05}  # a stream lasts about a second
@@ -35,14 +35,14 @@ def _start_upstream(log_dir: Path) -> procs.Child:
                        cwd=targets.ROOT, env=targets.python_env())
 
 
-def _start_gateway(upstream: procs.Child, sink: procs.Child, work: Path) -> procs.Child:
+def _start_gateway(upstream: procs.Child, sink: procs.Child, work: Path, code: Path) -> procs.Child:
     spec = targets.TargetSpec("gateway", "gateway", "gateway, OTLP export, 100% sampled",
                               targets.UPSTREAM_KEY, {"OTEL_TRACES_SAMPLER": "always_on"})
     config = work / "memory.yaml"
     config.write_text(gateway_config.render(upstream.url + "/v1", [targets.MODEL, SLOW_MODEL],
                                             ledger=work / "ledger.sqlite3"))
     port = procs.free_port()
-    env = targets.python_env()
+    env = targets.python_env(code)
     env.update({
         "BENCH_UPSTREAM_KEY": targets.UPSTREAM_KEY,
         "OTEL_SERVICE_NAME": "llm-gateway-bench",
@@ -53,7 +53,7 @@ def _start_gateway(upstream: procs.Child, sink: procs.Child, work: Path) -> proc
     })
     argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config),
             "--host", "127.0.0.1", "--port", str(port)]
-    return procs.start("gateway", argv, url=f"http://127.0.0.1:{port}", log_dir=work, cwd=work,
+    return procs.start("gateway", argv, url=f"http://127.0.0.1:{port}", log_dir=work, cwd=code,
                        env=env)
 
 
@@ -88,13 +88,13 @@ async def soak(base_url: str, script: Path, total: int) -> int:
     return sent
 
 
-def measure(streams: int, soak_total: int) -> str:
-    """Run the memory measurements; the result as a markdown table."""
+def measure(streams: int, soak_total: int, code: Path = targets.ROOT) -> str:
+    """Run the memory measurements on the gateway imported from `code`; a markdown table."""
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
         upstream = _start_upstream(work)
         sink = targets.start_sink(work)
-        gateway = _start_gateway(upstream, sink, work)
+        gateway = _start_gateway(upstream, sink, work, code)
         try:
             auth = {"Authorization": f"Bearer {targets.UPSTREAM_KEY}"}
             asyncio.run(procs.wait_ready(upstream, "/v1/models", headers=auth))
@@ -139,8 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--soak", type=int, default=100_000)
+    parser.add_argument("--build", choices=build.CHOICES, default="compiled")
     args = parser.parse_args()
-    print(measure(args.streams, args.soak))
+    print(measure(args.streams, args.soak, build.code_dir(args.build)))
 
 
 if __name__ == "__main__":

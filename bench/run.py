@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as `python bench/run.py`: make `bench` impo
 
 import aiohttp
 
-from bench import load, procs, report, targets
+from bench import build, load, procs, report, targets
 
 RESULTS = targets.ROOT / "bench" / "results"
 PROMPT = [{"role": "user", "content": "Say hello to the gateway in a few words please"}]
@@ -54,6 +54,7 @@ class Options:
     litellm_python: str
     loop: str
     gateway_cmd: tuple[str, ...]
+    build: str  # bench/build.py: compiled | source
     extra_config: Path | None
     extra_env: dict[str, str]
     output: Path
@@ -88,7 +89,8 @@ READY = {"bare": ("/health", 30.0), "gateway": ("/health", 30.0), "litellm": ("/
 
 
 async def _start_all(
-    specs: list[targets.TargetSpec], opts: Options, upstream: procs.Child, sink: procs.Child, work: Path
+    specs: list[targets.TargetSpec], opts: Options, upstream: procs.Child, sink: procs.Child, work: Path,
+    code: Path,
 ) -> tuple[list[Live], list[report.TargetRun]]:
     """Start every target, then wait for all; a target that does not come up is reported, not fatal."""
     log_dir = RESULTS / "logs"
@@ -103,7 +105,8 @@ async def _start_all(
         elif spec.kind == "litellm":
             child = targets.start_litellm(spec, upstream, opts.litellm_python, work, log_dir)
         else:
-            child = targets.start_gateway(spec, upstream, sink, opts.gateway_cmd, work, log_dir)
+            child = targets.start_gateway(spec, upstream, sink, opts.gateway_cmd, work, log_dir,
+                                          code)
         started.append(Live(spec, child, run))
     live: list[Live] = []
     for target in started:
@@ -240,13 +243,21 @@ def _header(opts: Options, litellm: targets.LitellmProbe | None) -> list[str]:
         f"({opts.completion_tokens + 2} SSE events + [DONE] per stream); TTFC uses "
         f"`{targets.TRICKLE_MODEL}`: 10 chunks 2 ms apart",
         "- gateway: OTLP http/protobuf to a local sink, metrics exported every 10 s; each variant "
-        "its own SQLite ledger; `gateway`, `gateway-10pct`, `gateway-extra` with the key and budgets "
-        "of bench/spend.yaml",
+        "its own SQLite ledger; `gateway`, `gateway-10pct`, `gateway-py`, `gateway-extra` with the key "
+        "and budgets of bench/spend.yaml",
+        f"- gateway build: {_build_line(opts.build)}",
     ] + (
         [f"- litellm: LiteLLM {litellm.version} proxy, 1 worker, default settings ({litellm.python})"]
         if litellm is not None and litellm.available
         else []
     )
+
+
+def _build_line(build_name: str) -> str:
+    if build_name == "compiled":
+        return ("request path compiled with mypyc (scripts/build-compiled, as the Docker image ships "
+                "it); `gateway-py` runs the same code as pure-Python source")
+    return "pure-Python source (`--build source`)"
 
 
 def select(
@@ -269,7 +280,7 @@ def exit_status(runs: Sequence[report.TargetRun]) -> int:
     return 1 if any(run.failure for run in runs) else 0
 
 
-async def _main(opts: Options) -> int:
+async def _main(opts: Options, code: Path) -> int:
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -294,7 +305,7 @@ async def _main(opts: Options) -> int:
             await procs.wait_ready(upstream, "/v1/models", headers=auth)
             await procs.wait_ready(sink, "/stats")
             await _sink_stats(sink, reset=True)
-            live, failed = await _start_all(specs, opts, upstream, sink, work)
+            live, failed = await _start_all(specs, opts, upstream, sink, work, code)
             await _measure(live, opts, work)
         finally:
             try:
@@ -341,6 +352,8 @@ def _parse(argv: Sequence[str] | None) -> Options:
     )
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     p.add_argument("--gateway-cmd", default=f"{sys.executable} -m gateway serve")
+    p.add_argument("--build", choices=build.CHOICES, default="compiled",
+                   help="the gateway targets' code: mypyc-compiled copy (default) or the source tree")
     p.add_argument("--extra-config", type=Path, help="YAML merged into the gateway-extra config")
     p.add_argument("--extra-env", action="append", default=[], metavar="K=V", help="env for gateway-extra")
     p.add_argument("--memory-streams", type=int, default=1000,
@@ -374,6 +387,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         litellm_python=a.litellm_python,
         loop=a.loop,
         gateway_cmd=tuple(shlex.split(a.gateway_cmd)),
+        build=a.build,
         extra_config=a.extra_config,
         extra_env=extra_env,
         output=a.output,
@@ -384,18 +398,25 @@ def _parse(argv: Sequence[str] | None) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = _parse(argv)
+    code = targets.ROOT
+    if any(name.startswith("gateway") for name in opts.targets):
+        try:
+            code = build.code_dir(opts.build)
+        except build.BuildError as exc:
+            print(f"could not build the compiled gateway: {exc}", file=sys.stderr)
+            return 2
     try:
         import uvloop
     except ImportError:
-        status = asyncio.run(_main(opts))
+        status = asyncio.run(_main(opts, code))
     else:
-        status = uvloop.run(_main(opts))
+        status = uvloop.run(_main(opts, code))
     if opts.memory_streams > 0 and "gateway" in opts.targets and status != 2:
-        _memory(opts)
+        _memory(opts, code)
     return status
 
 
-def _memory(opts: Options) -> None:
+def _memory(opts: Options, code: Path) -> None:
     """Peak RSS with concurrent streams and RSS across a soak (bench/memory.py), appended to
     the report."""
     from bench import memory
@@ -403,7 +424,7 @@ def _memory(opts: Options) -> None:
     print(f"\nmemory: {opts.memory_streams} concurrent streams, then a "
           f"{opts.memory_soak:,}-request soak ...", flush=True)
     try:
-        table = memory.measure(opts.memory_streams, opts.memory_soak)
+        table = memory.measure(opts.memory_streams, opts.memory_soak, code)
     except (procs.NotReadyError, load.LoadError) as exc:
         table = f"memory measurement failed: {exc}"
     section = ("\n\n## Memory (gateway, 100% sampled, OTLP export)\n\n" + table + "\n")

@@ -30,8 +30,9 @@ TRICKLE = {"completion_tokens": 10, "chunk_delay_s": 0.002}
 UPSTREAM_KEY = "sk-bench"  # the fake upstream accepts only this key
 CLIENT_KEY = "sk-bench-client"  # the virtual key in bench/spend.yaml; also LiteLLM's master key
 SPEND_CONFIG = ROOT / "bench" / "spend.yaml"
-ALL = ("direct", "bare", "gateway", "gateway-10pct", "gateway-nospend", "gateway-extra", "litellm")
-DEFAULT = ("direct", "bare", "gateway", "gateway-10pct", "litellm")
+ALL = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "gateway-nospend", "gateway-extra",
+       "litellm")
+DEFAULT = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "litellm")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class TargetSpec:
     client_key: str  # what the load generator sends as `Authorization: Bearer ...`
     env: dict[str, str] = field(default_factory=dict)
     extra_configs: tuple[Path, ...] = ()  # merged into the gateway config, in order
+    source: bool = False  # a gateway that runs the source tree even when the run uses the compiled build
 
 
 def specs(
@@ -68,6 +70,15 @@ def specs(
             {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
             spend,
         ),
+        "gateway-py": TargetSpec(
+            "gateway-py",
+            "gateway",
+            "gateway as `gateway`, pure-Python source (not compiled)",
+            CLIENT_KEY,
+            full,
+            spend,
+            source=True,
+        ),
         "gateway-nospend": TargetSpec(
             "gateway-nospend",
             "gateway",
@@ -88,10 +99,11 @@ def specs(
     return [known[name] for name in names]
 
 
-def python_env() -> dict[str, str]:
-    """The parent's environment without OTEL_ or gateway settings that would skew a target."""
+def python_env(code: Path = ROOT) -> dict[str, str]:
+    """The parent's environment without OTEL_ or gateway settings that would skew a target,
+    importing from `code` (this tree, or the compiled copy of bench/build.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "GATEWAY_CONFIG"}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(code)
     return env
 
 
@@ -157,11 +169,14 @@ def start_gateway(
     command: tuple[str, ...],
     work: Path,
     log_dir: Path,
+    code: Path = ROOT,
 ) -> procs.Child:
+    """A gateway target, importing from `code` (from this tree if the spec says `source`)."""
     port = procs.free_port()
     config = work / f"{spec.name}.yaml"
     config.write_text(gateway_config_text(spec, upstream.url, work))
-    env = python_env()
+    code = ROOT if spec.source else code
+    env = python_env(code)
     env.update(
         {
             "BENCH_UPSTREAM_KEY": UPSTREAM_KEY,
@@ -175,7 +190,8 @@ def start_gateway(
     env.update(spec.env)
     argv = [*command, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=ROOT, env=env)
+    # Started from `code`: `python -m` puts the working directory first on sys.path.
+    return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=code, env=env)
 
 
 # --- LiteLLM ------------------------------------------------------------------

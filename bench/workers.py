@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as `python bench/workers.py`
 
 import yaml
 
-from bench import load, procs, targets
+from bench import build, load, procs, targets
 
 CLIENT_KEY = "sk-bench-client"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -105,7 +105,8 @@ class Cell:
     errors: int
 
 
-async def measure(workers: int, duration_s: float, script: Path, work: Path) -> Cell:
+async def measure(workers: int, duration_s: float, script: Path, work: Path,
+                  code: Path = targets.ROOT) -> Cell:
     port = procs.free_port()
     ledger_dir = Path(tempfile.mkdtemp(dir=work))
     path = ledger_dir / "config.yaml"
@@ -113,7 +114,7 @@ async def measure(workers: int, duration_s: float, script: Path, work: Path) -> 
     argv = [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]
     child = procs.start(f"workers-{workers}", argv, url=f"http://127.0.0.1:{port}",
-                        log_dir=work / "logs", cwd=targets.ROOT, env=targets.python_env())
+                        log_dir=work / "logs", cwd=code, env=targets.python_env(code))
     try:
         await procs.wait_ready(child, "/health")
         try:  # /health answers once the first worker is up
@@ -155,7 +156,7 @@ def table(cells: list[Cell], workers: int) -> str:
     return "\n".join(lines)
 
 
-async def run(workers: int, rounds: int, duration_s: float) -> str:
+async def run(workers: int, rounds: int, duration_s: float, code: Path = targets.ROOT) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         work = Path(tmp)
         body = {"model": targets.MODEL, "messages": [{"role": "user", "content": "Say hello"}]}
@@ -163,7 +164,7 @@ async def run(workers: int, rounds: int, duration_s: float) -> str:
         cells = []
         for _ in range(rounds):
             for count in (1, workers):
-                cell = await measure(count, duration_s, script, work)
+                cell = await measure(count, duration_s, script, work, code)
                 print(f"{count} worker(s): {cell.rps:,.0f} req/s, gateway {cell.gateway_cores:.2f} "
                       f"cores, wrk {cell.wrk_cores:.2f} cores", flush=True)
                 cells.append(cell)
@@ -175,8 +176,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per cell")
+    parser.add_argument("--build", choices=build.CHOICES, default="compiled")
     args = parser.parse_args()
-    print(asyncio.run(run(args.workers, args.rounds, args.duration)))
+    code = build.code_dir(args.build)
+    print(asyncio.run(run(args.workers, args.rounds, args.duration, code)))
 
 
 if __name__ == "__main__":

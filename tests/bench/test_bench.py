@@ -153,7 +153,7 @@ async def test_direct_and_bare_targets_accept_their_keys(upstream: RunningUpstre
 def test_gateway_targets_run_with_key_budgets_and_own_ledger(tmp_path: Path) -> None:
     """gateway and gateway-10pct load bench/spend.yaml; every variant has its own ledger in the work dir."""
     ledgers = set()
-    for name in ("gateway", "gateway-10pct", "gateway-nospend", "gateway-extra"):
+    for name in ("gateway", "gateway-10pct", "gateway-py", "gateway-nospend", "gateway-extra"):
         text = targets.gateway_config_text(_spec(name), "http://127.0.0.1:9", tmp_path)
         config = load_gateway_config(text, {"BENCH_UPSTREAM_KEY": KEY})
         assert config.storage.backend == "sqlite"
@@ -168,7 +168,17 @@ def test_gateway_targets_run_with_key_budgets_and_own_ledger(tmp_path: Path) -> 
         ]
         assert {(b.scope, b.target) for b in spend.budgets} == {("global", None), ("team", "perf")}
         assert all(b.limit_usd >= 1_000_000 for b in spend.budgets)
-    assert len(ledgers) == 4
+    assert len(ledgers) == 5
+
+
+def test_gateway_py_runs_the_source_and_the_others_the_chosen_build(tmp_path: Path) -> None:
+    """With the compiled build chosen, every gateway target imports from its copy except
+    gateway-py, which runs this tree's source with the same config as gateway."""
+    assert _spec("gateway-py").source and not _spec("gateway").source
+    assert _spec("gateway-py").env == _spec("gateway").env
+    assert _spec("gateway-py").extra_configs == _spec("gateway").extra_configs
+    assert targets.python_env(tmp_path)["PYTHONPATH"] == str(tmp_path)
+    assert targets.python_env()["PYTHONPATH"] == str(targets.ROOT)
 
 
 def test_extra_config_merges_over_spend_config(tmp_path: Path) -> None:
@@ -207,7 +217,7 @@ def test_litellm_is_skipped_not_failed_when_unavailable() -> None:
     specs = targets.specs(targets.DEFAULT, "uvloop", {}, None)
     absent = targets.LitellmProbe("py", None, "litellm is not importable by py")
     to_run, skipped = run.select(specs, absent)
-    assert [s.name for s in to_run] == ["direct", "bare", "gateway", "gateway-10pct"]
+    assert [s.name for s in to_run] == ["direct", "bare", "gateway", "gateway-10pct", "gateway-py"]
     assert [(r.name, r.skipped) for r in skipped] == [("litellm", "litellm is not importable by py")]
     assert run.exit_status(skipped) == 0
     assert run.exit_status([*skipped, report.TargetRun("gateway", "gw", failure="401")]) == 1

@@ -33,8 +33,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind
 
 from gateway import __version__
@@ -159,13 +161,8 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     return out
 
 
-_KIND = {
-    SpanKind.INTERNAL: b"\x30\x01",
-    SpanKind.SERVER: b"\x30\x02",
-    SpanKind.CLIENT: b"\x30\x03",
-    SpanKind.PRODUCER: b"\x30\x04",
-    SpanKind.CONSUMER: b"\x30\x05",
-}
+# Span.kind (field 6) by SpanKind's value: an enum member hashes in Python, an int does not.
+_KIND = {kind._value_: b"\x30" + _varint(kind._value_ + 1) for kind in SpanKind}
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 # field 16 (flags), fixed32: tag (16 << 3 | 5) as a varint
@@ -174,14 +171,14 @@ _FLAGS_REMOTE_PARENT = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
 # Link.flags is field 6, fixed32
 _LINK_FLAGS_LOCAL = b"\x35" + _pack_i(_HAS_IS_REMOTE)
 _LINK_FLAGS_REMOTE = b"\x35" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
+_NAMES: dict[str, bytes] = {}  # span names repeat ("chat gpt-4.1"): their field, encoded once
 
 
 def _is_remote(context: SpanContext | None) -> bool:
     return bool(context is not None and context.is_remote)
 
 
-def _trace_state(context: SpanContext) -> bytes:
-    state = context.trace_state
+def _trace_state(state: Any) -> bytes:
     if not state:
         return b""
     text = ",".join([f"{key}={value}" for key, value in state.items()])
@@ -196,34 +193,61 @@ def _uint(tag: bytes, value: int | None) -> bytes:
     return tag + _varint(value) if value else b""
 
 
+_UNBOUNDED = frozenset((dict, list, tuple))  # a LiteSpan's collections: nothing dropped
+_BOUNDED = (BoundedAttributes, BoundedList)
+
+
+def _dropped(collection: Any) -> int:
+    """What the SDK's dropped_* properties report: a bounded collection's count, else 0."""
+    if type(collection) in _UNBOUNDED or not isinstance(collection, _BOUNDED):
+        return 0
+    dropped: int = collection.dropped
+    return dropped
+
+
+def _name_field(name: str) -> bytes:
+    encoded = _NAMES.get(name)
+    if encoded is None:
+        if len(_NAMES) >= _MAX_KEYS:
+            _NAMES.clear()
+        encoded = _NAMES[name] = _field(b"\x2a", name.encode("utf-8")) if name else b""
+    return encoded
+
+
 def encode_span(span: ReadableSpan) -> bytes:
-    """The body of one `Span` message."""
-    context = span.context
+    """The body of one `Span` message.
+
+    Reads the ReadableSpan's fields directly rather than through its properties
+    (each a Python call, `events` and `links` copying into tuples): the same
+    values the properties return, checked by tests/telemetry/test_fastexport.py."""
+    context = span._context
     assert context is not None
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"),
-             b"\x12\x08", context.span_id.to_bytes(8, "big")]
-    state = _trace_state(context)
+    # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, ...)
+    trace_id, span_id, _, _, state = context[:5]
+    parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
     if state:
-        parts.append(_field(b"\x1a", state))
-    parent = span.parent
+        parts.append(_field(b"\x1a", _trace_state(state)))
+    parent = span._parent
     if parent is not None:
-        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
-    if span.name:
-        parts.append(_field(b"\x2a", span.name.encode("utf-8")))
-    parts.append(_KIND[span.kind])
-    parts.append(_fixed64(b"\x39", span.start_time))
-    parts.append(_fixed64(b"\x41", span.end_time))
-    parts += _attributes(b"\x4a", getattr(span, "_attributes", None) or span.attributes)
-    parts.append(_uint(b"\x50", span.dropped_attributes))
-    for event in span.events:
+        parts += (b"\x22\x08", parent[1].to_bytes(8, "big"))
+    parts.append(_name_field(span._name))
+    parts.append(_KIND[span._kind._value_])
+    parts.append(_fixed64(b"\x39", span._start_time))
+    parts.append(_fixed64(b"\x41", span._end_time))
+    attributes = span._attributes
+    parts += _attributes(b"\x4a", attributes)
+    parts.append(_uint(b"\x50", _dropped(attributes)))
+    events = span._events
+    for event in events:
         body = [_fixed64(b"\x09", event.timestamp)]
         if event.name:
             body.append(_field(b"\x12", event.name.encode("utf-8")))
         body += _attributes(b"\x1a", event.attributes)
         body.append(_uint(b"\x20", event.dropped_attributes))
         parts.append(_field(b"\x5a", b"".join(body)))
-    parts.append(_uint(b"\x60", span.dropped_events))
-    for link in span.links:
+    parts.append(_uint(b"\x60", _dropped(events)))
+    links = span._links
+    for link in links:
         linked = link.context
         body = [b"\x0a\x10", linked.trace_id.to_bytes(16, "big"),
                 b"\x12\x08", linked.span_id.to_bytes(8, "big")]
@@ -231,15 +255,15 @@ def encode_span(span: ReadableSpan) -> bytes:
         body.append(_uint(b"\x28", link.dropped_attributes))
         body.append(_LINK_FLAGS_REMOTE if _is_remote(linked) else _LINK_FLAGS_LOCAL)
         parts.append(_field(b"\x6a", b"".join(body)))
-    parts.append(_uint(b"\x70", span.dropped_links))
-    status = span.status
+    parts.append(_uint(b"\x70", _dropped(links)))
+    status = span._status
     if status is not None:
-        code = status.status_code.value
-        message = status.description
+        code = status._status_code._value_
+        message = status._description
         body_status = (_field(b"\x12", message.encode("utf-8")) if message else b"") + (
             b"\x18" + _varint(code) if code else b"")
         parts.append(_field(b"\x7a", body_status))
-    parts.append(_FLAGS_REMOTE_PARENT if _is_remote(parent) else _FLAGS_LOCAL_PARENT)
+    parts.append(_FLAGS_REMOTE_PARENT if parent is not None and parent[2] else _FLAGS_LOCAL_PARENT)
     return b"".join(parts)
 
 
@@ -283,8 +307,8 @@ def _encode_scope(scope: Any) -> bytes:
 
 def _parts(span: ReadableSpan) -> tuple[bytes, bytes, bytes]:
     """The span's resource and scope encodings (cached), and its `Span` field."""
-    return (_cached(_RESOURCES, span.resource, _encode_resource),
-            _cached(_SCOPES, span.instrumentation_scope or None, _encode_scope),
+    return (_cached(_RESOURCES, span._resource, _encode_resource),
+            _cached(_SCOPES, span._instrumentation_scope or None, _encode_scope),
             _field(b"\x12", encode_span(span)))
 
 
@@ -307,8 +331,8 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
     `grpc_span_exporter`."""
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if not (context and context.trace_flags.sampled):
+        context = span._context
+        if not (context and context[3] & 1):  # trace_flags: sampled
             return
         try:
             encoded = EncodedSpan(span)

@@ -126,12 +126,12 @@ M_CIRCUIT_STATE: Final = "gateway.circuit.state"
 # gateway_rate_limited_total
 M_RATE_LIMITED: Final = "gateway.rate_limited"
 
-DURATION_BUCKETS: Final = (
+DURATION_BUCKETS: Final[tuple[float, ...]] = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )
-TOKEN_BUCKETS: Final = (
+TOKEN_BUCKETS: Final[tuple[int, ...]] = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )
-OVERHEAD_BUCKETS: Final = (
+OVERHEAD_BUCKETS: Final[tuple[float, ...]] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 )

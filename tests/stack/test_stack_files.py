@@ -270,7 +270,7 @@ def test_dockerfile_runs_as_non_root_with_healthcheck() -> None:
         for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for needed in ("pyproject.toml", "README.md", "gateway"):
+    for needed in ("pyproject.toml", "setup.py", "MANIFEST.in", "build_support", "README.md", "gateway"):
         assert needed not in ignored, f".dockerignore drops {needed}"
 
 

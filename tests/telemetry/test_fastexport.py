@@ -32,6 +32,7 @@ from opentelemetry.trace import (
 )
 
 from gateway.telemetry import fastexport
+from gateway.telemetry.litespan import LiteTracer
 from gateway.telemetry.setup import setup_telemetry
 from tests.support.otlp_receiver import grpc_receiver
 
@@ -147,6 +148,37 @@ def test_values_outside_sdk_cleaning_match_the_sdk() -> None:
     assert ours == sdk_encode(spans)
     values = {kv.key: kv.value for kv in ours.resource_spans[0].scope_spans[0].spans[0].attributes}
     assert "too.big" not in values and values["flag"].bool_value is True
+
+
+def test_zero_limits_and_lite_spans_match_the_sdk() -> None:
+    """Spans whose limits dropped every attribute, event and link (only the counts are
+    left), and the gateway's LiteSpans, encoded from their fields, match the SDK's encoding."""
+    memory = InMemorySpanExporter()
+    remote = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                         trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "v1")]))
+    bare = TracerProvider(span_limits=SpanLimits(max_attributes=0, max_events=0, max_links=0))
+    bare.add_span_processor(SimpleSpanProcessor(memory))
+    dropped = bare.get_tracer("t").start_span("nothing kept", attributes={"a": 1}, links=[Link(remote)])
+    dropped.add_event("e")
+    dropped.end()
+    provider = TracerProvider(resource=Resource({"service.name": "llm-gateway"}))
+    tracer = LiteTracer(provider, [SimpleSpanProcessor(memory)], InstrumentationScope("gateway", "1"))
+    server = tracer.start_span("POST /v1/chat/completions", kind=SpanKind.SERVER,
+                               context=set_span_in_context(NonRecordingSpan(remote)),
+                               attributes=dict(EVERY_TYPE))
+    client = tracer.start_span("chat gpt-4.1", kind=SpanKind.CLIENT,
+                               context=set_span_in_context(server), links=[Link(remote, {"n": 1})],
+                               attributes={"gen_ai.request.model": "gpt-4.1"})
+    client.add_event("gen_ai.details", {"n": 2}, timestamp=1_700_000_000_000_000_001)
+    client.set_status(Status(StatusCode.ERROR, "upstream answered 503"))
+    client.end()
+    server.end()
+    spans = list(memory.get_finished_spans())
+    assert [type(span).__name__ for span in spans] == ["ReadableSpan", "LiteSpan", "LiteSpan"]
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
+    nothing = _decode(fastexport.encode_spans(spans[:1])).resource_spans[0].scope_spans[0].spans[0]
+    assert (nothing.dropped_attributes_count, nothing.dropped_events_count,
+            nothing.dropped_links_count) == (1, 1, 1)
 
 
 @pytest.fixture

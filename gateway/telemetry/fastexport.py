@@ -125,6 +125,8 @@ def _key_value(key: str, value: Any) -> bytes:
 def _plain(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
     """The SDK's BoundedAttributes wraps a plain dict, much faster to walk than the
     Mapping protocol it implements; anything else is used as it is."""
+    if type(attributes) is dict:  # a LiteSpan's (asking a dict for `_dict` raises inside getattr)
+        return attributes
     inner = getattr(attributes, "_dict", None)
     return inner if type(inner) is dict else attributes
 

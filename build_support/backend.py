@@ -21,5 +21,9 @@ def _compiling() -> bool:
 
 
 def get_requires_for_build_wheel(config_settings: dict[str, str] | None = None) -> list[str]:
+    if _compiling():
+        # setuptools' own hook would run setup.py, which imports mypyc: not there yet.
+        # It would only add setup.py's setup_requires, and there are none.
+        return list(_COMPILER)
     requires: list[str] = list(_setuptools.get_requires_for_build_wheel(config_settings))
-    return requires + (_COMPILER if _compiling() else [])
+    return requires

@@ -92,7 +92,7 @@ async def test_two_workers_count_every_request_once() -> None:
                 sent += 5
                 totals = await _scrape_until_total(proc.root, sent)
             assert sum(totals.values()) == sent, totals
-            assert set(totals) == {"0", "1"}, f"one worker served everything: {totals}"
+            assert set(totals) == {"0", "1"}, f"one worker served everything: {totals}\n{proc.log()}"
             proc.proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(proc.proc.wait, 30) == 0, proc.log()
         by_instance = _otlp_requests_by_instance(got)

@@ -7,7 +7,8 @@ Shared by the gateway (reads, schema, recovery) and the ledger writer process
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +76,34 @@ def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
     """A connection with the pragmas every user of the file needs."""
     if create:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    _while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
+    _while_locked(lambda: conn.executescript(SCHEMA))
+
+
+BUSY_TIMEOUT_S = 10.0
+
+
+def _while_locked(statement: Callable[[], object]) -> None:
+    """Run `statement`, again while SQLite answers "database is locked" (up to the busy
+    timeout). Processes opening a new file at once (`serve --workers N`) each switch it
+    to WAL and create the schema; SQLite refuses one of two such lock upgrades at once,
+    without waiting, since waiting could deadlock, so the busy timeout alone is no help."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def apply(conn: sqlite3.Connection, ops: Sequence[Sequence[Any]]) -> list[Any]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+from gateway.spend import ledger_sql
 from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
 from gateway.spend.sqlite_store import SqliteStore, connect, owner_alive, owner_token, spent_in
 from tests.spend.helpers import ledger_rows, ledger_status
@@ -142,3 +144,35 @@ def test_frames_split_only_whole_messages() -> None:
     assert bytes(buffer) == tail[:5]
     buffer += tail[5:]
     assert split(buffer) == [[3, [["d", 7]]]] and not buffer
+
+
+
+def _open_at_once(path: str, openers: int) -> list[BaseException]:
+    """`openers` threads connect to `path` and create the schema at the same moment."""
+    start = threading.Barrier(openers)
+    errors: list[BaseException] = []
+
+    def open_ledger() -> None:
+        start.wait()
+        try:
+            conn = ledger_sql.connect(path)
+            ledger_sql.init_schema(conn)
+            conn.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_ledger) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_processes_opening_a_new_ledger_at_once_all_succeed(tmp_path: Path) -> None:
+    """Workers started together each switch a new file to WAL and create the schema;
+    SQLite refuses one of two simultaneous lock upgrades at once (no busy wait), which
+    used to kill a worker with "database is locked". Four openers, thirty new files."""
+    for round_number in range(30):
+        errors = _open_at_once(str(tmp_path / f"ledger-{round_number}.db"), 4)
+        assert errors == [], f"round {round_number}: {errors}"

@@ -109,13 +109,18 @@ _MAX_FIELDS = 8192
 _CACHEABLE = frozenset((str, int, bool))  # not float: -0.0 == 0.0
 
 
-def _key(key: str) -> bytes:
-    encoded = _KEYS.get(key)
+def _text_field(cache: dict[str, bytes], tag: bytes, text: str) -> bytes:
+    """`text` as a length-delimited field (nothing for ""), remembered in a bounded `cache`."""
+    encoded = cache.get(text)
     if encoded is None:
-        if len(_KEYS) >= _MAX_KEYS:
-            _KEYS.clear()
-        encoded = _KEYS[key] = _field(b"\x0a", key.encode("utf-8")) if key else b""
+        if len(cache) >= _MAX_KEYS:
+            cache.clear()
+        encoded = cache[text] = _field(tag, text.encode("utf-8")) if text else b""
     return encoded
+
+
+def _key(key: str) -> bytes:
+    return _text_field(_KEYS, b"\x0a", key)
 
 
 def _key_value(key: str, value: Any) -> bytes:
@@ -207,15 +212,6 @@ def _dropped(collection: Any) -> int:
     return dropped
 
 
-def _name_field(name: str) -> bytes:
-    encoded = _NAMES.get(name)
-    if encoded is None:
-        if len(_NAMES) >= _MAX_KEYS:
-            _NAMES.clear()
-        encoded = _NAMES[name] = _field(b"\x2a", name.encode("utf-8")) if name else b""
-    return encoded
-
-
 def encode_span(span: ReadableSpan) -> bytes:
     """The body of one `Span` message.
 
@@ -232,7 +228,7 @@ def encode_span(span: ReadableSpan) -> bytes:
     parent = span._parent
     if parent is not None:
         parts += (b"\x22\x08", parent[1].to_bytes(8, "big"))
-    parts.append(_name_field(span._name))
+    parts.append(_text_field(_NAMES, b"\x2a", span._name))
     parts.append(_KIND[span._kind._value_])
     parts.append(_fixed64(b"\x39", span._start_time))
     parts.append(_fixed64(b"\x41", span._end_time))

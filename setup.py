@@ -3,8 +3,8 @@
 `LLM_GATEWAY_COMPILE=1 pip install .` compiles the modules below to C
 extensions with mypyc (mypy's compiler, used to build mypy and black): the same
 type-checked source, run without the interpreter's per-bytecode dispatch, frame
-objects and attribute dictionaries. About 50 µs less CPU per proxied request
-(docs/performance.md). Everything else in pyproject.toml; without the variable
+objects and attribute dictionaries. About 45-50 µs less CPU per proxied
+request under load (docs/performance.md). Everything else in pyproject.toml; without the variable
 this file adds nothing and the package is pure Python.
 
 Compiling needs a C compiler, the Python headers and mypy in the build

@@ -186,6 +186,20 @@ def keep_alive(body: bytes = b'{"ok":true}', *extra: str) -> Serve:
     return serve
 
 
+def first_then_keep_alive(first: Serve, body: bytes = b"next") -> Serve:
+    """The first connection runs `first` once its request has arrived; every later one
+    answers each request with `body`."""
+
+    async def serve(conn: RawConn) -> None:
+        if conn.number == 0:
+            await conn.request()
+            await first(conn)
+        else:
+            await keep_alive(body)(conn)
+
+    return serve
+
+
 @dataclass
 class AppServer:
     url: str
@@ -350,18 +364,14 @@ async def test_body_delimited_by_connection_close(client: HttpClient) -> None:
     the second after the client has the head), and the next request goes out on a new connection."""
     rest = asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part, ")
-            await rest.wait()
-            conn.send(b"second part")
-            await conn.flush()
-            conn.close()
-        else:
-            await keep_alive(b"next")(conn)
+    async def first(conn: RawConn) -> None:
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part, ")
+        await rest.wait()
+        conn.send(b"second part")
+        await conn.flush()
+        conn.close()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first)) as server:
         ep = endpoint(client, server.url)
         response = await within(ep.post("/", b"{}", {}))
         rest.set()
@@ -508,17 +518,13 @@ async def test_unsolicited_bytes_on_an_idle_connection_drop_it(client: HttpClien
     request goes out on a new connection and gets its own answer."""
     answered = asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            conn.send(ok(b"first"))
-            await answered.wait()
-            conn.send(ok(b"stale"))
-            await conn.gone()
-        else:
-            await keep_alive(b"fresh")(conn)
+    async def first(conn: RawConn) -> None:
+        conn.send(ok(b"first"))
+        await answered.wait()
+        conn.send(ok(b"stale"))
+        await conn.gone()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first, b"fresh")) as server:
         ep = endpoint(client, server.url)
         assert await post_read(ep) == b"first"
         answered.set()
@@ -556,16 +562,12 @@ async def test_reused_connection_closed_before_any_answer_is_retried_once(client
     without a byte of answer (clean close or reset). The client sends that request again on a new
     connection."""
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            conn.send(ok(b"first"))
-            await conn.request()  # the second request arrives ...
-            conn.close() if how == "close" else conn.reset()  # ... and is never answered
-        else:
-            await keep_alive(b"second")(conn)
+    async def first(conn: RawConn) -> None:
+        conn.send(ok(b"first"))
+        await conn.request()  # the second request arrives ...
+        conn.close() if how == "close" else conn.reset()  # ... and is never answered
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first, b"second")) as server:
         ep = endpoint(client, server.url)
         assert await post_read(ep, b"1") == b"first"
         assert await post_read(ep, b"2") == b"second"
@@ -614,16 +616,12 @@ async def test_reset_in_the_middle_of_a_body_raises_from_read(client: HttpClient
     second sending of the request), and the next request gets a new connection."""
     cut = asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-            await cut.wait()
-            conn.reset()
-        else:
-            await keep_alive(b"next")(conn)
+    async def first(conn: RawConn) -> None:
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        await cut.wait()
+        conn.reset()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first)) as server:
         ep = endpoint(client, server.url)
         response = await within(ep.post("/", b"1", {}))
         cut.set()
@@ -751,15 +749,11 @@ async def test_no_answer_within_the_read_timeout(client: HttpClient) -> None:
     (the server sees it go) and the next request gets a new one."""
     dropped = asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            assert await conn.gone() == b""
-            dropped.set()
-        else:
-            await keep_alive(b"next")(conn)
+    async def first(conn: RawConn) -> None:
+        assert await conn.gone() == b""
+        dropped.set()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first)) as server:
         ep = endpoint(client, server.url, read_timeout=0.1)
         with pytest.raises(TimeoutError):
             await within(ep.post("/", b"1", {}))
@@ -774,16 +768,12 @@ async def test_body_stalling_past_the_read_timeout(client: HttpClient, how: str)
     yielding what did arrive), the connection is dropped, and the next request gets a new one."""
     dropped = asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
-            await conn.gone()
-            dropped.set()
-        else:
-            await keep_alive(b"next")(conn)
+    async def first(conn: RawConn) -> None:
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+        await conn.gone()
+        dropped.set()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first)) as server:
         ep = endpoint(client, server.url, read_timeout=0.1)
         response = await within(ep.post("/", b"1", {}))
         received: list[bytes] = []
@@ -872,16 +862,12 @@ async def test_close_before_the_end_of_the_body_drops_the_connection(client: Htt
     closed response reads as an error; the pool carries on with a new connection."""
     dropped = asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
-            await conn.gone()
-            dropped.set()
-        else:
-            await keep_alive(b"next")(conn)
+    async def first(conn: RawConn) -> None:
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+        await conn.gone()
+        dropped.set()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first)) as server:
         ep = endpoint(client, server.url)
         response = await within(ep.post("/", b"1", {}))
         assert await first_chunk(response) == b"part"
@@ -911,16 +897,12 @@ async def test_cancelling_a_pending_post_drops_its_connection(client: HttpClient
     server sees it go) and the next request gets a new one."""
     arrived, dropped = asyncio.Event(), asyncio.Event()
 
-    async def serve(conn: RawConn) -> None:
-        if conn.number == 0:
-            await conn.request()
-            arrived.set()
-            await conn.gone()
-            dropped.set()
-        else:
-            await keep_alive(b"next")(conn)
+    async def first(conn: RawConn) -> None:
+        arrived.set()
+        await conn.gone()
+        dropped.set()
 
-    async with raw_server(serve) as server:
+    async with raw_server(first_then_keep_alive(first)) as server:
         ep = endpoint(client, server.url)
         pending = asyncio.create_task(ep.post("/", b"1", {}))
         await within(arrived.wait())

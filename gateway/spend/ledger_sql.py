@@ -72,12 +72,15 @@ OP_DELETE = "d"  # [d, row id] -> None
 OP_CLAIM = "c"  # [c, claim, now] -> True for the first claim
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
 def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
     """A connection with the pragmas every user of the file needs."""
     if create:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # `timeout` is SQLite's busy timeout: a locked file is waited for, up to that long.
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     _while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -85,9 +88,6 @@ def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
 
 def init_schema(conn: sqlite3.Connection) -> None:
     _while_locked(lambda: conn.executescript(SCHEMA))
-
-
-BUSY_TIMEOUT_S = 10.0
 
 
 def _while_locked(statement: Callable[[], object]) -> None:

@@ -35,6 +35,7 @@ COMPILED = [
     "gateway/relay.py",
     "gateway/request.py",
     "gateway/sse.py",
+    "gateway/timers.py",
     "gateway/usage.py",
     "gateway/httpclient/client.py",
     "gateway/httpclient/connection.py",

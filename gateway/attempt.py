@@ -2,15 +2,14 @@
 span, and turn the answer into a client response (JSON, or an SSE relay).
 
 `prepare` runs everything before commit (send, then wait for the whole JSON body
-or the first SSE event) under one `asyncio.timeout` driven by the attempt's
-deadlines, and fails by raising `AttemptFailed` so the dispatcher may retry or
-fall back. `respond`/`stream` commit: once the first byte is sent, a failure
+or the first SSE event) under one `Deadline` (`asyncio.timeout_at` on coarse
+timers) driven by the attempt's deadlines, and fails by raising `AttemptFailed`
+so the dispatcher may retry or fall back. `respond`/`stream` commit: once the first byte is sent, a failure
 ends the stream with an SSE error event instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -37,6 +36,7 @@ from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder, response_attributes
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.tracecontext import trace_headers
+from gateway.timers import Deadline
 from gateway.usage import Usage, estimate_prompt_tokens, estimate_text_tokens, from_openai
 
 _PATHS = {n.OP_CHAT: "/chat/completions", n.OP_EMBEDDINGS: "/embeddings"}
@@ -63,7 +63,7 @@ class AttemptFailed(Exception):
         return self.reason is not None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Prepared:
     """An attempt whose answer has started, with nothing sent to the client yet."""
 
@@ -76,6 +76,18 @@ class Prepared:
     body: bytes | None = None  # JSON answers: the whole body
     first_seen: bool = False
     result: AttemptResult | None = None  # streams: set once the relay ended, however it ended
+
+    def __init__(self, model: ModelConfig, provider: Provider,
+                 recorder: AttemptRecorder) -> None:  # see gateway.call.AttemptResult
+        self.model = model
+        self.provider = provider
+        self.recorder = recorder
+        self.response = None
+        self.chunks = None
+        self.first = b""
+        self.body = None
+        self.first_seen = False
+        self.result = None
 
     def close(self) -> None:
         if self.response is not None:
@@ -179,26 +191,28 @@ class AttemptRunner:
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         prepared = Prepared(model, provider, recorder)
         started = time.perf_counter()
-        timeout = asyncio.timeout_at(deadlines.start)
+        deadline = Deadline(deadlines.start)
         try:
-            async with timeout:
-                await self._answer_start(call, model, request, prepared, timeout, deadlines)
-        except BaseException as exc:
+            await self._answer_start(call, model, request, prepared, deadline, deadlines)
+        except BaseException as caught:
+            exc = deadline.leave(caught) or caught  # TimeoutError when the deadline cut it short
             prepared.close()
             await _close_chunks(prepared.chunks)
-            error = self._prepare_error(exc, model, timeout, deadlines, prepared.first_seen)
+            error = self._prepare_error(exc, model, deadline, deadlines, prepared.first_seen)
             if error is None:  # cancelled: the client left or the server is stopping
                 recorder.finish(response_model=None, usage=None, cost=None,
                                 error_type=n.ERROR_CLIENT_DISCONNECT,
                                 error_message="the request was cancelled")
                 raise
             raise self.fail(call, model, provider, recorder, error) from None
+        else:
+            deadline.leave(None)
         finally:
             call.upstream_wait_s += time.perf_counter() - started
         return prepared
 
     async def _answer_start(self, call: Call, model: ModelConfig, request: UpstreamRequest,
-                            prepared: Prepared, timer: asyncio.Timeout,
+                            prepared: Prepared, timer: Deadline,
                             deadlines: AttemptDeadlines) -> None:
         response = await prepared.provider.send(request)
         prepared.response = response
@@ -220,7 +234,7 @@ class AttemptRunner:
             response.close()  # already released to the pool once read; this only makes sure
 
     async def _read_timed(self, response: UpstreamResponse, prepared: Prepared,
-                          timer: asyncio.Timeout, deadlines: AttemptDeadlines) -> bytes:
+                          timer: Deadline, deadlines: AttemptDeadlines) -> bytes:
         """Read a JSON body chunk by chunk: the first byte under the first-token
         deadline, the rest under the attempt's own."""
         chunks = response.iter_chunks()
@@ -233,7 +247,7 @@ class AttemptRunner:
             parts.append(chunk)
         return b"".join(parts)
 
-    def _prepare_error(self, exc: BaseException, model: ModelConfig, timeout: asyncio.Timeout,
+    def _prepare_error(self, exc: BaseException, model: ModelConfig, timeout: Deadline,
                        deadlines: AttemptDeadlines, first_seen: bool) -> errors.GatewayError | None:
         if isinstance(exc, Exception) and timeout.expired():
             return deadlines.expired(first_seen)

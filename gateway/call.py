@@ -30,9 +30,13 @@ class Principal:
 ANONYMOUS = Principal()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AttemptResult:
-    """What one upstream attempt cost and how it ended."""
+    """What one upstream attempt cost and how it ended.
+
+    `__init__` is written out (init=False), here and in the other per-request
+    dataclasses: the generated one stays interpreted Python in the compiled build.
+    """
 
     model: ModelConfig
     provider_name: str
@@ -42,8 +46,19 @@ class AttemptResult:
     status: int | None = None
     committed: bool = False  # bytes were sent to the client
 
+    def __init__(self, model: ModelConfig, provider_name: str, usage: Usage | None,
+                 cost: Decimal, error_type: str | None = None, status: int | None = None,
+                 committed: bool = False) -> None:
+        self.model = model
+        self.provider_name = provider_name
+        self.usage = usage
+        self.cost = cost
+        self.error_type = error_type
+        self.status = status
+        self.committed = committed
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Call:
     """One client request, from body parsed to response finished."""
 
@@ -64,6 +79,32 @@ class Call:
     error_type: str | None = None
     reservation: Any = None  # set by the spend guard, settled when the call ends
     state: dict[str, Any] = field(default_factory=dict)  # for hooks' own per-call data
+
+    def __init__(self, request_id: str, client: ClientRequest, model: ModelConfig,
+                 server_span: Span, server_context: Context, headers: Mapping[str, str],
+                 principal: Principal = ANONYMOUS, started: float | None = None,
+                 upstream_wait_s: float = 0.0, served_model: ModelConfig | None = None,
+                 served_provider: str | None = None, fallback_reason: str | None = None,
+                 attempts: list[AttemptResult] | None = None, status: int = 200,
+                 error_type: str | None = None, reservation: Any = None,
+                 state: dict[str, Any] | None = None) -> None:
+        self.request_id = request_id
+        self.client = client
+        self.model = model
+        self.server_span = server_span
+        self.server_context = server_context
+        self.headers = headers
+        self.principal = principal
+        self.started = time.perf_counter() if started is None else started
+        self.upstream_wait_s = upstream_wait_s
+        self.served_model = served_model
+        self.served_provider = served_provider
+        self.fallback_reason = fallback_reason
+        self.attempts = [] if attempts is None else attempts
+        self.status = status
+        self.error_type = error_type
+        self.reservation = reservation
+        self.state = {} if state is None else state
 
     @property
     def operation(self) -> str:

@@ -19,7 +19,7 @@ OP_CHAT = n.OP_CHAT
 OP_EMBEDDINGS = n.OP_EMBEDDINGS
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ClientRequest:
     """A validated request: the body plus what the gateway reads from it."""
 
@@ -29,6 +29,15 @@ class ClientRequest:
     stream: bool = False
     include_usage: bool = False
     raw: bytes = b""  # the body as the client sent it
+
+    def __init__(self, operation: str, body: dict[str, Any], model: str, stream: bool = False,
+                 include_usage: bool = False, raw: bytes = b"") -> None:  # see AttemptResult
+        self.operation = operation
+        self.body = body
+        self.model = model
+        self.stream = stream
+        self.include_usage = include_usage
+        self.raw = raw
 
     @property
     def max_tokens(self) -> int | None:

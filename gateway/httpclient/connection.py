@@ -16,6 +16,7 @@ import httptools
 
 from gateway.httpclient.errors import UpstreamProtocolError
 from gateway.httpclient.response import HttpResponse
+from gateway.timers import timers
 
 
 class Owner(Protocol):
@@ -30,6 +31,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, owner: Owner, loop: asyncio.AbstractEventLoop) -> None:
         self._owner = owner
         self._loop = loop
+        self.timers = timers(loop)  # read timeouts: armed per exchange, rarely fired
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._names: list[bytes] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from functools import partial
 
 from gateway.httpclient.connection import UpstreamConnection
 from gateway.httpclient.response import HttpResponse
@@ -53,8 +54,9 @@ class OriginPool:
     async def _exchange(self, connection: UpstreamConnection, data: bytes,
                         read_timeout: float | None) -> HttpResponse:
         head = connection.send(data, read_timeout)
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(read_timeout, _expire, head, connection) if read_timeout else None
+        timer = None
+        if read_timeout:
+            timer = connection.timers.call_later(read_timeout, partial(_expire, head, connection))
         try:
             return await head
         except BaseException:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from gateway.httpclient.errors import UpstreamProtocolError
+from gateway.timers import timers
 
 # Past this many unread bytes the connection stops reading until the reader catches up.
 HIGH_WATER = 1 << 20
@@ -146,7 +147,7 @@ class HttpResponse:
         self._waiter = waiter
         timer = None
         if self._read_timeout is not None:
-            timer = self._loop.call_later(self._read_timeout, self._timed_out)
+            timer = timers(self._loop).call_later(self._read_timeout, self._timed_out)
         try:
             await waiter
         finally:

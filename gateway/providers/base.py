@@ -15,7 +15,7 @@ from opentelemetry.context import Context
 from gateway.config import ModelConfig, ProviderConfig
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class UpstreamRequest:
     """One attempt's request to an upstream, already rewritten for it."""
 
@@ -28,6 +28,20 @@ class UpstreamRequest:
     directives: Mapping[str, str] = field(default_factory=dict)  # x-mock-* for the simulator
     raw: bytes | None = None  # `body` already serialised, when the client's bytes fit unchanged
     context: Context | None = None  # the attempt's CLIENT span, for instrumented HTTP clients
+
+    def __init__(self, operation: str, path: str, body: dict[str, Any], stream: bool,
+                 model: ModelConfig, headers: dict[str, str] | None = None,
+                 directives: Mapping[str, str] | None = None, raw: bytes | None = None,
+                 context: Context | None = None) -> None:  # see gateway.call.AttemptResult
+        self.operation = operation
+        self.path = path
+        self.body = body
+        self.stream = stream
+        self.model = model
+        self.headers = {} if headers is None else headers
+        self.directives = {} if directives is None else directives
+        self.raw = raw
+        self.context = context
 
 
 class UpstreamResponse(Protocol):

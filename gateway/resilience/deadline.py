@@ -12,7 +12,7 @@ from gateway.resilience.config import ModelPolicy
 from gateway.resilience.outcome import FirstTokenTimeout, deadline_exceeded
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AttemptDeadlines:
     model: str
     first_token_at: float | None  # no first byte / first event by then: fall back
@@ -21,6 +21,17 @@ class AttemptDeadlines:
     first_token_s: float | None = None
     attempt_s: float | None = None
     request_s: float = 0.0
+
+    def __init__(self, model: str, first_token_at: float | None, answer_at: float,
+                 request_at: float, first_token_s: float | None = None,
+                 attempt_s: float | None = None, request_s: float = 0.0) -> None:
+        self.model = model  # written out: see gateway.call.AttemptResult
+        self.first_token_at = first_token_at
+        self.answer_at = answer_at
+        self.request_at = request_at
+        self.first_token_s = first_token_s
+        self.attempt_s = attempt_s
+        self.request_s = request_s
 
     @property
     def start(self) -> float:

@@ -22,7 +22,7 @@ PENDING = "pending"  # journaled at its worst case, not settled yet
 UNSETTLED = "unsettled"  # its gateway died or the attempt ended abnormally: worst case charged
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class LedgerEntry:
     """One attempt that used (or may have used) tokens."""
 
@@ -45,6 +45,33 @@ class LedgerEntry:
     estimated: bool = False
     stream: bool = False
     attempt: int = 1
+
+    def __init__(self, ts: float, request_id: str, trace_id: str, key_alias: str, team: str,
+                 key_id: str | None, operation: str, model_requested: str, model_served: str,
+                 provider: str, input_tokens: int = 0, output_tokens: int = 0,
+                 cached_tokens: int = 0, reasoning_tokens: int = 0, cost_nanos: int = 0,
+                 status: str = OK, estimated: bool = False, stream: bool = False,
+                 attempt: int = 1) -> None:
+        # Written out (init=False): the generated __init__ stays interpreted in the compiled build.
+        self.ts = ts
+        self.request_id = request_id
+        self.trace_id = trace_id
+        self.key_alias = key_alias
+        self.team = team
+        self.key_id = key_id
+        self.operation = operation
+        self.model_requested = model_requested
+        self.model_served = model_served
+        self.provider = provider
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cached_tokens = cached_tokens
+        self.reasoning_tokens = reasoning_tokens
+        self.cost_nanos = cost_nanos
+        self.status = status
+        self.estimated = estimated
+        self.stream = stream
+        self.attempt = attempt
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +98,7 @@ def reservation_id() -> str:
     return f"{_PROCESS}-{next(_SEQUENCE)}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Reservation:
     """An attempt's worst-case cost, held against its budgets until it settles."""
 
@@ -86,6 +113,23 @@ class Reservation:
     journaled: bool = False  # SQLite: a pending row was written for it
     row_id: int | None = None  # SQLite: that row's id, as the ledger writer reported it
     held: bool = True  # False once the store no longer holds it (settled or expired)
+
+    def __init__(self, budgets: tuple[Budget, ...], windows: tuple[Window, ...],
+                 amount_nanos: int, ts: float, attempt: int,
+                 make_journal: Callable[[], LedgerEntry], id: str | None = None,
+                 _journal: LedgerEntry | None = None, journaled: bool = False,
+                 row_id: int | None = None, held: bool = True) -> None:  # see LedgerEntry
+        self.budgets = budgets
+        self.windows = windows
+        self.amount_nanos = amount_nanos
+        self.ts = ts
+        self.attempt = attempt
+        self.make_journal = make_journal
+        self.id = reservation_id() if id is None else id
+        self._journal = _journal
+        self.journaled = journaled
+        self.row_id = row_id
+        self.held = held
 
     @property
     def journal(self) -> LedgerEntry:

@@ -53,10 +53,14 @@ class _KeyState:
     blocked_kind: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Body:
     start: float
     count: int = 0
+
+    def __init__(self, start: float, count: int = 0) -> None:  # per new body: kept compiled
+        self.start = start
+        self.count = count
 
 
 class RunawayGuard:

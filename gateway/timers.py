@@ -1,0 +1,169 @@
+"""Coarse timers for the request path: read timeouts and attempt deadlines.
+
+Every request arms two or three timers (the attempt's deadline, the upstream
+read timeout, one per wait for a streamed chunk) and nearly always cancels them
+unfired. `loop.call_at` costs that a timer handle each, which uvloop backs with
+a libuv timer it allocates, starts and stops: about 2.5 µs a timer, most of a
+request's timer cost. Here timers due in the same `RESOLUTION` slot share one
+loop timer; arming one is a set insertion and cancelling it a removal.
+
+A timer fires at the end of its slot: never early, at most `RESOLUTION` late.
+
+`Deadline` is `asyncio.timeout_at` on these timers, with the same semantics:
+when it expires the task is cancelled, and leaving the scope with that
+cancellation (and no other cancel request) turns it into `TimeoutError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+RESOLUTION = 0.01  # seconds
+
+
+class Timer:
+    """One armed callback; `cancel()` disarms it (a no-op once it fired)."""
+
+    def __init__(self, bucket: set[Timer], callback: Callable[[], None]) -> None:
+        self._bucket: set[Timer] | None = bucket
+        self._callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        bucket = self._bucket
+        if bucket is not None:
+            bucket.discard(self)
+            self._bucket = None
+            self._callback = None
+
+    def _take(self) -> Callable[[], None] | None:
+        callback = self._callback
+        self._bucket = None
+        self._callback = None
+        return callback
+
+
+class CoarseTimers:
+    """Timers of one event loop, grouped by `RESOLUTION` slot."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._slots: dict[int, set[Timer]] = {}
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run `callback` once the loop's clock passes `when` (at most RESOLUTION later)."""
+        slot = math.ceil(when / RESOLUTION)
+        bucket = self._slots.get(slot)
+        if bucket is None:
+            bucket = self._slots[slot] = set()
+            # An empty slot's loop timer stays armed: the next request due in it reuses it.
+            self.loop.call_at(slot * RESOLUTION, self._fire, slot)
+        timer = Timer(bucket, callback)
+        bucket.add(timer)
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.call_at(self.loop.time() + delay, callback)
+
+    def _fire(self, slot: int) -> None:
+        bucket = self._slots.pop(slot, None)
+        if not bucket:
+            return
+        for timer in list(bucket):
+            callback = timer._take()
+            if callback is not None:
+                try:
+                    callback()
+                except Exception as exc:  # as the loop reports a failing callback
+                    self.loop.call_exception_handler({
+                        "message": "Exception in a coarse timer callback", "exception": exc})
+
+
+_current: CoarseTimers | None = None
+
+
+def timers(loop: asyncio.AbstractEventLoop | None = None) -> CoarseTimers:
+    """The timers of `loop` (default: the running loop)."""
+    global _current
+    loop = loop if loop is not None else asyncio.get_running_loop()
+    current = _current
+    if current is None or current.loop is not loop:
+        current = _current = CoarseTimers(loop)
+    return current
+
+
+_ENTERED, _EXPIRING, _EXPIRED, _EXITED = 1, 2, 3, 4
+
+
+class Deadline:
+    """`asyncio.timeout_at(when)` on coarse timers, entered and left by hand:
+
+        deadline = Deadline(when)  # in the task it limits
+        try:
+            ...
+        except BaseException as exc:
+            exc = deadline.leave(exc)  # TimeoutError if this deadline cancelled the task
+            ...
+        else:
+            deadline.leave(None)
+    """
+
+    def __init__(self, when: float | None) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a Deadline needs a running task")
+        self._task: asyncio.Task[object] = task
+        self._timers = timers(task.get_loop())
+        self._cancelling = task.cancelling()
+        self._state = _ENTERED
+        self._timer: Timer | None = None
+        self._soon: asyncio.Handle | None = None  # an expiry already due, queued on the loop
+        self._when: float | None = None
+        self.reschedule(when)
+
+    def when(self) -> float | None:
+        return self._when
+
+    def reschedule(self, when: float | None) -> None:
+        if self._state != _ENTERED:
+            raise RuntimeError("cannot reschedule a deadline that expired or was left")
+        self._when = when
+        self._disarm()
+        if when is not None:
+            if when <= self._timers.loop.time():
+                self._soon = self._timers.loop.call_soon(self._on_timeout)
+            else:
+                self._timer = self._timers.call_at(when, self._on_timeout)
+
+    def expired(self) -> bool:
+        return self._state in (_EXPIRING, _EXPIRED)
+
+    def leave(self, exc: BaseException | None) -> BaseException | None:
+        """Leave the scope with `exc` (None: normally); returns the exception to raise
+        instead: TimeoutError when this deadline's cancellation is what ended it."""
+        self._disarm()
+        if self._state == _EXPIRING:
+            self._state = _EXPIRED
+            if self._task.uncancel() <= self._cancelling and isinstance(
+                    exc, asyncio.CancelledError):
+                timeout = TimeoutError()
+                timeout.__cause__ = exc
+                return timeout
+        elif self._state == _ENTERED:
+            self._state = _EXITED
+        return exc
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._soon = None
+        self._task.cancel()
+        self._state = _EXPIRING

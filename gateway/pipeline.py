@@ -26,6 +26,7 @@ from gateway.request import ClientRequest
 from gateway.resilience.drain import InFlight
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
+from gateway.telemetry.litespan import context_with
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.tracecontext import trace_headers
 
@@ -72,7 +73,7 @@ class Pipeline:
         span = tracer.start_span(f"POST {route}", context=parent, kind=SpanKind.SERVER,
                                  attributes={n.HTTP_REQUEST_METHOD: "POST", n.HTTP_ROUTE: route,
                                              n.GATEWAY_REQUEST_ID: rid})
-        context = trace.set_span_in_context(span, parent)
+        context = context_with(span, parent)
         active = self.telemetry.instruments.tallies.active
         active_key = (operation,)
         active.add(active_key, 1)

@@ -28,6 +28,7 @@ import ssl
 import struct
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -328,6 +329,22 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
     `encode_spans` input (`accepts_encoded`): the OTLP/HTTP exporter here and
     `grpc_span_exporter`."""
 
+    def __init__(self, span_exporter: SpanExporter, *args: Any, **kwargs: Any) -> None:
+        super().__init__(span_exporter, *args, **kwargs)
+        batch = self._batch_processor
+        # The SDK's emit checks the process id (a system call) per span in case of a fork,
+        # which its at-fork hook already handles; the common case is done here directly
+        # when this SDK's BatchProcessor has the fields that takes (else its emit is used).
+        self._queue: Any = None
+        if all(hasattr(batch, name) for name in (
+                "_queue", "_shutdown", "_max_queue_size", "_max_export_batch_size",
+                "_worker_awaken")) and hasattr(os, "register_at_fork"):
+            self._queue = batch._queue
+            os.register_at_fork(after_in_child=_weak_call(self._forget_queue))
+
+    def _forget_queue(self) -> None:
+        self._queue = None  # a forked child's processor is rebuilt by the SDK: use its emit
+
     def on_end(self, span: ReadableSpan) -> None:
         context = span._context
         if not (context and context[3] & 1):  # trace_flags: sampled
@@ -337,7 +354,26 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
         except Exception:  # as the SDK's exporters do with a span they cannot encode
             _log.exception("Failed to encode span %s", span.name)
             return
-        self._batch_processor.emit(encoded)  # type: ignore[arg-type]
+        batch: Any = self._batch_processor
+        queue = self._queue
+        if queue is None or batch._shutdown or len(queue) >= batch._max_queue_size:
+            batch.emit(encoded)  # the SDK's own path: fork check, shutdown and full-queue handling
+            return
+        queue.appendleft(encoded)
+        if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
+            batch._worker_awaken.set()
+
+
+def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
+    """Calls `method` while its object lives (an at-fork hook must not keep it alive)."""
+    weak = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = weak()
+        if bound is not None:
+            bound()
+
+    return call
 
 
 def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan], *, pause_every: int = 0) -> bytes:

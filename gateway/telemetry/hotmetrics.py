@@ -27,7 +27,6 @@ from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -44,6 +43,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from gateway.telemetry.litespan import span_context_in
 
 TRACE_BASED, ALWAYS_ON, ALWAYS_OFF = "trace_based", "always_on", "always_off"
 
@@ -80,7 +81,7 @@ def _span_ids(context: Context | None) -> tuple[Context | None, int, int, bool]:
     last = _last_ids
     if context is not None and last[0] is context:
         return last
-    span_context = trace.get_current_span(context).get_span_context()
+    span_context = span_context_in(context)
     ids = (context, span_context.span_id, span_context.trace_id,
            span_context.is_valid and bool(span_context.trace_flags.sampled))
     if context is not None:

@@ -31,7 +31,7 @@ from time import time_ns
 from typing import Any
 
 from opentelemetry import trace as trace_api
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -43,6 +43,8 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 _log = logging.getLogger(__name__)
@@ -54,6 +56,38 @@ _LIMIT_VARIABLES = (
     "OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT",
     "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
 )
+
+
+_TRACE_ID_MAX = (1 << 128) - 1
+_SPAN_ID_MAX = (1 << 64) - 1
+_FLAGS = tuple(TraceFlags(value) for value in range(256))  # one object per flags value
+
+
+def new_span_context(trace_id: int, span_id: int, flags: int,
+                     trace_state: Any) -> SpanContext:
+    """`SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags),
+    trace_state=trace_state)`: the same tuple, built without the interpreted __new__."""
+    valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+    state = trace_state if trace_state is not None else DEFAULT_TRACE_STATE
+    built: SpanContext = tuple.__new__(SpanContext, (trace_id, span_id, False, _FLAGS[flags],
+                                                     state, valid))
+    return built
+
+
+def span_context_in(context: Context | None) -> SpanContext:
+    """`trace.get_current_span(context).get_span_context()`, read straight from a
+    LiteSpan (the gateway's own contexts) without the API's calls."""
+    span = context.get(_SPAN_KEY) if context is not None else None
+    if type(span) is LiteSpan:
+        return span._span_context
+    return trace_api.get_current_span(context).get_span_context()
+
+
+def context_with(span: trace_api.Span, parent: Context | None) -> Context:
+    """`trace.set_span_in_context(span, parent)`: a copy of `parent` holding `span`."""
+    values = dict(parent if parent is not None else get_current())
+    values[_SPAN_KEY] = span
+    return Context(values)
 
 
 def enabled_for(environ: Mapping[str, str]) -> bool:
@@ -225,8 +259,8 @@ class LiteTracer(trace_api.Tracer):
                    record_exception: bool = True,
                    set_status_on_exception: bool = True) -> trace_api.Span:
         links = links or ()
-        current = trace_api.get_current_span(context).get_span_context()
-        parent = current if current is not None and current.is_valid else None
+        current = span_context_in(context)
+        parent = current if current is not None and current[5] else None  # [5]: is_valid
         provider = self.provider
         ids = provider.id_generator
         if parent is None:
@@ -244,11 +278,10 @@ class LiteTracer(trace_api.Tracer):
         else:
             result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision, trace_state, sampled_attrs = result.decision, result.trace_state, result.attributes
-        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        flags = 1 if decision is Decision.RECORD_AND_SAMPLE else 0  # TraceFlags.SAMPLED
         if random_trace_id:
             flags |= _RANDOM_TRACE_ID
-        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=TraceFlags(flags), trace_state=trace_state)
+        span_context = new_span_context(trace_id, ids.generate_span_id(), flags, trace_state)
         if decision is Decision.DROP or not self.processors:
             # Nothing would ever read a recorded span (no exporter configured): the
             # context alone still propagates, answers traceresponse and tags exemplars.

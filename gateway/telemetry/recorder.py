@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway.telemetry import names as n
 from gateway.telemetry.hotmetrics import HotHistogram
+from gateway.telemetry.litespan import context_with
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
 
@@ -82,7 +82,7 @@ class AttemptRecorder:
             kind=SpanKind.CLIENT,
             attributes={**base, **request_attributes, **extra_attributes},
         )
-        self.context = trace.set_span_in_context(self.span, parent)
+        self.context = context_with(self.span, parent)
         self._started = time.perf_counter()
         self._last_chunk = 0.0
         self._chunk_timer: HotTimer | None = None

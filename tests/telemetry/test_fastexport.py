@@ -313,6 +313,33 @@ def test_spans_encoded_as_they_end_export_the_sdk_encoding() -> None:
     assert fastexport.encode_spans(mixed) == fastexport.encode_spans(spans)
 
 
+def test_queue_shortcut_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) -> None:
+    """Spans queued directly (no per-span fork check) export in order; a full queue drops
+    through the SDK's own path (warning and all); after a fork the SDK's emit is used."""
+    spans = _spans()
+    exporter = _Capture()
+    processor = fastexport.PreEncodingSpanProcessor(
+        exporter, max_queue_size=len(spans), max_export_batch_size=len(spans),
+        schedule_delay_millis=60_000)
+    assert processor._queue is not None  # this SDK has the fields the shortcut uses
+    batch: Any = processor._batch_processor
+    export = batch._export
+    batch._export = lambda strategy: None  # the worker thread must not drain it meanwhile
+    for span in spans:
+        processor.on_end(span)
+    with caplog.at_level("WARNING"):
+        processor.on_end(spans[0])  # one too many: the SDK drops the oldest and says so
+    batch._export = export
+    assert "Queue full" in caplog.text
+    assert processor.force_flush(5_000)
+    assert _decode(exporter.bodies[0]) == sdk_encode([*spans[1:], spans[0]])
+    processor._forget_queue()  # what the at-fork hook does in a child process
+    processor.on_end(spans[0])
+    assert processor.force_flush(5_000)
+    processor.shutdown()
+    assert _decode(exporter.bodies[1]) == sdk_encode(spans[:1])
+
+
 @pytest.mark.parametrize(("protocol", "fast", "on_end", "expected"), [
     ("http/protobuf", "true", "true", ("OTLPHTTPSpanExporter", "PreEncodingSpanProcessor")),
     ("grpc", "true", "true", ("FastGrpcSpanExporter", "PreEncodingSpanProcessor")),

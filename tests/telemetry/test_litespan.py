@@ -175,3 +175,22 @@ def test_without_processors_spans_are_not_recorded_but_propagate() -> None:
     assert not span.is_recording()
     context = span.get_span_context()
     assert context.is_valid and context.trace_flags.sampled
+
+
+def test_span_context_shortcuts_match_the_api() -> None:
+    """span_context_in and context_with give what get_current_span(...).get_span_context()
+    and set_span_in_context give, for lite, SDK, non-recording and no spans."""
+    (sdk, _), (lite, _) = _tracers(ParentBased(ALWAYS_ON))
+    spans: list[trace.Span] = [lite.start_span("lite"), sdk.start_span("sdk"),
+                               NonRecordingSpan(UNSAMPLED)]
+    for span in spans:
+        context = litespan.context_with(span, None)
+        assert context == trace.set_span_in_context(span, None)
+        assert litespan.span_context_in(context) == span.get_span_context()
+        nested = litespan.context_with(spans[0], context)
+        assert nested == trace.set_span_in_context(spans[0], context)
+    for empty in (None, trace.set_span_in_context(trace.INVALID_SPAN, None)):
+        assert litespan.span_context_in(empty) == trace.get_current_span(empty).get_span_context()
+    built = litespan.new_span_context(5 << 64, 7, 1, None)
+    assert built == SpanContext(5 << 64, 7, is_remote=False, trace_flags=TraceFlags(1))
+    assert built.is_valid and not litespan.new_span_context(0, 7, 1, None).is_valid

@@ -26,6 +26,7 @@ from gateway.request import ClientRequest
 from gateway.resilience.drain import InFlight
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
+from gateway.telemetry.hotmetrics import add_keyed, record_keyed
 from gateway.telemetry.litespan import context_with
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.tracecontext import trace_headers
@@ -157,10 +158,8 @@ class Pipeline:
         context = call.server_context if call is not None else None
         if call is not None:
             self._record_spend(call, alias, team, operation)
-            overhead = overhead_s(call)
-            instruments.overhead.record(
-                overhead, {n.GEN_AI_OPERATION_NAME: operation, n.GEN_AI_REQUEST_MODEL: model_label},
-                context=context)
+            record_keyed(instruments.overhead, overhead_s(call), (operation, model_label),
+                         _overhead_attributes, context)
         if span.is_recording():
             final: dict[str, Any] = {n.HTTP_RESPONSE_STATUS_CODE: status,
                                      n.GATEWAY_KEY_ALIAS: alias, n.GATEWAY_TEAM: team}
@@ -186,20 +185,24 @@ class Pipeline:
             usage = attempt.usage
             if usage is None or not (usage.input or usage.output):
                 continue
-            attrs = {
-                n.GEN_AI_OPERATION_NAME: operation,
-                n.GEN_AI_REQUEST_MODEL: attempt.model.name,
-                n.GEN_AI_PROVIDER_NAME: attempt.provider_name,
-                n.GATEWAY_KEY_ALIAS: alias,
-                n.GATEWAY_TEAM: team,
-            }
-            instruments.cost.add(float(attempt.cost), attrs, context=call.server_context)
-            tokens = instruments.tallies.tokens
             key = (operation, attempt.model.name, attempt.provider_name, alias, team)
+            add_keyed(instruments.cost, float(attempt.cost), key, _cost_attributes,
+                      call.server_context)
+            tokens = instruments.tallies.tokens
             for kind, value in (("input", usage.input), ("output", usage.output),
                                 ("cache_read", usage.cache_read), ("reasoning", usage.reasoning)):
                 if value:
                     tokens.add((*key, kind), value)
+
+
+def _overhead_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
+    return {n.GEN_AI_OPERATION_NAME: key[0], n.GEN_AI_REQUEST_MODEL: key[1]}
+
+
+def _cost_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
+    operation, model, provider, alias, team = key
+    return {n.GEN_AI_OPERATION_NAME: operation, n.GEN_AI_REQUEST_MODEL: model,
+            n.GEN_AI_PROVIDER_NAME: provider, n.GATEWAY_KEY_ALIAS: alias, n.GATEWAY_TEAM: team}
 
 
 def _printable(name: str) -> str:

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -50,6 +50,9 @@ TRACE_BASED, ALWAYS_ON, ALWAYS_OFF = "trace_based", "always_on", "always_off"
 
 # An exemplar: value, time, span id, trace id (ids 0 when recorded outside a span).
 _Sample = tuple[float, int, int, int]
+# Builds a measurement's attributes from its key (record_keyed, add_keyed).
+MakeAttributes = Callable[[tuple[Any, ...]], Mapping[str, Any]]
+_MAX_KEYED = 4096  # keys remembered per instrument before the index starts over
 
 
 def enabled_for(environ: Mapping[str, str]) -> bool:
@@ -133,6 +136,7 @@ class HotHistogram:
         self.name, self.unit, self.description = name, unit, description
         self.bounds = tuple(bounds)  # as given: the Prometheus `le` label prints ints as ints
         self._series: dict[frozenset[tuple[str, Any]], _Series] = {}
+        self._keyed: dict[tuple[Any, ...], _Series] = {}  # record_keyed's index into _series
         self._lock = threading.Lock()
         self._exemplars = exemplars
 
@@ -150,15 +154,37 @@ class HotHistogram:
                 series = self._series[key] = _Series(attrs, len(self.bounds) + 1)
             series.add(index, amount, sample)
 
-    def bind(self, attributes: Mapping[str, Any], context: Context | None = None) -> BoundHistogram:
-        """A recorder for one series and one context (a stream's per-chunk timings):
-        the attribute key and the exemplar's span are worked out once, not per chunk."""
+    def record_keyed(self, amount: float, key: tuple[Any, ...], make_attributes: MakeAttributes,
+                     context: Context | None = None) -> None:
+        """`record(amount, make_attributes(key), context)`, with the series found by `key`
+        (a plain tuple, cheap to hash) once it exists: no attribute dict and no frozenset
+        per measurement. `key` must determine the attributes; the cache is bounded."""
+        if not amount >= 0 or amount == math.inf:
+            return
+        series = self._keyed.get(key)
+        if series is None:
+            series = self._series_for(make_attributes(key))
+            if len(self._keyed) >= _MAX_KEYED:
+                self._keyed.clear()
+            self._keyed[key] = series
+        index = bisect_left(self.bounds, amount)
+        sample = _sample(amount, context, self._exemplars)
+        with self._lock:
+            series.add(index, amount, sample)
+
+    def _series_for(self, attributes: Mapping[str, Any]) -> _Series:
         attrs = dict(attributes)
         key = frozenset(attrs.items())
         with self._lock:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = _Series(attrs, len(self.bounds) + 1)
+        return series
+
+    def bind(self, attributes: Mapping[str, Any], context: Context | None = None) -> BoundHistogram:
+        """A recorder for one series and one context (a stream's per-chunk timings):
+        the attribute key and the exemplar's span are worked out once, not per chunk."""
+        series = self._series_for(attributes)
         ids = _sample(0.0, context, self._exemplars)
         return BoundHistogram(self, series, None if ids is None else (ids[2], ids[3]))
 
@@ -208,6 +234,7 @@ class HotCounter:
                  exemplars: str = TRACE_BASED) -> None:
         self.name, self.unit, self.description = name, unit, description
         self._series: dict[frozenset[tuple[str, Any]], list[Any]] = {}
+        self._keyed: dict[tuple[Any, ...], list[Any]] = {}
         self._lock = threading.Lock()
         self._exemplars = exemplars
 
@@ -226,6 +253,29 @@ class HotCounter:
             if sample is not None:
                 series[3] = sample
 
+    def add_keyed(self, amount: float, key: tuple[Any, ...], make_attributes: MakeAttributes,
+                  context: Context | None = None) -> None:
+        """`add(amount, make_attributes(key), context)`, found by `key` (see
+        HotHistogram.record_keyed)."""
+        if not amount >= 0 or amount == math.inf:
+            return
+        series = self._keyed.get(key)
+        if series is None:
+            attrs = dict(make_attributes(key))
+            series_key = frozenset(attrs.items())
+            with self._lock:
+                series = self._series.get(series_key)
+                if series is None:
+                    series = self._series[series_key] = [attrs, time.time_ns(), 0, None]
+            if len(self._keyed) >= _MAX_KEYED:
+                self._keyed.clear()
+            self._keyed[key] = series
+        sample = _sample(amount, context, self._exemplars)
+        with self._lock:
+            series[2] += amount
+            if sample is not None:
+                series[3] = sample
+
     def collect(self, now: int, since: int) -> Metric | None:
         with self._lock:
             rows = [list(s) for s in self._series.values()]
@@ -237,6 +287,24 @@ class HotCounter:
             for attrs, start, value, sample in rows]
         return Metric(self.name, self.description, self.unit,
                       Sum(points, AggregationTemporality.CUMULATIVE, is_monotonic=True))
+
+
+def record_keyed(histogram: Any, amount: float, key: tuple[Any, ...],
+                 make_attributes: MakeAttributes, context: Context | None = None) -> None:
+    """A measurement by key on a HotHistogram, or by attributes on an SDK histogram."""
+    if type(histogram) is HotHistogram:
+        histogram.record_keyed(amount, key, make_attributes, context)
+    else:
+        histogram.record(amount, make_attributes(key), context=context)
+
+
+def add_keyed(counter: Any, amount: float, key: tuple[Any, ...],
+              make_attributes: MakeAttributes, context: Context | None = None) -> None:
+    """An addition by key on a HotCounter, or by attributes on an SDK counter."""
+    if type(counter) is HotCounter:
+        counter.add_keyed(amount, key, make_attributes, context)
+    else:
+        counter.add(amount, make_attributes(key), context=context)
 
 
 def _exemplar(sample: _Sample) -> Exemplar:

@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway.telemetry import names as n
-from gateway.telemetry.hotmetrics import HotHistogram
+from gateway.telemetry.hotmetrics import HotHistogram, record_keyed
 from gateway.telemetry.litespan import context_with
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
@@ -39,10 +39,9 @@ class AttemptRecorder:
     """Start at send, then `response`/`first_chunk`/`chunk`, then exactly one `finish`."""
 
     __slots__ = (
-        "_base",
-        "_chunk_attrs",
         "_chunk_timer",
         "_finished",
+        "_key",
         "_last_chunk",
         "_started",
         "context",
@@ -65,17 +64,16 @@ class AttemptRecorder:
         extra_attributes: Mapping[str, Any],
     ) -> None:
         self.telemetry = telemetry
+        self._key = (operation, provider_name, model, server_address, server_port)
         base: dict[str, Any] = {
             n.GEN_AI_OPERATION_NAME: operation,
             n.GEN_AI_PROVIDER_NAME: provider_name,
             n.GEN_AI_REQUEST_MODEL: model,
         }
-        self._chunk_attrs = dict(base)
         if server_address is not None:
             base[n.SERVER_ADDRESS] = server_address
         if server_port is not None:
             base[n.SERVER_PORT] = server_port
-        self._base = base
         self.span: Span = telemetry.tracer.start_span(
             f"{operation} {model}",
             context=parent,
@@ -93,19 +91,19 @@ class AttemptRecorder:
         now = time.perf_counter()
         self._last_chunk = now
         self.first_chunk_s = now - self._started
-        self.telemetry.instruments.time_to_first_chunk.record(
-            self.first_chunk_s, self._chunk_attrs, context=self.context
-        )
+        record_keyed(self.telemetry.instruments.time_to_first_chunk, self.first_chunk_s,
+                     self._key[:3], chunk_attributes, self.context)
 
     def chunk(self) -> None:
         now = time.perf_counter()
         timer = self._chunk_timer
         if timer is None:  # the first chunk after the first: bind the series once per stream
             histogram = self.telemetry.instruments.time_per_output_chunk
+            chunk_attrs = chunk_attributes(self._key)
             if isinstance(histogram, HotHistogram):
-                timer = histogram.bind(self._chunk_attrs, self.context)
+                timer = histogram.bind(chunk_attrs, self.context)
             else:
-                chunk_attrs, context = self._chunk_attrs, self.context
+                context = self.context
                 def timer_record(amount: float) -> None:
                     histogram.record(amount, chunk_attrs, context=context)
                 timer = _Timer(timer_record)
@@ -136,19 +134,19 @@ class AttemptRecorder:
         self._finished = True
         duration = time.perf_counter() - self._started
         instruments = self.telemetry.instruments
-        attrs = dict(self._base)
-        if response_model:
-            attrs[n.GEN_AI_RESPONSE_MODEL] = response_model
+        op, provider, model, address, port = self._key
+        served = response_model or None
+        context = self.context
         if usage is not None and (usage.input or usage.output):
-            token_attrs = dict(attrs)
-            token_attrs[n.GEN_AI_TOKEN_TYPE] = n.TOKEN_INPUT
-            instruments.token_usage.record(usage.input, token_attrs, context=self.context)
-            token_attrs = dict(attrs)
-            token_attrs[n.GEN_AI_TOKEN_TYPE] = n.TOKEN_OUTPUT
-            instruments.token_usage.record(usage.output, token_attrs, context=self.context)
-        if error_type is not None:
-            attrs[n.ERROR_TYPE] = error_type
-        instruments.operation_duration.record(duration, attrs, context=self.context)
+            record_keyed(instruments.token_usage, usage.input,
+                         (op, provider, model, address, port, served, None, n.TOKEN_INPUT),
+                         metric_attributes, context)
+            record_keyed(instruments.token_usage, usage.output,
+                         (op, provider, model, address, port, served, None, n.TOKEN_OUTPUT),
+                         metric_attributes, context)
+        record_keyed(instruments.operation_duration, duration,
+                     (op, provider, model, address, port, served, error_type, None),
+                     metric_attributes, context)
         span = self.span
         if span.is_recording():
             final: dict[str, Any] = dict(response_attributes or {})
@@ -174,6 +172,32 @@ class AttemptRecorder:
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))
             span.set_attributes(final)
         span.end()
+
+
+def chunk_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
+    """The chunk timing metrics' attributes: operation, provider and request model (the
+    first three of an attempt's key)."""
+    return {n.GEN_AI_OPERATION_NAME: key[0], n.GEN_AI_PROVIDER_NAME: key[1],
+            n.GEN_AI_REQUEST_MODEL: key[2]}
+
+
+def metric_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
+    """The gen_ai metric attributes of an attempt's measurement key: (operation, provider,
+    request model, server address, server port, response model, error type, token type)."""
+    operation, provider, model, address, port, served, error_type, token_type = key
+    attrs: dict[str, Any] = {n.GEN_AI_OPERATION_NAME: operation,
+                             n.GEN_AI_PROVIDER_NAME: provider, n.GEN_AI_REQUEST_MODEL: model}
+    if address is not None:
+        attrs[n.SERVER_ADDRESS] = address
+    if port is not None:
+        attrs[n.SERVER_PORT] = port
+    if served is not None:
+        attrs[n.GEN_AI_RESPONSE_MODEL] = served
+    if token_type is not None:
+        attrs[n.GEN_AI_TOKEN_TYPE] = token_type
+    if error_type is not None:
+        attrs[n.ERROR_TYPE] = error_type
+    return attrs
 
 
 def response_attributes(payload: Mapping[str, Any]) -> dict[str, Any]:

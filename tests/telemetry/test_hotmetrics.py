@@ -46,6 +46,17 @@ def _record(instruments: Instruments, context: Any) -> None:
     instruments.cost.add(0.5, dict(reversed(list(A.items()))), context=context)  # same series
     instruments.cost.add(-1.0, A)
     instruments.tallies.requests.add(("chat", "gpt-4.1", "openai", 200, None, "k", "t"))
+    # By key (the request path's way): the same series as the attributes the key stands for.
+    for _ in range(2):
+        hotmetrics.record_keyed(instruments.operation_duration, 0.02, ("a",), _by_key, context)
+        hotmetrics.record_keyed(instruments.token_usage, 9, ("a", "output"), _by_key, context)
+        hotmetrics.add_keyed(instruments.cost, 0.125, ("a",), _by_key, context)
+    hotmetrics.record_keyed(instruments.operation_duration, -1.0, ("a",), _by_key)
+    hotmetrics.add_keyed(instruments.cost, float("nan"), ("a",), _by_key)
+
+
+def _by_key(key: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(A) if len(key) == 1 else {**A, "gen_ai.token.type": key[1]}
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, list[dict[str, Any]]]:
@@ -187,3 +198,22 @@ def test_interleaved_contexts_leave_each_its_own_exemplar() -> None:
     assert ids[4] == (spans[0].get_span_context().span_id, spans[0].get_span_context().trace_id)
     # the last bucket got 4.5 (span 1), 5.5 (span 0), then 4.5 unsampled, which leaves none
     assert series.counts[4] == 3
+
+
+def test_keyed_index_starts_over_without_losing_series() -> None:
+    """Past its bound the key index is cleared; measurements still land in their series."""
+    keys = hotmetrics._MAX_KEYED + 10
+    metrics = HotMetrics(InstrumentationScope("gateway", "1.0"), RESOURCE)
+    histogram = metrics.histogram("h", "s", "d", (0.01, 0.1))
+    counter = metrics.counter("c", "1", "d")
+    for _ in range(2):
+        for i in range(keys):
+            histogram.record_keyed(0.05, (i,), lambda key: {"i": key[0]})
+            counter.add_keyed(1, (i,), lambda key: {"i": key[0]})
+    assert len(histogram._keyed) <= hotmetrics._MAX_KEYED
+    assert len(counter._keyed) <= hotmetrics._MAX_KEYED
+    points = {m.name: m.data.data_points for m in metrics.collect(0)}
+    assert sorted((dict(p.attributes)["i"], p.count) for p in points["h"]) == \
+        [(i, 2) for i in range(keys)]
+    assert sorted((dict(p.attributes)["i"], p.value) for p in points["c"]) == \
+        [(i, 2) for i in range(keys)]

@@ -340,7 +340,7 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
                 "_queue", "_shutdown", "_max_queue_size", "_max_export_batch_size",
                 "_worker_awaken")) and hasattr(os, "register_at_fork"):
             self._queue = batch._queue
-            os.register_at_fork(after_in_child=_weak_call(self._forget_queue))
+            os.register_at_fork(after_in_child=_forget_queue_later(self))
 
     def _forget_queue(self) -> None:
         self._queue = None  # a forked child's processor is rebuilt by the SDK: use its emit
@@ -364,14 +364,16 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
             batch._worker_awaken.set()
 
 
-def _weak_call(method: Callable[[], None]) -> Callable[[], None]:
-    """Calls `method` while its object lives (an at-fork hook must not keep it alive)."""
-    weak = weakref.WeakMethod(method)
+def _forget_queue_later(processor: PreEncodingSpanProcessor) -> Callable[[], None]:
+    """An at-fork hook calling `processor._forget_queue()` while the processor lives (a
+    weak reference: the hook must not keep it alive; compiled methods are not bound
+    methods, so WeakMethod cannot be used)."""
+    weak = weakref.ref(processor)
 
     def call() -> None:
-        bound = weak()
-        if bound is not None:
-            bound()
+        alive = weak()
+        if alive is not None:
+            alive._forget_queue()
 
     return call
 

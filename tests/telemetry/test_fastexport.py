@@ -333,7 +333,8 @@ def test_queue_shortcut_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) ->
     assert "Queue full" in caplog.text
     assert processor.force_flush(5_000)
     assert _decode(exporter.bodies[0]) == sdk_encode([*spans[1:], spans[0]])
-    processor._forget_queue()  # what the at-fork hook does in a child process
+    fastexport._forget_queue_later(processor)()  # the at-fork hook, as a child runs it
+    assert processor._queue is None
     processor.on_end(spans[0])
     assert processor.force_flush(5_000)
     processor.shutdown()

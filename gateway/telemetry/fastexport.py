@@ -28,7 +28,6 @@ import ssl
 import struct
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -333,17 +332,11 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
         super().__init__(span_exporter, *args, **kwargs)
         batch = self._batch_processor
         # The SDK's emit checks the process id (a system call) per span in case of a fork,
-        # which its at-fork hook already handles; the common case is done here directly
-        # when this SDK's BatchProcessor has the fields that takes (else its emit is used).
-        self._queue: Any = None
-        if all(hasattr(batch, name) for name in (
-                "_queue", "_shutdown", "_max_queue_size", "_max_export_batch_size",
-                "_worker_awaken")) and hasattr(os, "register_at_fork"):
-            self._queue = batch._queue
-            os.register_at_fork(after_in_child=_forget_queue_later(self))
-
-    def _forget_queue(self) -> None:
-        self._queue = None  # a forked child's processor is rebuilt by the SDK: use its emit
+        # which its own at-fork hook (os.register_at_fork) already handles. Where that hook
+        # exists and this SDK's BatchProcessor has the fields it takes, on_end queues
+        # directly; otherwise it calls the SDK's emit.
+        self._direct = hasattr(os, "register_at_fork") and all(hasattr(batch, name) for name in (
+            "_queue", "_shutdown", "_max_queue_size", "_max_export_batch_size", "_worker_awaken"))
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span._context
@@ -355,27 +348,16 @@ class PreEncodingSpanProcessor(BatchSpanProcessor):
             _log.exception("Failed to encode span %s", span.name)
             return
         batch: Any = self._batch_processor
-        queue = self._queue
-        if queue is None or batch._shutdown or len(queue) >= batch._max_queue_size:
-            batch.emit(encoded)  # the SDK's own path: fork check, shutdown and full-queue handling
+        if not self._direct:
+            batch.emit(encoded)
+            return
+        queue = batch._queue  # read each time: the SDK may renew it (after a fork)
+        if batch._shutdown or len(queue) >= batch._max_queue_size:
+            batch.emit(encoded)  # the SDK's own path: shutdown and full-queue handling
             return
         queue.appendleft(encoded)
         if len(queue) >= batch._max_export_batch_size and not batch._worker_awaken.is_set():
             batch._worker_awaken.set()
-
-
-def _forget_queue_later(processor: PreEncodingSpanProcessor) -> Callable[[], None]:
-    """An at-fork hook calling `processor._forget_queue()` while the processor lives (a
-    weak reference: the hook must not keep it alive; compiled methods are not bound
-    methods, so WeakMethod cannot be used)."""
-    weak = weakref.ref(processor)
-
-    def call() -> None:
-        alive = weak()
-        if alive is not None:
-            alive._forget_queue()
-
-    return call
 
 
 def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan], *, pause_every: int = 0) -> bytes:

@@ -315,13 +315,13 @@ def test_spans_encoded_as_they_end_export_the_sdk_encoding() -> None:
 
 def test_queue_shortcut_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) -> None:
     """Spans queued directly (no per-span fork check) export in order; a full queue drops
-    through the SDK's own path (warning and all); after a fork the SDK's emit is used."""
+    through the SDK's own path (warning and all); without the shortcut the SDK's emit."""
     spans = _spans()
     exporter = _Capture()
     processor = fastexport.PreEncodingSpanProcessor(
         exporter, max_queue_size=len(spans), max_export_batch_size=len(spans),
         schedule_delay_millis=60_000)
-    assert processor._queue is not None  # this SDK has the fields the shortcut uses
+    assert processor._direct  # this SDK has the fields the shortcut uses
     batch: Any = processor._batch_processor
     export = batch._export
     batch._export = lambda strategy: None  # the worker thread must not drain it meanwhile
@@ -333,8 +333,7 @@ def test_queue_shortcut_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) ->
     assert "Queue full" in caplog.text
     assert processor.force_flush(5_000)
     assert _decode(exporter.bodies[0]) == sdk_encode([*spans[1:], spans[0]])
-    fastexport._forget_queue_later(processor)()  # the at-fork hook, as a child runs it
-    assert processor._queue is None
+    processor._direct = False  # as with an SDK without those fields: its own emit
     processor.on_end(spans[0])
     assert processor.force_flush(5_000)
     processor.shutdown()

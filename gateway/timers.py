@@ -5,7 +5,10 @@ read timeout, one per wait for a streamed chunk) and nearly always cancels them
 unfired. `loop.call_at` costs that a timer handle each, which uvloop backs with
 a libuv timer it allocates, starts and stops: about 2.5 µs a timer, most of a
 request's timer cost. Here timers due in the same `RESOLUTION` slot share one
-loop timer; arming one is a set insertion and cancelling it a removal.
+loop timer; arming one is a set insertion and cancelling it a removal. A slot
+whose timers were all cancelled gives its loop timer back at once, so nothing
+accumulates for timeouts minutes away; under load the requests that overlap in
+a slot's 10 ms share its loop timer.
 
 A timer fires at the end of its slot: never early, at most `RESOLUTION` late.
 
@@ -26,22 +29,38 @@ RESOLUTION = 0.01  # seconds
 class Timer:
     """One armed callback; `cancel()` disarms it (a no-op once it fired)."""
 
-    def __init__(self, bucket: set[Timer], callback: Callable[[], None]) -> None:
-        self._bucket: set[Timer] | None = bucket
+    def __init__(self, slot: _Slot, callback: Callable[[], None]) -> None:
+        self._slot: _Slot | None = slot
         self._callback: Callable[[], None] | None = callback
 
     def cancel(self) -> None:
-        bucket = self._bucket
-        if bucket is not None:
-            bucket.discard(self)
-            self._bucket = None
+        slot = self._slot
+        if slot is not None:
+            self._slot = None
             self._callback = None
+            slot.remove(self)
 
     def _take(self) -> Callable[[], None] | None:
         callback = self._callback
-        self._bucket = None
+        self._slot = None
         self._callback = None
         return callback
+
+
+class _Slot:
+    """The timers due in one RESOLUTION slot, and the loop timer that fires them."""
+
+    def __init__(self, owner: CoarseTimers, index: int) -> None:
+        self.owner = owner
+        self.index = index
+        self.timers: set[Timer] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def remove(self, timer: Timer) -> None:
+        timers = self.timers
+        timers.discard(timer)
+        if not timers:
+            self.owner._release(self)
 
 
 class CoarseTimers:
@@ -49,28 +68,35 @@ class CoarseTimers:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._slots: dict[int, set[Timer]] = {}
+        self._slots: dict[int, _Slot] = {}
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run `callback` once the loop's clock passes `when` (at most RESOLUTION later)."""
-        slot = math.ceil(when / RESOLUTION)
-        bucket = self._slots.get(slot)
-        if bucket is None:
-            bucket = self._slots[slot] = set()
-            # An empty slot's loop timer stays armed: the next request due in it reuses it.
-            self.loop.call_at(slot * RESOLUTION, self._fire, slot)
-        timer = Timer(bucket, callback)
-        bucket.add(timer)
+        index = math.ceil(when / RESOLUTION)
+        slot = self._slots.get(index)
+        if slot is None:
+            slot = self._slots[index] = _Slot(self, index)
+            slot.handle = self.loop.call_at(index * RESOLUTION, self._fire, index)
+        timer = Timer(slot, callback)
+        slot.timers.add(timer)
         return timer
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         return self.call_at(self.loop.time() + delay, callback)
 
-    def _fire(self, slot: int) -> None:
-        bucket = self._slots.pop(slot, None)
-        if not bucket:
+    def _release(self, slot: _Slot) -> None:
+        """A slot whose timers were all cancelled: its loop timer goes too (nothing is
+        kept for the long timeouts that nearly never fire)."""
+        if self._slots.get(slot.index) is slot:
+            del self._slots[slot.index]
+            if slot.handle is not None:
+                slot.handle.cancel()
+
+    def _fire(self, index: int) -> None:
+        slot = self._slots.pop(index, None)
+        if slot is None:
             return
-        for timer in list(bucket):
+        for timer in list(slot.timers):
             callback = timer._take()
             if callback is not None:
                 try:

@@ -29,7 +29,7 @@ async def test_a_cancelled_timer_never_fires_and_is_released() -> None:
     timer = timers.call_later(0.02, lambda: fired.append(1))
     timer.cancel()
     timer.cancel()  # twice is harmless
-    assert all(not bucket for bucket in timers._slots.values())
+    assert timers._slots == {}  # its slot and loop timer are gone too
     await asyncio.sleep(0.02 + 3 * RESOLUTION)
     assert fired == []
 
@@ -166,3 +166,19 @@ def test_a_deadline_needs_a_running_task() -> None:
     """Outside a task there is nothing to cancel."""
     with pytest.raises(RuntimeError):
         Deadline(None)
+
+
+async def test_a_slot_gives_back_its_loop_timer_once_emptied() -> None:
+    """Timeouts far ahead, armed and cancelled by every request, keep nothing: the last
+    cancel in a slot cancels its loop timer; a slot still holding a timer keeps it."""
+    loop = asyncio.get_running_loop()
+    timers = CoarseTimers(loop)
+    far = loop.time() + 600
+    kept = timers.call_at(far, lambda: None)
+    for i in range(1000):
+        timers.call_at(far + i * RESOLUTION, lambda: None).cancel()
+    assert list(timers._slots) == [next(iter(timers._slots))]  # only the one still armed
+    slot = timers._slots[next(iter(timers._slots))]
+    assert slot.handle is not None and not slot.handle.cancelled()
+    kept.cancel()
+    assert timers._slots == {} and slot.handle.cancelled()

@@ -70,12 +70,12 @@ class Prepared:
     model: ModelConfig
     provider: Provider
     recorder: AttemptRecorder
-    response: UpstreamResponse | None = None
-    chunks: AsyncIterator[bytes] | None = None
-    first: bytes = b""  # streams: the bytes up to the first data event
-    body: bytes | None = None  # JSON answers: the whole body
-    first_seen: bool = False
-    result: AttemptResult | None = None  # streams: set once the relay ended, however it ended
+    response: UpstreamResponse | None
+    chunks: AsyncIterator[bytes] | None
+    first: bytes  # streams: the bytes up to the first data event
+    body: bytes | None  # JSON answers: the whole body
+    first_seen: bool
+    result: AttemptResult | None  # streams: set once the relay ended, however it ended
 
     def __init__(self, model: ModelConfig, provider: Provider,
                  recorder: AttemptRecorder) -> None:  # see gateway.call.AttemptResult

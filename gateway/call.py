@@ -34,17 +34,17 @@ ANONYMOUS = Principal()
 class AttemptResult:
     """What one upstream attempt cost and how it ended.
 
-    `__init__` is written out (init=False), here and in the other per-request
-    dataclasses: the generated one stays interpreted Python in the compiled build.
+    `__init__` is written out (init=False), defaults included, here and in the other
+    per-request dataclasses: the generated one stays interpreted in the compiled build.
     """
 
     model: ModelConfig
     provider_name: str
     usage: Usage | None
     cost: Decimal
-    error_type: str | None = None
-    status: int | None = None
-    committed: bool = False  # bytes were sent to the client
+    error_type: str | None
+    status: int | None
+    committed: bool  # bytes were sent to the client
 
     def __init__(self, model: ModelConfig, provider_name: str, usage: Usage | None,
                  cost: Decimal, error_type: str | None = None, status: int | None = None,
@@ -68,17 +68,17 @@ class Call:
     server_span: Span
     server_context: Context
     headers: Mapping[str, str]
-    principal: Principal = ANONYMOUS
-    started: float = field(default_factory=time.perf_counter)
-    upstream_wait_s: float = 0.0  # time spent waiting on upstreams (excluded from overhead)
-    served_model: ModelConfig | None = None
-    served_provider: str | None = None
-    fallback_reason: str | None = None
-    attempts: list[AttemptResult] = field(default_factory=list)
-    status: int = 200
-    error_type: str | None = None
-    reservation: Any = None  # set by the spend guard, settled when the call ends
-    state: dict[str, Any] = field(default_factory=dict)  # for hooks' own per-call data
+    principal: Principal
+    started: float
+    upstream_wait_s: float  # time spent waiting on upstreams (excluded from overhead)
+    served_model: ModelConfig | None
+    served_provider: str | None
+    fallback_reason: str | None
+    attempts: list[AttemptResult]
+    status: int
+    error_type: str | None
+    reservation: Any  # set by the spend guard, settled when the call ends
+    state: dict[str, Any]  # for hooks' own per-call data
 
     def __init__(self, request_id: str, client: ClientRequest, model: ModelConfig,
                  server_span: Span, server_context: Context, headers: Mapping[str, str],

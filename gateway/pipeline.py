@@ -155,17 +155,18 @@ class Pipeline:
         instruments = self.telemetry.instruments
         instruments.tallies.requests.add(
             (operation, model_label, provider, status, error_type, alias, team))
-        context = call.server_context if call is not None else None
+        overhead = 0.0
         if call is not None:
             self._record_spend(call, alias, team, operation)
-            record_keyed(instruments.overhead, overhead_s(call), (operation, model_label),
-                         _overhead_attributes, context)
+            overhead = overhead_s(call)
+            record_keyed(instruments.overhead, overhead, (operation, model_label),
+                         _overhead_attributes, call.server_context)
         if span.is_recording():
             final: dict[str, Any] = {n.HTTP_RESPONSE_STATUS_CODE: status,
                                      n.GATEWAY_KEY_ALIAS: alias, n.GATEWAY_TEAM: team}
             if call is not None:
                 final[n.GATEWAY_MODEL_REQUESTED] = call.model.name
-                final[n.GATEWAY_OVERHEAD_S] = overhead_s(call)
+                final[n.GATEWAY_OVERHEAD_S] = overhead
                 if call.served_model is not None:
                     final[n.GATEWAY_MODEL_SERVED] = call.served_model.name
                 if call.fallback_reason is not None:

@@ -26,9 +26,9 @@ class ClientRequest:
     operation: str
     body: dict[str, Any]
     model: str
-    stream: bool = False
-    include_usage: bool = False
-    raw: bytes = b""  # the body as the client sent it
+    stream: bool
+    include_usage: bool
+    raw: bytes  # the body as the client sent it
 
     def __init__(self, operation: str, body: dict[str, Any], model: str, stream: bool = False,
                  include_usage: bool = False, raw: bytes = b"") -> None:  # see AttemptResult

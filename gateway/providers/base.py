@@ -7,7 +7,7 @@ simulated provider plug in without patching anything.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
@@ -24,10 +24,10 @@ class UpstreamRequest:
     body: dict[str, Any]
     stream: bool
     model: ModelConfig
-    headers: dict[str, str] = field(default_factory=dict)  # trace context, request id
-    directives: Mapping[str, str] = field(default_factory=dict)  # x-mock-* for the simulator
-    raw: bytes | None = None  # `body` already serialised, when the client's bytes fit unchanged
-    context: Context | None = None  # the attempt's CLIENT span, for instrumented HTTP clients
+    headers: dict[str, str]  # trace context, request id
+    directives: Mapping[str, str]  # x-mock-* for the simulator
+    raw: bytes | None  # `body` already serialised, when the client's bytes fit unchanged
+    context: Context | None  # the attempt's CLIENT span, for instrumented HTTP clients
 
     def __init__(self, operation: str, path: str, body: dict[str, Any], stream: bool,
                  model: ModelConfig, headers: dict[str, str] | None = None,

@@ -18,9 +18,9 @@ class AttemptDeadlines:
     first_token_at: float | None  # no first byte / first event by then: fall back
     answer_at: float  # the attempt's answer must have started by then
     request_at: float  # the request's overall deadline (answer_at never exceeds it)
-    first_token_s: float | None = None
-    attempt_s: float | None = None
-    request_s: float = 0.0
+    first_token_s: float | None
+    attempt_s: float | None
+    request_s: float
 
     def __init__(self, model: str, first_token_at: float | None, answer_at: float,
                  request_at: float, first_token_s: float | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from gateway.spend import ledger_sql
@@ -36,15 +36,15 @@ class LedgerEntry:
     model_requested: str
     model_served: str
     provider: str  # gen_ai.provider.name
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_nanos: int = 0
-    status: str = OK
-    estimated: bool = False
-    stream: bool = False
-    attempt: int = 1
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost_nanos: int
+    status: str
+    estimated: bool
+    stream: bool
+    attempt: int
 
     def __init__(self, ts: float, request_id: str, trace_id: str, key_alias: str, team: str,
                  key_id: str | None, operation: str, model_requested: str, model_served: str,
@@ -108,11 +108,11 @@ class Reservation:
     ts: float  # when the attempt started
     attempt: int
     make_journal: Callable[[], LedgerEntry]  # built only when needed (streams, Redis, crashes)
-    id: str = field(default_factory=reservation_id)
-    _journal: LedgerEntry | None = None
-    journaled: bool = False  # SQLite: a pending row was written for it
-    row_id: int | None = None  # SQLite: that row's id, as the ledger writer reported it
-    held: bool = True  # False once the store no longer holds it (settled or expired)
+    id: str
+    _journal: LedgerEntry | None
+    journaled: bool  # SQLite: a pending row was written for it
+    row_id: int | None  # SQLite: that row's id, as the ledger writer reported it
+    held: bool  # False once the store no longer holds it (settled or expired)
 
     def __init__(self, budgets: tuple[Budget, ...], windows: tuple[Window, ...],
                  amount_nanos: int, ts: float, attempt: int,

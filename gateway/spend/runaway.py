@@ -56,7 +56,7 @@ class _KeyState:
 @dataclass(slots=True, init=False)
 class _Body:
     start: float
-    count: int = 0
+    count: int
 
     def __init__(self, start: float, count: int = 0) -> None:  # per new body: kept compiled
         self.start = start

@@ -92,6 +92,19 @@ def _span_ids(context: Context | None) -> tuple[Context | None, int, int, bool]:
     return ids
 
 
+def _measurable(amount: float) -> bool:
+    """What the SDK records: not negative, NaN or infinite."""
+    return amount >= 0 and amount != math.inf
+
+
+def _remember(index: dict[tuple[Any, ...], Any], key: tuple[Any, ...], series: Any) -> Any:
+    """`series` under `key` in a keyed index, which starts over past _MAX_KEYED keys."""
+    if len(index) >= _MAX_KEYED:
+        index.clear()
+    index[key] = series
+    return series
+
+
 def _sample(value: float, context: Context | None, mode: str) -> _Sample | None:
     """The exemplar a measurement leaves, under the exemplar filter `mode`."""
     if mode == ALWAYS_OFF:
@@ -142,43 +155,32 @@ class HotHistogram:
 
     def record(self, amount: float, attributes: Mapping[str, Any] | None = None,
                context: Context | None = None) -> None:
-        if not amount >= 0 or amount == math.inf:  # negative, NaN or infinite: the SDK drops it
-            return
-        attrs = attributes or {}
-        key = frozenset(attrs.items())
-        index = bisect_left(self.bounds, amount)
-        sample = _sample(amount, context, self._exemplars)
-        with self._lock:
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = _Series(attrs, len(self.bounds) + 1)
-            series.add(index, amount, sample)
+        if _measurable(amount):
+            self._add(self._series_for(attributes or {}), amount, context)
 
     def record_keyed(self, amount: float, key: tuple[Any, ...], make_attributes: MakeAttributes,
                      context: Context | None = None) -> None:
         """`record(amount, make_attributes(key), context)`, with the series found by `key`
         (a plain tuple, cheap to hash) once it exists: no attribute dict and no frozenset
         per measurement. `key` must determine the attributes; the cache is bounded."""
-        if not amount >= 0 or amount == math.inf:
-            return
-        series = self._keyed.get(key)
-        if series is None:
-            series = self._series_for(make_attributes(key))
-            if len(self._keyed) >= _MAX_KEYED:
-                self._keyed.clear()
-            self._keyed[key] = series
+        if _measurable(amount):
+            series = self._keyed.get(key)
+            if series is None:
+                series = _remember(self._keyed, key, self._series_for(make_attributes(key)))
+            self._add(series, amount, context)
+
+    def _add(self, series: _Series, amount: float, context: Context | None) -> None:
         index = bisect_left(self.bounds, amount)
         sample = _sample(amount, context, self._exemplars)
         with self._lock:
             series.add(index, amount, sample)
 
     def _series_for(self, attributes: Mapping[str, Any]) -> _Series:
-        attrs = dict(attributes)
-        key = frozenset(attrs.items())
+        key = frozenset(attributes.items())
         with self._lock:
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = _Series(attrs, len(self.bounds) + 1)
+                series = self._series[key] = _Series(attributes, len(self.bounds) + 1)
         return series
 
     def bind(self, attributes: Mapping[str, Any], context: Context | None = None) -> BoundHistogram:
@@ -218,7 +220,7 @@ class BoundHistogram:
         self._ids = ids
 
     def record(self, amount: float) -> None:
-        if not amount >= 0 or amount == math.inf:
+        if not _measurable(amount):
             return
         index = bisect_left(self._bounds, amount)
         ids = self._ids
@@ -240,41 +242,34 @@ class HotCounter:
 
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None,
             context: Context | None = None) -> None:
-        if not amount >= 0 or amount == math.inf:
-            return
-        attrs = attributes or {}
-        key = frozenset(attrs.items())
-        sample = _sample(amount, context, self._exemplars)
-        with self._lock:
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = [dict(attrs), time.time_ns(), 0, None]
-            series[2] += amount
-            if sample is not None:
-                series[3] = sample
+        if _measurable(amount):
+            self._add(self._series_for(attributes or {}), amount, context)
 
     def add_keyed(self, amount: float, key: tuple[Any, ...], make_attributes: MakeAttributes,
                   context: Context | None = None) -> None:
         """`add(amount, make_attributes(key), context)`, found by `key` (see
         HotHistogram.record_keyed)."""
-        if not amount >= 0 or amount == math.inf:
-            return
-        series = self._keyed.get(key)
-        if series is None:
-            attrs = dict(make_attributes(key))
-            series_key = frozenset(attrs.items())
-            with self._lock:
-                series = self._series.get(series_key)
-                if series is None:
-                    series = self._series[series_key] = [attrs, time.time_ns(), 0, None]
-            if len(self._keyed) >= _MAX_KEYED:
-                self._keyed.clear()
-            self._keyed[key] = series
+        if _measurable(amount):
+            series = self._keyed.get(key)
+            if series is None:
+                series = _remember(self._keyed, key, self._series_for(make_attributes(key)))
+            self._add(series, amount, context)
+
+    def _add(self, series: list[Any], amount: float, context: Context | None) -> None:
         sample = _sample(amount, context, self._exemplars)
         with self._lock:
             series[2] += amount
             if sample is not None:
                 series[3] = sample
+
+    def _series_for(self, attributes: Mapping[str, Any]) -> list[Any]:
+        """[attributes, start time, value, latest exemplar]."""
+        key = frozenset(attributes.items())
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = [dict(attributes), time.time_ns(), 0, None]
+        return series
 
     def collect(self, now: int, since: int) -> Metric | None:
         with self._lock:

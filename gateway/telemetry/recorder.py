@@ -65,21 +65,11 @@ class AttemptRecorder:
     ) -> None:
         self.telemetry = telemetry
         self._key = (operation, provider_name, model, server_address, server_port)
-        base: dict[str, Any] = {
-            n.GEN_AI_OPERATION_NAME: operation,
-            n.GEN_AI_PROVIDER_NAME: provider_name,
-            n.GEN_AI_REQUEST_MODEL: model,
-        }
-        if server_address is not None:
-            base[n.SERVER_ADDRESS] = server_address
-        if server_port is not None:
-            base[n.SERVER_PORT] = server_port
+        attributes = metric_attributes((*self._key, None, None, None))
+        attributes.update(request_attributes)
+        attributes.update(extra_attributes)
         self.span: Span = telemetry.tracer.start_span(
-            f"{operation} {model}",
-            context=parent,
-            kind=SpanKind.CLIENT,
-            attributes={**base, **request_attributes, **extra_attributes},
-        )
+            f"{operation} {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
         self.context = context_with(self.span, parent)
         self._started = time.perf_counter()
         self._last_chunk = 0.0

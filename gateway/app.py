@@ -1,24 +1,29 @@
-"""The app factory: `create_app(config, telemetry)` wires routes, providers,
-telemetry and the request pipeline; nothing lives in module-level state.
+"""The app factory: `create_app(config, telemetry)` wires the dialects' routes,
+providers, telemetry and the request path's layers; nothing lives in module-level
+state.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
 
-from gateway import handlers
-from gateway.attempt import AttemptRunner
 from gateway.config import GatewayConfig
-from gateway.dispatch import Dispatcher
+from gateway.dialects.base import Dialect
+from gateway.dialects.registry import Dialects, default_dialects
+from gateway.edge.proxy import Proxy
+from gateway.edge.routes import add_routes
 from gateway.hooks import Authenticator, CallHook, OpenAccess
 from gateway.httpclient import HttpClient
-from gateway.pipeline import Pipeline
+from gateway.path.attempt import AttemptRunner
+from gateway.path.chain import Chain
+from gateway.path.lifecycle import Lifecycle
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_providers
+from gateway.resilience.drain import InFlight
 from gateway.resilience.ratelimit import build_rate_limit_hook
 from gateway.router import FallbackRouter, Router
 from gateway.spend.control import SpendControl, build_spend
@@ -57,8 +62,15 @@ def create_app(
     hooks: Sequence[CallHook] = (),
     providers: Mapping[str, Provider] | None = None,
     spend: SpendControl | None = None,
+    dialects: Sequence[Dialect] | None = None,
+    provider_dialects: Mapping[str, Iterable[str]] | None = None,
 ) -> web.Application:
-    """A ready-to-run gateway application for `config`."""
+    """A ready-to-run gateway application for `config`.
+
+    `dialects` are the client APIs served (default: OpenAI chat completions and
+    embeddings); `provider_dialects` adds dialects a provider kind speaks natively to
+    those its adapter declares (a new dialect carried by the `openai` adapter, say).
+    """
     env = os.environ if environ is None else environ
     tel = telemetry if telemetry is not None else setup_telemetry(env)
     provider_map: dict[str, Provider] = dict(providers or {})
@@ -71,16 +83,20 @@ def create_app(
     rate_limits = build_rate_limit_hook(config, tel.instruments)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
-    dispatcher = Dispatcher(runner, router or FallbackRouter(config), hooks)
-    pipeline = Pipeline(config, tel, authenticator or OpenAccess(), dispatcher)
+    served = Dialects(default_dialects() if dialects is None else dialects)
+    chain = Chain(runner, router or FallbackRouter(config), hooks)
+    auth = authenticator or OpenAccess()
+    lifecycle = Lifecycle(config, tel, auth, hooks)
+    inflight = InFlight()
+    proxy = Proxy(lifecycle, chain, config.server.max_body_bytes, inflight)
     app = web.Application(client_max_size=config.server.max_body_bytes + 1)
-    state = GatewayState(config=config, telemetry=tel, pipeline=pipeline)
+    state = GatewayState(config=config, telemetry=tel, authenticator=auth, inflight=inflight)
     app[GATEWAY] = state
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         transport = _client_session(env, tel) if _use_aiohttp_client(env) else HttpClient()
         if not provider_map:
-            provider_map.update(build_providers(config, transport))
+            provider_map.update(build_providers(config, transport, provider_dialects or {}))
         yield
         await transport.close()
 
@@ -98,15 +114,5 @@ def create_app(
 
         app.on_cleanup.append(flush_telemetry)
 
-    router_ = app.router
-    router_.add_route("*", handlers.CHAT_ROUTE, handlers.chat_completions)
-    router_.add_route("*", "/chat/completions", handlers.chat_completions)
-    router_.add_route("*", handlers.EMBEDDINGS_ROUTE, handlers.embeddings)
-    router_.add_route("*", "/embeddings", handlers.embeddings)
-    router_.add_route("*", handlers.MODELS_ROUTE, handlers.models)
-    router_.add_get("/health", handlers.health)
-    router_.add_get("/ready", handlers.ready)
-    if config.server.metrics_path:
-        router_.add_get(config.server.metrics_path, handlers.metrics)
-    router_.add_route("*", "/{tail:.*}", handlers.not_found)
+    add_routes(app, proxy, served, config.server.metrics_path)
     return app

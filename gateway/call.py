@@ -12,7 +12,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from gateway.config import ModelConfig
-from gateway.request import ClientRequest
+from gateway.dialects.base import ClientRequest
 from gateway.usage import Usage
 
 
@@ -60,7 +60,17 @@ class AttemptResult:
 
 @dataclass(slots=True, init=False)
 class Call:
-    """One client request, from body parsed to response finished."""
+    """One client request, from body parsed to response finished.
+
+    Each field has one writer; everyone else reads:
+    - set once when the call is admitted (`path/lifecycle.py`): request_id, client,
+      model, server_span, server_context, headers, principal, started;
+    - the chain (`path/chain.py`): served_model, served_provider, fallback_reason,
+      attempts, backoff_s (time spent waiting between retries);
+    - the attempt (`path/attempt.py`): upstream_wait_s, time spent waiting on upstreams;
+    - the lifecycle's close, once, before the `on_finish` hooks: status, error_type;
+    - the spend guard: reservation; each hook its own keys of `state`.
+    """
 
     request_id: str
     client: ClientRequest
@@ -71,6 +81,7 @@ class Call:
     principal: Principal
     started: float
     upstream_wait_s: float  # time spent waiting on upstreams (excluded from overhead)
+    backoff_s: float  # time spent pausing between retries (excluded from overhead)
     served_model: ModelConfig | None
     served_provider: str | None
     fallback_reason: str | None
@@ -82,12 +93,7 @@ class Call:
 
     def __init__(self, request_id: str, client: ClientRequest, model: ModelConfig,
                  server_span: Span, server_context: Context, headers: Mapping[str, str],
-                 principal: Principal = ANONYMOUS, started: float | None = None,
-                 upstream_wait_s: float = 0.0, served_model: ModelConfig | None = None,
-                 served_provider: str | None = None, fallback_reason: str | None = None,
-                 attempts: list[AttemptResult] | None = None, status: int = 200,
-                 error_type: str | None = None, reservation: Any = None,
-                 state: dict[str, Any] | None = None) -> None:
+                 principal: Principal = ANONYMOUS, started: float | None = None) -> None:
         self.request_id = request_id
         self.client = client
         self.model = model
@@ -96,19 +102,24 @@ class Call:
         self.headers = headers
         self.principal = principal
         self.started = time.perf_counter() if started is None else started
-        self.upstream_wait_s = upstream_wait_s
-        self.served_model = served_model
-        self.served_provider = served_provider
-        self.fallback_reason = fallback_reason
-        self.attempts = [] if attempts is None else attempts
-        self.status = status
-        self.error_type = error_type
-        self.reservation = reservation
-        self.state = {} if state is None else state
+        self.upstream_wait_s = 0.0
+        self.backoff_s = 0.0
+        self.served_model = None
+        self.served_provider = None
+        self.fallback_reason = None
+        self.attempts = []
+        self.status = 200
+        self.error_type = None
+        self.reservation = None
+        self.state = {}
 
     @property
     def operation(self) -> str:
         return self.client.operation
+
+    def overhead_s(self, now: float) -> float:
+        """The gateway's own time until `now`: elapsed, less upstream waits and backoff."""
+        return max(0.0, now - self.started - self.upstream_wait_s - self.backoff_s)
 
     @property
     def usage(self) -> Usage:

@@ -112,6 +112,16 @@ class BudgetExceeded(GatewayError):
     error_type = "budget_exceeded"
 
 
+class DialectNotSupported(GatewayError):
+    """The model's provider does not speak the client's API dialect (and there is no
+    translation between the two)."""
+
+    status = 501
+    type = "invalid_request_error"
+    code = "dialect_not_supported"
+    error_type = "dialect_not_supported"
+
+
 class ProviderNotConfigured(GatewayError):
     status = 503
     type = "server_error"

@@ -40,7 +40,7 @@ async def serve(config: GatewayConfig, host: str, port: int, *, reuse_port: bool
                 on_ready: Callable[[int], None] | None = None) -> None:
     app = create_app(config)
     state = app[GATEWAY]
-    inflight = state.pipeline.inflight
+    inflight = state.inflight
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=_CANCEL_GRACE_S)
     await runner.setup()

@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.config import GatewayConfig
-from gateway.pipeline import Pipeline
+from gateway.hooks import Authenticator
+from gateway.resilience.drain import InFlight
 from gateway.telemetry.setup import Telemetry
 
 
@@ -16,7 +17,8 @@ from gateway.telemetry.setup import Telemetry
 class GatewayState:
     config: GatewayConfig
     telemetry: Telemetry
-    pipeline: Pipeline
+    authenticator: Authenticator
+    inflight: InFlight  # the proxied requests a graceful shutdown waits for
     draining: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 

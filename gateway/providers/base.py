@@ -70,6 +70,7 @@ class Provider(Protocol):
     """Sends one attempt upstream."""
 
     config: ProviderConfig
+    dialects: frozenset[str]  # the API dialects it speaks natively (`gateway/dialects/`)
 
     @property
     def server_address(self) -> str | None: ...

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from gateway.config import ProviderConfig
+from gateway.dialects.registry import OPENAI_NATIVE
 from gateway.providers.base import UpstreamRequest
 from gateway.usage import estimate_prompt_tokens
 
@@ -82,6 +83,7 @@ class MockProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+        self.dialects = OPENAI_NATIVE
         self._random = random.Random(config.mock.seed)
 
     @property

@@ -15,6 +15,7 @@ from multidict import CIMultiDictProxy
 from opentelemetry import context as otel_context
 
 from gateway.config import ProviderConfig
+from gateway.dialects.registry import OPENAI_NATIVE
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
 from gateway.httpclient import HttpClient
 from gateway.providers.base import UpstreamRequest, UpstreamResponse
@@ -73,8 +74,10 @@ class _Poster(Protocol):
 class OpenAIProvider:
     """Sends chat completions and embeddings to an OpenAI-compatible base URL."""
 
-    def __init__(self, config: ProviderConfig, transport: HttpClient | aiohttp.ClientSession) -> None:
+    def __init__(self, config: ProviderConfig, transport: HttpClient | aiohttp.ClientSession,
+                 dialects: frozenset[str] = OPENAI_NATIVE) -> None:
         self.config = config
+        self.dialects = dialects
         parts = urlsplit(config.base_url)
         self._address = parts.hostname
         self._port = parts.port or _DEFAULT_PORTS.get(parts.scheme)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import aiohttp
 
 from gateway.config import GatewayConfig
@@ -11,12 +13,18 @@ from gateway.providers.mock import MockProvider
 from gateway.providers.openai import OpenAIProvider
 
 
-def build_providers(config: GatewayConfig, transport: HttpClient | aiohttp.ClientSession
-                    ) -> dict[str, Provider]:
+def build_providers(config: GatewayConfig, transport: HttpClient | aiohttp.ClientSession,
+                    extra_dialects: Mapping[str, Iterable[str]]) -> dict[str, Provider]:
+    """`extra_dialects`: by provider kind, dialects it speaks beyond what its adapter declares."""
     providers: dict[str, Provider] = {}
     for name, provider in config.providers.items():
+        built: Provider
         if provider.kind == "mock":
-            providers[name] = MockProvider(provider)
+            built = MockProvider(provider)
         else:
-            providers[name] = OpenAIProvider(provider, transport)
+            built = OpenAIProvider(provider, transport)
+        extra = extra_dialects.get(provider.kind)
+        if extra:
+            built.dialects = built.dialects | frozenset(extra)
+        providers[name] = built
     return providers

@@ -18,6 +18,7 @@ BAD_RESPONSE: Final = "bad_response"
 NOT_CONFIGURED: Final = "provider_not_configured"
 CIRCUIT_OPEN: Final = "circuit_open"
 BUDGET: Final = "budget"
+DIALECT: Final = "dialect_not_supported"  # the provider does not speak the call's dialect
 
 # Reasons `retry.on` may list (the others never retry the same model).
 RETRYABLE: Final = (CONNECTION_ERROR, TIMEOUT, STATUS_5XX, STATUS_429, STATUS_4XX, BAD_RESPONSE)

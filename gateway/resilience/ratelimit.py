@@ -19,7 +19,6 @@ from gateway.resilience.config import RateLimit, RateLimitConfig
 from gateway.resilience.limiter import RPM, Limiter, MemoryLimiter, RedisLimiter
 from gateway.telemetry import names as n
 from gateway.telemetry.instruments import Instruments
-from gateway.usage import estimate_prompt_tokens
 
 _STATE: Final = "rate_limit.tokens"
 _UNITS: Final = {RPM: "requests per minute", "tpm": "tokens per minute"}
@@ -27,7 +26,7 @@ _UNITS: Final = {RPM: "requests per minute", "tpm": "tokens per minute"}
 
 def estimate_tokens(call: Call) -> int:
     """What the call may use: its estimated prompt plus the output it allows itself."""
-    return estimate_prompt_tokens(call.client.body) + (call.client.max_tokens or 0)
+    return call.client.prompt_tokens + (call.client.max_tokens or 0)
 
 
 class RateLimitHook(BaseHook):

@@ -46,10 +46,8 @@ from gateway.spend.refusals import RunawayRefused, SpendUnavailable
 from gateway.spend.runaway import RunawayGuard, Verdict
 from gateway.spend.windows import Clock, Window, duration, local_time
 from gateway.telemetry import names as n
-from gateway.usage import estimate_prompt_tokens
 
 _log = logging.getLogger(__name__)
-_PROMPT_TOKENS = "spend.prompt_tokens"
 RUNAWAY_EVENT = n.EVENT_RUNAWAY
 BUDGET_EVENT = n.EVENT_BUDGET_EXCEEDED
 
@@ -116,9 +114,7 @@ class SpendHook(BaseHook):
         budgets = self.budgets.applicable(principal.alias, principal.team, model.name, provider)
         now = self.clock.now()
         windows = tuple(self.budgets.window(b, now) for b in budgets)
-        prompt = call.state.get(_PROMPT_TOKENS)
-        if prompt is None:
-            prompt = call.state[_PROMPT_TOKENS] = estimate_prompt_tokens(call.client.body)
+        prompt = call.client.prompt_tokens  # the dialect's estimate, computed once per call
         output = output_tokens_reserved(call.client.body, call.client.max_tokens,
                                         self.spend.default_max_tokens, call.operation)
         amount = self._worst_case(model, prompt, output)

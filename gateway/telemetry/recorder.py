@@ -188,18 +188,3 @@ def metric_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
     if error_type is not None:
         attrs[n.ERROR_TYPE] = error_type
     return attrs
-
-
-def response_attributes(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """gen_ai response attributes from a chat completion (or its first chunk)."""
-    attrs: dict[str, Any] = {}
-    ident = payload.get("id")
-    if isinstance(ident, str):
-        attrs[n.GEN_AI_RESPONSE_ID] = ident
-    fingerprint = payload.get("system_fingerprint")
-    if isinstance(fingerprint, str):
-        attrs[n.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
-    tier = payload.get("service_tier")
-    if isinstance(tier, str):
-        attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = tier
-    return attrs

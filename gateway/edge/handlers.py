@@ -1,4 +1,5 @@
-"""Thin HTTP handlers: each route reads what it needs from the app and delegates."""
+"""Thin HTTP handlers of the gateway's own routes (the proxied ones are `proxy.py`):
+each reads what it needs from the app and delegates."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ import orjson
 from aiohttp import web
 
 from gateway import errors
-from gateway.pipeline import error_response
-from gateway.request import parse_chat, parse_embeddings
+from gateway.edge.responses import error_response
 from gateway.state import GATEWAY, GatewayState
-from gateway.telemetry import names as n
 
-CHAT_ROUTE = "/v1/chat/completions"
-EMBEDDINGS_ROUTE = "/v1/embeddings"
 MODELS_ROUTE = "/v1/models"
 _CREATED = int(time.time())
 
@@ -29,25 +26,12 @@ def _method_not_allowed(request: web.Request, allowed: str) -> web.Response:
     return error_response(error, {"allow": allowed})
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    if request.method != "POST":
-        return _method_not_allowed(request, "POST")
-    return await _state(request).pipeline.handle(request, parse_chat, n.OP_CHAT, CHAT_ROUTE)
-
-
-async def embeddings(request: web.Request) -> web.StreamResponse:
-    if request.method != "POST":
-        return _method_not_allowed(request, "POST")
-    return await _state(request).pipeline.handle(
-        request, parse_embeddings, n.OP_EMBEDDINGS, EMBEDDINGS_ROUTE)
-
-
 async def models(request: web.Request) -> web.StreamResponse:
     if request.method != "GET":
         return _method_not_allowed(request, "GET")
     state = _state(request)
     try:
-        principal = await state.pipeline.authenticator.authenticate(request.headers)
+        principal = await state.authenticator.authenticate(request.headers)
     except errors.GatewayError as exc:
         return error_response(exc, {})
     allowed = principal.allowed_models

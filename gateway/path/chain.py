@@ -6,7 +6,9 @@ Per model of the chain: skip it while its circuit is open; ask the hooks
 failures with backoff while the request's deadline allows; on a failure worth
 falling back for, move on to the next model. Nothing is retried or replaced
 once the client has received a byte. The first success, or the last failure,
-is the answer.
+is the answer: a `JsonAnswer`, or an `EventStream` the edge has the relay run and
+then hands back to `settle`, which accounts for it like any other attempt.
+The chain never sees the client's HTTP request or response.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
-
 from gateway import errors
-from gateway.attempt import AttemptFailed, AttemptRunner, Prepared
 from gateway.call import AttemptResult, Call
 from gateway.config import ModelConfig
 from gateway.hooks import CallHook
-from gateway.relay import ERROR_CANCELLED
+from gateway.path.answer import EventStream, JsonAnswer
+from gateway.path.attempt import AttemptFailed, AttemptRunner
 from gateway.resilience import outcome
 from gateway.resilience.backoff import parse_retry_after, retry_delay
 from gateway.resilience.breaker import Breakers, CircuitBreaker
@@ -32,7 +32,8 @@ from gateway.resilience.deadline import AttemptDeadlines, plan
 from gateway.router import Router
 from gateway.telemetry import names as n
 
-_NEUTRAL_ENDS = frozenset({None, n.ERROR_CLIENT_DISCONNECT, ERROR_CANCELLED})
+_NEUTRAL_ENDS = frozenset({None, n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED})
+Answer = JsonAnswer | EventStream
 
 
 class _MoveOn(Exception):
@@ -44,7 +45,9 @@ class _MoveOn(Exception):
         self.error = error
 
 
-class Dispatcher:
+class Chain:
+    """The order of attempts for one call, and what happens around each."""
+
     def __init__(self, runner: AttemptRunner, router: Router, hooks: Sequence[CallHook], *,
                  breakers: Breakers | None = None, rng: random.Random | None = None) -> None:
         self.runner = runner
@@ -57,7 +60,7 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._breaker_of: dict[str, CircuitBreaker | None] = {}  # model name -> its breaker
 
-    async def dispatch(self, call: Call, http_request: web.Request) -> web.StreamResponse:
+    async def dispatch(self, call: Call) -> Answer:
         for hook in self.hooks:
             await hook.on_request(call)
         chain = self.router.chain(call)
@@ -69,16 +72,16 @@ class Dispatcher:
             if index:
                 self._fell_back(call, chain[index - 1], model, reason)
             try:
-                return await self._serve_with(call, model, http_request, request_at,
-                                              asked.request_timeout_s, index < len(chain) - 1)
+                return await self._serve_with(call, model, request_at, asked.request_timeout_s,
+                                              index < len(chain) - 1)
             except _MoveOn as move:
                 reason, last = move.reason, move.error
         raise last or errors.ServiceUnavailable("no model could serve this request")
 
-    async def _serve_with(self, call: Call, model: ModelConfig, http_request: web.Request,
-                          request_at: float, request_s: float,
-                          fallback_left: bool) -> web.StreamResponse:
+    async def _serve_with(self, call: Call, model: ModelConfig, request_at: float,
+                          request_s: float, fallback_left: bool) -> Answer:
         """Try `model` (with retries); raise _MoveOn to fall back."""
+        self._check_dialect(call, model)
         policy = self.config.resilience.policy(model.name)
         breaker = self._breaker(model, policy)
         loop = asyncio.get_running_loop()
@@ -96,8 +99,7 @@ class Dispatcher:
             deadlines = plan(loop.time(), model.name, policy, request_at, request_s,
                              fallback_left=fallback_left)
             try:
-                out, result = await self.attempt(call, model, http_request,
-                                                 len(call.attempts) + 1, deadlines)
+                answer = await self.attempt(call, model, len(call.attempts) + 1, deadlines)
             except AttemptFailed as exc:
                 failed = exc
                 self._judge(breaker, failed.reason)
@@ -112,8 +114,19 @@ class Dispatcher:
                 if breaker is not None:
                     breaker.release()
                 raise
-            self._judge_answer(breaker, result.error_type)
-            return out
+            if isinstance(answer, JsonAnswer):  # a stream is judged when it ends (`settle`)
+                self._judge_answer(breaker, answer.result.error_type)
+            return answer
+
+    def _check_dialect(self, call: Call, model: ModelConfig) -> None:
+        """Only a provider that speaks the call's dialect natively can serve it (translation
+        between dialects, when it comes, is looked up here)."""
+        dialect = call.client.dialect.name
+        provider = self.runner.provider_for(model)
+        if dialect not in provider.dialects:
+            raise _MoveOn(outcome.DIALECT, errors.DialectNotSupported(
+                f"model '{model.name}' is served by provider '{provider.config.name}', which "
+                f"does not speak the {dialect} API, and the gateway cannot translate it yet"))
 
     async def _before_attempt(self, call: Call, model: ModelConfig, policy: ModelPolicy,
                               breaker: CircuitBreaker | None, fallback_left: bool) -> None:
@@ -152,32 +165,35 @@ class Dispatcher:
         try:
             await asyncio.sleep(delay)
         finally:
-            call.upstream_wait_s += loop.time() - started
+            call.backoff_s += loop.time() - started
 
-    async def attempt(self, call: Call, model: ModelConfig, http_request: web.Request,
-                      number: int, deadlines: AttemptDeadlines
-                      ) -> tuple[web.StreamResponse, AttemptResult]:
-        """One attempt end to end; raises AttemptFailed before commit."""
-        prepared: Prepared | None = None
+    async def attempt(self, call: Call, model: ModelConfig, number: int,
+                      deadlines: AttemptDeadlines) -> Answer:
+        """One attempt up to its answer; raises AttemptFailed before commit."""
         try:
-            prepared = await self.runner.prepare(call, model, number, deadlines)
-            if call.client.stream:
-                call.served_model = model
-                call.served_provider = prepared.provider.config.provider_name
-                out, result = await self.runner.stream(call, prepared, http_request)
-            else:
-                out, result = self.runner.respond(call, prepared)
-                call.served_model = model
-                call.served_provider = result.provider_name
+            answer = await self.runner.run(call, model, number, deadlines)
         except AttemptFailed as failed:
             await self._done(call, failed.result)
             raise
-        except BaseException:
-            if prepared is not None and prepared.result is not None:
-                await self._done(call, prepared.result)
-            raise
+        call.served_model = model
+        call.served_provider = self.config.provider_for(model).provider_name
+        if isinstance(answer, JsonAnswer):
+            await self._done(call, answer.result)
+        return answer
+
+    async def settle(self, call: Call, stream: EventStream, *, aborted: bool) -> None:
+        """Account for a stream once the relay has ended it (`aborted`: cancelled, or the
+        edge failed before the relay could run it)."""
+        await stream.aclose()
+        result = self.runner.finish_stream(call, stream)
         await self._done(call, result)
-        return out, result
+        breaker = self._breaker_of.get(stream.model.name)
+        if breaker is None:
+            return
+        if aborted:
+            breaker.release()
+        else:
+            self._judge_answer(breaker, result.error_type)
 
     async def _done(self, call: Call, result: AttemptResult) -> None:
         call.attempts.append(result)
@@ -230,7 +246,3 @@ class Dispatcher:
         self.instruments.retries.add(1, {n.GEN_AI_REQUEST_MODEL: model.name,
                                          n.GEN_AI_PROVIDER_NAME: provider,
                                          n.LABEL_REASON: reason}, context=call.server_context)
-
-    async def finish(self, call: Call) -> None:
-        for hook in self.hooks:
-            await hook.on_finish(call)

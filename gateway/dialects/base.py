@@ -1,0 +1,175 @@
+"""The dialect seam: what one client API (OpenAI chat completions, embeddings, and
+next Anthropic Messages, the Responses API, Gemini) tells the request path.
+
+A dialect parses the client's body into the canonical call (`ClientRequest`),
+rewrites it for the upstream, reads usage and response attributes from a JSON
+answer or, event by event, from an SSE stream (`StreamWatcher`), and shapes
+errors the way its SDK expects. The request path (`gateway/path/`) calls only
+these; nothing in it knows a dialect's field names. Protocols, not base classes:
+a dialect may live in an interpreted module (a test's) while the path is compiled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.errors import GatewayError
+from gateway.usage import Usage
+
+
+@dataclass(slots=True, init=False)
+class ClientRequest:
+    """The canonical call: the client's body plus what the gateway reads from it.
+
+    Written by the dialect's `parse`, read by everyone below; only the prompt
+    estimate is filled in later, once, on first use.
+    """
+
+    dialect: Dialect
+    operation: str  # gen_ai.operation.name: "chat", "embeddings", ...
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    max_tokens: int | None  # the most output tokens the client allows, when it says
+    raw: bytes  # the body as the client sent it
+    _prompt_tokens: int
+
+    def __init__(self, dialect: Dialect, body: dict[str, Any], model: str, *,
+                 stream: bool = False, max_tokens: int | None = None,
+                 raw: bytes = b"") -> None:  # written out: see gateway.call.AttemptResult
+        self.dialect = dialect
+        self.operation = dialect.operation
+        self.body = body
+        self.model = model
+        self.stream = stream
+        self.max_tokens = max_tokens
+        self.raw = raw
+        self._prompt_tokens = -1
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The dialect's estimate of the prompt's tokens (computed once, when first asked)."""
+        if self._prompt_tokens < 0:
+            self._prompt_tokens = self.dialect.estimate_prompt(self.body)
+        return self._prompt_tokens
+
+
+@dataclass(slots=True, init=False)
+class Reading:
+    """What a dialect read from a whole JSON answer."""
+
+    usage: Usage | None  # None: the answer had none (the path then estimates)
+    response_model: str | None
+    attributes: dict[str, Any]  # gen_ai response attributes for the CLIENT span
+    body: bytes | None  # the answer re-encoded for the client (model renamed), or None: as is
+    output_tokens: int  # an estimate, for when `usage` is None
+    output_messages: str | None  # captured output content (GenAI JSON), when asked for
+
+    def __init__(self, usage: Usage | None, response_model: str | None,
+                 attributes: dict[str, Any], body: bytes | None = None, output_tokens: int = 0,
+                 output_messages: str | None = None) -> None:
+        self.usage = usage
+        self.response_model = response_model
+        self.attributes = attributes
+        self.body = body
+        self.output_tokens = output_tokens
+        self.output_messages = output_messages
+
+
+@dataclass(slots=True, init=False)
+class StreamEnd:
+    """How a stream ended when it did not end well: its `gateway.stream.end` value,
+    the attempt's `error.type` and a message for the span."""
+
+    end: str
+    error_type: str
+    message: str
+
+    def __init__(self, end: str, error_type: str, message: str) -> None:
+        self.end = end
+        self.error_type = error_type
+        self.message = message
+
+
+class ChunkTimer(Protocol):
+    """Times a stream's chunks (the attempt's recorder): the first, then each content chunk."""
+
+    def first_chunk(self) -> None: ...
+
+    def chunk(self) -> None: ...
+
+
+class StreamWatcher(Protocol):
+    """Reads one relayed stream event by event and says what to forward to the client."""
+
+    done: bool  # the stream's own end (or an error event) was seen: read no further
+    failure: StreamEnd | None  # an error event or a malformed one ended it
+    usage: Usage | None
+    response_model: str | None
+    response_attributes: dict[str, Any]
+
+    def feed(self, events: list[bytes]) -> bytes:
+        """Whole events (each without its blank line) -> the bytes to send the client."""
+        ...
+
+    def output_tokens(self) -> int:
+        """An estimate of the output so far, for when the upstream reports no usage."""
+        ...
+
+    def output_messages(self) -> str | None:
+        """Captured output content (GenAI JSON), or None when capture is off or empty."""
+        ...
+
+
+class Dialect(Protocol):
+    """One API dialect the gateway speaks with clients (and natively with some upstreams)."""
+
+    name: str  # e.g. "openai.chat_completions"; providers list the names they speak
+    operation: str  # gen_ai.operation.name
+    routes: tuple[str, ...]  # the client paths it is served on (POST)
+    upstream_path: str  # the path it calls, relative to a provider's base URL
+    pass_headers: tuple[str, ...]  # upstream response headers its clients read
+
+    def parse(self, raw: bytes) -> ClientRequest:
+        """The canonical call from the client's body; raises InvalidRequest."""
+        ...
+
+    def estimate_prompt(self, body: dict[str, Any]) -> int:
+        """A rough count of the prompt's tokens (budgets, rate limits, missing usage)."""
+        ...
+
+    def request_attributes(self, request: ClientRequest, capture: bool) -> dict[str, Any]:
+        """gen_ai request attributes for the CLIENT span (input content when `capture`)."""
+        ...
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        """The body for the upstream, and its bytes when the client's fit unchanged."""
+        ...
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        """Usage and attributes of a JSON answer; with `rename`, its model becomes `served`."""
+        ...
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> StreamWatcher:
+        """A watcher for one stream of this dialect."""
+        ...
+
+    def event_error(self, data: bytes) -> str | None:
+        """The message when an event's data reports an error instead of an answer."""
+        ...
+
+    def error_body(self, error: GatewayError) -> bytes:
+        """An error response body the dialect's SDK raises as its own error class."""
+        ...
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        """An upstream's error body as this dialect's clients should see it."""
+        ...
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """An SSE event the dialect's SDK raises as an error mid-stream."""
+        ...

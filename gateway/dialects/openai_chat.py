@@ -1,0 +1,257 @@
+"""OpenAI chat completions (`POST /v1/chat/completions`), JSON and SSE.
+
+Usage is the answer's `usage`, or the last chunk's when the stream was asked for
+it (`stream_options.include_usage`, which the gateway always asks the upstream
+for and strips again when the client did not). A stream ends with `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.dialects import openai_wire as wire
+from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.sse import DONE, event_data
+from gateway.telemetry import content
+from gateway.telemetry import names as n
+from gateway.usage import Usage, estimate_prompt_tokens, estimate_text_tokens, from_openai
+
+NAME = "openai.chat_completions"
+_NULL_USAGE = (b',"usage":null', b', "usage": null')
+
+
+class OpenAIChat:
+    """The chat completions dialect."""
+
+    name: str = NAME
+    operation: str = n.OP_CHAT
+    routes: tuple[str, ...] = ("/v1/chat/completions", "/chat/completions")
+    upstream_path: str = "/chat/completions"
+    pass_headers: tuple[str, ...] = wire.PASS_HEADERS
+
+    def parse(self, raw: bytes) -> ClientRequest:
+        body = wire.parse_json(raw)
+        model = wire.model_of(body)
+        messages = body.get("messages")
+        if messages is None:
+            raise InvalidRequest("Missing required parameter: 'messages'.", param="messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' must be a non-empty array.", param="messages")
+        stream = body.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            raise InvalidRequest("'stream' must be a boolean.", param="stream")
+        return ClientRequest(self, body, model, stream=bool(stream), max_tokens=wire.max_tokens(body),
+                             raw=raw)
+
+    def estimate_prompt(self, body: dict[str, Any]) -> int:
+        return estimate_prompt_tokens(body)
+
+    def request_attributes(self, request: ClientRequest, capture: bool) -> dict[str, Any]:
+        attrs = wire.common_request_attributes(request.body, request.max_tokens, request.stream)
+        attrs[n.OPENAI_API_TYPE] = "chat_completions"
+        if capture:
+            messages, system = content.input_messages(request.body.get("messages"))
+            attrs[n.GEN_AI_INPUT_MESSAGES] = messages
+            if system is not None:
+                attrs[n.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+        return attrs
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        return wire.upstream_body(request.body, request.raw, request.model, request.stream,
+                                  upstream_model)
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        usage = from_openai(payload.get("usage"))
+        response_model = payload.get("model")
+        body = None
+        if rename and isinstance(response_model, str):
+            body = wire.renamed(payload, served)
+        reading = Reading(usage, response_model if isinstance(response_model, str) else None,
+                          wire.response_attributes(payload), body)
+        choices = payload.get("choices")
+        if isinstance(choices, list):
+            reasons = [c.get("finish_reason") or "" for c in choices if isinstance(c, dict)]
+            reading.attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+            if capture:
+                texts = {i: str((c.get("message") or {}).get("content") or "")
+                         for i, c in enumerate(choices) if isinstance(c, dict)}
+                reading.output_messages = content.output_messages(texts, dict(enumerate(reasons)))
+        if usage is None:
+            reading.output_tokens = _output_estimate(choices)
+        return reading
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> ChatWatcher:
+        return ChatWatcher(request, served, rename, timer, capture)
+
+    def event_error(self, data: bytes) -> str | None:
+        return wire.event_error(data)
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return wire.error_body(error)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return wire.upstream_error(status, body)
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        return wire.stream_error(message, code)
+
+
+class ChatWatcher:
+    """Reads a chat completion stream event by event: usage, finish reasons, the
+    response model, chunk timing; rewrites the model name and drops the usage the
+    client did not ask for."""
+
+    def __init__(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+                 capture: bool) -> None:
+        options = request.body.get("stream_options")
+        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self.served = served
+        self.timer = timer
+        self.capture = capture
+        self.rewrite_model = rename
+        self.strip_null_usage = not self.include_usage
+        self.done = False
+        self.failure: StreamEnd | None = None
+        self.usage: Usage | None = None
+        self.response_model: str | None = None
+        self.response_attributes: dict[str, Any] = {}
+        self.finish_reasons: dict[int, str] = {}
+        self.texts: dict[int, str] = {}
+        self.content_chunks = 0
+        self._seen_first = False
+        # Raw-byte fast path for plain chunks; off where every chunk must be rewritten or read.
+        self._fast = not capture and not rename
+
+    def output_tokens(self) -> int:
+        return self.content_chunks
+
+    def output_messages(self) -> str | None:
+        if not self.texts:
+            return None
+        return content.output_messages(self.texts, self.finish_reasons)
+
+    def feed(self, events: list[bytes]) -> bytes:
+        parts: list[bytes] = []
+        for event in events:
+            if self._fast and self._plain_chunk(event):
+                parts.append(self._relay_plain(event))
+                continue
+            data = event_data(event)
+            if data is None:  # comment or keep-alive: pass on
+                parts.append(event + b"\n\n")
+                continue
+            if data == DONE:
+                self.done = True
+                parts.append(b"data: [DONE]\n\n")
+                break
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                self.failure = StreamEnd("malformed", "malformed_sse",
+                                         "the upstream sent a malformed event")
+                parts.append(wire.stream_error(self.failure.message, "malformed_sse"))
+                self.done = True
+                break
+            if not isinstance(payload, dict):
+                parts.append(event + b"\n\n")
+                continue
+            parts.append(self._chunk(event, payload))
+        return b"".join(parts)
+
+    def _plain_chunk(self, event: bytes) -> bool:
+        """A mid-stream content chunk that carries nothing to read (no usage, no finish
+        reason, no error), recognised in the raw bytes of compact JSON so the common
+        case skips parsing. Anything unusual takes the parsing path."""
+        return (
+            self._seen_first
+            and event.startswith(b'data: {"')
+            and event.endswith(b"}")
+            and b"\n" not in event
+            and b'"finish_reason":null' in event
+            and b'"choices":[{' in event
+            and b'"usage":{' not in event
+            and b'"error"' not in event
+            and event.count(b'"finish_reason"') == 1
+        )
+
+    def _relay_plain(self, event: bytes) -> bytes:
+        self.timer.chunk()
+        if b'"content":"' in event and b'"content":""' not in event:
+            self.content_chunks += 1
+        if self.strip_null_usage and b'"usage":null' in event:
+            event = event.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
+        return event + b"\n\n"
+
+    def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
+        if wire.is_error_event(payload):
+            error = payload.get("error")
+            code = error.get("code") if isinstance(error, dict) else None
+            self.failure = StreamEnd("upstream_error", str(code or "upstream_error"),
+                                     "the upstream reported an error mid-stream")
+            self.done = True
+            return event + b"\n\n"
+        choices = payload.get("choices")
+        usage = payload.get("usage")
+        if usage is not None:
+            self.usage = from_openai(usage)
+        if not self._seen_first:
+            self._seen_first = True
+            self.timer.first_chunk()
+            self.response_attributes = wire.response_attributes(payload)
+            model = payload.get("model")
+            self.response_model = model if isinstance(model, str) else None
+        elif choices:
+            self.timer.chunk()
+        if choices:
+            self._read_choices(choices)
+        elif usage is not None and not self.include_usage:
+            return b""  # the usage-only chunk the client did not ask for
+        if self.rewrite_model and "model" in payload:
+            if self.strip_null_usage and "usage" in payload and payload["usage"] is None:
+                del payload["usage"]
+            return b"data: " + wire.renamed(payload, self.served) + b"\n\n"
+        if self.strip_null_usage and usage is None and b'"usage"' in event:
+            for pattern in _NULL_USAGE:
+                event = event.replace(pattern, b"")
+        if not event.startswith(b"data: ") or b"\n" in event:
+            return b"data: " + orjson.dumps(payload) + b"\n\n"
+        return event + b"\n\n"
+
+    def _read_choices(self, choices: Any) -> None:
+        if not isinstance(choices, list):
+            return
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            index = index if isinstance(index, int) else 0
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                self.finish_reasons[index] = reason
+            delta = choice.get("delta")
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if text:
+                self.content_chunks += 1
+                if self.capture:
+                    self.texts[index] = self.texts.get(index, "") + text
+        if self.finish_reasons:
+            self.response_attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [
+                self.finish_reasons[i] for i in sorted(self.finish_reasons)
+            ]
+
+
+def _output_estimate(choices: Any) -> int:
+    output = 0
+    if isinstance(choices, list):
+        for choice in choices:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            text = message.get("content") if isinstance(message, dict) else None
+            if isinstance(text, str):
+                output += estimate_text_tokens(text)
+    return output

@@ -1,0 +1,41 @@
+"""The dialects the gateway serves, and which provider can carry each.
+
+A provider adapter lists the dialects it speaks natively (`Provider.dialects`);
+the chain sends a call only to a model whose provider speaks the call's dialect,
+and answers `DialectNotSupported` otherwise. Translation between dialects (a
+translator per pair, chosen where the chain checks) is not built yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from gateway.dialects import openai_chat, openai_embeddings
+from gateway.dialects.base import Dialect
+from gateway.dialects.openai_chat import OpenAIChat
+from gateway.dialects.openai_embeddings import OpenAIEmbeddings
+
+# What the OpenAI-compatible and the simulated providers speak natively.
+OPENAI_NATIVE = frozenset({openai_chat.NAME, openai_embeddings.NAME})
+
+
+def default_dialects() -> list[Dialect]:
+    """The dialects served unless `create_app` is given others."""
+    return [OpenAIChat(), OpenAIEmbeddings()]
+
+
+class Dialects:
+    """The served dialects, each once by name."""
+
+    def __init__(self, dialects: Sequence[Dialect]) -> None:
+        self._by_name: dict[str, Dialect] = {}
+        for dialect in dialects:
+            if dialect.name in self._by_name:
+                raise ValueError(f"dialect {dialect.name!r} registered twice")
+            self._by_name[dialect.name] = dialect
+
+    def __iter__(self) -> Iterator[Dialect]:
+        return iter(self._by_name.values())
+
+    def get(self, name: str) -> Dialect | None:
+        return self._by_name.get(name)

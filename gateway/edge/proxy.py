@@ -1,0 +1,138 @@
+"""The edge of the proxied routes: the one place a proxied request meets aiohttp.
+
+For each dialect's routes: read the body (size-limited), have the lifecycle open
+and admit the call, ask the chain for an answer, and turn it into an HTTP
+response: a JSON body, or a stream the relay runs. Status codes and response
+headers are decided here; errors are answered in the dialect's shape, never as
+a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.call import Call
+from gateway.dialects.base import Dialect
+from gateway.edge.responses import error_response
+from gateway.path.answer import EventStream, JsonAnswer
+from gateway.path.chain import Chain
+from gateway.path.lifecycle import Lifecycle
+from gateway.path.relay import relay
+from gateway.resilience.drain import InFlight
+from gateway.telemetry import names as n
+from gateway.telemetry.tracecontext import trace_headers
+
+_log = logging.getLogger(__name__)
+
+
+def dialect_error(dialect: Dialect, error: errors.GatewayError,
+                  extra: dict[str, str]) -> web.Response:
+    """An error in `dialect`'s shape."""
+    return error_response(error, extra, dialect.error_body(error))
+
+
+class Proxy:
+    """Serves the proxied routes of every dialect."""
+
+    def __init__(self, lifecycle: Lifecycle, chain: Chain, max_body: int,
+                 inflight: InFlight) -> None:
+        self.lifecycle = lifecycle
+        self.chain = chain
+        self.max_body = max_body
+        self.inflight = inflight  # what a graceful shutdown waits for
+
+    def handler(self, dialect: Dialect, route: str
+                ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """The aiohttp handler of one of `dialect`'s routes."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if request.method != "POST":
+                error = errors.MethodNotAllowed(
+                    f"{request.method} is not allowed on {request.path}; use POST.")
+                return dialect_error(dialect, error, {"allow": "POST"})
+            return await self.handle(request, dialect, route)
+        return handle
+
+    async def handle(self, request: web.Request, dialect: Dialect,
+                     route: str) -> web.StreamResponse:
+        task = self.inflight.enter()
+        life = self.lifecycle
+        visit = life.open(request.headers, dialect, route)
+        status = 500
+        error_type: str | None = None
+        try:
+            await life.authenticate(visit, request.headers)
+            call = life.admit(visit, await self._read_body(request), request.headers)
+            answer = await self.chain.dispatch(call)
+            if isinstance(answer, JsonAnswer):
+                status = answer.status
+                error_type = answer.result.error_type
+                return self._json(call, dialect, answer)
+            status = 200
+            response = await self._stream(request, call, dialect, answer)
+            error_type = call.attempts[-1].error_type if call.attempts else None
+            return response
+        except errors.GatewayError as exc:
+            status = exc.status
+            error_type = exc.error_type
+            return dialect_error(dialect, exc, visit.trace_headers())
+        except Exception:
+            _log.exception("unexpected error handling request %s", visit.request_id)
+            status, error_type = 500, n.ERROR_OTHER
+            error = errors.GatewayError("The gateway hit an unexpected error; see its logs "
+                                        f"for request {visit.request_id}.")
+            return dialect_error(dialect, error, visit.trace_headers())
+        except BaseException:
+            # Cancelled: by the client leaving, or by the gateway (shutdown deadline).
+            transport = request.transport
+            gone = transport is None or transport.is_closing()
+            status, error_type = 499, n.ERROR_CLIENT_DISCONNECT if gone else n.ERROR_CANCELLED
+            raise
+        finally:
+            await life.close(visit, status, error_type)
+            self.inflight.leave(task)
+
+    def _headers(self, call: Call, dialect: Dialect, answer: JsonAnswer | EventStream
+                 ) -> dict[str, str]:
+        upstream = answer.upstream_headers
+        headers = {name: value for name in dialect.pass_headers if (value := upstream.get(name))}
+        headers.update(trace_headers(call.server_span, call.request_id))
+        headers["x-gateway-model"] = answer.model.name
+        return headers
+
+    def _json(self, call: Call, dialect: Dialect, answer: JsonAnswer) -> web.Response:
+        headers = self._headers(call, dialect, answer)
+        headers["x-gateway-overhead-ms"] = f"{call.overhead_s(answer.ready_at) * 1000:.3f}"
+        return web.Response(body=answer.body, status=answer.status, headers=headers,
+                            content_type="application/json")
+
+    async def _stream(self, request: web.Request, call: Call, dialect: Dialect,
+                      stream: EventStream) -> web.StreamResponse:
+        """Commit to the client and have the relay run the stream to its end."""
+        try:
+            headers = self._headers(call, dialect, stream)
+            headers["content-type"] = "text/event-stream; charset=utf-8"
+            headers["cache-control"] = "no-cache"
+            out = web.StreamResponse(status=200, headers=headers)
+            await relay(stream, out, out.prepare(request), request)
+        except BaseException:
+            await self.chain.settle(call, stream, aborted=True)
+            raise
+        await self.chain.settle(call, stream, aborted=False)
+        return out
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise self._too_large()
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise self._too_large() from None
+
+    def _too_large(self) -> errors.PayloadTooLarge:
+        return errors.PayloadTooLarge(
+            f"The request body is larger than the gateway's limit of {self.max_body} bytes.")

@@ -1,0 +1,337 @@
+"""One upstream attempt: send the call rewritten by its dialect, record it as a
+GenAI CLIENT span, and hand up a framework-neutral answer (`path/answer.py`).
+
+Everything before commit (send, then wait for the whole JSON body or the first
+SSE event) runs under one `Deadline` (`asyncio.timeout_at` on coarse timers)
+driven by the attempt's deadlines, and fails by raising `AttemptFailed` so the
+chain may retry or fall back. A JSON answer comes back accounted for; a stream
+comes back with its first event read, and `finish_stream` accounts for it once
+the relay has run it to its end. This module never sees the client's HTTP
+request or response, and never imports the chain above it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway import errors
+from gateway.call import AttemptResult, Call
+from gateway.config import GatewayConfig, ModelConfig
+from gateway.dialects.base import Dialect
+from gateway.path.answer import EventStream, JsonAnswer
+from gateway.pricing import cost_usd
+from gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
+from gateway.redact import scrub
+from gateway.resilience.deadline import AttemptDeadlines
+from gateway.resilience.outcome import classify
+from gateway.telemetry import content, tracecontext
+from gateway.telemetry import names as n
+from gateway.telemetry.recorder import AttemptRecorder
+from gateway.telemetry.setup import Telemetry
+from gateway.timers import Deadline
+from gateway.usage import Usage
+
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+class AttemptFailed(Exception):
+    """An attempt that failed before anything was sent to the client."""
+
+    def __init__(self, error: errors.GatewayError, result: AttemptResult) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.result = result
+        self.reason = classify(error)
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another attempt or a fallback (transport failures, timeouts, 5xx, 429)."""
+        return self.reason is not None
+
+
+@dataclass(slots=True, init=False)
+class _Started:
+    """An attempt whose answer is arriving, with nothing sent to the client yet."""
+
+    response: UpstreamResponse | None
+    chunks: AsyncIterator[bytes] | None  # a JSON body read chunk by chunk, or a stream's
+    stream: EventStream | None
+    body: bytes | None  # JSON answers: the whole body
+    first_seen: bool
+
+    def __init__(self) -> None:  # written out: see gateway.call.AttemptResult
+        self.response = None
+        self.chunks = None
+        self.stream = None
+        self.body = None
+        self.first_seen = False
+
+
+def status_error_type(status: int) -> str:
+    return str(status)
+
+
+class AttemptRunner:
+    """Runs attempts against the configured providers."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        providers: Mapping[str, Provider],
+        telemetry: Telemetry,
+    ) -> None:
+        self.config = config
+        self.providers = providers
+        self.telemetry = telemetry
+        self._secrets = [
+            p.api_key.value for p in config.providers.values() if p.api_key is not None
+        ]
+
+    def provider_for(self, model: ModelConfig) -> Provider:
+        return self.providers[self.config.provider_for(model).name]
+
+    def upstream_request(self, call: Call, model: ModelConfig, provider: Provider) -> UpstreamRequest:
+        client = call.client
+        dialect = client.dialect
+        body, raw = dialect.upstream_body(client, model.upstream_model)
+        directives: dict[str, str] = {}
+        if provider.config.kind == "mock":  # only the simulator reads them
+            directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
+        return UpstreamRequest(
+            operation=call.operation,
+            path=dialect.upstream_path,
+            body=body,
+            stream=client.stream,
+            model=model,
+            headers={"x-request-id": call.request_id},
+            directives=directives,
+            raw=raw,
+        )
+
+    def start_recorder(self, call: Call, model: ModelConfig, provider: Provider,
+                       attempt_number: int) -> AttemptRecorder:
+        extra: dict[str, Any] = {
+            n.GATEWAY_KEY_ALIAS: call.principal.alias,
+            n.GATEWAY_TEAM: call.principal.team,
+            n.GATEWAY_MODEL_REQUESTED: call.model.name,
+            n.GATEWAY_MODEL_SERVED: model.name,
+            n.GATEWAY_REQUEST_ID: call.request_id,
+            n.GATEWAY_ATTEMPT: attempt_number,
+        }
+        if call.fallback_reason is not None and model is not call.model:
+            extra[n.GATEWAY_FALLBACK_REASON] = call.fallback_reason
+        client = call.client
+        return AttemptRecorder(
+            self.telemetry,
+            call.server_context,
+            operation=call.operation,
+            provider_name=provider.config.provider_name,
+            model=model.name,
+            server_address=provider.server_address,
+            server_port=provider.server_port,
+            request_attributes=client.dialect.request_attributes(
+                client, self.telemetry.content.on_span),
+            extra_attributes=extra,
+        )
+
+    async def run(self, call: Call, model: ModelConfig, attempt_number: int,
+                  deadlines: AttemptDeadlines) -> JsonAnswer | EventStream:
+        """Send the attempt and wait until its answer starts (the whole JSON body, or the
+        first SSE event), all before anything reaches the client; raises AttemptFailed."""
+        provider = self.provider_for(model)
+        recorder = self.start_recorder(call, model, provider, attempt_number)
+        if not provider.config.usable:
+            variable = provider.config.api_key_missing
+            raise self.fail(model, provider, recorder, errors.ProviderNotConfigured(
+                f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
+                f"its API key variable {variable} is not set"))
+        request = self.upstream_request(call, model, provider)
+        request.context = recorder.context
+        tracecontext.inject(request.headers, recorder.span, recorder.context)
+        started = _Started()
+        began = time.perf_counter()
+        deadline = Deadline(deadlines.start)
+        try:
+            await self._answer_start(call, model, provider, recorder, request, started, deadline,
+                                     deadlines)
+        except BaseException as caught:
+            exc = deadline.leave(caught) or caught  # TimeoutError when the deadline cut it short
+            await _close(started)
+            error = self._prepare_error(exc, model, deadline, deadlines, started.first_seen)
+            if error is None:  # cancelled: the client left or the server is stopping
+                recorder.finish(response_model=None, usage=None, cost=None,
+                                error_type=n.ERROR_CLIENT_DISCONNECT,
+                                error_message="the request was cancelled")
+                raise
+            raise self.fail(model, provider, recorder, error) from None
+        else:
+            deadline.leave(None)
+        finally:
+            call.upstream_wait_s += time.perf_counter() - began
+        if started.stream is not None:
+            return started.stream
+        response, body = started.response, started.body
+        assert response is not None and body is not None
+        return self._json_answer(call, model, provider, recorder, response, body)
+
+    async def _answer_start(self, call: Call, model: ModelConfig, provider: Provider,
+                            recorder: AttemptRecorder, request: UpstreamRequest,
+                            started: _Started, timer: Deadline,
+                            deadlines: AttemptDeadlines) -> None:
+        response = await provider.send(request)
+        started.response = response
+        dialect = call.client.dialect
+        if response.status >= 400:
+            raw = await response.read()
+            raise self._status_error(dialect, response, raw)
+        if call.client.stream:
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                raise errors.UpstreamBadResponse(
+                    f"the upstream for model '{model.name}' did not answer with an event stream")
+            watcher = dialect.watch(call.client, model.name, model.upstream_model != model.name,
+                                    recorder, self.telemetry.content.enabled)
+            stream = EventStream(dialect, model, provider, recorder, response, watcher)
+            started.chunks = stream.chunks
+            await stream.first_event()
+            started.first_seen = True
+            started.stream = stream
+        else:
+            if deadlines.first_token_at is None:
+                started.body = await response.read()
+            else:
+                started.body = await self._read_timed(response, started, timer, deadlines)
+            response.close()  # already released to the pool once read; this only makes sure
+
+    async def _read_timed(self, response: UpstreamResponse, started: _Started,
+                          timer: Deadline, deadlines: AttemptDeadlines) -> bytes:
+        """Read a JSON body chunk by chunk: the first byte under the first-token
+        deadline, the rest under the attempt's own."""
+        chunks = response.iter_chunks()
+        started.chunks = chunks
+        parts: list[bytes] = []
+        async for chunk in chunks:
+            if not started.first_seen:
+                started.first_seen = True
+                timer.reschedule(deadlines.answer_at)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _prepare_error(self, exc: BaseException, model: ModelConfig, timeout: Deadline,
+                       deadlines: AttemptDeadlines, first_seen: bool) -> errors.GatewayError | None:
+        if isinstance(exc, Exception) and timeout.expired():
+            return deadlines.expired(first_seen)
+        if isinstance(exc, errors.GatewayError):
+            return exc
+        if isinstance(exc, Exception):  # transport errors of the HTTP client
+            return _transport_error(exc, model)
+        return None
+
+    def _status_error(self, dialect: Dialect, response: UpstreamResponse,
+                      raw: bytes) -> errors.UpstreamStatus:
+        body = dialect.upstream_error(response.status, scrub(raw, self._secrets))
+        headers = {name: value for name in _RETRY_HEADERS
+                   if (value := response.headers.get(name)) is not None}
+        return errors.UpstreamStatus(
+            response.status, body, headers=headers, error_type=status_error_type(response.status)
+        )
+
+    def fail(self, model: ModelConfig, provider: Provider, recorder: AttemptRecorder,
+             error: errors.GatewayError) -> AttemptFailed:
+        """Record a failed, uncommitted attempt and wrap its error."""
+        recorder.finish(response_model=None, usage=None, cost=None,
+                        error_type=error.error_type, error_message=error.message)
+        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                               usage=None, cost=cost_usd(Usage(), model.price),
+                               error_type=error.error_type,
+                               status=getattr(error, "status", None))
+        return AttemptFailed(error, result)
+
+    def _json_answer(self, call: Call, model: ModelConfig, provider: Provider,
+                     recorder: AttemptRecorder, response: UpstreamResponse,
+                     raw: bytes) -> JsonAnswer:
+        """Account for a whole JSON answer (still before commit)."""
+        try:
+            payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise ValueError
+        except ValueError:
+            raise self.fail(model, provider, recorder, errors.UpstreamBadResponse(
+                f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
+        client = call.client
+        mode = self.telemetry.content
+        reading = client.dialect.read_answer(client, payload, model.name,
+                                             model.upstream_model != model.name, mode.enabled)
+        usage = reading.usage
+        if usage is None:
+            usage = estimated_usage(call, reading.output_tokens)
+        cost = cost_usd(usage, model.price)
+        if reading.output_messages is not None:
+            _record_output(recorder, mode, reading.output_messages)
+        recorder.finish(response_model=reading.response_model, usage=usage, cost=cost,
+                        response_attributes=reading.attributes)
+        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                               usage=usage, cost=cost, status=response.status, committed=True)
+        body = reading.body if reading.body is not None else raw
+        return JsonAnswer(response.status, body, response.headers, model, result,
+                          time.perf_counter())
+
+    def finish_stream(self, call: Call, stream: EventStream) -> AttemptResult:
+        """Account for a stream the relay has run to its end, however it ended."""
+        watcher, recorder, model = stream.watcher, stream.recorder, stream.model
+        call.upstream_wait_s += stream.wait_s
+        usage = watcher.usage
+        if usage is None:
+            usage = estimated_usage(call, watcher.output_tokens())
+        cost = cost_usd(usage, model.price)
+        ending = stream.ending
+        attrs = dict(watcher.response_attributes)
+        attrs[n.GATEWAY_STREAM_END] = "done" if ending is None else ending.end
+        output = watcher.output_messages()
+        if output is not None:
+            _record_output(recorder, self.telemetry.content, output)
+        error_type = None if ending is None else ending.error_type
+        recorder.finish(response_model=watcher.response_model, usage=usage, cost=cost,
+                        error_type=error_type,
+                        error_message=None if ending is None else ending.message,
+                        response_attributes=attrs)
+        return AttemptResult(model=model, provider_name=stream.provider.config.provider_name,
+                             usage=usage, cost=cost, error_type=error_type, status=200,
+                             committed=True)
+
+
+def estimated_usage(call: Call, output_tokens: int) -> Usage:
+    """Usage when the upstream reported none: the dialect's prompt estimate and output count."""
+    return Usage(input=call.client.prompt_tokens, output=output_tokens, estimated=True)
+
+
+async def _close(started: _Started) -> None:
+    """Release an attempt that failed before commit, body iterator included."""
+    if started.stream is not None:
+        await started.stream.aclose()
+        return
+    if started.response is not None:
+        started.response.close()
+    aclose = getattr(started.chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
+def _transport_error(exc: BaseException, model: ModelConfig) -> errors.GatewayError:
+    if isinstance(exc, TimeoutError):
+        return errors.UpstreamTimeout(f"the upstream for model '{model.name}' stalled")
+    return errors.UpstreamUnreachable(
+        f"the connection to the upstream for model '{model.name}' failed: {type(exc).__name__}")
+
+
+def _record_output(recorder: AttemptRecorder, mode: content.ContentMode, output: str) -> None:
+    if mode.on_span:
+        recorder.set_attributes({n.GEN_AI_OUTPUT_MESSAGES: output})
+    if mode.as_event:
+        recorder.add_event(n.GEN_AI_CONTENT_EVENT, {n.GEN_AI_OUTPUT_MESSAGES: output})

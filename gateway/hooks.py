@@ -1,7 +1,8 @@
 """Seams where spend control, rate limits and resilience plug into the request path.
 
-The core pipeline calls these in order; each feature implements the hooks it
-needs and is registered in `create_app`, so the pipeline never imports them.
+The request path calls these in order (the chain `on_request`, `on_attempt`,
+`on_attempt_done`; the lifecycle `on_finish`); each feature implements the hooks
+it needs and is registered in `create_app`, so the path never imports them.
 """
 
 from __future__ import annotations

@@ -2,6 +2,6 @@
 deadlines and per-key rate limits.
 
 The pure parts (config, backoff, breaker state, failure classification) never
-import aiohttp; the dispatcher (`gateway/dispatch.py`) puts them together on
-the request path.
+import aiohttp; the chain (`gateway/path/chain.py`) puts them together on the
+request path.
 """

@@ -23,7 +23,7 @@ class InFlight:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def enter(self) -> asyncio.Task[Any] | None:
-        """Count the current request in (the pipeline calls this, not a middleware: an aiohttp
+        """Count the current request in (the edge's proxy calls this, not a middleware: an aiohttp
         middleware costs a partial and a wrapper per request); pass the result to `leave`."""
         task = asyncio.current_task()
         if task is not None:

@@ -36,6 +36,3 @@ class Dialects:
 
     def __iter__(self) -> Iterator[Dialect]:
         return iter(self._by_name.values())
-
-    def get(self, name: str) -> Dialect | None:
-        return self._by_name.get(name)

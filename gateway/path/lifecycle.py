@@ -41,8 +41,8 @@ def request_id(headers: Mapping[str, str]) -> str:
 class Visit:
     """One proxied request from its headers to its last byte; the `Call` once admitted.
 
-    `open` writes the first four fields, `authenticate` the principal, `admit` the
-    model label and the call; nothing else writes them.
+    `open` sets the dialect, request id, span, context and start; `authenticate` the
+    principal; `admit` the model label and the call; nothing else writes them.
     """
 
     __slots__ = ("call", "context", "dialect", "model_label", "principal", "request_id", "span",

@@ -20,8 +20,8 @@ from setuptools import setup
 
 COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 
-# The request path. Left out: the CLI, config loading, the load generator,
-# modules run as scripts (spend/ledger_writer), and modules mypyc cannot
+# The request path. Left out: the CLI, config loading, modules run only at start
+# (fastpaths' switches and self-checks), modules run as scripts (spend/ledger_writer), and modules mypyc cannot
 # compile (async generators: providers/openai, spend/control, spend/redis_store,
 # spend/notify), and hooks.py, whose BaseHook extensions subclass (an interpreted
 # class cannot subclass a compiled one).
@@ -29,7 +29,6 @@ COMPILED = [
     "gateway/call.py",
     "gateway/pricing.py",
     "gateway/sse.py",
-    "gateway/timers.py",
     "gateway/usage.py",
     "gateway/dialects/base.py",
     "gateway/dialects/openai_chat.py",
@@ -44,9 +43,13 @@ COMPILED = [
     "gateway/path/chain.py",
     "gateway/path/lifecycle.py",
     "gateway/path/relay.py",
-    "gateway/httpclient/client.py",
-    "gateway/httpclient/connection.py",
-    "gateway/httpclient/pool.py",
+    "gateway/fastpaths/fastexport.py",
+    "gateway/fastpaths/hotmetrics.py",
+    "gateway/fastpaths/litespan.py",
+    "gateway/fastpaths/timers.py",
+    "gateway/fastpaths/httpclient/client.py",
+    "gateway/fastpaths/httpclient/connection.py",
+    "gateway/fastpaths/httpclient/pool.py",
     "gateway/providers/base.py",
     "gateway/providers/registry.py",
     "gateway/resilience/breaker.py",
@@ -69,10 +72,7 @@ COMPILED = [
     "gateway/spend/sqlite_store.py",
     "gateway/spend/windows.py",
     "gateway/telemetry/content.py",
-    "gateway/telemetry/fastexport.py",
-    "gateway/telemetry/hotmetrics.py",
     "gateway/telemetry/instruments.py",
-    "gateway/telemetry/litespan.py",
     "gateway/telemetry/names.py",
     "gateway/telemetry/recorder.py",
     "gateway/telemetry/setup.py",

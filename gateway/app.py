@@ -16,12 +16,13 @@ from gateway.dialects.base import Dialect
 from gateway.dialects.registry import Dialects, default_dialects
 from gateway.edge.proxy import Proxy
 from gateway.edge.routes import add_routes
+from gateway.fastpaths import HttpClient, select, use_coarse_timers
 from gateway.hooks import Authenticator, CallHook, OpenAccess
-from gateway.httpclient import HttpClient
 from gateway.path.attempt import AttemptRunner
 from gateway.path.chain import Chain
 from gateway.path.lifecycle import Lifecycle
 from gateway.providers.base import Provider
+from gateway.providers.clients import routes as upstream_routes
 from gateway.providers.registry import build_providers
 from gateway.resilience.drain import InFlight
 from gateway.resilience.ratelimit import build_rate_limit_hook
@@ -29,13 +30,6 @@ from gateway.router import FallbackRouter, Router
 from gateway.spend.control import SpendControl, build_spend
 from gateway.state import GATEWAY, GatewayState
 from gateway.telemetry.setup import Telemetry, setup_telemetry
-
-
-def _use_aiohttp_client(environ: Mapping[str, str]) -> bool:
-    """aiohttp's ClientSession for upstream calls instead of the gateway's own client: asked
-    for by name, or implied by the aiohttp client instrumentation's spans."""
-    return (environ.get("GATEWAY_HTTP_CLIENT", "").lower() == "aiohttp"
-            or environ.get("GATEWAY_HTTP_CLIENT_SPANS", "").lower() == "true")
 
 
 def _client_session(environ: Mapping[str, str], telemetry: Telemetry) -> aiohttp.ClientSession:
@@ -48,6 +42,8 @@ def _client_session(environ: Mapping[str, str], telemetry: Telemetry) -> aiohttp
 
         # The gateway's own tracer provider: the SDK's global one is never set.
         trace_configs.append(create_trace_config(tracer_provider=telemetry.tracer_provider))
+    # No trust_env: each provider's proxy comes with its requests, from its route (the same
+    # rules, read from the environment create_app was given).
     return aiohttp.ClientSession(connector=connector, trace_configs=trace_configs,
                                  auto_decompress=True, skip_auto_headers=("User-Agent",))
 
@@ -93,12 +89,23 @@ def create_app(
     state = GatewayState(config=config, telemetry=tel, authenticator=auth, inflight=inflight)
     app[GATEWAY] = state
 
+    fast = select(env)  # the transport switches (telemetry's were chosen by setup_telemetry)
+    routes = {} if provider_map else upstream_routes(config.providers, env,
+                                                      own_client=fast.http_client)
+
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
-        transport = _client_session(env, tel) if _use_aiohttp_client(env) else HttpClient()
+        use_coarse_timers(fast.coarse_timers)
+        wants_aiohttp = any(route.aiohttp for route in routes.values())
+        session = _client_session(env, tel) if wants_aiohttp else None
+        http_client = HttpClient() if not all(r.aiohttp for r in routes.values()) else None
         if not provider_map:
-            provider_map.update(build_providers(config, transport, provider_dialects or {}))
+            provider_map.update(build_providers(config, routes, http_client, session,
+                                                provider_dialects or {}))
         yield
-        await transport.close()
+        for transport in (http_client, session):
+            if transport is not None:
+                await transport.close()
+        use_coarse_timers(True)
 
     app.cleanup_ctx.append(upstream_session)
     if spend is not None:

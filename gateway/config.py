@@ -65,6 +65,8 @@ class ProviderConfig:
     connect_timeout_s: float = 10.0
     headers: Mapping[str, str] = field(default_factory=dict)
     mock: MockSettings = field(default_factory=MockSettings)
+    proxy: str | None = None  # its own HTTP(S) proxy, over the environment's HTTPS_PROXY/HTTP_PROXY
+    ca_file: str | None = None  # a PEM bundle to verify its TLS certificate with
 
     @property
     def usable(self) -> bool:
@@ -164,7 +166,7 @@ def _interpolate(node: Any, path: str, environ: Mapping[str, str], refs: dict[st
 def _provider(name: str, sec: Section, raw: Section, refs: Mapping[str, Substitution]) -> ProviderConfig:
     sec.reject_unknown(
         {"kind", "base_url", "api_key", "provider_name", "timeout_s", "connect_timeout_s",
-         "headers", "mock"}
+         "headers", "mock", "proxy", "ca_file"}
     )
     kind = sec.choice("kind", PROVIDER_KINDS, "openai")
     api_key: Secret | None = None
@@ -185,6 +187,9 @@ def _provider(name: str, sec: Section, raw: Section, refs: Mapping[str, Substitu
     base_url = sec.string("base_url", required=kind == "openai").rstrip("/")
     if kind == "openai" and base_url and not base_url.startswith(("http://", "https://")):
         sec.fail("base_url", "must start with http:// or https://")
+    proxy = sec.optional_string("proxy") or None  # "" (an unset variable with a default): none
+    if proxy is not None and not proxy.startswith(("http://", "https://")):
+        sec.fail("proxy", "must start with http:// or https://")
     headers: dict[str, str] = {}
     for key, value in sec.section("headers").data.items():
         headers[str(key)] = str(value)
@@ -209,6 +214,8 @@ def _provider(name: str, sec: Section, raw: Section, refs: Mapping[str, Substitu
         connect_timeout_s=sec.number("connect_timeout_s", 10.0, exclusive=True),
         headers=headers,
         mock=mock,
+        proxy=proxy,
+        ca_file=sec.optional_string("ca_file") or None,
     )
 
 

@@ -24,6 +24,7 @@ from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.dialects.base import Dialect
+from gateway.fastpaths import Deadline
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.pricing import cost_usd
 from gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
@@ -34,7 +35,6 @@ from gateway.telemetry import content, tracecontext
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder
 from gateway.telemetry.setup import Telemetry
-from gateway.timers import Deadline
 from gateway.usage import Usage
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")

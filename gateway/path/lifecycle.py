@@ -19,11 +19,10 @@ from gateway import errors
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
+from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
-from gateway.telemetry.hotmetrics import add_keyed, record_keyed
-from gateway.telemetry.litespan import context_with
 from gateway.telemetry.setup import Telemetry
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

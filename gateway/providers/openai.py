@@ -5,6 +5,7 @@ HTTP client or, when asked for, aiohttp's ClientSession.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from opentelemetry import context as otel_context
 from gateway.config import ProviderConfig
 from gateway.dialects.registry import OPENAI_NATIVE
 from gateway.errors import UpstreamTimeout, UpstreamUnreachable
-from gateway.httpclient import HttpClient
+from gateway.fastpaths import HttpClient
 from gateway.providers.base import UpstreamRequest, UpstreamResponse
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -53,16 +54,20 @@ class AiohttpEndpoint:
     """aiohttp's ClientSession behind the `post` of the gateway's own `httpclient.Endpoint`."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str],
-                 timeout: aiohttp.ClientTimeout) -> None:
+                 timeout: aiohttp.ClientTimeout, *, proxy: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self._session = session
         self._base_url = base_url
         self._headers = headers
         self._timeout = timeout
+        self._proxy = proxy
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> OpenAIResponse:
         response = await self._session.post(self._base_url + path, data=body,
                                             headers={**self._headers, **headers},
-                                            timeout=self._timeout)
+                                            timeout=self._timeout, proxy=self._proxy,
+                                            ssl=self._ssl)
         return OpenAIResponse(response)
 
 
@@ -75,7 +80,9 @@ class OpenAIProvider:
     """Sends chat completions and embeddings to an OpenAI-compatible base URL."""
 
     def __init__(self, config: ProviderConfig, transport: HttpClient | aiohttp.ClientSession,
-                 dialects: frozenset[str] = OPENAI_NATIVE) -> None:
+                 dialects: frozenset[str] = OPENAI_NATIVE, *, proxy: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """`proxy` and `ssl_context` apply to an aiohttp `transport` (see providers/clients.py)."""
         self.config = config
         self.dialects = dialects
         parts = urlsplit(config.base_url)
@@ -95,7 +102,8 @@ class OpenAIProvider:
         else:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s)
-            self._endpoint = AiohttpEndpoint(transport, config.base_url, headers, timeout)
+            self._endpoint = AiohttpEndpoint(transport, config.base_url, headers, timeout,
+                                             proxy=proxy, ssl_context=ssl_context)
 
     @property
     def server_address(self) -> str | None:

@@ -1,4 +1,5 @@
-"""Builds one Provider per configured provider, by kind."""
+"""Builds one Provider per configured provider, by kind, each on the client its
+route (providers/clients.py) chose."""
 
 from __future__ import annotations
 
@@ -7,22 +8,31 @@ from collections.abc import Iterable, Mapping
 import aiohttp
 
 from gateway.config import GatewayConfig
-from gateway.httpclient import HttpClient
+from gateway.fastpaths import HttpClient
 from gateway.providers.base import Provider
+from gateway.providers.clients import Route
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai import OpenAIProvider
 
 
-def build_providers(config: GatewayConfig, transport: HttpClient | aiohttp.ClientSession,
+def build_providers(config: GatewayConfig, routes: Mapping[str, Route],
+                    http_client: HttpClient | None, session: aiohttp.ClientSession | None,
                     extra_dialects: Mapping[str, Iterable[str]]) -> dict[str, Provider]:
-    """`extra_dialects`: by provider kind, dialects it speaks beyond what its adapter declares."""
+    """`http_client` and `session` must be given when a route needs them; `extra_dialects`:
+    by provider kind, dialects it speaks beyond what its adapter declares."""
     providers: dict[str, Provider] = {}
     for name, provider in config.providers.items():
         built: Provider
         if provider.kind == "mock":
             built = MockProvider(provider)
+        elif routes[name].aiohttp:
+            assert session is not None
+            route = routes[name]
+            built = OpenAIProvider(provider, session, proxy=route.proxy,
+                                   ssl_context=route.ssl_context)
         else:
-            built = OpenAIProvider(provider, transport)
+            assert http_client is not None
+            built = OpenAIProvider(provider, http_client)
         extra = extra_dialects.get(provider.kind)
         if extra:
             built.dialects = built.dialects | frozenset(extra)

@@ -15,8 +15,8 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Meter
 from opentelemetry.metrics import _Gauge as Gauge
 
+from gateway.fastpaths import HotMetrics
 from gateway.telemetry import names as n
-from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.tallies import Tallies
 
 

@@ -8,31 +8,17 @@ nothing is computed for a span that is not recording.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from gateway.fastpaths import BoundRecorder, bind, context_with, record_keyed
 from gateway.telemetry import names as n
-from gateway.telemetry.hotmetrics import HotHistogram, record_keyed
-from gateway.telemetry.litespan import context_with
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
-
-
-class HotTimer(Protocol):
-    def record(self, amount: float) -> None: ...
-
-
-class _Timer:
-    """A plain callable as a HotTimer (for the SDK's histograms)."""
-
-    __slots__ = ("record",)
-
-    def __init__(self, record: Callable[[float], None]) -> None:
-        self.record = record
 
 
 class AttemptRecorder:
@@ -73,7 +59,7 @@ class AttemptRecorder:
         self.context = context_with(self.span, parent)
         self._started = time.perf_counter()
         self._last_chunk = 0.0
-        self._chunk_timer: HotTimer | None = None
+        self._chunk_timer: BoundRecorder | None = None
         self.first_chunk_s: float | None = None
         self._finished = False
 
@@ -88,16 +74,8 @@ class AttemptRecorder:
         now = time.perf_counter()
         timer = self._chunk_timer
         if timer is None:  # the first chunk after the first: bind the series once per stream
-            histogram = self.telemetry.instruments.time_per_output_chunk
-            chunk_attrs = chunk_attributes(self._key)
-            if isinstance(histogram, HotHistogram):
-                timer = histogram.bind(chunk_attrs, self.context)
-            else:
-                context = self.context
-                def timer_record(amount: float) -> None:
-                    histogram.record(amount, chunk_attrs, context=context)
-                timer = _Timer(timer_record)
-            self._chunk_timer = timer
+            timer = self._chunk_timer = bind(self.telemetry.instruments.time_per_output_chunk,
+                                             chunk_attributes(self._key), self.context)
         timer.record(now - self._last_chunk)
         self._last_chunk = now
 

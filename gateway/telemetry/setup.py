@@ -22,17 +22,24 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway import __version__, workers
-from gateway.telemetry import fastexport, hotmetrics, litespan
+from gateway.fastpaths import (
+    FastPaths,
+    HotMetrics,
+    LiteTracer,
+    batch_processor,
+    exemplar_filter,
+    fast_span_exporter,
+    log_fallback,
+    select,
+)
 from gateway.telemetry.content import ContentMode, content_mode
-from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import Instruments, create_instruments
-from gateway.telemetry.litespan import LiteTracer
 from gateway.workers import WorkerExposition, worker_index
 
 _log = logging.getLogger(__name__)
@@ -54,6 +61,7 @@ class Telemetry:
     enabled: bool = True
     exporters: list[str] = field(default_factory=list)
     worker: WorkerExposition | None = None  # under `serve --workers N`
+    fast_paths: FastPaths = field(default_factory=FastPaths)  # which of ours run
 
     def metrics_text(self) -> bytes:
         if self.registry is None:
@@ -115,18 +123,16 @@ def _load(names: Sequence[str], group: str) -> list[type]:
     return [cls for _, cls in _import_config_components(list(names), group)]
 
 
-def _span_exporters(names: Sequence[str], env: Mapping[str, str]) -> list[SpanExporter]:
-    """One exporter per name; OTLP goes through `fastexport` (the same bytes, written
-    without building protobuf objects) unless GATEWAY_OTLP_FAST_EXPORT=false."""
-    fast = env.get("GATEWAY_OTLP_FAST_EXPORT", "true").strip().lower() != "false"
+def _span_exporters(names: Sequence[str], env: Mapping[str, str],
+                    fast: FastPaths) -> list[SpanExporter]:
+    """One exporter per name: ours for OTLP while that fast path is on, else the SDK's."""
     exporters: list[SpanExporter] = []
     for name in names:
-        if fast and name == "otlp_proto_http":
-            exporters.append(fastexport.OTLPHTTPSpanExporter(env))
-        elif fast and name == "otlp_proto_grpc":
-            exporters.append(fastexport.grpc_span_exporter())
-        else:
+        exporter = fast_span_exporter(name, env, fast)
+        if exporter is None:
             exporters += [cls() for cls in _load([name], "opentelemetry_traces_exporter")]
+        else:
+            exporters.append(exporter)
     return exporters
 
 
@@ -162,9 +168,15 @@ def resource_from_env(environ: Mapping[str, str]) -> Resource:
     return Resource(attrs, detected.schema_url)
 
 
-def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
-    """Telemetry as the OTEL_* variables describe it (the process environment by default)."""
+def setup_telemetry(environ: Mapping[str, str] | None = None,
+                    fast_paths: FastPaths | None = None) -> Telemetry:
+    """Telemetry as the OTEL_* variables describe it (the process environment by default),
+    on the fast paths `select` chooses unless given."""
     env = os.environ if environ is None else environ
+    fast = fast_paths
+    if fast is None:
+        fast = select(env)
+        log_fallback(fast)
     mode = content_mode(env)
     resource = resource_from_env(env)
     trace_names = _sdk_exporter_names("traces", env)
@@ -176,14 +188,8 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
 
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     processors: list[SpanProcessor] = []
-    for exporter in _span_exporters(trace_names, env):
-        # Spans for our own OTLP encoders are encoded as they end (fastexport);
-        # GATEWAY_OTLP_ENCODE_ON_END=false leaves it to the exporter thread, as the SDK does.
-        batching = BatchSpanProcessor
-        if getattr(exporter, "accepts_encoded", False) and \
-                env.get("GATEWAY_OTLP_ENCODE_ON_END", "true").strip().lower() != "false":
-            batching = fastexport.PreEncodingSpanProcessor
-        processors.append(batching(
+    for exporter in _span_exporters(trace_names, env, fast):
+        processors.append(batch_processor(exporter, fast)(
             exporter,
             max_queue_size=_bsp_default(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
             max_export_batch_size=_bsp_default(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
@@ -207,9 +213,8 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
             readers.append(PeriodicExportingMetricReader(exporter_cls()))  # type: ignore[arg-type]
     disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     hot: HotMetrics | None = None
-    if not disabled and hotmetrics.enabled_for(env):
-        hot = HotMetrics(InstrumentationScope(SCOPE, __version__), resource,
-                         hotmetrics.exemplar_filter(env))
+    if not disabled and fast.hot_metrics:
+        hot = HotMetrics(InstrumentationScope(SCOPE, __version__), resource, exemplar_filter(env))
         for reader in readers:
             hot.attach(reader)
     meter_provider = MeterProvider(
@@ -223,7 +228,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
         worker = WorkerExposition(run_dir, index, lambda: generate_latest(prometheus))
         worker.start()
     tracer: Tracer = tracer_provider.get_tracer(SCOPE, __version__)
-    if not disabled and litespan.enabled_for(env):
+    if not disabled and fast.lite_spans:
         tracer = LiteTracer(tracer_provider, processors, InstrumentationScope(SCOPE, __version__))
     return Telemetry(
         worker=worker,
@@ -235,6 +240,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None) -> Telemetry:
         registry=None if disabled else registry,
         content=mode,
         enabled=not disabled,
+        fast_paths=fast,
         exporters=[f"traces:{name}" for name in trace_names]
         + [f"metrics:{name}" for name in metric_names],
     )
@@ -278,4 +284,7 @@ def describe(environ: Mapping[str, str]) -> list[str]:
         lines.append(f"metrics: prometheus on /metrics{extra}")
     lines.append(f"sampler: {environ.get('OTEL_TRACES_SAMPLER', 'parentbased_always_on')}")
     lines.append(f"message content: {content_mode(environ).value}")
+    fast = select(environ)
+    lines.append(f"fast paths: {fast.describe()}"
+                 + (f" ({fast.fallback})" if fast.fallback else ""))
     return lines

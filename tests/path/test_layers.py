@@ -27,12 +27,11 @@ LAYERS: dict[str, tuple[int, str]] = {
 }
 # Who may import aiohttp: the edge (the app, its state, the server process), the HTTP
 # client side (the pooled client, the OpenAI adapter's aiohttp fallback endpoint and the
-# registry that hands either transport to it), the spend webhooks' HTTP client and the
-# load generator (a demo tool, not on the path).
+# registry that hands either transport to it) and the spend webhooks' HTTP client.
 AIOHTTP_ALLOWED = ("gateway.app", "gateway.state", "gateway.server", "gateway.edge",
-                   "gateway.httpclient",
+                   "gateway.fastpaths.httpclient",
                    "gateway.providers.openai", "gateway.providers.registry",
-                   "gateway.spend.notify", "gateway.loadgen")
+                   "gateway.spend.notify")
 
 
 def _modules() -> dict[str, ast.Module]:

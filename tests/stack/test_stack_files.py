@@ -241,7 +241,8 @@ def test_compose_images_are_pinned_and_wired() -> None:
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
     assert env["OTEL_SERVICE_NAME"] == "llm-gateway"
     assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "5000"
-    assert "gateway.loadgen" in services["loadgen"]["command"]
+    assert "/demo/loadgen.py" in services["loadgen"]["command"]
+    assert "./demo:/demo:ro" in services["loadgen"]["volumes"]
 
 
 def test_env_example_lists_provider_keys_commented() -> None:

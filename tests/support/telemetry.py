@@ -16,10 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
+from gateway.fastpaths import HotMetrics, LiteTracer
 from gateway.telemetry.content import ContentMode
-from gateway.telemetry.hotmetrics import HotMetrics
 from gateway.telemetry.instruments import create_instruments
-from gateway.telemetry.litespan import LiteTracer
 from gateway.telemetry.setup import Telemetry
 
 

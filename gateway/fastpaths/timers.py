@@ -11,6 +11,8 @@ accumulates for timeouts minutes away; under load the requests that overlap in
 a slot's 10 ms share its loop timer.
 
 A timer fires at the end of its slot: never early, at most `RESOLUTION` late.
+With the coarse timers switched off (`use_coarse_timers(False)`, chosen once at
+start) every timer is the loop's own `call_at` instead.
 
 `Deadline` is `asyncio.timeout_at` on these timers, with the same semantics:
 when it expires the task is cancelled, and leaving the scope with that
@@ -106,7 +108,37 @@ class CoarseTimers:
                         "message": "Exception in a coarse timer callback", "exception": exc})
 
 
+class _LoopTimer(Timer):
+    """A Timer that is one of the loop's own timer handles."""
+
+    def __init__(self, handle: asyncio.TimerHandle) -> None:
+        self._slot = None
+        self._callback = None
+        self._handle = handle
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
+class LoopTimers(CoarseTimers):
+    """The fallback (GATEWAY_COARSE_TIMERS=false): each timer is the loop's own
+    `call_at`, exact to the loop's clock, one loop timer per arm (what
+    `asyncio.timeout_at` and aiohttp do)."""
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        return _LoopTimer(self.loop.call_at(when, callback))
+
+
 _current: CoarseTimers | None = None
+_coarse = True
+
+
+def use_coarse_timers(enabled: bool) -> None:
+    """Chosen once at start (the app's `FastPaths.coarse_timers`): coarse timers, or
+    the loop's own for every loop from then on."""
+    global _coarse, _current
+    _coarse = enabled
+    _current = None
 
 
 def timers(loop: asyncio.AbstractEventLoop | None = None) -> CoarseTimers:
@@ -115,7 +147,7 @@ def timers(loop: asyncio.AbstractEventLoop | None = None) -> CoarseTimers:
     loop = loop if loop is not None else asyncio.get_running_loop()
     current = _current
     if current is None or current.loop is not loop:
-        current = _current = CoarseTimers(loop)
+        current = _current = CoarseTimers(loop) if _coarse else LoopTimers(loop)
     return current
 
 

@@ -1,4 +1,4 @@
-"""The gateway's upstream HTTP client (gateway/httpclient) against real local servers.
+"""The gateway's upstream HTTP client (gateway/fastpaths/httpclient) against real local servers.
 
 aiohttp web servers stand in for a real upstream where its framing is the point
 (JSON, chunked streams, compression, Connection: close); raw asyncio servers are
@@ -26,8 +26,8 @@ import pytest
 from aiohttp import web
 from aiohttp.web import ContentCoding
 
-from gateway.httpclient import Endpoint, HttpClient, HttpResponse, UpstreamProtocolError
-from gateway.httpclient import pool as pool_module
+from gateway.fastpaths.httpclient import Endpoint, HttpClient, HttpResponse, UpstreamProtocolError
+from gateway.fastpaths.httpclient import pool as pool_module
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)

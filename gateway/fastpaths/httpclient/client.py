@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from gateway.httpclient.pool import OriginPool
-from gateway.httpclient.response import HttpResponse
+from gateway.fastpaths.httpclient.pool import OriginPool
+from gateway.fastpaths.httpclient.response import HttpResponse
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -31,8 +31,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from gateway.telemetry import fastexport
-from gateway.telemetry.litespan import LiteTracer
+from gateway.fastpaths import fastexport
+from gateway.fastpaths.litespan import LiteTracer
 from gateway.telemetry.setup import setup_telemetry
 from tests.support.otlp_receiver import grpc_receiver
 

@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gateway.telemetry import hotmetrics
-from gateway.telemetry.hotmetrics import HotMetrics
+from gateway.fastpaths import hotmetrics
+from gateway.fastpaths.hotmetrics import HotMetrics
+from gateway.fastpaths.switches import select
 from gateway.telemetry.instruments import Instruments, create_instruments
 
 RESOURCE = Resource({"service.name": "hot-test", "service.instance.id": "i-1"})
@@ -125,11 +126,12 @@ def test_series_appear_even_without_any_sdk_data() -> None:
 
 def test_enabled_only_for_cumulative_explicit_buckets() -> None:
     """Delta temporality, exponential histograms or GATEWAY_FAST_METRICS=false keep the SDK's."""
-    assert hotmetrics.enabled_for({})
-    assert not hotmetrics.enabled_for({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"})
-    assert not hotmetrics.enabled_for(
-        {"OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram"})
-    assert not hotmetrics.enabled_for({"GATEWAY_FAST_METRICS": "false"})
+    assert select({}).hot_metrics
+    assert not select({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"}).hot_metrics
+    assert not select(
+        {"OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": "base2_exponential_bucket_histogram"}
+    ).hot_metrics
+    assert not select({"GATEWAY_FAST_METRICS": "false"}).hot_metrics
     assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "always_off"}) == "always_off"
     assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "bogus"}) == "trace_based"
 

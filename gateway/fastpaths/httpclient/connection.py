@@ -14,9 +14,9 @@ from typing import Protocol, cast
 
 import httptools
 
-from gateway.httpclient.errors import UpstreamProtocolError
-from gateway.httpclient.response import HttpResponse
-from gateway.timers import timers
+from gateway.fastpaths.httpclient.errors import UpstreamProtocolError
+from gateway.fastpaths.httpclient.response import HttpResponse
+from gateway.fastpaths.timers import timers
 
 
 class Owner(Protocol):

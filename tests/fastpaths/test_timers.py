@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway import timers as t
-from gateway.timers import RESOLUTION, CoarseTimers, Deadline
+from gateway.fastpaths import timers as t
+from gateway.fastpaths.timers import RESOLUTION, CoarseTimers, Deadline
 
 
 async def test_a_timer_fires_after_its_time_and_within_one_slot() -> None:

@@ -3,7 +3,7 @@
 The docker-compose stack runs it against the gateway's built-in simulated
 provider, so every panel and alert has data without an API key:
 
-    python -m gateway.loadgen --url http://gateway:8080 --rps 5 [--duration 60]
+    python demo/loadgen.py --url http://gateway:8080 --rps 5 [--duration 60]
 
 The mix: the four default models (gpt-4.1, claude-sonnet-4.5,
 gemini-2.5-flash, deepseek-v3.2), about 40% streamed with
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
-_log = logging.getLogger("gateway.loadgen")
+_log = logging.getLogger("loadgen")
 
 MODELS: tuple[str, ...] = ("gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2")
 MODEL_WEIGHTS: tuple[float, ...] = (0.30, 0.25, 0.25, 0.20)
@@ -266,7 +266,7 @@ async def run(settings: RunSettings, stop: asyncio.Event | None = None) -> Stats
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m gateway.loadgen",
+        prog="python demo/loadgen.py",
         description="Drive the LLM gateway with a realistic request mix.",
     )
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="gateway base URL")

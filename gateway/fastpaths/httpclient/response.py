@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from gateway.httpclient.errors import UpstreamProtocolError
-from gateway.timers import timers
+from gateway.fastpaths.httpclient.errors import UpstreamProtocolError
+from gateway.fastpaths.timers import timers
 
 # Past this many unread bytes the connection stops reading until the reader catches up.
 HIGH_WATER = 1 << 20

@@ -43,7 +43,6 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
@@ -58,6 +57,16 @@ _LIMIT_VARIABLES = (
 )
 
 
+
+
+def _current_span_key() -> str:
+    """The context key the API keeps the current span under, found through its public
+    functions (the key itself is private to the API)."""
+    (key,) = trace_api.set_span_in_context(trace_api.INVALID_SPAN, Context()).keys()
+    return key
+
+
+_SPAN_KEY = _current_span_key()
 _TRACE_ID_MAX = (1 << 128) - 1
 _SPAN_ID_MAX = (1 << 64) - 1
 _FLAGS = tuple(TraceFlags(value) for value in range(256))  # one object per flags value
@@ -90,10 +99,9 @@ def context_with(span: trace_api.Span, parent: Context | None) -> Context:
     return Context(values)
 
 
-def enabled_for(environ: Mapping[str, str]) -> bool:
-    if environ.get("GATEWAY_LITE_SPANS", "true").strip().lower() == "false":
-        return False
-    return not any(environ.get(name) for name in _LIMIT_VARIABLES)
+def limits_set(environ: Mapping[str, str]) -> bool:
+    """Whether a span limit variable asks for the SDK's truncation and counting."""
+    return any(environ.get(name) for name in _LIMIT_VARIABLES)
 
 
 def _fallback_clean(value: Any) -> Any:

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.loadgen import (
+from demo.loadgen import (
     MODELS,
     UNKNOWN_MODEL,
     MixSettings,

@@ -14,7 +14,7 @@ Each reader gets its own exemplars: those recorded since that reader's last
 collection, as the SDK's per-reader reservoirs would give it.
 
 Used only where the readers want what this produces: cumulative temporality
-and explicit-bucket histograms (`enabled_for` checks the OTLP exporter's
+and explicit-bucket histograms (`fits` checks the OTLP exporter's
 variables); otherwise the gateway keeps the SDK instruments.
 """
 
@@ -25,7 +25,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import Exemplar
@@ -44,7 +44,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from gateway.telemetry.litespan import span_context_in
+from gateway.fastpaths.litespan import span_context_in
 
 TRACE_BASED, ALWAYS_ON, ALWAYS_OFF = "trace_based", "always_on", "always_off"
 
@@ -55,10 +55,8 @@ MakeAttributes = Callable[[tuple[Any, ...]], Mapping[str, Any]]
 _MAX_KEYED = 4096  # keys remembered per instrument before the index starts over
 
 
-def enabled_for(environ: Mapping[str, str]) -> bool:
+def fits(environ: Mapping[str, str]) -> bool:
     """Whether the readers setup_telemetry builds want cumulative explicit-bucket data."""
-    if environ.get("GATEWAY_FAST_METRICS", "true").strip().lower() == "false":
-        return False
     temporality = environ.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "cumulative")
     aggregation = environ.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
                               "explicit_bucket_histogram")
@@ -300,6 +298,37 @@ def add_keyed(counter: Any, amount: float, key: tuple[Any, ...],
         counter.add_keyed(amount, key, make_attributes, context)
     else:
         counter.add(amount, make_attributes(key), context=context)
+
+
+class BoundRecorder(Protocol):
+    """What `bind` returns: `record(amount)` into one series."""
+
+    def record(self, amount: float) -> None: ...
+
+
+class _BoundSdkHistogram:
+    """`bind` for an SDK histogram: the attributes and context given each time."""
+
+    __slots__ = ("_attributes", "_context", "_histogram")
+
+    def __init__(self, histogram: Any, attributes: Mapping[str, Any],
+                 context: Context | None) -> None:
+        self._histogram = histogram
+        self._attributes = attributes
+        self._context = context
+
+    def record(self, amount: float) -> None:
+        self._histogram.record(amount, self._attributes, context=self._context)
+
+
+def bind(histogram: Any, attributes: Mapping[str, Any],
+         context: Context | None = None) -> BoundRecorder:
+    """A recorder for one series and context (a stream's per-chunk timings), on a
+    HotHistogram or an SDK histogram."""
+    if type(histogram) is HotHistogram:
+        bound: BoundRecorder = histogram.bind(attributes, context)
+        return bound
+    return _BoundSdkHistogram(histogram, attributes, context)
 
 
 def _exemplar(sample: _Sample) -> Exemplar:

@@ -14,8 +14,8 @@ import ssl
 import time
 from functools import partial
 
-from gateway.httpclient.connection import UpstreamConnection
-from gateway.httpclient.response import HttpResponse
+from gateway.fastpaths.httpclient.connection import UpstreamConnection
+from gateway.fastpaths.httpclient.response import HttpResponse
 
 KEEPALIVE_S = 15.0
 MAX_IDLE = 256

@@ -31,8 +31,9 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from gateway.telemetry import litespan
-from gateway.telemetry.litespan import LiteTracer
+from gateway.fastpaths import litespan
+from gateway.fastpaths.litespan import LiteTracer
+from gateway.fastpaths.switches import select
 
 
 class CountingIds(IdGenerator):
@@ -155,9 +156,9 @@ def test_static_decisions_only_for_samplers_that_need_no_asking() -> None:
 
 def test_span_limit_variables_keep_the_sdk_tracer() -> None:
     """A span limit variable asks for the SDK's truncation, so lite spans step aside."""
-    assert litespan.enabled_for({})
-    assert not litespan.enabled_for({"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"})
-    assert not litespan.enabled_for({"GATEWAY_LITE_SPANS": "false"})
+    assert select({}).lite_spans
+    assert not select({"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"}).lite_spans
+    assert not select({"GATEWAY_LITE_SPANS": "false"}).lite_spans
 
 
 def test_start_as_current_span_sets_and_ends_the_span() -> None:

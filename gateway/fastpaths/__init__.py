@@ -1,0 +1,59 @@
+"""The fast paths: hand-written stand-ins for library code, kept in one place.
+
+Each one does a library's job with less CPU per request (docs/performance.md
+has the measurements), and each has the library's own code as its fallback:
+
+| module         | stands in for                          | switch (env, `false` turns it off)   |
+|----------------|----------------------------------------|--------------------------------------|
+| `httpclient/`  | aiohttp's ClientSession, upstream calls | `GATEWAY_HTTP_CLIENT=aiohttp`        |
+| `timers.py`    | the loop's `call_at`, `asyncio.timeout` | `GATEWAY_COARSE_TIMERS`              |
+| `litespan.py`  | the SDK's tracer and spans             | `GATEWAY_LITE_SPANS`                 |
+| `hotmetrics.py`| the SDK's histograms and cost counter  | `GATEWAY_FAST_METRICS`               |
+| `fastexport.py`| the SDK's OTLP span encoding           | `GATEWAY_OTLP_FAST_EXPORT`           |
+
+`GATEWAY_FAST_PATHS=false` turns them all off. `switches.select` reads the
+switches once at start; the three telemetry ones also step aside by
+themselves on an OpenTelemetry SDK outside the tested versions or when their
+self-check fails (`selfcheck.py`), with one log line.
+
+The rules: code outside this folder imports from `gateway.fastpaths` only
+(the names below), never from its modules; and only code in this folder reads
+the OpenTelemetry SDK's private attributes.
+"""
+
+from gateway.fastpaths.hotmetrics import (
+    BoundRecorder,
+    HotMetrics,
+    add_keyed,
+    bind,
+    exemplar_filter,
+    record_keyed,
+)
+from gateway.fastpaths.httpclient import Endpoint, HttpClient, HttpResponse, UpstreamProtocolError
+from gateway.fastpaths.litespan import LiteTracer, context_with, span_context_in
+from gateway.fastpaths.switches import FastPaths, log_fallback, select
+from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
+from gateway.fastpaths.timers import Deadline, use_coarse_timers
+
+__all__ = [
+    "BoundRecorder",
+    "Deadline",
+    "Endpoint",
+    "FastPaths",
+    "HotMetrics",
+    "HttpClient",
+    "HttpResponse",
+    "LiteTracer",
+    "UpstreamProtocolError",
+    "add_keyed",
+    "batch_processor",
+    "bind",
+    "context_with",
+    "exemplar_filter",
+    "fast_span_exporter",
+    "log_fallback",
+    "record_keyed",
+    "select",
+    "span_context_in",
+    "use_coarse_timers",
+]

@@ -106,9 +106,12 @@ def _self_check(name: str) -> str | None:
 
 
 def select(environ: Mapping[str, str],
-           sdk_versions: Mapping[str, str | None] | None = None) -> FastPaths:
+           sdk_versions: Mapping[str, str | None] | None = None,
+           self_check: Callable[[str], str | None] | None = None) -> FastPaths:
     """The fast paths for this environment and this SDK (`sdk_versions`: the installed
-    ones unless given)."""
+    ones unless given; `self_check`: a fast path's name -> its failure or None, the
+    checks in selfcheck.py unless given)."""
+    check = _self_check if self_check is None else self_check
     if _off(environ, ALL):
         return FastPaths(False, False, False, False, False, False)
     http_client = not (environ.get(HTTP_CLIENT, "").strip().lower() == "aiohttp"
@@ -126,11 +129,11 @@ def select(environ: Mapping[str, str],
                                 else sdk_versions)
         if fallback is not None:
             wanted = dict.fromkeys(wanted, False)
-        failed = [f"{name} ({error})" for name in wanted
-                  if wanted[name] and (error := _self_check(name)) is not None]
+        errors = {name: check(name) for name, on in wanted.items() if on}
+        failed = [f"{name} ({error})" for name, error in errors.items() if error is not None]
         if failed:
             fallback = "self-check failed: " + "; ".join(failed)
-            wanted = {name: on and _self_check(name) is None for name, on in wanted.items()}
+            wanted = {name: on and errors[name] is None for name, on in wanted.items()}
     return FastPaths(http_client=http_client, coarse_timers=coarse_timers,
                      lite_spans=wanted["lite_spans"], hot_metrics=wanted["hot_metrics"],
                      otlp_export=wanted["otlp_export"],

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -92,14 +93,30 @@ class Telemetry:
             self.meter_provider.shutdown(millis)
 
 
+_OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+
+
+def _entry_point_name(name: str, signal: str, environ: Mapping[str, str]) -> str:
+    """The SDK's rule: `otlp` is the exporter of OTEL_EXPORTER_OTLP_(<SIGNAL>_)PROTOCOL,
+    gRPC when unset; other names are entry point names as they are."""
+    if name != "otlp":
+        return name
+    protocol = (environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+                or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc").strip()
+    if protocol not in _OTLP_BY_PROTOCOL:
+        raise RuntimeError(f"Unsupported OTLP protocol '{protocol}' is configured")
+    return _OTLP_BY_PROTOCOL[protocol]
+
+
 def _sdk_exporter_names(signal: str, environ: Mapping[str, str]) -> list[str] | None:
-    """Names from OTEL_{signal}_EXPORTER resolved by the SDK; None when unset."""
+    """Names from OTEL_{signal}_EXPORTER as the SDK reads them; None when unset."""
     var = f"OTEL_{signal.upper()}_EXPORTER"
     if var not in environ:
         return None
-    from opentelemetry.sdk._configuration import _get_exporter_names  # SDK's own parsing
-
-    return list(_get_exporter_names(signal))  # type: ignore[arg-type]
+    names = environ[var]
+    if not names.strip() or names.strip().lower() == "none":
+        return []
+    return [_entry_point_name(name.strip(), signal, environ) for name in names.split(",")]
 
 
 def _otlp_configured(signal: str, environ: Mapping[str, str]) -> bool:
@@ -112,15 +129,19 @@ def _otlp_configured(signal: str, environ: Mapping[str, str]) -> bool:
 def _default_otlp(signal: str, environ: Mapping[str, str]) -> list[str]:
     if not _otlp_configured(signal, environ):
         return []
-    from opentelemetry.sdk._configuration import _get_exporter_entry_point
-
-    return [_get_exporter_entry_point("otlp", signal)]  # type: ignore[arg-type]
+    return [_entry_point_name("otlp", signal, environ)]
 
 
 def _load(names: Sequence[str], group: str) -> list[type]:
-    from opentelemetry.sdk._configuration import _import_config_components
-
-    return [cls for _, cls in _import_config_components(list(names), group)]
+    """The classes registered under `names` in the entry point `group` (how the SDK finds
+    exporters)."""
+    classes = []
+    for name in names:
+        found = list(entry_points(group=group, name=name))
+        if not found:
+            raise RuntimeError(f"Requested component '{name}' not found in entry point '{group}'")
+        classes.append(found[0].load())
+    return classes
 
 
 def _span_exporters(names: Sequence[str], env: Mapping[str, str],

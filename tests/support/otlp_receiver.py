@@ -24,6 +24,7 @@ class Received:
     traces: list[Any] = field(default_factory=list)
     metrics: list[Any] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    trace_agents: list[str] = field(default_factory=list)  # User-Agent of each span export
 
     def spans(self) -> list[Span]:
         return [span for req in self.traces for rs in req.resource_spans
@@ -50,6 +51,7 @@ async def http_receiver() -> AsyncIterator[tuple[str, Received]]:
     async def traces(request: web.Request) -> web.Response:
         raw = await request.read()
         received.raw.append(raw)
+        received.trace_agents.append(request.headers.get("user-agent", ""))
         received.traces.append(ExportTrace.FromString(raw))
         return web.Response(body=trace_service_pb2.ExportTraceServiceResponse().SerializeToString(),
                             content_type="application/x-protobuf")

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from gateway.config import ProviderConfig
 from gateway.confread import ConfigError
@@ -38,6 +39,23 @@ class Route:
     proxy: str | None = None
     proxy_source: str | None = None  # "proxy" (the provider's setting) or the variable's name
     ssl_context: ssl.SSLContext | None = None  # from `ca_file`
+
+    @property
+    def proxy_url(self) -> str | None:
+        """The proxy without its credentials (they go in `proxy_headers`)."""
+        return None if self.proxy is None else redact(self.proxy)
+
+    @property
+    def proxy_headers(self) -> dict[str, str] | None:
+        """Proxy-Authorization for a proxy URL with user:password (aiohttp ignores them in
+        the URL)."""
+        if self.proxy is None:
+            return None
+        parts = urlsplit(self.proxy)
+        if parts.username is None:
+            return None
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        return {"Proxy-Authorization": "Basic " + b64encode(credentials.encode()).decode()}
 
     def describe(self) -> str:
         client = "aiohttp's ClientSession" if self.aiohttp else "the gateway's own HTTP client"

@@ -55,19 +55,26 @@ class AiohttpEndpoint:
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str],
                  timeout: aiohttp.ClientTimeout, *, proxy: str | None = None,
+                 proxy_headers: Mapping[str, str] | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self._session = session
         self._base_url = base_url
         self._headers = headers
         self._timeout = timeout
         self._proxy = proxy
+        self._proxy_headers = proxy_headers
+        if proxy_headers and base_url.startswith("http://"):
+            # aiohttp sends proxy_headers only with a CONNECT (https targets); an http
+            # request goes to the proxy itself, so they go with it (as its proxy_auth does).
+            self._headers = {**headers, **proxy_headers}
+            self._proxy_headers = None
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> OpenAIResponse:
         response = await self._session.post(self._base_url + path, data=body,
                                             headers={**self._headers, **headers},
                                             timeout=self._timeout, proxy=self._proxy,
-                                            ssl=self._ssl)
+                                            proxy_headers=self._proxy_headers, ssl=self._ssl)
         return OpenAIResponse(response)
 
 
@@ -81,6 +88,7 @@ class OpenAIProvider:
 
     def __init__(self, config: ProviderConfig, transport: HttpClient | aiohttp.ClientSession,
                  dialects: frozenset[str] = OPENAI_NATIVE, *, proxy: str | None = None,
+                 proxy_headers: Mapping[str, str] | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         """`proxy` and `ssl_context` apply to an aiohttp `transport` (see providers/clients.py)."""
         self.config = config
@@ -103,7 +111,8 @@ class OpenAIProvider:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s)
             self._endpoint = AiohttpEndpoint(transport, config.base_url, headers, timeout,
-                                             proxy=proxy, ssl_context=ssl_context)
+                                             proxy=proxy, proxy_headers=proxy_headers,
+                                             ssl_context=ssl_context)
 
     @property
     def server_address(self) -> str | None:

@@ -28,7 +28,8 @@ def build_providers(config: GatewayConfig, routes: Mapping[str, Route],
         elif routes[name].aiohttp:
             assert session is not None
             route = routes[name]
-            built = OpenAIProvider(provider, session, proxy=route.proxy,
+            built = OpenAIProvider(provider, session, proxy=route.proxy_url,
+                                   proxy_headers=route.proxy_headers,
                                    ssl_context=route.ssl_context)
         else:
             assert http_client is not None

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -564,8 +565,10 @@ async def running_upstream(
     per_model: Mapping[str, Behaviour] | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[RunningUpstream]:
-    """Serve the fake on host:port (0 picks a free port) for the duration of the block."""
+    """Serve the fake on host:port (0 picks a free port) for the duration of the block,
+    over TLS with `ssl_context`."""
     if state is None:
         state = UpstreamState(api_key=api_key, per_model=dict(per_model or {}))
     if behaviour is not None:
@@ -573,10 +576,11 @@ async def running_upstream(
     runner = web.AppRunner(create_upstream_app(state), handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = runner.addresses[0][1]
-        yield RunningUpstream(f"http://{host}:{bound_port}/v1", state, runner)
+        scheme = "https" if ssl_context is not None else "http"
+        yield RunningUpstream(f"{scheme}://{host}:{bound_port}/v1", state, runner)
     finally:
         await runner.cleanup()
 

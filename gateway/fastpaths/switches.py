@@ -70,8 +70,10 @@ def _minor(version: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
+@functools.cache
 def installed_sdk_versions() -> dict[str, str | None]:
-    """The installed version of each SDK distribution the fast paths depend on."""
+    """The installed version of each SDK distribution the fast paths depend on (read once:
+    what is imported does not change while the process runs)."""
     found: dict[str, str | None] = {}
     for name in SDK_DISTRIBUTIONS:
         try:

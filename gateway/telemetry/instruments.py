@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Meter
-from opentelemetry.metrics import _Gauge as Gauge
 
 from gateway.fastpaths import HotMetrics
 from gateway.telemetry import names as n
@@ -34,6 +33,13 @@ class Adder(Protocol):
             context: Context | None = None) -> None: ...
 
 
+class Setter(Protocol):
+    """What the request path needs of a gauge (the API's gauge type is still private)."""
+
+    def set(self, amount: float, attributes: Mapping[str, Any] | None = None,
+            context: Context | None = None) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Instruments:
     operation_duration: Recorder
@@ -44,7 +50,7 @@ class Instruments:
     overhead: Recorder
     fallbacks: Counter
     retries: Counter
-    circuit_state: Gauge
+    circuit_state: Setter
     rate_limited: Counter
     tallies: Tallies  # requests, tokens and in-flight, as observable series
 

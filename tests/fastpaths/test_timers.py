@@ -182,3 +182,31 @@ async def test_a_slot_gives_back_its_loop_timer_once_emptied() -> None:
     assert slot.handle is not None and not slot.handle.cancelled()
     kept.cancel()
     assert timers._slots == {} and slot.handle.cancelled()
+
+
+async def test_switched_off_every_timer_is_the_loops_own() -> None:
+    """use_coarse_timers(False): timers are the loop's own handles, exact and cancellable,
+    and no slot is kept; switching back gives coarse timers again."""
+    loop = asyncio.get_running_loop()
+    t.use_coarse_timers(False)
+    try:
+        timers = t.timers()
+        assert type(timers) is t.LoopTimers
+        fired: list[float] = []
+        when = loop.time() + 0.02
+        timers.call_at(when, lambda: fired.append(loop.time()))
+        timers.call_later(0.02, lambda: fired.append(-1.0)).cancel()
+        assert timers._slots == {}
+        deadline = Deadline(loop.time() + 0.01)
+        with pytest.raises(TimeoutError):
+            try:
+                await asyncio.sleep(1)
+            except BaseException as exc:
+                raised = deadline.leave(exc)
+                assert raised is not None
+                raise raised from None
+        await asyncio.sleep(0.03)
+        assert len(fired) == 1 and fired[0] >= when
+    finally:
+        t.use_coarse_timers(True)
+    assert type(t.timers()) is CoarseTimers

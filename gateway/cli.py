@@ -10,8 +10,10 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from gateway import __version__, workers
-from gateway.config import GatewayConfig, load_from
+from gateway.config import GatewayConfig, ProviderConfig, load_from
 from gateway.confread import ConfigError
+from gateway.fastpaths import select
+from gateway.providers.clients import route
 from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.spend import cli as spend_cli
 from gateway.telemetry.setup import describe
@@ -57,6 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    problems = _network_problems(config, os.environ)
+    if problems:
+        print("configuration error:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return 2
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     worker = workers.worker_index(os.environ)
@@ -75,6 +81,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network_problems(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
+    """Upstream settings that would stop the gateway at start (a CA bundle that cannot load)."""
+    problems: list[str] = []
+    for provider in config.providers.values():
+        if provider.kind != "mock":
+            try:
+                route(provider, environ, own_client=True)
+            except ConfigError as error:
+                problems += error.problems
+    return problems
+
+
+def _client_route(provider: ProviderConfig, environ: Mapping[str, str]) -> str:
+    """Which client and proxy the provider's calls would use (never a proxy's password)."""
+    try:
+        return route(provider, environ, own_client=select(environ).http_client).describe()
+    except ConfigError as error:
+        return f"(cannot start: {error})"
+
+
 def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
     """The one-screen `check-config` report (never prints a secret)."""
     lines = [f"config: {config.source}", "", "providers:"]
@@ -90,6 +116,8 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
         where = provider.base_url or "in-process"
         lines.append(f"  {provider.name:<12} {provider.kind:<7} {provider.provider_name:<12} "
                      f"{where}  key: {key}")
+        if provider.kind != "mock":
+            lines.append(f"  {'':<12} via {_client_route(provider, environ)}")
     lines += ["", "models:"]
     for model in config.models.values():
         serving = config.provider_for(model)
@@ -112,6 +140,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(summary(config, os.environ)))
     problems, warnings = spend_cli.check(config, os.environ)
+    problems += _network_problems(config, os.environ)
     for warning in warnings:
         print(f"\n{warning}")
     if problems:

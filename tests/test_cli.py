@@ -87,3 +87,32 @@ async def test_serve_embedded_default_with_sdk() -> None:
                 text = await resp.text()
     assert 'gateway_requests_total{' in text and 'gen_ai_request_model="deepseek-v3.2"' in text
     assert 'gateway_cost_usd_total{' in text
+
+
+def test_check_config_shows_each_providers_client_and_proxy_without_its_password(
+        tmp_path: Path) -> None:
+    """check-config says which client and proxy each provider uses (the proxy's password
+    left out); check-config and serve refuse a CA bundle that cannot load, naming its key."""
+    config = tmp_path / "g.yaml"
+    config.write_text(
+        "providers:\n"
+        "  corp: {kind: openai, base_url: 'https://llm.corp.example/v1'}\n"
+        "  local: {kind: openai, base_url: 'http://localhost:9000/v1'}\n"
+        "models: {m: {provider: corp, price_per_mtok: {input: 1, output: 2}}}\n")
+    env = {"HTTPS_PROXY": "http://me:pr0xy-pw@proxy.corp:3128", "HTTP_PROXY": "",
+           "NO_PROXY": "localhost"}
+    result = run_cli("check-config", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "via aiohttp's ClientSession (proxy http://proxy.corp:3128 from HTTPS_PROXY)" \
+        in result.stdout
+    assert "via the gateway's own HTTP client" in result.stdout
+    assert "pr0xy-pw" not in result.stdout + result.stderr
+    config.write_text(config.read_text().replace(
+        "base_url: 'https://llm.corp.example/v1'",
+        "base_url: 'https://llm.corp.example/v1', ca_file: /nonexistent.pem"))
+    result = run_cli("check-config", "--config", str(config), env=env)
+    assert result.returncode == 2
+    assert "providers.corp.ca_file: cannot load '/nonexistent.pem'" in result.stderr
+    served = run_cli("serve", "--config", str(config), "--port", "0", env=env)
+    assert served.returncode == 2 and "Traceback" not in served.stderr
+    assert "providers.corp.ca_file: cannot load '/nonexistent.pem'" in served.stderr

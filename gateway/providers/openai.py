@@ -51,7 +51,7 @@ class OpenAIResponse:
 
 
 class AiohttpEndpoint:
-    """aiohttp's ClientSession behind the `post` of the gateway's own `httpclient.Endpoint`."""
+    """aiohttp's ClientSession behind the `post` of the gateway's own `fastpaths.Endpoint`."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str],
                  timeout: aiohttp.ClientTimeout, *, proxy: str | None = None,

@@ -79,7 +79,7 @@ def create_app(
     rate_limits = build_rate_limit_hook(config, tel.instruments)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
-    served = Dialects(default_dialects() if dialects is None else dialects)
+    served = Dialects(default_dialects(config.limits) if dialects is None else dialects)
     chain = Chain(runner, router or FallbackRouter(config), hooks)
     auth = authenticator or OpenAccess()
     lifecycle = Lifecycle(config, tel, auth, hooks)

@@ -20,6 +20,7 @@ import yaml
 
 from gateway.confread import ConfigError, Problems, Section
 from gateway.envsubst import Substitution, has_reference, substitute
+from gateway.limits import RequestLimits, parse_limits
 from gateway.resilience.config import MODEL_KEYS as RESILIENCE_MODEL_KEYS
 from gateway.resilience.config import ResilienceConfig, parse_resilience
 from gateway.spend.config import SpendConfig, parse_spend
@@ -119,6 +120,7 @@ class GatewayConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     spend: SpendConfig = field(default_factory=SpendConfig)
+    limits: RequestLimits = field(default_factory=RequestLimits)
     source: str = "<embedded default>"
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
@@ -290,7 +292,7 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     root = Section(tree, "", problems)
     raw_root = Section(raw_tree or {}, "", Problems())
     root.reject_unknown({"server", "providers", "models", "storage", "resilience", "rate_limits",
-                         "keys", "budgets", "spend"})
+                         "keys", "budgets", "spend", "limits"})
     server = _server(root.section("server"))
     storage = _storage(root.section("storage"))
     providers: dict[str, ProviderConfig] = {}
@@ -305,10 +307,14 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     resilience = parse_resilience(root, models)
     spend = parse_spend(root, environ, models=models,
                         provider_names={p.provider_name for p in providers.values()})
+    limits = parse_limits(root.section("limits"))
+    if spend.default_max_tokens > limits.max_tokens:
+        problems.add("spend.default_max_tokens",
+                     f"must be at most limits.max_tokens ({limits.max_tokens})")
     problems.raise_if_any()
     return GatewayConfig(
         server=server, providers=providers, models=models, storage=storage,
-        resilience=resilience, spend=spend, source=source,
+        resilience=resilience, spend=spend, limits=limits, source=source,
     )
 
 

@@ -33,8 +33,16 @@ class Usage:
         )
 
 
+# The most tokens one count may hold: far above any real call, and small enough that a
+# ledger row's counts (and their sums) stay inside 64-bit integers. An upstream may
+# report up to 2^64 - 1 (the largest integer orjson reads), which SQLite cannot store.
+MAX_TOKENS = 1 << 40
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, MAX_TOKENS)
+    return 0
 
 
 def from_openai(usage: Any) -> Usage | None:

@@ -14,6 +14,7 @@ import orjson
 from gateway.dialects import openai_wire as wire
 from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.limits import DEFAULT_LIMITS, RequestLimits
 from gateway.sse import DONE, event_data
 from gateway.telemetry import content
 from gateway.telemetry import names as n
@@ -32,9 +33,13 @@ class OpenAIChat:
     upstream_path: str = "/chat/completions"
     pass_headers: tuple[str, ...] = wire.PASS_HEADERS
 
+    def __init__(self, limits: RequestLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits  # bounds on max_tokens and n (`limits:` in the config)
+
     def parse(self, raw: bytes) -> ClientRequest:
         body = wire.parse_json(raw)
         model = wire.model_of(body)
+        wire.check_bounds(body, self.limits)
         messages = body.get("messages")
         if messages is None:
             raise InvalidRequest("Missing required parameter: 'messages'.", param="messages")

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.limits import RequestLimits, check_count
 from gateway.telemetry import names as n
 
 PASS_HEADERS = ("openai-processing-ms", "openai-version", "x-ratelimit-limit-requests",
@@ -38,6 +39,13 @@ def model_of(body: Mapping[str, Any]) -> str:
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' must be a non-empty string", param="model")
     return model
+
+
+def check_bounds(body: Mapping[str, Any], limits: RequestLimits) -> None:
+    """`max_tokens`, `max_completion_tokens` and `n` within `limits:` (else a 400)."""
+    check_count("max_completion_tokens", body.get("max_completion_tokens"), limits.max_tokens)
+    check_count("max_tokens", body.get("max_tokens"), limits.max_tokens)
+    check_count("n", body.get("n"), limits.max_n)
 
 
 def max_tokens(body: Mapping[str, Any]) -> int | None:

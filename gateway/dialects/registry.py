@@ -14,14 +14,16 @@ from gateway.dialects import openai_chat, openai_embeddings
 from gateway.dialects.base import Dialect
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
+from gateway.limits import DEFAULT_LIMITS, RequestLimits
 
 # What the OpenAI-compatible and the simulated providers speak natively.
 OPENAI_NATIVE = frozenset({openai_chat.NAME, openai_embeddings.NAME})
 
 
-def default_dialects() -> list[Dialect]:
-    """The dialects served unless `create_app` is given others."""
-    return [OpenAIChat(), OpenAIEmbeddings()]
+def default_dialects(limits: RequestLimits = DEFAULT_LIMITS) -> list[Dialect]:
+    """The dialects served unless `create_app` is given others, with the config's
+    request `limits`."""
+    return [OpenAIChat(limits), OpenAIEmbeddings()]
 
 
 class Dialects:

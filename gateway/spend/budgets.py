@@ -18,14 +18,32 @@ from zoneinfo import ZoneInfo
 from gateway.config import Price
 from gateway.spend.config import DEFAULT_THRESHOLDS, BudgetConfig
 from gateway.spend.windows import Window, WindowTracker, duration, local_time, zone
+from gateway.usage import MAX_TOKENS
 
 NANOS_PER_USD = 1_000_000_000
 _NANOS = Decimal(NANOS_PER_USD)
+# The most one attempt can reserve or be charged: 2^53 nano-dollars, about $9.0 million.
+# Every amount stays exact in a double (Redis Lua's numbers, SQLite's TOTAL) and far
+# inside SQLite's and orjson's 64-bit integers, so no sum of amounts can overflow there;
+# a worst case above it is refused by any budget smaller than $9 million anyway.
+MAX_NANOS = 1 << 53
+_MAX_NANOS = Decimal(MAX_NANOS)
+
+
+def clamp_nanos(nanos: int) -> int:
+    """An amount brought into [0, MAX_NANOS]."""
+    return 0 if nanos < 0 else min(nanos, MAX_NANOS)
 
 
 def to_nanos(usd: Decimal) -> int:
-    """US dollars to nano-dollars, rounded up (a cost is never under-counted)."""
-    return int((usd * _NANOS).to_integral_value(rounding=ROUND_CEILING))
+    """US dollars to nano-dollars, rounded up (a cost is never under-counted), within
+    [0, MAX_NANOS] (a non-finite amount counts as the maximum)."""
+    if not usd.is_finite():
+        return MAX_NANOS
+    nanos = usd * _NANOS
+    if nanos >= _MAX_NANOS:
+        return MAX_NANOS
+    return clamp_nanos(int(nanos.to_integral_value(rounding=ROUND_CEILING)))
 
 
 def to_usd(nanos: int) -> Decimal:
@@ -117,7 +135,7 @@ def output_tokens_reserved(body: Mapping[str, Any], max_tokens: int | None, defa
         return 0
     choices = body.get("n")
     n = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1 else 1
-    return (max_tokens or default) * n
+    return min((max_tokens or default) * n, MAX_TOKENS)
 
 
 def nano_prices(price: Price) -> tuple[int, int] | tuple[()]:
@@ -130,8 +148,14 @@ def nano_prices(price: Price) -> tuple[int, int] | tuple[()]:
 
 
 def worst_case_nanos(prompt_tokens: int, output_tokens: int, price: Price) -> int:
-    """Upper bound of an attempt's cost: no cache discount, every output token used."""
+    """Upper bound of an attempt's cost: no cache discount, every output token used
+    (at most MAX_NANOS)."""
     return to_nanos((prompt_tokens * price.input + output_tokens * price.output) / Decimal(1_000_000))
+
+
+def worst_case_exact(prompt_tokens: int, output_tokens: int, prices: tuple[int, int]) -> int:
+    """`worst_case_nanos` with integer nano-dollar prices per token (the hot path)."""
+    return clamp_nanos(prompt_tokens * prices[0] + output_tokens * prices[1])
 
 
 class ThresholdTracker:

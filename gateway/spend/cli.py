@@ -322,6 +322,10 @@ def summary_lines(config: GatewayConfig) -> list[str]:
                  f"loop > {guard.loop_threshold} identical bodies in {guard.loop_window_s:g}s")
     lines += ["", "notifications:"]
     lines += [f"  {hook.format:<9} {hook.display}" for hook in spend.webhooks] or ["  none (log only)"]
+    limits = config.limits
+    lines += ["", "request limits (bound the worst case a call reserves):",
+              f"  max_tokens / max_completion_tokens <= {limits.max_tokens:,}; "
+              f"n <= {limits.max_n}"]
     lines += ["", f"ledger: {_ledger(config)}"]
     return lines
 

@@ -35,6 +35,7 @@ from gateway.spend.budgets import (
     nano_prices,
     output_tokens_reserved,
     to_nanos,
+    worst_case_exact,
     worst_case_nanos,
 )
 from gateway.spend.config import SpendConfig
@@ -222,7 +223,7 @@ class SpendHook(BaseHook):
         if prices is None:
             prices = self._nano_prices[model.name] = nano_prices(model.price)
         if prices:
-            return prompt * prices[0] + output * prices[1]
+            return worst_case_exact(prompt, output, prices)
         return worst_case_nanos(prompt, output, model.price)
 
     def _entry(self, call: Call, served: str, provider: str, ts: float, attempt: int

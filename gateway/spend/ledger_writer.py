@@ -7,10 +7,15 @@ shares no GIL: the gateway writes length-prefixed frames to its stdin and reads
 acknowledgements from its stdout, both non-blocking on the event loop.
 
 Protocol (orjson): request frame `[seq, [op, ...]]`, reply frame
-`[seq, [result, ...]]` or `[seq, null, "error"]`. Every frame read by one
+`[seq, [result, ...]]`, `[seq, [result, ...], [[index, "error"], ...]]` when some
+ops failed, or `[seq, null, "error"]` when all did. Every frame read by one
 `read()` is committed in one transaction (group commit), and only then
-acknowledged, so an acknowledged write is in the WAL. On EOF (the gateway
-closed it, or was killed) the writer commits what it has read and exits.
+acknowledged, so an acknowledged write is in the WAL. When a group commit fails,
+each op is applied again in a transaction of its own, so one bad write fails
+alone and the others' callers never see its error. On EOF (the gateway
+closed it, or was killed) the writer commits what it has read and exits; it
+ignores SIGINT, SIGTERM and SIGHUP, which a terminal or a service manager sends
+to the whole process group while the gateway is still draining.
 
 Run as `python -m gateway.spend.ledger_writer PATH`; it imports nothing heavy.
 """
@@ -18,6 +23,7 @@ Run as `python -m gateway.spend.ledger_writer PATH`; it imports nothing heavy.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import sys
 from typing import Any
@@ -70,8 +76,8 @@ def _commit(conn: Any, frames: list[Any], stdout: int) -> None:
     ops = [op for _, batch in frames for op in batch]
     try:
         results = apply(conn, ops)
-    except Exception as exc:  # the whole group fails; the gateway logs it
-        replies = b"".join(frame([seq, None, f"{type(exc).__name__}: {exc}"]) for seq, _ in frames)
+    except Exception:  # one bad op must not fail the group: each op again, on its own
+        replies = b"".join(_one_by_one(conn, seq, batch) for seq, batch in frames)
     else:
         out, index = [], 0
         for seq, batch in frames:
@@ -84,10 +90,31 @@ def _commit(conn: Any, frames: list[Any], stdout: int) -> None:
         view = view[written:]
 
 
+def _one_by_one(conn: Any, seq: int, batch: list[Any]) -> bytes:
+    """A frame's ops in a transaction each, after its group commit failed: the reply
+    carries every result and, by index, the ops that failed."""
+    results: list[Any] = []
+    failures: list[list[Any]] = []
+    for index, op in enumerate(batch):
+        try:
+            results.extend(apply(conn, [op]))
+        except Exception as exc:
+            results.append(None)
+            failures.append([index, f"{type(exc).__name__}: {exc}"])
+    if failures and len(failures) == len(batch):
+        return frame([seq, None, failures[0][1]])
+    return frame([seq, results, failures] if failures else [seq, results])
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m gateway.spend.ledger_writer PATH", file=sys.stderr)
         return 2
+    # A terminal's Ctrl-C or hang-up, or a service manager's SIGTERM, reaches the whole
+    # process group: the gateway then drains, and its last writes need this process.
+    # It exits when the gateway closes the pipe (or dies).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     serve(argv[0], sys.stdin.fileno(), sys.stdout.fileno())
     return 0
 

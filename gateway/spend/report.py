@@ -70,11 +70,13 @@ def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
 def summarize_sqlite(conn: sqlite3.Connection, by: str, start: float, end: float) -> Summary:
     column = BY_FIELD[by]
     cur = conn.execute(
-        f"SELECT {column}, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_tokens), "
-        "SUM(cost_nanos) FROM ledger WHERE ts >= ? AND ts < ? AND status != ? "
-        f"GROUP BY {column} ORDER BY SUM(cost_nanos) DESC, {column}", (start, end, PENDING))
+        # TOTAL (a double) rather than SUM, which raises past 2^63; exact below 2^53.
+        f"SELECT {column}, COUNT(*), TOTAL(input_tokens), TOTAL(output_tokens), "
+        "TOTAL(cached_tokens), TOTAL(cost_nanos) FROM ledger WHERE ts >= ? AND ts < ? "
+        f"AND status != ? GROUP BY {column} ORDER BY TOTAL(cost_nanos) DESC, {column}",
+        (start, end, PENDING))
     rows = [Row(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in cur]
-    pending = conn.execute("SELECT COUNT(*), COALESCE(SUM(cost_nanos), 0) FROM ledger "
+    pending = conn.execute("SELECT COUNT(*), TOTAL(cost_nanos) FROM ledger "
                            "WHERE ts >= ? AND ts < ? AND status = ?", (start, end, PENDING)).fetchone()
     return Summary(rows, int(pending[0]), int(pending[1]))
 

@@ -119,8 +119,15 @@ class _Writer:
             _fail(futures, RuntimeError("the ledger writer is not running"))
             return
         self.seq += 1
+        try:
+            data = frame([self.seq, ops])
+        except (TypeError, ValueError):  # an op the encoder refuses: it fails alone
+            ops, futures = _encodable(ops, futures)
+            if not ops:
+                return
+            data = frame([self.seq, ops])
         self.waiting[self.seq] = futures
-        process.stdin.write(frame([self.seq, ops]))
+        process.stdin.write(data)
 
     async def _read_acks(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -129,14 +136,7 @@ class _Writer:
                 header = await process.stdout.readexactly(HEADER.size)
                 (size,) = HEADER.unpack(header)
                 reply = orjson.loads(await process.stdout.readexactly(size))
-                futures = self.waiting.pop(reply[0], [])
-                if reply[1] is None:
-                    _log.error("the spend ledger could not commit: %s", reply[2])
-                    _fail(futures, RuntimeError(reply[2]))
-                    continue
-                for future, result in zip(futures, reply[1], strict=True):
-                    if future is not None and not future.done():
-                        future.set_result(result)
+                _settle_frame(self.waiting.pop(reply[0], []), reply)
         except asyncio.IncompleteReadError:
             pass
         finally:
@@ -173,6 +173,44 @@ class _Writer:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
+
+
+def _encodable(ops: list[list[Any]], futures: list[asyncio.Future[Any] | None]
+               ) -> tuple[list[list[Any]], list[asyncio.Future[Any] | None]]:
+    """The ops the frame encoder accepts; the others' waiters fail with the reason."""
+    kept_ops: list[list[Any]] = []
+    kept: list[asyncio.Future[Any] | None] = []
+    for op, future in zip(ops, futures, strict=True):
+        try:
+            orjson.dumps(op)
+        except (TypeError, ValueError) as exc:
+            _log.error("the spend ledger refused a write it cannot encode: %s", exc)
+            _fail((future,), RuntimeError(f"the spend ledger cannot encode this write: {exc}"))
+            continue
+        kept_ops.append(op)
+        kept.append(future)
+    return kept_ops, kept
+
+
+def _settle_frame(futures: list[asyncio.Future[Any] | None], reply: list[Any]) -> None:
+    """Resolve one frame's waiters from the writer's reply: `[seq, results]`, or
+    `[seq, results, failures]` when some ops failed alone (`[[index, error], ...]`),
+    or `[seq, null, error]` when the whole frame failed."""
+    if reply[1] is None:
+        _log.error("the spend ledger could not commit: %s", reply[2])
+        _fail(futures, RuntimeError(reply[2]))
+        return
+    failed = {index: error for index, error in (reply[2] if len(reply) > 2 else ())}
+    for index, (future, result) in enumerate(zip(futures, reply[1], strict=True)):
+        if future is None or future.done():
+            continue
+        if index in failed:
+            future.set_exception(RuntimeError(f"the spend ledger could not commit: {failed[index]}"))
+        else:
+            future.set_result(result)
+    if failed:
+        _log.error("the spend ledger could not commit %d write(s): %s", len(failed),
+                   "; ".join(sorted(set(failed.values()))))
 
 
 def _fail(futures: Iterable[asyncio.Future[Any] | None], error: BaseException) -> None:
@@ -237,7 +275,11 @@ class SqliteStore:
         if self._writer is None:
             _fail(futures, RuntimeError("the spend store is closed"))
             return
-        self._writer.send(ops, futures)
+        try:
+            self._writer.send(ops, futures)
+        except Exception as exc:  # a loop callback: whatever happens, no waiter is left hanging
+            _log.exception("could not hand writes to the spend ledger writer")
+            _fail(futures, RuntimeError(f"the spend ledger writer could not take the write: {exc}"))
 
     def journal(self, res: Reservation, *, wait: bool) -> asyncio.Future[Any] | None:
         """Write the attempt's pending row (its worst case) before it goes upstream."""
@@ -290,8 +332,10 @@ class SqliteStore:
 
 def spent_in(conn: sqlite3.Connection, scope: str, target: str | None, start: float,
              end: float) -> int:
-    """Settled spend (and dead gateways' unsettled worst cases) in [start, end)."""
-    sql = ("SELECT COALESCE(SUM(cost_nanos), 0) FROM ledger "
+    """Settled spend (and dead gateways' unsettled worst cases) in [start, end).
+    TOTAL, not SUM: a double never overflows (SUM raises past 2^63), and it is exact
+    while the sum is below 2^53 nano-dollars ($9 million)."""
+    sql = ("SELECT TOTAL(cost_nanos) FROM ledger "
            "WHERE ts >= ? AND ts < ? AND status != ?")
     params: list[Any] = [start, end, PENDING]
     column = SCOPE_COLUMN.get(scope)

@@ -16,6 +16,7 @@ from gateway.fastpaths import select
 from gateway.providers.clients import route
 from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.spend import cli as spend_cli
+from gateway.spend import ledger_lock
 from gateway.telemetry.setup import describe
 
 
@@ -73,11 +74,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         worker_args = ["--host", host, "--port", str(port), "--log-level", args.log_level]
         if args.config:
             worker_args += ["--config", args.config]
-        return workers.run_workers(args.workers, worker_args)
+        try:
+            shared = ledger_lock.hold_for_workers(config.storage)
+        except ledger_lock.LedgerInUse as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return workers.run_workers(args.workers, worker_args, shared_fds=shared)
     if worker is not None:
         workers.watch_parent(os.environ)
     install_fast_loop()
-    asyncio.run(serve(config, host, port, reuse_port=worker is not None))
+    try:
+        asyncio.run(serve(config, host, port, reuse_port=worker is not None))
+    except ledger_lock.LedgerInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,9 +1,11 @@
 """Runs the gateway: event loop, listening socket, signals and graceful shutdown.
 
-SIGTERM/SIGINT: stop accepting (and report not-ready), let in-flight requests
-and streams finish up to `server.shutdown_timeout_s`, cancel the rest (a cut
-stream gets an SSE error event), then flush telemetry. A second signal stops
-the wait.
+SIGTERM/SIGINT/SIGHUP: stop accepting (and report not-ready), let in-flight
+requests and streams finish up to `server.shutdown_timeout_s`, cancel the rest
+(a cut stream gets an SSE error event), then flush telemetry. A second signal
+stops the wait. SIGHUP does not reload the config: it drains like SIGTERM, so a
+closed terminal or a reload sent by habit never cuts a stream or leaves its
+spend unsettled (restart the gateway to apply a new config).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def tune_gc(environ: Mapping[str, str]) -> None:
 
 def _on_signals(callback: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, callback)
 
 

@@ -2,7 +2,7 @@
 
 The parent binds nothing: it starts N copies of `python -m gateway serve` with
 GATEWAY_WORKER_INDEX set, each of which binds the port with SO_REUSEPORT (the
-kernel spreads connections over them), forwards SIGTERM/SIGINT to them,
+kernel spreads connections over them), forwards SIGTERM/SIGINT/SIGHUP to them,
 restarts nothing, and exits when all of them have, with the first non-zero
 status (or 0).
 
@@ -49,8 +49,12 @@ def worker_index(environ: Mapping[str, str]) -> int | None:
 # --- the parent ---------------------------------------------------------------------
 
 
-def run_workers(count: int, worker_args: Sequence[str]) -> int:
-    """Start `count` workers (`python -m gateway serve <worker_args>`) and wait for them."""
+def run_workers(count: int, worker_args: Sequence[str], *, shared_fds: Mapping[str, int] | None = None
+                ) -> int:
+    """Start `count` workers (`python -m gateway serve <worker_args>`) and wait for them.
+    `shared_fds`: descriptors the workers inherit, each under its environment variable
+    (the ledger's lock, held by this process for all of them)."""
+    shared = dict(shared_fds or {})
     run_dir = tempfile.mkdtemp(prefix="llm-gateway-workers-")
     # Each worker watches the read end: when the parent dies without a chance to
     # forward a signal (SIGKILL), its workers see EOF and shut down.
@@ -63,11 +67,12 @@ def run_workers(count: int, worker_args: Sequence[str]) -> int:
             env["GATEWAY_INSTANCE_ID"] = base_id
             env.update({ENV_INDEX: str(index), ENV_COUNT: str(count), ENV_DIR: run_dir,
                         ENV_PARENT_FD: str(watch_read)})
+            env.update({name: str(fd) for name, fd in shared.items()})
             # A process group of its own: a terminal's Ctrl-C reaches the parent only,
             # which forwards it once (a second SIGINT would cut the workers' drain short).
             children.append(subprocess.Popen(
                 [sys.executable, "-m", "gateway", "serve", *worker_args], env=env,
-                pass_fds=(watch_read,), process_group=0))
+                pass_fds=(watch_read, *shared.values()), process_group=0))
         os.close(watch_read)
         _log.info("started %d workers: %s", count, ", ".join(str(c.pid) for c in children))
         return _wait(children)
@@ -88,7 +93,8 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> int:
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         codes = [child.wait() for child in children]
     finally:

@@ -36,7 +36,8 @@ OPEN_MODE_WARNING = ("OPEN MODE: no virtual key is configured, so anyone who can
                      "`llm-gateway keys create --alias NAME --team TEAM`.")
 
 
-def make_backend(config: GatewayConfig, budgets: BudgetSet, workers: int = 1) -> Backend:
+def make_backend(config: GatewayConfig, budgets: BudgetSet, workers: int = 1,
+                 environ: Mapping[str, str] | None = None) -> Backend:
     storage = config.storage
     if storage.backend == "redis" and storage.redis_url:
         store = RedisStore(storage.redis_url, storage.redis_prefix,
@@ -45,7 +46,7 @@ def make_backend(config: GatewayConfig, budgets: BudgetSet, workers: int = 1) ->
     if workers > 1 and budgets.all():
         _log.warning("%d gateway workers share the SQLite ledger: each enforces 1/%d of every "
                      "budget. Use storage.backend: redis to share budgets exactly.", workers, workers)
-    return LocalBackend(SqliteStore(storage.sqlite_path), budgets, shares=workers)
+    return LocalBackend(SqliteStore(storage.sqlite_path, environ), budgets, shares=workers)
 
 
 def _workers(environ: Mapping[str, str]) -> int:
@@ -140,7 +141,7 @@ def build_spend(config: GatewayConfig, telemetry: Telemetry, *, clock: Clock | N
     spend = config.spend
     clock = clock or SystemClock()
     budgets = BudgetSet(Budget.from_config(b) for b in spend.budgets)
-    store = backend or make_backend(config, budgets, _workers(environ or {}))
+    store = backend or make_backend(config, budgets, _workers(environ or {}), environ)
     notifier = Notifier(spend.webhooks, clock=clock, claim=lambda c, ttl: store.claim(c, ttl, clock.now()),
                         max_attempts=spend.notify_max_attempts, backoff_s=spend.notify_backoff_s)
     runaway = RunawayGuard(spend.runaway) if spend.runaway.enabled else None

@@ -16,11 +16,10 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ import orjson
 from gateway.spend import ledger_sql as sql
 from gateway.spend.keys import KeyRecord
 from gateway.spend.ledger import COLUMNS, PENDING, UNSETTLED, LedgerEntry, Reservation
+from gateway.spend.ledger_lock import LedgerLock, acquire, owner_alive, owner_token
 from gateway.spend.ledger_sql import connect, init_schema
 from gateway.spend.ledger_writer import HEADER, frame
 
@@ -51,41 +51,12 @@ def _row(entry: LedgerEntry) -> tuple[Any, ...]:
             entry.stream, entry.attempt)
 
 
-def _proc_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot: pid + this is unique per boot."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def owner_token() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the gateway process that wrote a pending row still runs (same host only)."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True  # another machine's row: not ours to recover
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return _proc_start(pid) == started if started else True
-
-
-def recover_pending(conn: sqlite3.Connection) -> int:
-    """Journal rows of dead gateways become charges at their worst case."""
+def recover_pending(conn: sqlite3.Connection, session: str) -> int:
+    """Journal rows of dead gateways become charges at their worst case. Called by the
+    holder of the ledger's lock (`ledger_lock`): rows of other sessions are all dead."""
     owners = [row[0] for row in conn.execute(
         "SELECT DISTINCT owner FROM ledger WHERE status = 'pending'")]
-    dead = [o for o in owners if o is None or not owner_alive(o)]
+    dead = [o for o in owners if o is None or not owner_alive(o, session)]
     recovered = 0
     for owner in dead:
         cur = conn.execute("UPDATE ledger SET status = ?, owner = NULL "
@@ -222,17 +193,26 @@ def _fail(futures: Iterable[asyncio.Future[Any] | None], error: BaseException) -
 class SqliteStore:
     """Ledger, keys and notice claims in one SQLite file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, environ: Mapping[str, str] | None = None) -> None:
         self.path = path
-        self.owner = owner_token()
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.owner = ""  # this process's journal rows' owner, once the ledger's lock is held
+        self._lock: LedgerLock | None = None
         self._writer: _Writer | None = None
         self._ops: list[list[Any]] = []  # this loop iteration's writes, sent as one frame
         self._futures: list[asyncio.Future[Any] | None] = []
 
     # --- lifecycle ----------------------------------------------------------
     async def open(self) -> int:
-        """Create the schema, recover dead gateways' journal rows, start the writer."""
-        recovered = await asyncio.to_thread(self._prepare)
+        """Take the ledger's lock (LedgerInUse if another gateway has it), create the
+        schema, recover dead gateways' journal rows, start the writer."""
+        self._lock = await asyncio.to_thread(acquire, self.path, self.environ)
+        self.owner = owner_token(self._lock.session)
+        try:
+            recovered = await asyncio.to_thread(self._prepare, self._lock.session)
+        except BaseException:
+            self._release()
+            raise
         if recovered:
             _log.warning("spend ledger: %d attempts of a gateway that died were charged at "
                          "their reserved worst case (status 'unsettled')", recovered)
@@ -240,11 +220,11 @@ class SqliteStore:
         await self._writer.start()
         return recovered
 
-    def _prepare(self) -> int:
+    def _prepare(self, session: str) -> int:
         conn = connect(self.path)
         try:
             init_schema(conn)
-            return recover_pending(conn)
+            return recover_pending(conn, session)
         finally:
             conn.close()
 
@@ -253,6 +233,12 @@ class SqliteStore:
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.stop()
+        self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # --- writes (through the writer process) ----------------------------------
     def _submit(self, op: list[Any], wait: bool) -> asyncio.Future[Any] | None:

@@ -4,14 +4,19 @@ charged on the next start, a live one's are left alone, notices are claimed once
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from gateway.spend import ledger_sql
 from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
-from gateway.spend.sqlite_store import SqliteStore, connect, owner_alive, owner_token, spent_in
+from gateway.spend.ledger_lock import ENV_LOCK_FD, LedgerInUse, acquire, owner_alive, process_start
+from gateway.spend.sqlite_store import SqliteStore, connect, spent_in
 from tests.spend.helpers import ledger_rows, ledger_status
 
 
@@ -54,39 +59,90 @@ async def test_many_writes_commit_in_batches(tmp_path: Path) -> None:
     assert len(ledger_rows(tmp_path / "l.db")) == 1000
 
 
-async def test_dead_gateways_journal_rows_are_charged_on_start(tmp_path: Path) -> None:
-    """Pending rows of a process that is gone become `unsettled` charges; pending rows of a
-    process that still runs are left for it."""
+def _journal_row(path: Path, owner: str, cost: int) -> None:
+    conn = connect(str(path))
+    conn.execute(
+        "INSERT INTO ledger (ts, request_id, trace_id, key_alias, team, operation, "
+        "model_requested, model_served, provider, input_tokens, output_tokens, "
+        "cached_tokens, reasoning_tokens, cost_nanos, status, estimated, stream, attempt, "
+        "owner) VALUES (1, 'r', '', 'k', 't', 'chat', 'm', 'm', 'p', 0, 0, 0, 0, ?, "
+        "'pending', 1, 1, 1, ?)", (cost, owner))
+    conn.close()
+
+
+def _owner(session: str, pid: int) -> str:
+    return f"{session}:{socket.gethostname()}:{pid}:{process_start(pid)}"
+
+
+async def test_journal_rows_of_other_sessions_are_charged_on_start(tmp_path: Path) -> None:
+    """The lock's new holder charges every pending row an earlier holder left, even one
+    whose process still runs (the lock proves it no longer owns the ledger)."""
     path = tmp_path / "l.db"
     store = SqliteStore(str(path))
     await store.open()
     await store.close()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        from gateway.spend.sqlite_store import _proc_start
-
-        live_owner = f"{owner_token().split(':')[0]}:{sleeper.pid}:{_proc_start(sleeper.pid)}"
-        dead_owner = f"{owner_token().split(':')[0]}:999999999:1"
-        conn = connect(str(path))
-        for owner, cost in ((dead_owner, 7), (live_owner, 9)):
-            conn.execute(
-                "INSERT INTO ledger (ts, request_id, trace_id, key_alias, team, operation, "
-                "model_requested, model_served, provider, input_tokens, output_tokens, "
-                "cached_tokens, reasoning_tokens, cost_nanos, status, estimated, stream, attempt, "
-                "owner) VALUES (1, 'r', '', 'k', 't', 'chat', 'm', 'm', 'p', 0, 0, 0, 0, ?, "
-                "'pending', 1, 1, 1, ?)", (cost, owner))
-        conn.close()
-        assert owner_alive(live_owner) and not owner_alive(dead_owner)
+        _journal_row(path, _owner("0123456789abcdef", sleeper.pid), 7)
+        _journal_row(path, f"{socket.gethostname()}:{sleeper.pid}:1", 3)  # older token format
         store = SqliteStore(str(path))
-        assert await store.open() == 1
+        assert await store.open() == 2
         await store.close()
-        assert sorted(ledger_status(path)) == [("pending", 9), ("unsettled", 7)]
+        assert sorted(ledger_status(path)) == [("unsettled", 3), ("unsettled", 7)]
         conn = connect(str(path))
-        assert spent_in(conn, "global", None, 0, 10) == 7
+        assert spent_in(conn, "global", None, 0, 10) == 10
         conn.close()
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+async def test_sibling_workers_rows_are_left_while_it_runs(tmp_path: Path) -> None:
+    """Under `--workers` (the lock inherited from the parent), a running sibling's pending
+    rows are left for it; a sibling that exited, even one not yet reaped (a zombie), has
+    its rows charged."""
+    path = tmp_path / "l.db"
+    parent = acquire(str(path), {})
+    environ = {ENV_LOCK_FD: str(parent.fd)}
+    store = SqliteStore(str(path), environ)
+    await store.open()
+    await store.close()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        zombie_owner = _owner(parent.session, zombie.pid)
+        for _ in range(200):  # exited, not reaped: /proc shows it as a zombie
+            if Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+            await asyncio.sleep(0.01)
+        _journal_row(path, _owner(parent.session, running.pid), 9)
+        _journal_row(path, zombie_owner, 5)
+        assert owner_alive(_owner(parent.session, running.pid), parent.session)
+        assert not owner_alive(zombie_owner, parent.session)
+        store = SqliteStore(str(path), environ)
+        assert await store.open() == 1
+        await store.close()
+        assert sorted(ledger_status(path)) == [("pending", 9), ("unsettled", 5)]
+    finally:
+        running.kill()
+        running.wait()
+        zombie.wait()
+        parent.release()
+
+
+async def test_a_second_store_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    """While one store holds the ledger, opening it again fails with the file and the
+    holder's pid; once the first closes, it opens."""
+    path = str(tmp_path / "l.db")
+    first = SqliteStore(path)
+    await first.open()
+    second = SqliteStore(path)
+    with pytest.raises(LedgerInUse) as info:
+        await second.open()
+    assert path in str(info.value) and f"process {os.getpid()}" in str(info.value)
+    await first.close()
+    await second.open()
+    await second.close()
 
 
 async def test_notices_are_claimed_once(tmp_path: Path) -> None:
@@ -176,3 +232,38 @@ def test_processes_opening_a_new_ledger_at_once_all_succeed(tmp_path: Path) -> N
     for round_number in range(30):
         errors = _open_at_once(str(tmp_path / f"ledger-{round_number}.db"), 4)
         assert errors == [], f"round {round_number}: {errors}"
+
+
+async def test_a_write_the_encoder_refuses_fails_alone(tmp_path: Path) -> None:
+    """A write with an integer past 64 bits, batched with others in one loop tick, fails
+    on its own; the others commit, and no waiter is left hanging."""
+    store = SqliteStore(str(tmp_path / "l.db"))
+    await store.open()
+    waiters = [store.record(None, _entry(i + 1), wait=True) for i in range(5)]
+    waiters.insert(2, store.record(None, _entry(2**64), wait=True))
+    results = await asyncio.wait_for(
+        asyncio.gather(*(w for w in waiters if w is not None), return_exceptions=True), 10)
+    await store.close()
+    assert [isinstance(r, RuntimeError) for r in results] == [False, False, True, False, False, False]
+    assert "cannot encode" in str(results[2])
+    assert sorted(cost for _, cost in ledger_status(tmp_path / "l.db")) == [1, 2, 3, 4, 5]
+
+
+async def test_a_write_sqlite_refuses_fails_alone(tmp_path: Path) -> None:
+    """A write SQLite cannot store (an integer between 2^63 and 2^64) fails the group
+    commit; the writer then commits the group's other writes one by one, so only it
+    fails."""
+    store = SqliteStore(str(tmp_path / "l.db"))
+    await store.open()
+    waiters = [store.record(None, _entry(i + 1), wait=True) for i in range(5)]
+    waiters.insert(3, store.record(None, _entry(2**63 + 5), wait=True))
+    results = await asyncio.wait_for(
+        asyncio.gather(*(w for w in waiters if w is not None), return_exceptions=True), 10)
+    assert [isinstance(r, RuntimeError) for r in results] == [False, False, False, True, False, False]
+    assert "OverflowError" in str(results[3])
+    waiter = store.record(None, _entry(6), wait=True)  # the writer goes on
+    assert waiter is not None
+    await waiter
+    await store.close()
+    assert sorted(cost for _, cost in ledger_status(tmp_path / "l.db")) == [1, 2, 3, 4, 5, 6]
+

@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson

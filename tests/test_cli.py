@@ -26,6 +26,7 @@ def test_check_config_default_summary() -> None:
     assert "gpt-4.1" in result.stdout and "claude-sonnet-4.5" in result.stdout
     assert "MISSING ($OPENAI_API_KEY is not set)" in result.stdout
     assert "metrics: prometheus on /metrics" in result.stdout
+    assert "max_tokens / max_completion_tokens <= 1,000,000; n <= 128" in result.stdout
 
 
 def test_check_config_never_prints_a_key() -> None:

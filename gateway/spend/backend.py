@@ -122,7 +122,10 @@ class LocalBackend:
             self.accountant.seed(budget, window, spent)
 
     async def maintain(self) -> None:
-        return None
+        recovered = await self.store.recover()
+        if recovered:
+            _log.warning("spend ledger: %d attempts of a gateway worker that died were charged "
+                         "at their reserved worst case (status 'unsettled')", recovered)
 
     async def load_keys(self) -> list[KeyRecord]:
         return await self.store.load_keys()

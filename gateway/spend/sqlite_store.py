@@ -227,6 +227,15 @@ class SqliteStore:
         finally:
             conn.close()
 
+    async def recover(self) -> int:
+        """Charge the journal rows of `--workers` siblings that died since the start (a
+        lone gateway finds none: it recovered every other owner's rows at start)."""
+        lock = self._lock
+        if lock is None:
+            return 0
+        session = lock.session
+        return await self.read(lambda conn: recover_pending(conn, session))
+
     async def close(self) -> None:
         self._flush()
         writer, self._writer = self._writer, None

@@ -130,6 +130,25 @@ async def test_sibling_workers_rows_are_left_while_it_runs(tmp_path: Path) -> No
         parent.release()
 
 
+async def test_a_sibling_worker_that_dies_later_is_recovered_while_running(tmp_path: Path) -> None:
+    """A running store's periodic recovery charges the rows of a sibling worker that died
+    after the start, and never its own."""
+    path = tmp_path / "l.db"
+    parent = acquire(str(path), {})
+    store = SqliteStore(str(path), {ENV_LOCK_FD: str(parent.fd)})
+    await store.open()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        _journal_row(path, _owner(parent.session, dead.pid), 5)
+        _journal_row(path, store.owner, 8)
+        assert await store.recover() == 1
+        assert sorted(ledger_status(path)) == [("pending", 8), ("unsettled", 5)]
+    finally:
+        await store.close()
+        parent.release()
+
+
 async def test_a_second_store_on_the_same_file_is_refused(tmp_path: Path) -> None:
     """While one store holds the ledger, opening it again fails with the file and the
     holder's pid; once the first closes, it opens."""

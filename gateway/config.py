@@ -27,6 +27,7 @@ from gateway.spend.config import SpendConfig, parse_spend
 
 PROVIDER_KINDS = ("openai", "mock")
 DEFAULT_PORT = 8080
+MAX_PRICE_PER_MTOK = Decimal(1_000_000)  # $1 a token
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,9 @@ def _model(name: str, sec: Section, providers: Mapping[str, ProviderConfig]) -> 
         output=price_sec.decimal("output", required=True),
         cached_input=price_sec.decimal("cached_input", input_price),
     )
+    for key in ("input", "output", "cached_input"):
+        if getattr(price, key) > MAX_PRICE_PER_MTOK:  # a typo, and Decimal's range is finite
+            price_sec.fail(key, f"must be at most {MAX_PRICE_PER_MTOK} (US dollars per million tokens)")
     return ModelConfig(
         name=name,
         provider=provider,

@@ -92,3 +92,10 @@ def test_yaml_on_is_a_key_not_a_boolean() -> None:
     text = BASE + "resilience:\n  retry:\n    on: [status_5xx]\n"
     config = load(text, {"RELAY_API_KEY": "k"})
     assert config.resilience.defaults.retry.on == frozenset({"status_5xx"})
+
+
+def test_absurd_price_is_refused() -> None:
+    """A price above $1 a token ($1,000,000 per million) is a mistake, reported by key path."""
+    text = BASE.replace("output: 8", "output: 1e999999")
+    assert ("models.gpt-4.1.price_per_mtok.output: must be at most 1000000 (US dollars per "
+            "million tokens)") in problems(text)

@@ -1,5 +1,6 @@
-"""Request bounds (`limits:`): defaults, config mistakes by key path, and the pure check
-that refuses out-of-bounds `max_tokens`, `max_completion_tokens` and `n`."""
+"""Request bounds (`limits:`): defaults, config mistakes by key path, and the OpenAI
+dialects' pure check that refuses out-of-bounds `max_tokens`, `max_completion_tokens`
+and `n`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 import pytest
 
 from gateway.config import ConfigError, load
+from gateway.dialects.openai_chat import OpenAIChat
+from gateway.dialects.openai_wire import check_bounds
 from gateway.errors import InvalidRequest
-from gateway.limits import DEFAULT_LIMITS, RequestLimits, check_output_bounds
-from gateway.request import parse_chat
+from gateway.limits import DEFAULT_LIMITS, RequestLimits
 
 BASE = """
 providers: {sim: {kind: mock}}
@@ -22,7 +24,7 @@ def test_defaults_refuse_nothing_a_real_model_serves() -> None:
     """Without `limits:`, max_tokens up to a million and n up to 128 (OpenAI's cap) pass."""
     config = load(BASE, {})
     assert config.limits == RequestLimits(max_tokens=1_000_000, max_n=128) == DEFAULT_LIMITS
-    check_output_bounds({"max_tokens": 1_000_000, "max_completion_tokens": 128_000, "n": 128},
+    check_bounds({"max_tokens": 1_000_000, "max_completion_tokens": 128_000, "n": 128},
                         config.limits)
 
 
@@ -60,20 +62,20 @@ def test_out_of_bounds_values_are_invalid_requests(body: dict[str, Any], param: 
                                                    code: str) -> None:
     """Each bad value is a 400 naming its parameter, with OpenAI's error code."""
     with pytest.raises(InvalidRequest) as info:
-        check_output_bounds(body, DEFAULT_LIMITS)
+        check_bounds(body, DEFAULT_LIMITS)
     assert (info.value.status, info.value.param, info.value.code) == (400, param, code)
 
 
 def test_absent_and_null_values_pass() -> None:
     """A body without the fields, or with them null, is within bounds."""
-    check_output_bounds({}, DEFAULT_LIMITS)
-    check_output_bounds({"max_tokens": None, "max_completion_tokens": None, "n": None},
+    check_bounds({}, DEFAULT_LIMITS)
+    check_bounds({"max_tokens": None, "max_completion_tokens": None, "n": None},
                         DEFAULT_LIMITS)
 
 
 def test_chat_parsing_applies_the_limits() -> None:
-    """parse_chat checks the bounds it is given, and the defaults without any."""
+    """The chat dialect checks the bounds it was built with, and the defaults without any."""
     raw = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}'
-    assert parse_chat(raw).body["n"] == 3
+    assert OpenAIChat().parse(raw).body["n"] == 3
     with pytest.raises(InvalidRequest):
-        parse_chat(raw, RequestLimits(max_tokens=10, max_n=2))
+        OpenAIChat(RequestLimits(max_tokens=10, max_n=2)).parse(raw)

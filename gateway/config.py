@@ -1,8 +1,12 @@
-"""The gateway's configuration: frozen dataclasses and a pure loader.
+"""The gateway's configuration: the core sections and each feature's, read from one file.
 
 `load(text, environ)` parses YAML, interpolates `${VAR}` from `environ` (never
 `os.environ` directly, so tests pass a dict) and validates everything, raising
-`ConfigError` with one `key.path: message` line per mistake.
+`ConfigError` with one `key.path: message` line per mistake. The core sections
+live in `coreconfig` and know no feature; each feature (`resilience`, `spend`)
+declares its own sections and registers them in `FEATURES` here, which is also
+where `GatewayConfig` gets an attribute for it. `schema()` is the JSON Schema of
+the whole file, for editors (`llm-gateway config-schema`).
 """
 
 from __future__ import annotations
@@ -10,126 +14,53 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
+from pydantic.dataclasses import dataclass as section
 
-from gateway.confread import ConfigError, Problems, Section
-from gateway.envsubst import Substitution, has_reference, substitute
-from gateway.limits import RequestLimits, parse_limits
-from gateway.resilience.config import MODEL_KEYS as RESILIENCE_MODEL_KEYS
-from gateway.resilience.config import ResilienceConfig, parse_resilience
-from gateway.spend.config import SpendConfig, parse_spend
+from gateway.confread import STRICT, ConfigError, EnvJsonSchema, fields_at, validate
+from gateway.coreconfig import (
+    CORE_KEYS,
+    DEFAULT_PORT,
+    PROVIDER_KINDS,
+    ConfigFeature,
+    CoreConfig,
+    FileFacts,
+    MockSettings,
+    ModelConfig,
+    Price,
+    ProviderConfig,
+    Secret,
+    ServerConfig,
+    StorageConfig,
+    named_entries,
+)
+from gateway.envsubst import FromEnv, substitute
+from gateway.resilience import config as resilience_config
+from gateway.resilience.config import ResilienceConfig
+from gateway.spend import config as spend_config
+from gateway.spend.config import SpendConfig
 
-PROVIDER_KINDS = ("openai", "mock")
-DEFAULT_PORT = 8080
-MAX_PRICE_PER_MTOK = Decimal(1_000_000)  # $1 a token
+__all__ = [
+    "DEFAULT_PORT", "PROVIDER_KINDS", "ConfigError", "GatewayConfig", "MockSettings", "ModelConfig",
+    "Price", "ProviderConfig", "Secret", "ServerConfig", "StorageConfig", "default_text", "load",
+    "load_from", "schema",
+]
 
-
-@dataclass(frozen=True)
-class Secret:
-    """A value from the environment that must never be printed."""
-
-    value: str = field(repr=False)
-    variable: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Secret(variable={self.variable!r})"
-
-    def __bool__(self) -> bool:
-        return bool(self.value)
-
-
-@dataclass(frozen=True)
-class MockSettings:
-    """How the built-in simulated provider behaves."""
-
-    latency_ms: float = 250.0
-    ms_per_chunk: float = 15.0
-    completion_tokens: int = 64
-    jitter: float = 0.2
-    seed: int | None = None
+# Each feature's sections, in the order their mistakes are listed.
+FEATURES: tuple[ConfigFeature, ...] = (resilience_config.FEATURE, spend_config.FEATURE)
 
 
-@dataclass(frozen=True)
-class ProviderConfig:
-    name: str
-    kind: str
-    provider_name: str
-    base_url: str = ""
-    api_key: Secret | None = None
-    api_key_missing: str | None = None  # the unset variable's name, if any
-    timeout_s: float = 120.0
-    connect_timeout_s: float = 10.0
-    headers: Mapping[str, str] = field(default_factory=dict)
-    mock: MockSettings = field(default_factory=MockSettings)
-    proxy: str | None = None  # its own HTTP(S) proxy, over the environment's HTTPS_PROXY/HTTP_PROXY
-    ca_file: str | None = None  # a PEM bundle to verify its TLS certificate with
-
-    @property
-    def usable(self) -> bool:
-        """False when the provider needs a key whose variable is not set."""
-        return self.api_key_missing is None
-
-
-@dataclass(frozen=True)
-class Price:
-    """US dollars per million tokens."""
-
-    input: Decimal
-    output: Decimal
-    cached_input: Decimal
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str
-    provider: str
-    upstream_model: str
-    price: Price
-    offline_provider: str | None = None
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    max_body_bytes: int = 8 * 1024 * 1024
-    metrics_path: str = "/metrics"
-    shutdown_timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    """Where durable state lives: SQLite on disk (one replica) or Redis (shared)."""
-
-    backend: str = "sqlite"
-    sqlite_path: str = "data/gateway.sqlite3"
-    redis_url: str | None = None
-    redis_prefix: str = "llmgw:"
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    server: ServerConfig
-    providers: Mapping[str, ProviderConfig]
-    models: Mapping[str, ModelConfig]
-    storage: StorageConfig = field(default_factory=StorageConfig)
+@section(frozen=True, config=STRICT)
+class GatewayConfig(CoreConfig):
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     spend: SpendConfig = field(default_factory=SpendConfig)
-    limits: RequestLimits = field(default_factory=RequestLimits)
     source: str = "<embedded default>"
-
-    def provider_for(self, model: ModelConfig) -> ProviderConfig:
-        """The provider that serves `model` now: its own, or its offline stand-in."""
-        provider = self.providers[model.provider]
-        if not provider.usable and model.offline_provider:
-            return self.providers[model.offline_provider]
-        return provider
 
 
 class _Loader(yaml.SafeLoader):
@@ -148,140 +79,46 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _interpolate(node: Any, path: str, environ: Mapping[str, str], refs: dict[str, Substitution]) -> Any:
+def _interpolate(node: Any, environ: Mapping[str, str]) -> Any:
+    """Every string with `${VAR}` in it gets its value; it stays a `FromEnv` (see secrets)."""
     if isinstance(node, str):
         if "$" not in node:
             return node
         sub = substitute(node, environ)
-        if sub.referenced:
-            refs[path] = sub
-        return sub.value
+        return FromEnv.of(sub) if sub.referenced else sub.value
     if isinstance(node, Mapping):
-        return {
-            k: _interpolate(v, f"{path}.{k}" if path else str(k), environ, refs)
-            for k, v in node.items()
-        }
+        return {k: _interpolate(v, environ) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", environ, refs) for i, v in enumerate(node)]
+        return [_interpolate(v, environ) for v in node]
     return node
 
 
-def _provider(name: str, sec: Section, raw: Section, refs: Mapping[str, Substitution]) -> ProviderConfig:
-    sec.reject_unknown(
-        {"kind", "base_url", "api_key", "provider_name", "timeout_s", "connect_timeout_s",
-         "headers", "mock", "proxy", "ca_file"}
-    )
-    kind = sec.choice("kind", PROVIDER_KINDS, "openai")
-    api_key: Secret | None = None
-    missing: str | None = None
-    if sec.has("api_key") and sec.data.get("api_key") is not None:
-        raw_key = raw.data.get("api_key")
-        key_path = sec.child_path("api_key")
-        if not isinstance(raw_key, str) or not has_reference(raw_key):
-            sec.fail("api_key", "must come from the environment, e.g. \"${OPENAI_API_KEY}\", "
-                     "never a literal secret in the file")
-        else:
-            sub = refs.get(key_path)
-            variable = sub.referenced[0] if sub and sub.referenced else None
-            if sub and sub.missing:
-                missing = sub.missing[0]
-            else:
-                api_key = Secret(sec.string("api_key"), variable)
-    base_url = sec.string("base_url", required=kind == "openai").rstrip("/")
-    if kind == "openai" and base_url and not base_url.startswith(("http://", "https://")):
-        sec.fail("base_url", "must start with http:// or https://")
-    proxy = sec.optional_string("proxy") or None  # "" (an unset variable with a default): none
-    if proxy is not None and not proxy.startswith(("http://", "https://")):
-        sec.fail("proxy", "must start with http:// or https://")
-    headers: dict[str, str] = {}
-    for key, value in sec.section("headers").data.items():
-        headers[str(key)] = str(value)
-    mock_sec = sec.section("mock")
-    mock_sec.reject_unknown({"latency_ms", "ms_per_chunk", "completion_tokens", "jitter", "seed"})
-    mock = MockSettings(
-        latency_ms=mock_sec.number("latency_ms", MockSettings.latency_ms),
-        ms_per_chunk=mock_sec.number("ms_per_chunk", MockSettings.ms_per_chunk),
-        completion_tokens=mock_sec.integer("completion_tokens", MockSettings.completion_tokens, minimum=1),
-        jitter=mock_sec.number("jitter", MockSettings.jitter),
-        seed=mock_sec.integer("seed", 0) if mock_sec.has("seed") else None,
-    )
-    default_name = "simulated" if kind == "mock" else name
-    return ProviderConfig(
-        name=name,
-        kind=kind,
-        provider_name=sec.string("provider_name", default_name),
-        base_url=base_url,
-        api_key=api_key,
-        api_key_missing=missing,
-        timeout_s=sec.number("timeout_s", 120.0, exclusive=True),
-        connect_timeout_s=sec.number("connect_timeout_s", 10.0, exclusive=True),
-        headers=headers,
-        mock=mock,
-        proxy=proxy,
-        ca_file=sec.optional_string("ca_file") or None,
-    )
+def _model_keys() -> set[str]:
+    return {key for feature in FEATURES if feature.model_keys is not None
+            for key in fields_at(feature.model_keys, ())}
 
 
-def _model(name: str, sec: Section, providers: Mapping[str, ProviderConfig]) -> ModelConfig:
-    sec.reject_unknown({"provider", "upstream_model", "price_per_mtok", "offline_provider"}
-                       | RESILIENCE_MODEL_KEYS)
-    provider = sec.string("provider", required=True)
-    if provider and provider not in providers:
-        sec.fail("provider", f"names no provider (known: {', '.join(sorted(providers)) or 'none'})")
-    offline = sec.optional_string("offline_provider")
-    if offline is not None and offline not in providers:
-        sec.fail("offline_provider", "names no provider")
-    price_sec = sec.section("price_per_mtok")
-    price_sec.reject_unknown({"input", "output", "cached_input"})
-    input_price = price_sec.decimal("input", required=True)
-    price = Price(
-        input=input_price,
-        output=price_sec.decimal("output", required=True),
-        cached_input=price_sec.decimal("cached_input", input_price),
-    )
-    for key in ("input", "output", "cached_input"):
-        if getattr(price, key) > MAX_PRICE_PER_MTOK:  # a typo, and Decimal's range is finite
-            price_sec.fail(key, f"must be at most {MAX_PRICE_PER_MTOK} (US dollars per million tokens)")
-    return ModelConfig(
-        name=name,
-        provider=provider,
-        upstream_model=sec.string("upstream_model", name),
-        price=price,
-        offline_provider=offline,
-    )
+def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
+    keys = fields_at(CoreConfig, loc)
+    return keys + sorted(_model_keys()) if len(loc) == 2 and loc[0] == "models" else keys
 
 
-def _server(sec: Section) -> ServerConfig:
-    sec.reject_unknown({"host", "port", "max_body_bytes", "metrics_path", "shutdown_timeout_s"})
-    port = sec.integer("port", DEFAULT_PORT, minimum=0)
-    if port > 65535:
-        sec.fail("port", "must be an integer from 0 to 65535")
-    metrics_path = sec.string("metrics_path", "/metrics")
-    if metrics_path and not metrics_path.startswith("/"):
-        sec.fail("metrics_path", "must start with / (or be empty to turn /metrics off)")
-    return ServerConfig(
-        host=sec.string("host", "127.0.0.1"),
-        port=port,
-        max_body_bytes=sec.integer("max_body_bytes", 8 * 1024 * 1024, minimum=1),
-        metrics_path=metrics_path,
-        shutdown_timeout_s=sec.number("shutdown_timeout_s", 30.0),
-    )
-
-
-def _storage(sec: Section) -> StorageConfig:
-    sec.reject_unknown({"backend", "sqlite_path", "redis_url", "redis_prefix"})
-    backend = sec.choice("backend", ("sqlite", "redis"), "sqlite")
-    redis_url = sec.optional_string("redis_url") or None
-    if backend == "redis" and not redis_url:
-        sec.fail("redis_url", "is required when backend is redis (e.g. \"${REDIS_URL}\")")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        sec.fail("redis_url", "must start with redis://, rediss:// or unix://")
-    return StorageConfig(
-        backend=backend,
-        sqlite_path=sec.string("sqlite_path", StorageConfig.sqlite_path),
-        redis_url=redis_url,
-        redis_prefix=sec.string("redis_prefix", StorageConfig.redis_prefix),
-    )
+def _core(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> CoreConfig | None:
+    feature_keys = _model_keys()
+    allowed = ", ".join(sorted(set(fields_at(ModelConfig, ())) | feature_keys))
+    models = named_entries(tree, "models", problems, allowed)
+    if isinstance(models, Mapping):
+        models = {name: {k: v for k, v in entry.items() if k not in feature_keys}
+                  if isinstance(entry, Mapping) else entry for name, entry in models.items()}
+    data = {**{k: tree[k] for k in CORE_KEYS if k in tree and tree[k] is not None},
+            "providers": named_entries(tree, "providers", problems,
+                                       ", ".join(sorted(fields_at(ProviderConfig, ())))) or {},
+            "models": models or {}}
+    core = validate(CoreConfig, data, "", problems, known_keys=_known_keys,
+                    context={"providers": facts.providers})
+    if (not models and "models" not in tree) or (isinstance(models, Mapping) and not models):
+        problems.append("models: at least one model is required")
+    return core
 
 
 def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> GatewayConfig:
@@ -290,36 +127,38 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
         raw_tree = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
-    problems = Problems()
-    refs: dict[str, Substitution] = {}
-    tree = _interpolate(raw_tree or {}, "", environ, refs)
-    root = Section(tree, "", problems)
-    raw_root = Section(raw_tree or {}, "", Problems())
-    root.reject_unknown({"server", "providers", "models", "storage", "resilience", "rate_limits",
-                         "keys", "budgets", "spend", "limits"})
-    server = _server(root.section("server"))
-    storage = _storage(root.section("storage"))
-    providers: dict[str, ProviderConfig] = {}
-    raw_providers = raw_root.section("providers")
-    for name, sec in root.section("providers").items():
-        providers[name] = _provider(name, sec, raw_providers.section(name), refs)
-    models: dict[str, ModelConfig] = {}
-    for name, sec in root.section("models").items():
-        models[name] = _model(name, sec, providers)
-    if not models:
-        problems.add("models", "at least one model is required")
-    resilience = parse_resilience(root, models)
-    spend = parse_spend(root, environ, models=models,
-                        provider_names={p.provider_name for p in providers.values()})
-    limits = parse_limits(root.section("limits"))
-    if spend.default_max_tokens > limits.max_tokens:
-        problems.add("spend.default_max_tokens",
-                     f"must be at most limits.max_tokens ({limits.max_tokens})")
-    problems.raise_if_any()
-    return GatewayConfig(
-        server=server, providers=providers, models=models, storage=storage,
-        resilience=resilience, spend=spend, limits=limits, source=source,
-    )
+    tree = _interpolate(raw_tree if raw_tree is not None else {}, environ)
+    if not isinstance(tree, Mapping):
+        raise ConfigError(["<root>: must be a mapping", "models: at least one model is required"])
+    problems: list[str] = []
+    known = set(CORE_KEYS) | {key for f in FEATURES for key in fields_at(f.file, ())}
+    problems += [f"{key}: unknown key (expected one of: {', '.join(sorted(known))})"
+                 for key in tree if key not in known]
+    facts = FileFacts.of(tree, environ)
+    core = _core(tree, facts, problems)
+    parts = {feature.attribute: feature.load(tree, facts, problems) for feature in FEATURES}
+    if problems or core is None:
+        raise ConfigError(problems)
+    return GatewayConfig(**{f.name: getattr(core, f.name) for f in fields(CoreConfig)}, **parts,
+                         source=source)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the config file as written (a number may also be a `${VAR}` string)."""
+    document: dict[str, Any] = TypeAdapter(CoreConfig).json_schema(schema_generator=EnvJsonSchema)
+    definitions = document.setdefault("$defs", {})
+    model_entry = definitions["ModelConfig"]
+    for feature in FEATURES:
+        part = TypeAdapter(feature.file).json_schema(schema_generator=EnvJsonSchema)
+        definitions.update(part.pop("$defs", {}))
+        document["properties"].update(part["properties"])
+        if feature.model_keys is not None:
+            keys = TypeAdapter(feature.model_keys).json_schema(schema_generator=EnvJsonSchema)
+            definitions.update(keys.pop("$defs", {}))
+            model_entry["properties"].update(keys["properties"])
+    document["title"] = "llm-gateway configuration"
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return document
 
 
 def default_text() -> str:

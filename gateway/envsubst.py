@@ -22,6 +22,23 @@ class Substitution:
     missing: list[str] = field(default_factory=list)
 
 
+class FromEnv(str):
+    """A config string that took part of its value from the environment.
+
+    Still a `str` for every reader; a secret's field checks for it, because a key
+    written into the file itself is refused.
+    """
+
+    referenced: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, sub: Substitution) -> FromEnv:
+        text = cls(sub.value)
+        text.referenced, text.missing = tuple(sub.referenced), tuple(sub.missing)
+        return text
+
+
 def has_reference(text: str) -> bool:
     """True when the string takes any part of its value from the environment."""
     return any(m.group(1) for m in _PATTERN.finditer(text))

@@ -1,89 +1,188 @@
 """The `resilience:` and `rate_limits:` sections and the per-model resilience keys.
 
-Parsed with `confread.Section`, so every mistake is reported with its key path
-(`models.gpt-4.1.fallbacks[0]: names no model`). Fallback chains are resolved
-here once, at load time: a request never walks the graph.
+Declared once as pydantic dataclasses (`gateway.confread` gives the field types
+and reports each mistake with its key path, `models.gpt-4.1.fallbacks[0]: names
+no model`). A model's keys override the `resilience:` defaults key by key, nested
+ones too. Fallback chains are resolved here once, at load time: a request never
+walks the graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Annotated, Any
 
-from gateway.confread import Section
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic.dataclasses import dataclass as section
+
+from gateway.confread import (
+    STRICT,
+    Bool,
+    Check,
+    Choice,
+    Integer,
+    Number,
+    StrList,
+    fail,
+    fail_keys,
+    fields_at,
+    nullable,
+    string_list,
+    validate,
+)
+from gateway.coreconfig import ConfigFeature, FileFacts
 from gateway.resilience.outcome import DEFAULT_RETRY_ON, RETRYABLE
 
 FAIL = "fail"
 FALLBACK = "fallback"
 BUDGET_ACTIONS = (FAIL, FALLBACK)
 
-# Keys a `models.<name>` entry may carry for resilience (config.py allows them).
-MODEL_KEYS = frozenset({
-    "fallbacks", "request_timeout_s", "attempt_timeout_s", "first_token_timeout_s",
-    "on_budget_exceeded", "retry", "circuit_breaker",
-})
-_POLICY_KEYS = MODEL_KEYS - {"fallbacks"}
-_RETRY_KEYS = {"max_attempts", "initial_backoff_s", "max_backoff_s", "multiplier", "jitter",
-               "max_retry_after_s", "on"}
-_BREAKER_KEYS = {"enabled", "failure_threshold", "error_ratio", "window_s", "min_requests",
-                 "cooldown_s"}
-_LIMIT_KEYS = {"requests_per_minute", "tokens_per_minute"}
+
+def _reasons(value: Any) -> frozenset[str]:
+    listed = string_list(sorted(value) if isinstance(value, frozenset) else value)
+    unknown = [r for r in listed if r not in RETRYABLE]
+    if unknown:
+        fail(f"unknown reason {unknown[0]!r} (expected some of: {', '.join(RETRYABLE)})")
+    return frozenset(listed)
 
 
-@dataclass(frozen=True)
+RetryOn = Annotated[frozenset[str], Check(_reasons, {"items": {"enum": list(RETRYABLE)}})]
+
+
+def _inherit(data: Any, base: Any, nested: Mapping[str, str] = {}) -> Any:
+    """`data` (a file mapping) over `base` (a validated policy): keys left out or null inherit.
+
+    `nested` maps a file key to the attribute of `base` whose keys it overrides one by one.
+    """
+    if not isinstance(data, Mapping) or base is None:
+        return data
+    merged: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(base)}
+    for key, attribute in nested.items():
+        merged[key] = _inherit(data.get(key) if data.get(key) is not None else {},
+                               merged.pop(attribute))
+    for key, value in data.items():
+        if key not in nested and (value is not None or key in _NULL_TURNS_OFF):
+            merged[key] = value
+    return merged
+
+
+_NULL_TURNS_OFF = frozenset({"attempt_timeout_s", "first_token_timeout_s", "requests_per_minute",
+                             "tokens_per_minute"})
+
+
+@section(frozen=True, config=STRICT)
 class RetryPolicy:
     """Retries of one model before moving down the chain (`max_attempts` includes the first)."""
 
-    max_attempts: int = 2
-    initial_backoff_s: float = 0.25
-    max_backoff_s: float = 4.0
-    multiplier: float = 2.0
-    jitter: float = 0.5  # share of each delay drawn at random (0 = none, 1 = full jitter)
-    max_retry_after_s: float = 10.0  # a longer upstream Retry-After falls back instead
-    on: frozenset[str] = frozenset(DEFAULT_RETRY_ON)
+    max_attempts: Annotated[int, Integer(1)] = 2
+    initial_backoff_s: Annotated[float, Number()] = 0.25
+    max_backoff_s: Annotated[float, Number()] = 4.0
+    multiplier: Annotated[float, Number(1.0)] = 2.0
+    # The share of each delay drawn at random (0 = none, 1 = full jitter).
+    jitter: Annotated[float, Number()] = 0.5
+    max_retry_after_s: Annotated[float, Number()] = 10.0  # a longer upstream Retry-After falls back instead
+    on: RetryOn = frozenset(DEFAULT_RETRY_ON)
+
+    @field_validator("jitter")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if value > 1:
+            fail("must be a number from 0 to 1")
+        return value
+
+    @field_validator("max_backoff_s")
+    @classmethod
+    def _backoff_order(cls, value: float, info: ValidationInfo) -> float:
+        if value < info.data.get("initial_backoff_s", 0.0):
+            fail("must be >= initial_backoff_s")
+        return value
 
 
-@dataclass(frozen=True)
+@section(frozen=True, config=STRICT)
 class BreakerPolicy:
     """When a provider+model's circuit opens, and for how long."""
 
-    enabled: bool = True
-    failure_threshold: int = 5  # consecutive failures that open the circuit
-    error_ratio: float = 0.5  # ... or this share of failures over the window
-    window_s: float = 60.0
-    min_requests: int = 20  # the ratio only counts once the window saw this many
-    cooldown_s: float = 30.0  # open this long, then one probe (half-open)
+    enabled: Bool = True
+    failure_threshold: Annotated[int, Integer(1)] = 5  # consecutive failures that open the circuit
+    # ... or this share of failures over the window
+    error_ratio: Annotated[float, Number(exclusive=True)] = 0.5
+    window_s: Annotated[float, Number(exclusive=True)] = 60.0
+    min_requests: Annotated[int, Integer(1)] = 20  # the ratio only counts once the window saw this many
+    cooldown_s: Annotated[float, Number(exclusive=True)] = 30.0  # open this long, then one probe (half-open)
+
+    @field_validator("error_ratio", mode="before")
+    @classmethod
+    def _ratio(cls, value: Any) -> Any:
+        try:
+            bad = value is not None and not isinstance(value, bool) and not 0 < float(value) <= 1
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            fail("must be a number > 0 and <= 1")
+        return value
 
 
-@dataclass(frozen=True)
-class ModelPolicy:
+Seconds = Annotated[float | None, nullable(Number(exclusive=True))]
+
+
+@section(frozen=True, config=STRICT)
+class PolicyDefaults:
+    """The resilience keys of the `resilience:` section (a model may also set them)."""
+
+    # Every retry and fallback of a request, until it answers.
+    request_timeout_s: Annotated[float, Number(exclusive=True)] = 120.0
+    attempt_timeout_s: Seconds = None  # one attempt, until its answer starts
+    first_token_timeout_s: Seconds = None  # the "5 s rule"; only with a fallback left
+    on_budget_exceeded: Annotated[str, Choice(*BUDGET_ACTIONS)] = FAIL
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: Annotated[BreakerPolicy, Field(alias="circuit_breaker")] = field(
+        default_factory=BreakerPolicy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_base(cls, data: Any, info: ValidationInfo) -> Any:
+        base = (info.context or {}).get("policy")
+        return _inherit(data, base, {"retry": "retry", "circuit_breaker": "breaker"})
+
+
+@section(frozen=True, config=STRICT)
+class ModelPolicy(PolicyDefaults):
     """Resilience settings of one model (the `resilience:` defaults plus its overrides)."""
 
-    fallbacks: tuple[str, ...] = ()
-    request_timeout_s: float = 120.0  # every retry and fallback of a request, until it answers
-    attempt_timeout_s: float | None = None  # one attempt, until its answer starts
-    first_token_timeout_s: float | None = None  # the "5 s rule"; only with a fallback left
-    on_budget_exceeded: str = FAIL
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    fallbacks: StrList = ()
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _fallbacks_known(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        known = (info.context or {}).get("models")
+        if known is not None:
+            fail_keys((f"[{i}]", f"names no model (known: {', '.join(sorted(known))})")
+                      for i, name in enumerate(names) if name not in known)
+        return tuple(dict.fromkeys(names))
 
 
-@dataclass(frozen=True)
+@section(frozen=True, config=STRICT)
 class RateLimit:
     """Requests and tokens per minute for one key alias; None means no limit."""
 
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
+    requests_per_minute: Annotated[int | None, nullable(Integer(1))] = None
+    tokens_per_minute: Annotated[int | None, nullable(Integer(1))] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_base(cls, data: Any, info: ValidationInfo) -> Any:
+        return _inherit(data, (info.context or {}).get("limit"))
 
     @property
     def unlimited(self) -> bool:
         return self.requests_per_minute is None and self.tokens_per_minute is None
 
 
-@dataclass(frozen=True)
+@section(frozen=True, config=STRICT)
 class RateLimitConfig:
     default: RateLimit = field(default_factory=RateLimit)
-    keys: Mapping[str, RateLimit] = field(default_factory=dict)
+    keys: Mapping[str, RateLimit] = field(default_factory=dict)  # by key alias; unset keys: default
 
     @property
     def enabled(self) -> bool:
@@ -95,6 +194,8 @@ class RateLimitConfig:
 
 @dataclass(frozen=True)
 class ResilienceConfig:
+    """What the request path reads: each model's policy and its resolved fallback chain."""
+
     defaults: ModelPolicy = field(default_factory=ModelPolicy)
     models: Mapping[str, ModelPolicy] = field(default_factory=dict)
     chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -108,105 +209,12 @@ class ResilienceConfig:
         return self.chains.get(model, (model,))
 
 
-def _optional_seconds(sec: Section, key: str, default: float | None) -> float | None:
-    """A positive number of seconds; an explicit null turns an inherited value off."""
-    if sec.has(key) and sec.data.get(key) is None:
-        return None
-    if not sec.has(key):
-        return default
-    return sec.number(key, default or 0.0, exclusive=True) or default
+@section(frozen=True, config=STRICT)
+class ResilienceFile:
+    """The top-level keys this feature owns."""
 
-
-def _retry(sec: Section, base: RetryPolicy) -> RetryPolicy:
-    sec.reject_unknown(_RETRY_KEYS)
-    on = base.on
-    if sec.has("on"):
-        listed = sec.string_list("on")
-        unknown = [r for r in listed if r not in RETRYABLE]
-        if unknown:
-            sec.fail("on", f"unknown reason {unknown[0]!r} (expected some of: {', '.join(RETRYABLE)})")
-        on = frozenset(r for r in listed if r in RETRYABLE)
-    initial = sec.number("initial_backoff_s", base.initial_backoff_s)
-    maximum = sec.number("max_backoff_s", base.max_backoff_s)
-    if maximum < initial:
-        sec.fail("max_backoff_s", "must be >= initial_backoff_s")
-    jitter = sec.number("jitter", base.jitter)
-    if jitter > 1:
-        sec.fail("jitter", "must be a number from 0 to 1")
-        jitter = base.jitter
-    return RetryPolicy(
-        max_attempts=sec.integer("max_attempts", base.max_attempts, minimum=1),
-        initial_backoff_s=initial,
-        max_backoff_s=maximum,
-        multiplier=sec.number("multiplier", base.multiplier, minimum=1.0),
-        jitter=jitter,
-        max_retry_after_s=sec.number("max_retry_after_s", base.max_retry_after_s),
-        on=on,
-    )
-
-
-def _breaker(sec: Section, base: BreakerPolicy) -> BreakerPolicy:
-    sec.reject_unknown(_BREAKER_KEYS)
-    ratio = sec.number("error_ratio", base.error_ratio, exclusive=True)
-    if ratio > 1:
-        sec.fail("error_ratio", "must be a number > 0 and <= 1")
-        ratio = base.error_ratio
-    return BreakerPolicy(
-        enabled=sec.boolean("enabled", base.enabled),
-        failure_threshold=sec.integer("failure_threshold", base.failure_threshold, minimum=1),
-        error_ratio=ratio,
-        window_s=sec.number("window_s", base.window_s, exclusive=True),
-        min_requests=sec.integer("min_requests", base.min_requests, minimum=1),
-        cooldown_s=sec.number("cooldown_s", base.cooldown_s, exclusive=True),
-    )
-
-
-def _policy(sec: Section, base: ModelPolicy) -> ModelPolicy:
-    """`base` with the resilience keys `sec` sets (the caller rejects unknown keys)."""
-    return replace(
-        base,
-        request_timeout_s=sec.number("request_timeout_s", base.request_timeout_s, exclusive=True),
-        attempt_timeout_s=_optional_seconds(sec, "attempt_timeout_s", base.attempt_timeout_s),
-        first_token_timeout_s=_optional_seconds(sec, "first_token_timeout_s",
-                                                base.first_token_timeout_s),
-        on_budget_exceeded=sec.choice("on_budget_exceeded", BUDGET_ACTIONS, base.on_budget_exceeded),
-        retry=_retry(sec.section("retry"), base.retry),
-        breaker=_breaker(sec.section("circuit_breaker"), base.breaker),
-    )
-
-
-def _limit(sec: Section, base: RateLimit) -> RateLimit:
-    sec.reject_unknown(_LIMIT_KEYS)
-
-    def one(key: str, default: int | None) -> int | None:
-        if not sec.has(key):
-            return default
-        if sec.data.get(key) is None:
-            return None
-        return sec.integer(key, default or 1, minimum=1)
-
-    return RateLimit(one("requests_per_minute", base.requests_per_minute),
-                     one("tokens_per_minute", base.tokens_per_minute))
-
-
-def parse_rate_limits(sec: Section) -> RateLimitConfig:
-    sec.reject_unknown({"default", "keys"})
-    default = _limit(sec.section("default"), RateLimit())
-    keys = {alias: _limit(key_sec, default) for alias, key_sec in sec.section("keys").items()}
-    return RateLimitConfig(default=default, keys=keys)
-
-
-def _fallbacks(sec: Section, known: Iterable[str]) -> tuple[str, ...]:
-    names = sec.string_list("fallbacks")
-    valid: list[str] = []
-    known_set = set(known)
-    for index, name in enumerate(names):
-        if name not in known_set:
-            sec.problems.add(f"{sec.child_path('fallbacks')}[{index}]",
-                             f"names no model (known: {', '.join(sorted(known_set))})")
-        elif name not in valid:
-            valid.append(name)
-    return tuple(valid)
+    resilience: PolicyDefaults = field(default_factory=PolicyDefaults)
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
 
 
 def _find_cycles(graph: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
@@ -248,30 +256,42 @@ def _expand(start: str, graph: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]
     return tuple(order)
 
 
-def parse_resilience(root: Section, model_names: Iterable[str]) -> ResilienceConfig:
+def load_resilience(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> ResilienceConfig:
     """Read `resilience:`, `rate_limits:` and the resilience keys of every model."""
-    names = list(model_names)
-    sec = root.section("resilience")
-    sec.reject_unknown(set(_POLICY_KEYS))
-    defaults = _policy(sec, ModelPolicy())
+    quiet: list[str] = []
+    section_data = tree.get("resilience")
+    base = validate(PolicyDefaults, section_data, "resilience", quiet,
+                    known_keys=lambda loc: fields_at(PolicyDefaults, loc)) or PolicyDefaults()
+    defaults = ModelPolicy(**{f.name: getattr(base, f.name) for f in fields(base)})
+    limits_data = tree.get("rate_limits")
+    default_limit = validate(RateLimit, limits_data.get("default") if isinstance(limits_data, Mapping)
+                             else None, "", quiet, known_keys=lambda loc: ()) or RateLimit()
+    file = validate(ResilienceFile, {k: tree[k] for k in ("resilience", "rate_limits") if k in tree},
+                    "", problems, known_keys=lambda loc: fields_at(ResilienceFile, loc),
+                    context={"policy": base, "limit": default_limit})
+    names = tuple(facts.models)
     policies: dict[str, ModelPolicy] = {}
     graph: dict[str, tuple[str, ...]] = {}
-    for name, model_sec in root.section("models").items():
-        if name not in names:
+    for name, entry in facts.models.items():
+        keys = {k: v for k, v in entry.items() if k in MODEL_KEYS} if isinstance(entry, Mapping) else {}
+        policy = validate(ModelPolicy, keys, f"models.{name}", problems,
+                          known_keys=lambda loc: fields_at(ModelPolicy, loc),
+                          context={"policy": defaults, "models": names})
+        if policy is None:
             continue
-        fallbacks = _fallbacks(model_sec, names)
-        graph[name] = fallbacks
-        policy = replace(_policy(model_sec, defaults), fallbacks=fallbacks)
+        graph[name] = policy.fallbacks
         if policy != defaults:
             policies[name] = policy
     cycles = _find_cycles(graph)
     for cycle in cycles:
-        root.problems.add(f"models.{cycle[0]}.fallbacks",
-                          f"fallback chains form a cycle: {' -> '.join(cycle)}")
+        problems.append(f"models.{cycle[0]}.fallbacks: fallback chains form a cycle: {' -> '.join(cycle)}")
     chains = {} if cycles else {name: _expand(name, graph) for name in graph if graph[name]}
-    return ResilienceConfig(
-        defaults=defaults,
-        models=policies,
-        chains=chains,
-        rate_limits=parse_rate_limits(root.section("rate_limits")),
-    )
+    return ResilienceConfig(defaults=defaults, models=policies, chains=chains,
+                            rate_limits=file.rate_limits if file else RateLimitConfig())
+
+
+# Keys a `models.<name>` entry may carry for resilience.
+MODEL_KEYS = frozenset(fields_at(ModelPolicy, ()))
+
+FEATURE = ConfigFeature(attribute="resilience", file=ResilienceFile, model_keys=ModelPolicy,
+                        load=load_resilience)

@@ -143,7 +143,7 @@ def build_spend(config: GatewayConfig, telemetry: Telemetry, *, clock: Clock | N
     budgets = BudgetSet(Budget.from_config(b) for b in spend.budgets)
     store = backend or make_backend(config, budgets, _workers(environ or {}), environ)
     notifier = Notifier(spend.webhooks, clock=clock, claim=lambda c, ttl: store.claim(c, ttl, clock.now()),
-                        max_attempts=spend.notify_max_attempts, backoff_s=spend.notify_backoff_s)
+                        max_attempts=spend.notify.max_attempts, backoff_s=spend.notify.backoff_s)
     runaway = RunawayGuard(spend.runaway) if spend.runaway.enabled else None
     holder: list[SpendControl] = []
 

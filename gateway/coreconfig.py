@@ -1,0 +1,302 @@
+"""The core sections of the config file: `server`, `storage`, `providers` and `models`.
+
+Each section is a frozen pydantic dataclass that declares its keys once, with
+their types, defaults and checks (`confread` holds the vocabulary). The same
+objects are what the request path reads. This module knows no feature: a
+feature (spend control, resilience) owns its own top-level keys and the keys it
+adds to a model entry, and `gateway.config` puts the features together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
+from pydantic.dataclasses import dataclass as section
+from pydantic.json_schema import SkipJsonSchema
+
+from gateway.confread import (
+    STRICT,
+    Choice,
+    Integer,
+    Money,
+    Number,
+    RequiredMoney,
+    RequiredStr,
+    Str,
+    fail,
+    fail_keys,
+    nullable,
+)
+from gateway.envsubst import FromEnv
+
+PROVIDER_KINDS = ("openai", "mock")
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value from the environment that must never be printed."""
+
+    value: str = field(repr=False)
+    variable: str | None = None
+    missing: str | None = None  # the unset variable's name: then there is no value
+
+    def __repr__(self) -> str:
+        return f"Secret(variable={self.variable!r})"
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+def _secret(value: Any) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    if not isinstance(value, FromEnv) or not value.referenced:
+        fail("must come from the environment, e.g. \"${OPENAI_API_KEY}\", "
+             "never a literal secret in the file")
+    return Secret(str(value), value.referenced[0], value.missing[0] if value.missing else None)
+
+
+ApiKey = Annotated[Secret | None, BeforeValidator(_secret),
+                   WithJsonSchema({"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*"})]
+# A section's own name is its key in the file (`providers.<name>`), set by the loader.
+Name = SkipJsonSchema[str]
+
+
+@section(frozen=True, config=STRICT)
+class MockSettings:
+    """How the built-in simulated provider behaves."""
+
+    latency_ms: Annotated[float, Number()] = 250.0
+    ms_per_chunk: Annotated[float, Number()] = 15.0
+    completion_tokens: Annotated[int, Integer(1)] = 64
+    jitter: Annotated[float, Number()] = 0.2
+    seed: Annotated[int | None, nullable(Integer())] = None
+
+
+@section(frozen=True, config=STRICT)
+class ProviderConfig:
+    name: Name = ""
+    kind: Annotated[str, Choice(*PROVIDER_KINDS)] = "openai"
+    provider_name: Str = ""  # the gen_ai provider name; default: the key, or "simulated" for mock
+    base_url: Str = ""
+    api_key: ApiKey = None
+    timeout_s: Annotated[float, Number(exclusive=True)] = 120.0
+    connect_timeout_s: Annotated[float, Number(exclusive=True)] = 10.0
+    headers: Mapping[str, Str] = field(default_factory=dict)
+    mock: MockSettings = field(default_factory=MockSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not data.get("provider_name"):
+            name = "simulated" if data.get("kind") == "mock" else data.get("name", "")
+            return {**data, "provider_name": name}
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ProviderConfig:
+        if self.kind == "openai" and not self.base_url:
+            fail_keys([("base_url", "is required")])
+        if self.kind == "openai" and not self.base_url.startswith(("http://", "https://")):
+            fail_keys([("base_url", "must start with http:// or https://")])
+        return self
+
+    @property
+    def api_key_missing(self) -> str | None:
+        """The unset variable the key should come from, if any."""
+        return self.api_key.missing if self.api_key is not None else None
+
+    @property
+    def usable(self) -> bool:
+        """False when the provider needs a key whose variable is not set."""
+        return self.api_key_missing is None
+
+
+@section(frozen=True, config=STRICT)
+class Price:
+    """US dollars per million tokens."""
+
+    input: RequiredMoney
+    output: RequiredMoney
+    cached_input: Money = Decimal(0)  # default: the input price
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cached_defaults_to_input(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("cached_input") is None and "input" in data:
+            return {**data, "cached_input": data["input"]}
+        return data
+
+
+@section(frozen=True, config=STRICT)
+class ModelConfig:
+    provider: RequiredStr
+    price: Annotated[Price, Field(alias="price_per_mtok")]
+    name: Name = ""
+    upstream_model: Str = ""  # default: the model's name
+    offline_provider: Str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """A missing price still names its keys; `upstream_model` defaults to the name."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if data.get("price_per_mtok") is None and data.get("price") is None:
+            data["price_per_mtok"] = {}
+        if not data.get("upstream_model"):
+            data["upstream_model"] = data.get("name", "")
+        return data
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_known(cls, value: str, info: ValidationInfo) -> str:
+        providers = (info.context or {}).get("providers")
+        if value and providers is not None and value not in providers:
+            fail(f"names no provider (known: {', '.join(sorted(providers)) or 'none'})")
+        return value
+
+    @field_validator("offline_provider")
+    @classmethod
+    def _offline_known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        providers = (info.context or {}).get("providers")
+        if value is not None and providers is not None and value not in providers:
+            fail("names no provider")
+        return value
+
+
+@section(frozen=True, config=STRICT)
+class ServerConfig:
+    host: Str = "127.0.0.1"
+    port: Annotated[int, Integer(0)] = DEFAULT_PORT
+    max_body_bytes: Annotated[int, Integer(1)] = 8 * 1024 * 1024
+    metrics_path: Str = "/metrics"  # empty turns /metrics off
+    shutdown_timeout_s: Annotated[float, Number()] = 30.0
+
+    @field_validator("port")
+    @classmethod
+    def _port_range(cls, value: int) -> int:
+        if value > 65535:
+            fail("must be an integer from 0 to 65535")
+        return value
+
+    @field_validator("metrics_path")
+    @classmethod
+    def _metrics_path(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            fail("must start with / (or be empty to turn /metrics off)")
+        return value
+
+
+@section(frozen=True, config=STRICT)
+class StorageConfig:
+    """Where durable state lives: SQLite on disk (one replica) or Redis (shared)."""
+
+    backend: Annotated[str, Choice("sqlite", "redis")] = "sqlite"
+    sqlite_path: Str = "data/gateway.sqlite3"
+    redis_url: Str | None = None
+    redis_prefix: Str = "llmgw:"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            fail("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StorageConfig:
+        if self.backend == "redis" and not self.redis_url:
+            fail_keys([("redis_url", "is required when backend is redis (e.g. \"${REDIS_URL}\")")])
+        return self
+
+
+@section(frozen=True, config=STRICT)
+class CoreConfig:
+    """The core sections; `gateway.config.GatewayConfig` adds each feature's."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    models: Mapping[str, ModelConfig] = field(default_factory=dict)
+
+    def provider_for(self, model: ModelConfig) -> ProviderConfig:
+        """The provider that serves `model` now: its own, or its offline stand-in."""
+        provider = self.providers[model.provider]
+        if not provider.usable and model.offline_provider:
+            return self.providers[model.offline_provider]
+        return provider
+
+
+CORE_KEYS = ("server", "storage", "providers", "models")
+
+
+def named_entries(tree: Mapping[str, Any], key: str, problems: list[str], allowed: str) -> Any:
+    """`tree[key]` with each entry told its own name (the key it sits under)."""
+    entries = tree.get(key)
+    if not isinstance(entries, Mapping):
+        return entries
+    named: dict[str, Any] = {}
+    for name, entry in entries.items():
+        if isinstance(entry, Mapping) and "name" in entry:
+            problems.append(f"{key}.{name}.name: unknown key (expected one of: {allowed})")
+        named[str(name)] = {**entry, "name": str(name)} if isinstance(entry, Mapping) else entry
+    return named
+
+
+def provider_names(tree: Mapping[str, Any]) -> set[str]:
+    """The gen_ai provider names the file configures (for the features' checks)."""
+    names: set[str] = set()
+    providers = tree.get("providers")
+    for key, entry in (providers.items() if isinstance(providers, Mapping) else ()):
+        entry = entry if isinstance(entry, Mapping) else {}
+        default = "simulated" if entry.get("kind") == "mock" else str(key)
+        names.add(str(entry.get("provider_name") or default))
+    return names
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What a feature may know about the rest of the file (read even when the core has mistakes)."""
+
+    environ: Mapping[str, str]
+    models: Mapping[str, Any]  # each model's entry as written (interpolated)
+    providers: frozenset[str]  # the keys under `providers`
+    provider_names: frozenset[str]  # their gen_ai provider names
+
+    @classmethod
+    def of(cls, tree: Mapping[str, Any], environ: Mapping[str, str]) -> FileFacts:
+        models = tree.get("models")
+        providers = tree.get("providers")
+        return cls(environ=environ,
+                   models={str(k): v for k, v in models.items()} if isinstance(models, Mapping) else {},
+                   providers=frozenset(map(str, providers)) if isinstance(providers, Mapping)
+                   else frozenset(),
+                   provider_names=frozenset(provider_names(tree)))
+
+
+@dataclass(frozen=True)
+class ConfigFeature:
+    """A feature's part of the config file, registered by the feature (`gateway.config` lists them).
+
+    `file` is a pydantic dataclass whose fields are the top-level keys the feature
+    owns, `model_keys` one whose fields it adds to a `models.<name>` entry; both
+    feed the JSON Schema and the unknown-key messages. `load` reads the feature's
+    config from the whole (interpolated) file, appending each mistake to `problems`.
+    """
+
+    attribute: str  # the feature's config is `GatewayConfig.<attribute>`
+    file: type
+    model_keys: type | None
+    load: Callable[[Mapping[str, Any], FileFacts, list[str]], Any]

@@ -20,11 +20,12 @@ from setuptools import setup
 
 COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 
-# The request path. Left out: the CLI, config loading, modules run only at start
-# (fastpaths' switches and self-checks), modules run as scripts (spend/ledger_writer),
-# modules mypyc cannot compile (async generators: providers/openai, spend/control,
-# spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions subclass
-# (an interpreted class cannot subclass a compiled one).
+# The request path. Left out: the CLI, config loading (pydantic dataclasses, which mypyc
+# cannot compile; the request path reads them as plain instance attributes), modules run
+# only at start (fastpaths' switches and self-checks), modules run as scripts
+# (spend/ledger_writer), modules mypyc cannot compile (async generators: providers/openai,
+# spend/control, spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions
+# subclass (an interpreted class cannot subclass a compiled one).
 COMPILED = [
     "gateway/call.py",
     "gateway/pricing.py",

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from gateway import __version__, workers
-from gateway.config import GatewayConfig, ProviderConfig, load_from
+from gateway.config import GatewayConfig, ProviderConfig, load_from, schema_text
 from gateway.confread import ConfigError
 from gateway.fastpaths import select
 from gateway.providers.clients import route
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve_args(serve)
     check = sub.add_parser("check-config", help="validate the config and print a summary")
     check.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
+    sub.add_parser("config-schema", help="print the config file's JSON Schema (for editors)")
     spend_cli.add_parsers(sub)
     return parser
 
@@ -164,13 +165,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    commands = {"serve", "check-config", *spend_cli.COMMANDS}
+    commands = {"serve", "check-config", "config-schema", *spend_cli.COMMANDS}
     if not args_list or (args_list[0] not in commands and args_list[0].startswith("-")
                          and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "serve")
     args = _parser().parse_args(args_list)
     if args.command == "check-config":
         return cmd_check_config(args)
+    if args.command == "config-schema":
+        print(schema_text(), end="")
+        return 0
     if args.command in spend_cli.COMMANDS:
         config = _load(args.config)
         return 2 if config is None else spend_cli.run(args, config)

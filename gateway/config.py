@@ -11,6 +11,7 @@ the whole file, for editors (`llm-gateway config-schema`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -63,16 +64,16 @@ class GatewayConfig(CoreConfig):
     source: str = "<embedded default>"
 
 
-class _Loader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
     """YAML 1.2 booleans: only true/false. YAML 1.1 also reads `on`, `off`, `yes`
     and `no` as booleans, which turns a key such as `retry.on` into `True`."""
 
 
-_Loader.yaml_implicit_resolvers = {
+YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
@@ -124,7 +125,7 @@ def _core(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> Cor
 def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> GatewayConfig:
     """Parse, interpolate and validate a config document."""
     try:
-        raw_tree = yaml.load(text, Loader=_Loader)
+        raw_tree = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
     tree = _interpolate(raw_tree if raw_tree is not None else {}, environ)
@@ -159,6 +160,11 @@ def schema() -> dict[str, Any]:
     document["title"] = "llm-gateway configuration"
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return document
+
+
+def schema_text() -> str:
+    """`schema()` as the committed `config.schema.json` holds it."""
+    return json.dumps(schema(), indent=2) + "\n"
 
 
 def default_text() -> str:

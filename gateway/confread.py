@@ -127,6 +127,10 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
+# A string taking its value from the environment, where the file wants a number or a choice.
+_ENV_STRING = {"type": "string", "pattern": r"\$\{"}
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: type expressions hash their metadata
 class Check:
     """Field metadata: our coercion and message, and the JSON Schema keywords that say the same.
@@ -176,7 +180,7 @@ def Integer(minimum: int = 0) -> Check:
 
 
 def Choice(*choices: str) -> Check:
-    return Check(_choice(choices), {"enum": list(choices)})
+    return Check(_choice(choices), {"anyOf": [{"enum": list(choices)}, _ENV_STRING]})
 
 
 Str = Annotated[str, Check(_string)]
@@ -292,10 +296,17 @@ def _unwrap(hint: Any) -> Any:
 
 
 class EnvJsonSchema(GenerateJsonSchema):
-    """JSON Schema for the file as written: any number or boolean may be a `${VAR}` string."""
+    """JSON Schema for the file as written: any number or boolean may be a `${VAR}` string.
+
+    Field titles are left out: pydantic makes them from the key ("Timeout S"), which
+    tells an editor's user nothing the key does not.
+    """
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
     def _or_env(self, schema: JsonSchemaValue) -> JsonSchemaValue:
-        return {"anyOf": [schema, {"type": "string", "pattern": r"\$\{"}]}
+        return {"anyOf": [schema, _ENV_STRING]}
 
     def int_schema(self, schema: core_schema.IntSchema) -> JsonSchemaValue:
         return self._or_env(super().int_schema(schema))

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass as section
 from pydantic.json_schema import SkipJsonSchema
 
@@ -189,7 +189,8 @@ class BudgetConfig:
         if data.get("name") is None:
             scope, window = str(data.get("scope") or "global"), str(data.get("window") or "day")
             target = data.get(TARGET_FIELD.get(scope, ""))
-            data["name"] = _default_name(scope, None if target is None else str(target), window)
+            named = isinstance(target, str | int | float) and not isinstance(target, bool)
+            data["name"] = _default_name(scope, str(target) if named else None, window)
         return data
 
     @field_validator("scope")
@@ -245,9 +246,9 @@ def _default_name(scope: str, target: str | None, window: str) -> str:
 class WebhookConfig:
     """Where threshold and runaway notifications go, and in which format."""
 
-    url: Annotated[RequiredStr, Field(repr=False)]  # webhook URLs are secrets (Slack, DingTalk tokens)
+    url: RequiredStr = field(repr=False)  # webhook URLs are secrets (Slack, DingTalk tokens)
     format: Annotated[str, Choice(*WEBHOOK_FORMATS)] = "json"
-    secret: Annotated[Str | None, Field(repr=False)] = None  # DingTalk / Feishu signing
+    secret: Str | None = field(default=None, repr=False)  # DingTalk / Feishu signing
     timeout_s: Annotated[float, Number(exclusive=True)] = 5.0
 
     @field_validator("url")

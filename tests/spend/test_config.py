@@ -141,3 +141,12 @@ def test_webhook_with_an_empty_url_is_off() -> None:
     """`url: "${SLACK_URL:-}"` with the variable unset turns that webhook off, not an error."""
     config = load(BASE + 'spend:\n  webhooks: [{url: "${SLACK_URL:-}", format: slack}]\n', {})
     assert config.spend.webhooks == ()
+
+
+def test_webhook_url_and_secret_never_printed() -> None:
+    """A webhook's URL path and signing secret (both credentials) stay out of the config's repr."""
+    config = load(BASE + 'spend:\n  webhooks: [{url: "https://hooks.example/T0/B1/tok3n", '
+                         'format: dingtalk, secret: "${SIGN}"}]\n', {"SIGN": "s1gn-s3cret"})
+    text = repr(config)
+    assert "tok3n" not in text and "s1gn-s3cret" not in text
+    assert config.spend.webhooks[0].display == "https://hooks.example/..."

@@ -117,7 +117,7 @@ def _core(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> Cor
             "models": models or {}}
     core = validate(CoreConfig, data, "", problems, known_keys=_known_keys,
                     context={"providers": facts.providers})
-    if (not models and "models" not in tree) or (isinstance(models, Mapping) and not models):
+    if models is None or (isinstance(models, Mapping) and not models):
         problems.append("models: at least one model is required")
     return core
 

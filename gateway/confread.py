@@ -16,6 +16,7 @@ while `BaseModel`'s `__getattr__` hook makes every read about three times slower
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -165,6 +166,13 @@ class Check:
         return result
 
 
+def nullable_fields(kind: Any) -> frozenset[str]:
+    """The fields of a section whose null means "none" rather than "the default"."""
+    hints = typing.get_type_hints(kind, include_extras=True)
+    return frozenset(name for name, hint in hints.items()
+                     if any(isinstance(m, Check) and m.nullable for m in getattr(hint, "__metadata__", ())))
+
+
 def nullable(check: Check) -> Check:
     """`check`, but a null stays None (it turns an inherited value off)."""
     return dataclasses.replace(check, nullable=True)
@@ -226,11 +234,17 @@ def validate(
     `known_keys(loc)` names the keys allowed where an unknown key was found (for the message).
     """
     try:
-        return TypeAdapter(kind).validate_python(data, context=dict(context or {}))
+        result: T = _adapter(typing.cast(Any, kind)).validate_python(data, context=dict(context or {}))
+        return result
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             problems.extend(_lines(path, error, known_keys))
         return None
+
+
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:  # a section class, or a typing form of them
+    return TypeAdapter(kind)
 
 
 def _lines(path: str, error: Any, known_keys: Callable[[tuple[str | int, ...]], Iterable[str]]

@@ -29,6 +29,7 @@ from gateway.confread import (
     Str,
     fail,
     fail_keys,
+    fields_at,
     nullable,
 )
 from gateway.envsubst import FromEnv
@@ -239,7 +240,7 @@ class CoreConfig:
         return provider
 
 
-CORE_KEYS = ("server", "storage", "providers", "models")
+CORE_KEYS = tuple(fields_at(CoreConfig, ()))
 
 
 def named_entries(tree: Mapping[str, Any], key: str, problems: list[str], allowed: str) -> Any:

@@ -28,6 +28,7 @@ from gateway.confread import (
     fail_keys,
     fields_at,
     nullable,
+    nullable_fields,
     string_list,
     validate,
 )
@@ -62,13 +63,9 @@ def _inherit(data: Any, base: Any, nested: Mapping[str, str] = {}) -> Any:
         merged[key] = _inherit(data.get(key) if data.get(key) is not None else {},
                                merged.pop(attribute))
     for key, value in data.items():
-        if key not in nested and (value is not None or key in _NULL_TURNS_OFF):
+        if key not in nested and (value is not None or key in nullable_fields(type(base))):
             merged[key] = value
     return merged
-
-
-_NULL_TURNS_OFF = frozenset({"attempt_timeout_s", "first_token_timeout_s", "requests_per_minute",
-                             "tokens_per_minute"})
 
 
 @section(frozen=True, config=STRICT)

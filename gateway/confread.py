@@ -1,12 +1,12 @@
 """The config file's vocabulary on pydantic: field types that speak our messages, and key paths.
 
-Every config section declares its fields once, as a frozen pydantic dataclass
-whose field types come from here (`Number(minimum=0, exclusive=True)`,
-`Integer(minimum=1)`, `Choice(...)`, `Str`, ...). Pydantic validates the whole
-section at once and `validate` turns each of its errors into one
-`models.gpt-4.1.price_per_mtok.output: must be a number >= 0` line, so the user
-sees every mistake at once. The same declarations give the JSON Schema
-(`schema_generator`) that editors use.
+Every config section declares its keys once, as the fields of a frozen pydantic
+dataclass typed with the checks from here (`Annotated[float,
+Number(exclusive=True)]`, `Annotated[int, Integer(1)]`, `Choice(...)`, `Str`,
+`Money`, ...). Pydantic validates a whole section at once and `validate` turns
+each of its errors into one `models.gpt-4.1.price_per_mtok.output: must be a
+number >= 0` line, so the user sees every mistake at once. The same declarations
+give the JSON Schema that editors use (`EnvJsonSchema`).
 
 Pydantic dataclasses rather than `BaseModel`: the request path reads config
 attributes per request, and a dataclass attribute is a plain instance read,
@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, TypeAdapter, ValidationError
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, SkipJsonSchema
 from pydantic_core import PydanticCustomError, PydanticUseDefault, core_schema
 
 # Sections refuse unknown keys (reported with the keys they do know).
@@ -261,7 +261,7 @@ def _lines(path: str, error: Any, known_keys: Callable[[tuple[str | int, ...]], 
 
 
 def _is_wrapper(part: str | int) -> bool:
-    """Pydantic names union members and function validators in a location; a key path does not."""
+    """Pydantic may name a union member or a validator function in a location; a key path does not."""
     return isinstance(part, str) and (part.startswith("function-") or part in {"tagged-union"})
 
 
@@ -282,7 +282,11 @@ def fields_at(kind: Any, loc: tuple[str | int, ...]) -> list[str]:
 
 
 def _in_file(hint: Any) -> bool:
-    return "SkipJsonSchema" not in repr(hint)
+    """False for a field the loader fills in (its name, where it was defined): not a key."""
+    return not any(isinstance(m, _SKIP) for m in getattr(hint, "__metadata__", ()))
+
+
+_SKIP = typing.cast(type, SkipJsonSchema)  # a class at run time; a type alias to mypy
 
 
 def _section_type(current: Any, part: str | int) -> Any:
@@ -332,4 +336,4 @@ class EnvJsonSchema(GenerateJsonSchema):
         return self._or_env(super().bool_schema(schema))
 
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
-        return self._or_env({"type": "number", "minimum": 0})
+        return self._or_env({"type": "number", "minimum": 0})  # only money is a Decimal here

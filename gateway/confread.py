@@ -237,9 +237,22 @@ def validate(
         result: T = _adapter(typing.cast(Any, kind)).validate_python(data, context=dict(context or {}))
         return result
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
+        for error in _unknown_first(exc.errors(include_url=False)):
             problems.extend(_lines(path, error, known_keys))
         return None
+
+
+def _unknown_first(errors: list[Any]) -> list[Any]:
+    """A section's unknown keys before its other mistakes (pydantic lists them last)."""
+    ordered: list[Any] = []
+    for error in errors:
+        parent = error["loc"][:-1]
+        at = len(ordered)
+        if error["type"] in _UNKNOWN:
+            at = next((i for i, seen in enumerate(ordered) if seen["loc"][:len(parent)] == parent
+                       and not (seen["type"] in _UNKNOWN and seen["loc"][:-1] == parent)), at)
+        ordered.insert(at, error)
+    return ordered
 
 
 @functools.cache

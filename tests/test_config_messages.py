@@ -196,3 +196,16 @@ def test_unreadable_file_names_the_file() -> None:
     with pytest.raises(ConfigError) as info:
         load_from("/nonexistent/x.yaml", {})
     assert info.value.problems == ['/nonexistent/x.yaml: cannot read config file: No such file or directory']
+
+
+def test_unknown_keys_come_first_in_their_section() -> None:
+    """Within a section, unknown keys are listed before its other mistakes, as they always were."""
+    text = BASE + "resilience: {retry: {jitter: 2, colour: 1}}\nrate_limits: {default: {rpm: 1}, colour: 1}\n"
+    with pytest.raises(ConfigError) as info:
+        load(text, {})
+    assert info.value.problems == [
+        "resilience.retry.colour: unknown key (expected one of: initial_backoff_s, jitter, max_attempts, max_backoff_s, max_retry_after_s, multiplier, on)",
+        "resilience.retry.jitter: must be a number from 0 to 1",
+        "rate_limits.colour: unknown key (expected one of: default, keys)",
+        "rate_limits.default.rpm: unknown key (expected one of: requests_per_minute, tokens_per_minute)",
+    ]

@@ -90,6 +90,9 @@ class ProviderConfig:
     connect_timeout_s: Annotated[float, Number(exclusive=True)] = 10.0
     headers: Mapping[str, Str] = field(default_factory=dict)
     mock: MockSettings = field(default_factory=MockSettings)
+    # Its own HTTP(S) proxy, over the environment's HTTPS_PROXY/HTTP_PROXY ("": none).
+    proxy: Str | None = None
+    ca_file: Str | None = None  # a PEM bundle to verify its TLS certificate with ("": none)
 
     @model_validator(mode="before")
     @classmethod
@@ -103,6 +106,18 @@ class ProviderConfig:
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            fail("must start with http:// or https://")
+        return value or None  # "" (an unset variable with a default): none
+
+    @field_validator("ca_file")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
 
     @model_validator(mode="after")
     def _needs_url(self) -> ProviderConfig:

@@ -35,7 +35,11 @@ CASES: list[tuple[str, str, list[str]]] = [
      ]),
     ('provider_unknown', BASE.replace("{kind: mock}", "{kind: mock, colour: red}"),
      [
-         'providers.sim.colour: unknown key (expected one of: api_key, base_url, connect_timeout_s, headers, kind, mock, provider_name, timeout_s)',
+         'providers.sim.colour: unknown key (expected one of: api_key, base_url, ca_file, connect_timeout_s, headers, kind, mock, provider_name, proxy, timeout_s)',
+     ]),
+    ('proxy_scheme', BASE.replace("provider_name: openai", 'provider_name: openai, proxy: "socks5://p:1"'),
+     [
+         'providers.up.proxy: must start with http:// or https://',
      ]),
     ('mock_unknown', BASE.replace("{kind: mock}", "{kind: mock, mock: {colour: red}}"),
      [

@@ -28,6 +28,7 @@ from gateway.confread import STRICT, ConfigError, EnvJsonSchema, fields_at, vali
 from gateway.coreconfig import (
     CORE_KEYS,
     DEFAULT_PORT,
+    MAX_PRICE_PER_MTOK,
     PROVIDER_KINDS,
     ConfigFeature,
     CoreConfig,
@@ -48,9 +49,9 @@ from gateway.spend import config as spend_config
 from gateway.spend.config import SpendConfig
 
 __all__ = [
-    "DEFAULT_PORT", "PROVIDER_KINDS", "ConfigError", "GatewayConfig", "MockSettings", "ModelConfig",
-    "Price", "ProviderConfig", "Secret", "ServerConfig", "StorageConfig", "default_text", "load",
-    "load_from", "schema",
+    "DEFAULT_PORT", "MAX_PRICE_PER_MTOK", "PROVIDER_KINDS", "ConfigError", "GatewayConfig",
+    "MockSettings", "ModelConfig", "Price", "ProviderConfig", "Secret", "ServerConfig",
+    "StorageConfig", "default_text", "load", "load_from", "schema",
 ]
 
 # Each feature's sections, in the order their mistakes are listed.

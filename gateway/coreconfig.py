@@ -31,11 +31,14 @@ from gateway.confread import (
     fail_keys,
     fields_at,
     nullable,
+    validate,
 )
 from gateway.envsubst import FromEnv
+from gateway.limits import RequestLimits
 
 PROVIDER_KINDS = ("openai", "mock")
 DEFAULT_PORT = 8080
+MAX_PRICE_PER_MTOK = Decimal(1_000_000)  # $1 a token
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,13 @@ class Price:
     output: RequiredMoney
     cached_input: Money = Decimal(0)  # default: the input price
 
+    @field_validator("input", "output", "cached_input")
+    @classmethod
+    def _at_most(cls, value: Decimal) -> Decimal:
+        if value > MAX_PRICE_PER_MTOK:  # a typo, and Decimal's range is finite
+            fail(f"must be at most {MAX_PRICE_PER_MTOK} (US dollars per million tokens)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _cached_defaults_to_input(cls, data: Any) -> Any:
@@ -246,6 +256,7 @@ class CoreConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
+    limits: RequestLimits = field(default_factory=RequestLimits)
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
         """The provider that serves `model` now: its own, or its offline stand-in."""
@@ -290,6 +301,7 @@ class FileFacts:
     models: Mapping[str, Any]  # each model's entry as written (interpolated)
     providers: frozenset[str]  # the keys under `providers`
     provider_names: frozenset[str]  # their gen_ai provider names
+    limits: RequestLimits  # `limits:` as configured, or the defaults where it has mistakes
 
     @classmethod
     def of(cls, tree: Mapping[str, Any], environ: Mapping[str, str]) -> FileFacts:
@@ -299,7 +311,9 @@ class FileFacts:
                    models={str(k): v for k, v in models.items()} if isinstance(models, Mapping) else {},
                    providers=frozenset(map(str, providers)) if isinstance(providers, Mapping)
                    else frozenset(),
-                   provider_names=frozenset(provider_names(tree)))
+                   provider_names=frozenset(provider_names(tree)),
+                   limits=validate(RequestLimits, tree.get("limits"), "limits", [],
+                                   known_keys=lambda loc: ()) or RequestLimits())
 
 
 @dataclass(frozen=True)

@@ -12,29 +12,27 @@ choices is OpenAI's own cap on `n`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from gateway.confread import Section
+from pydantic.dataclasses import dataclass as section
+
+from gateway.confread import STRICT, Integer
 from gateway.errors import InvalidRequest
 
 DEFAULT_MAX_TOKENS = 1_000_000
 DEFAULT_MAX_N = 128
 
 
-@dataclass(frozen=True, slots=True)
+@section(frozen=True, slots=True, config=STRICT)
 class RequestLimits:
-    max_tokens: int = DEFAULT_MAX_TOKENS  # the most output tokens one choice may ask for
-    max_n: int = DEFAULT_MAX_N  # the most choices (`n`) one request may ask for
+    """The `limits:` section."""
+
+    # The most output tokens one choice may ask for.
+    max_tokens: Annotated[int, Integer(1)] = DEFAULT_MAX_TOKENS
+    max_n: Annotated[int, Integer(1)] = DEFAULT_MAX_N  # the most choices (`n`) one request may ask for
 
 
 DEFAULT_LIMITS = RequestLimits()
-
-
-def parse_limits(sec: Section) -> RequestLimits:
-    sec.reject_unknown({"max_tokens", "max_n"})
-    return RequestLimits(max_tokens=sec.integer("max_tokens", DEFAULT_MAX_TOKENS, minimum=1),
-                         max_n=sec.integer("max_n", DEFAULT_MAX_N, minimum=1))
 
 
 def check_count(name: str, value: Any, maximum: int) -> None:

@@ -27,7 +27,7 @@ CASES: list[tuple[str, str, list[str]]] = [
      ]),
     ('root_unknown', BASE + "colour: red\n",
      [
-         'colour: unknown key (expected one of: budgets, keys, models, providers, rate_limits, resilience, server, spend, storage)',
+         'colour: unknown key (expected one of: budgets, keys, limits, models, providers, rate_limits, resilience, server, spend, storage)',
      ]),
     ('model_unknown', BASE.replace("output: 2}}", "output: 2}, colour: red}"),
      [
@@ -212,4 +212,14 @@ def test_unknown_keys_come_first_in_their_section() -> None:
         "resilience.retry.jitter: must be a number from 0 to 1",
         "rate_limits.colour: unknown key (expected one of: default, keys)",
         "rate_limits.default.rpm: unknown key (expected one of: requests_per_minute, tokens_per_minute)",
+    ]
+
+
+def test_limit_and_price_ceilings_keep_their_messages() -> None:
+    """A price above $1 a token and a reservation above `limits.max_tokens` name their keys."""
+    with pytest.raises(ConfigError) as info:
+        load(BASE.replace("output: 2}", "output: 1e999999}") + "limits: {max_tokens: 1000}\n", {})
+    assert sorted(info.value.problems) == [
+        "models.m1.price_per_mtok.output: must be at most 1000000 (US dollars per million tokens)",
+        "spend.default_max_tokens: must be at most limits.max_tokens (1000)",
     ]

@@ -363,6 +363,9 @@ def load_spend(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -
     problems.extend(_duplicate_budgets(tuple(b for _, b in own_budgets) + shorthand))
     if file is None:
         return SpendConfig()
+    if file.spend.default_max_tokens > facts.limits.max_tokens:
+        problems.append(f"spend.default_max_tokens: must be at most limits.max_tokens "
+                        f"({facts.limits.max_tokens})")
     return replace(file.spend, keys=valid_keys, budgets=file.budgets + shorthand)
 
 

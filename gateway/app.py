@@ -5,12 +5,14 @@ state.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
 
+from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
 from gateway.dialects.registry import Dialects, default_dialects
@@ -60,23 +62,29 @@ def create_app(
     spend: SpendControl | None = None,
     dialects: Sequence[Dialect] | None = None,
     provider_dialects: Mapping[str, Iterable[str]] | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
     """A ready-to-run gateway application for `config`.
 
     `dialects` are the client APIs served (default: OpenAI chat completions and
     embeddings); `provider_dialects` adds dialects a provider kind speaks natively to
     those its adapter declares (a new dialect carried by the `openai` adapter, say).
+    `clock` drives deadlines, retry pauses, breakers and in-memory rate limits (default:
+    the event loop's; tests pass `gateway.testing.FakeClock`).
     """
     env = os.environ if environ is None else environ
     tel = telemetry if telemetry is not None else setup_telemetry(env)
     provider_map: dict[str, Provider] = dict(providers or {})
-    runner = AttemptRunner(config, provider_map, tel)
+    loop_clock: LoopClock | None = None
+    if clock is None:  # bound when the app starts
+        clock = loop_clock = LoopClock()
+    runner = AttemptRunner(config, provider_map, tel, clock)
     if spend is None and authenticator is None and not hooks:
         spend = build_spend(config, tel, environ=env)  # keys, budgets, ledger, runaway guard
     if spend is not None:
         authenticator = authenticator or spend.authenticator
         hooks = [*hooks, *spend.hooks]  # last: others refuse before a budget reservation
-    rate_limits = build_rate_limit_hook(config, tel.instruments)
+    rate_limits = build_rate_limit_hook(config, tel.instruments, clock)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
     served = Dialects(default_dialects(config.limits) if dialects is None else dialects)
@@ -95,6 +103,8 @@ def create_app(
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         use_coarse_timers(fast.coarse_timers)
+        if loop_clock is not None:  # after the timers' switch: the clock arms the chosen ones
+            loop_clock.bind(asyncio.get_running_loop())
         wants_aiohttp = any(route.aiohttp for route in routes.values())
         session = _client_session(env, tel) if wants_aiohttp else None
         http_client = HttpClient() if not all(r.aiohttp for r in routes.values()) else None

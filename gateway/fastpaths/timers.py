@@ -24,6 +24,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.clock import Cancellable, Scheduler
 
 RESOLUTION = 0.01  # seconds
 
@@ -70,6 +74,7 @@ class CoarseTimers:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.time: Callable[[], float] = loop.time
         self._slots: dict[int, _Slot] = {}
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
@@ -155,7 +160,8 @@ _ENTERED, _EXPIRING, _EXPIRED, _EXITED = 1, 2, 3, 4
 
 
 class Deadline:
-    """`asyncio.timeout_at(when)` on coarse timers, entered and left by hand:
+    """`asyncio.timeout_at(when)` on coarse timers (or on `clock`: a test's fake one),
+    entered and left by hand:
 
         deadline = Deadline(when)  # in the task it limits
         try:
@@ -167,15 +173,15 @@ class Deadline:
             deadline.leave(None)
     """
 
-    def __init__(self, when: float | None) -> None:
+    def __init__(self, when: float | None, clock: Scheduler | None = None) -> None:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a Deadline needs a running task")
         self._task: asyncio.Task[object] = task
-        self._timers = timers(task.get_loop())
+        self._clock: Scheduler = clock if clock is not None else timers(task.get_loop())
         self._cancelling = task.cancelling()
         self._state = _ENTERED
-        self._timer: Timer | None = None
+        self._timer: Cancellable | None = None
         self._soon: asyncio.Handle | None = None  # an expiry already due, queued on the loop
         self._when: float | None = None
         self.reschedule(when)
@@ -189,10 +195,10 @@ class Deadline:
         self._when = when
         self._disarm()
         if when is not None:
-            if when <= self._timers.loop.time():
-                self._soon = self._timers.loop.call_soon(self._on_timeout)
+            if when <= self._clock.time():
+                self._soon = self._task.get_loop().call_soon(self._on_timeout)
             else:
-                self._timer = self._timers.call_at(when, self._on_timeout)
+                self._timer = self._clock.call_at(when, self._on_timeout)
 
     def expired(self) -> bool:
         return self._state in (_EXPIRING, _EXPIRED)

@@ -22,6 +22,7 @@ import orjson
 
 from gateway import errors
 from gateway.call import AttemptResult, Call
+from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.dialects.base import Dialect
 from gateway.fastpaths import Deadline
@@ -85,10 +86,12 @@ class AttemptRunner:
         config: GatewayConfig,
         providers: Mapping[str, Provider],
         telemetry: Telemetry,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
         self.telemetry = telemetry
+        self.clock: Clock = clock if clock is not None else LoopClock.running()
         self._secrets = [
             p.api_key.value for p in config.providers.values() if p.api_key is not None
         ]
@@ -156,7 +159,7 @@ class AttemptRunner:
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         started = _Started()
         began = time.perf_counter()
-        deadline = Deadline(deadlines.start)
+        deadline = Deadline(deadlines.start, self.clock)
         try:
             await self._answer_start(call, model, provider, recorder, request, started, deadline,
                                      deadlines)

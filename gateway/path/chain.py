@@ -13,13 +13,14 @@ The chain never sees the client's HTTP request or response.
 
 from __future__ import annotations
 
-import asyncio
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from gateway import errors
 from gateway.call import AttemptResult, Call
+from gateway.clock import Clock
 from gateway.config import ModelConfig
 from gateway.hooks import CallHook
 from gateway.path.answer import EventStream, JsonAnswer
@@ -54,9 +55,10 @@ class Chain:
         self.router = router
         self.hooks = list(hooks)
         self.config = runner.config
+        self.clock: Clock = runner.clock  # deadlines, retry pauses, breakers: one clock
         self.instruments = runner.telemetry.instruments
         self.breakers = breakers if breakers is not None else Breakers(
-            self.instruments.circuit_state.set)
+            self.instruments.circuit_state.set, self.clock)
         self._rng = rng or random.Random()
         self._breaker_of: dict[str, CircuitBreaker | None] = {}  # model name -> its breaker
 
@@ -65,7 +67,7 @@ class Chain:
             await hook.on_request(call)
         chain = self.router.chain(call)
         asked = self.config.resilience.policy(call.model.name)
-        request_at = asyncio.get_running_loop().time() + asked.request_timeout_s
+        request_at = self.clock.time() + asked.request_timeout_s
         last: errors.GatewayError | None = None
         reason = ""
         for index, model in enumerate(chain):
@@ -84,11 +86,11 @@ class Chain:
         self._check_dialect(call, model)
         policy = self.config.resilience.policy(model.name)
         breaker = self._breaker(model, policy)
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         retry = 0
         failed: AttemptFailed | None = None  # the last failure of this model
         while True:
-            if loop.time() >= request_at:
+            if clock.time() >= request_at:
                 raise outcome.deadline_exceeded(request_s)
             if breaker is not None and not breaker.allow():
                 if failed is not None:  # our own failures opened it: fall back for their reason
@@ -96,14 +98,14 @@ class Chain:
                 raise _MoveOn(outcome.CIRCUIT_OPEN, outcome.CircuitOpen(
                     f"model '{model.name}' is unavailable: its circuit breaker is open"))
             await self._before_attempt(call, model, policy, breaker, fallback_left)
-            deadlines = plan(loop.time(), model.name, policy, request_at, request_s,
+            deadlines = plan(clock.time(), model.name, policy, request_at, request_s,
                              fallback_left=fallback_left)
             try:
                 answer = await self.attempt(call, model, len(call.attempts) + 1, deadlines)
             except AttemptFailed as exc:
                 failed = exc
                 self._judge(breaker, failed.reason)
-                delay = self._retry_delay(failed, policy, retry, request_at, loop.time())
+                delay = self._retry_delay(failed, policy, retry, request_at, clock.time())
                 if delay is None:
                     raise self._no_retry(failed) from None
                 self._count_retry(call, model, failed.reason or "")
@@ -160,12 +162,11 @@ class Chain:
         return retry_delay(retry_policy, retry, retry_after, request_at - now, self._rng)
 
     async def _pause(self, call: Call, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.perf_counter()  # the overhead's clock: the pause is not ours
         try:
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
         finally:
-            call.backoff_s += loop.time() - started
+            call.backoff_s += time.perf_counter() - started
 
     async def attempt(self, call: Call, model: ModelConfig, number: int,
                       deadlines: AttemptDeadlines) -> Answer:

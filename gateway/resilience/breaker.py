@@ -4,7 +4,8 @@ cooldown, letting exactly one probe through; the probe's outcome closes or
 re-opens it.
 
 The state machine is pure (the clock is passed in); `Breakers` keeps one per
-provider+model for the app and reports each state change to a gauge.
+provider+model for the app, on the app's clock, and reports each state change to
+a gauge.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from gateway.clock import MONOTONIC, TimeSource
 from gateway.resilience.config import BreakerPolicy
 
 CLOSED: Final = 0
@@ -143,7 +145,7 @@ GaugeSetter = Callable[[int, Mapping[str, Any]], None]
 class Breakers:
     """The app's breakers, created on first use, keyed by (provider, model)."""
 
-    def __init__(self, report: GaugeSetter | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, report: GaugeSetter | None = None, clock: TimeSource = MONOTONIC) -> None:
         self._report = report
         self._clock = clock
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
@@ -165,7 +167,7 @@ class Breakers:
                 report(state, attrs)
 
             report(CLOSED, attrs)
-        breaker = CircuitBreaker(policy, self._clock, listener)
+        breaker = CircuitBreaker(policy, self._clock.time, listener)  # the clock is bound by now
         self._breakers[(provider, model)] = breaker
         return breaker
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from gateway.clock import MONOTONIC, TimeSource
 from gateway.resilience.config import RateLimit
 
 _log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def shortfall_wait(level: float, need: float, capacity: int) -> float:
 class MemoryLimiter:
     """Buckets in this process: `{(key, kind): [level, updated]}`."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: TimeSource = MONOTONIC) -> None:
         self._clock = clock
         self._buckets: dict[tuple[str, str], list[float]] = {}
 
@@ -77,7 +77,7 @@ class MemoryLimiter:
         return bucket
 
     async def acquire(self, key: str, limit: RateLimit, tokens: int) -> Decision:
-        now = self._clock()
+        now = self._clock.time()
         rpm, tpm = limit.requests_per_minute, limit.tokens_per_minute
         requests = self._level(key, RPM, rpm, now) if rpm else None
         if requests is not None and rpm and requests[0] < 1:
@@ -96,7 +96,7 @@ class MemoryLimiter:
         tpm = limit.tokens_per_minute
         if not tpm or not delta_tokens:
             return
-        bucket = self._level(key, TPM, tpm, self._clock())
+        bucket = self._level(key, TPM, tpm, self._clock.time())
         bucket[0] = min(float(tpm), bucket[0] - delta_tokens)
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from typing import Final
 
 from gateway import errors
 from gateway.call import Call
+from gateway.clock import MONOTONIC, TimeSource
 from gateway.config import GatewayConfig
 from gateway.hooks import BaseHook
 from gateway.resilience.config import RateLimit, RateLimitConfig
@@ -71,8 +72,10 @@ def _refusal(alias: str, kind: str, limit: RateLimit, wait_s: float) -> errors.R
     )
 
 
-def build_rate_limit_hook(config: GatewayConfig, instruments: Instruments) -> RateLimitHook | None:
-    """The hook for `config.resilience.rate_limits`, or None when no limit is set."""
+def build_rate_limit_hook(config: GatewayConfig, instruments: Instruments,
+                          clock: TimeSource = MONOTONIC) -> RateLimitHook | None:
+    """The hook for `config.resilience.rate_limits`, or None when no limit is set; buckets
+    kept in memory refill on `clock` (Redis's refill on Redis's own)."""
     limits = config.resilience.rate_limits
     if not limits.enabled:
         return None
@@ -81,5 +84,5 @@ def build_rate_limit_hook(config: GatewayConfig, instruments: Instruments) -> Ra
     if storage.backend == "redis" and storage.redis_url:
         limiter = RedisLimiter(storage.redis_url, storage.redis_prefix)
     else:
-        limiter = MemoryLimiter()
+        limiter = MemoryLimiter(clock)
     return RateLimitHook(limits, limiter, instruments)

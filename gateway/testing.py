@@ -78,6 +78,9 @@ class FakeClock:
     async def advance(self, seconds: float) -> None:
         """Move time forward by `seconds`, firing what falls due on the way in order and
         letting the tasks it wakes run before the next."""
+        if self._driver is not None:  # the time jumps anyway: wait like any other task
+            await self.sleep(seconds)
+            return
         target = self._now + seconds
         await settle()
         while (due := self._next_due()) is not None and due <= target:
@@ -127,10 +130,14 @@ class FakeClock:
 
 
 async def settle() -> None:
-    """Return once every other task is waiting (nothing left in the loop's ready queue)."""
+    """Return once every other task is waiting (nothing left in the loop's ready queue).
+    One settler at a time: two would keep each other busy."""
     loop = asyncio.get_running_loop()
     ready = getattr(loop, "_ready", None)  # asyncio's queue of callbacks to run next
-    for _ in range(_BLIND_SETTLE_ROUNDS if ready is None else 100_000):
+    if ready is None:
+        for _ in range(_BLIND_SETTLE_ROUNDS):
+            await asyncio.sleep(0)
+        return
+    await asyncio.sleep(0)
+    while ready:
         await asyncio.sleep(0)
-        if ready is not None and not ready:
-            return

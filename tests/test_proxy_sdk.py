@@ -141,13 +141,15 @@ async def test_wrong_method_is_405(gw: RunningGateway) -> None:
 async def test_upstream_error_passes_through(client: AsyncOpenAI, upstream: RunningUpstream,
                                              status: int, exc: type[Exception]) -> None:
     """An upstream error status and body reach the client as the SDK's own exception."""
-    upstream.state.behaviour = Behaviour.error(status, retry_after=7 if status == 429 else None)
+    # Retry-After past retry.max_retry_after_s: answered at once, not retried after a wait
+    # (waiting it out is tested on the fake clock, tests/path/test_chain.py).
+    upstream.state.behaviour = Behaviour.error(status, retry_after=30 if status == 429 else None)
     with pytest.raises(exc) as info:
         await client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
     error = info.value
     assert isinstance(error, openai.APIStatusError) and error.status_code == status
     if status == 429:
-        assert error.response.headers["retry-after"] == "7"
+        assert error.response.headers["retry-after"] == "30"
 
 
 async def test_upstream_auth_error_never_echoes_provider_key(upstream: RunningUpstream) -> None:

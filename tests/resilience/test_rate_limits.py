@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 
 from gateway.call import Principal
 from gateway.resilience.config import RateLimit
-from gateway.resilience.limiter import MemoryLimiter, RedisLimiter
+from gateway.resilience.limiter import RedisLimiter
 from gateway.telemetry import names as n
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
@@ -88,21 +88,6 @@ async def test_tokens_per_minute_settle_with_actual_usage(upstream: RunningUpstr
         with pytest.raises(openai.RateLimitError, match="tokens per minute"):
             await _ask(r.sdk, max_tokens=100)
         assert _rate_limited(r, "tpm") == 1
-
-
-async def test_memory_limiter_refills_over_the_minute() -> None:
-    """A bucket refills at limit/60 per second and says how long until a request fits."""
-    now = [0.0]
-    limiter = MemoryLimiter(clock=lambda: now[0])
-    limit = RateLimit(requests_per_minute=60, tokens_per_minute=600)
-    assert (await limiter.acquire("k", limit, 500)).allowed
-    refused = await limiter.acquire("k", limit, 300)
-    assert (refused.allowed, refused.limit) == (False, "tpm")
-    assert refused.retry_after_s == pytest.approx(20.0)
-    now[0] = 20.0
-    assert (await limiter.acquire("k", limit, 300)).allowed
-    await limiter.settle("k", limit, -300)
-    assert (await limiter.acquire("k", limit, 300)).allowed
 
 
 # --- Redis: one limit for every replica ---------------------------------------

@@ -1,4 +1,5 @@
-"""The pure parts: breaker state machine, backoff and Retry-After, attempt deadlines."""
+"""The pure parts: breaker state machine, backoff and Retry-After, attempt deadlines,
+rate-limit buckets."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from gateway import errors
 from gateway.resilience import outcome
 from gateway.resilience.backoff import backoff_s, parse_retry_after, retry_delay
 from gateway.resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, CircuitBreaker
-from gateway.resilience.config import BreakerPolicy, ModelPolicy, RetryPolicy
+from gateway.resilience.config import BreakerPolicy, ModelPolicy, RateLimit, RetryPolicy
 from gateway.resilience.deadline import plan
+from gateway.resilience.limiter import MemoryLimiter
+from gateway.testing import FakeClock
 
 
 class Clock:
@@ -161,3 +164,18 @@ def test_classify_reasons() -> None:
     assert outcome.classify(outcome.FirstTokenTimeout("x")) == outcome.FIRST_TOKEN_TIMEOUT
     assert outcome.classify(errors.UpstreamTimeout("x")) == outcome.TIMEOUT
     assert not outcome.counts_as_failure(outcome.BUDGET)
+
+
+async def test_memory_limiter_refills_over_the_minute() -> None:
+    """A bucket refills at limit/60 per second and says how long until a request fits."""
+    clock = FakeClock(start=0.0)
+    limiter = MemoryLimiter(clock)
+    limit = RateLimit(requests_per_minute=60, tokens_per_minute=600)
+    assert (await limiter.acquire("k", limit, 500)).allowed
+    refused = await limiter.acquire("k", limit, 300)
+    assert (refused.allowed, refused.limit) == (False, "tpm")
+    assert refused.retry_after_s == pytest.approx(20.0)
+    await clock.advance(20)
+    assert (await limiter.acquire("k", limit, 300)).allowed
+    await limiter.settle("k", limit, -300)
+    assert (await limiter.acquire("k", limit, 300)).allowed

@@ -1,13 +1,19 @@
-"""Shared fixtures: a fake OpenAI upstream and a gateway in front of it."""
+"""Shared fixtures: a fake OpenAI upstream and a gateway in front of it; and the line
+between the two tiers: a test not marked `integration` may not open a socket or start
+a process (the fast tier runs with `-m "not integration"`)."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.machinery
 import importlib.util
+import multiprocessing.process
 import os
-from collections.abc import AsyncIterator
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
@@ -33,6 +39,28 @@ def pytest_configure(config: pytest.Config) -> None:
                    if not str(importlib.import_module(name).__file__).endswith(suffixes)]
     if interpreted:
         raise pytest.UsageError(f"GATEWAY_EXPECT_COMPILED=1 but not compiled: {', '.join(interpreted)}")
+
+
+def _refuse(what: str) -> Any:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a fast-tier test {what}: mark it `integration`, or use "
+                             "gateway.testing's MemoryProvider and FakeClock")
+    return refused
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_stays_in_memory(request: pytest.FixtureRequest,
+                               monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests not marked integration run without sockets or subprocesses."""
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setattr(socket.socket, "bind", _refuse("bound a socket"))
+        monkeypatch.setattr(socket.socket, "connect", _refuse("connected a socket"))
+        monkeypatch.setattr(socket.socket, "connect_ex", _refuse("connected a socket"))
+        monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("started a process"))
+        monkeypatch.setattr(os, "fork", _refuse("forked"))
+        monkeypatch.setattr(multiprocessing.process.BaseProcess, "start",
+                            _refuse("started a process"))
+    yield
 
 
 @pytest.fixture

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from openai import AsyncOpenAI
 
 from tests.support.process import gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

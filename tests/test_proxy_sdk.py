@@ -11,6 +11,8 @@ from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway, running_gateway, upstream_config
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 MESSAGES = [{"role": "user", "content": "Say hello to the gateway"}]
 
 

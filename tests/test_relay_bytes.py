@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

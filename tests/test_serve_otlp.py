@@ -8,12 +8,15 @@ import signal
 from typing import Any
 
 import aiohttp
+import pytest
 from openai import AsyncOpenAI
 
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream, running_upstream
 from tests.support.gateway import upstream_config
 from tests.support.otlp_receiver import Received, grpc_receiver, http_receiver
 from tests.support.process import GatewayProcess, free_port, gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 PROVIDER_KEY = "sk-provider-topsecret-1234567890"
 CLIENT_KEY = "sk-client-topsecret-0987654321"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.workers import label_exposition, merge_expositions
@@ -77,6 +78,7 @@ def _otlp_requests_by_instance(received: Received) -> dict[str, float]:
     return by_instance
 
 
+@pytest.mark.integration
 async def test_two_workers_count_every_request_once() -> None:
     """The sum of gateway_requests_total over both workers equals the requests sent,
     on /metrics (from either worker) and over OTLP (one service.instance.id each)."""
@@ -100,6 +102,7 @@ async def test_two_workers_count_every_request_once() -> None:
         assert sum(by_instance.values()) == sent, by_instance
 
 
+@pytest.mark.integration
 async def test_workers_stop_when_the_parent_is_killed(tmp_path: Any) -> None:
     """A SIGKILLed parent cannot forward signals: its workers notice and shut down."""
     async with running_upstream(api_key=PROVIDER_KEY) as up:

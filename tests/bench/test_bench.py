@@ -38,6 +38,7 @@ async def proxy_url(upstream: RunningUpstream) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+@pytest.mark.integration
 async def test_bare_proxy_forwards_body_and_swaps_in_its_key(
     upstream: RunningUpstream, proxy_url: str
 ) -> None:
@@ -54,6 +55,7 @@ async def test_bare_proxy_forwards_body_and_swaps_in_its_key(
     assert upstream.state.last_request.headers["authorization"] == f"Bearer {KEY}"
 
 
+@pytest.mark.integration
 async def test_bare_proxy_relays_stream_events_as_they_arrive(
     upstream: RunningUpstream, proxy_url: str
 ) -> None:
@@ -70,6 +72,7 @@ async def test_bare_proxy_relays_stream_events_as_they_arrive(
     assert rest.endswith(b"data: [DONE]\n\n")
 
 
+@pytest.mark.integration
 async def test_bare_proxy_passes_upstream_errors_through(upstream: RunningUpstream, proxy_url: str) -> None:
     """An upstream error status and body reach the client unchanged."""
     upstream.state.behaviour = Behaviour.error(429, retry_after=1)
@@ -141,6 +144,7 @@ def test_each_target_is_sent_the_key_it_needs() -> None:
     assert targets.CLIENT_KEY != targets.UPSTREAM_KEY
 
 
+@pytest.mark.integration
 async def test_direct_and_bare_targets_accept_their_keys(upstream: RunningUpstream, proxy_url: str) -> None:
     """The fake upstream refuses the client key (so direct must not be sent it); the bare proxy takes any."""
     await load.check_answer(upstream.base_url + "/chat/completions", BODY, _spec("direct").client_key)
@@ -200,6 +204,7 @@ def _fake_python(tmp_path: Path, script: str) -> str:
     return str(path)
 
 
+@pytest.mark.integration
 def test_litellm_probe(tmp_path: Path) -> None:
     """LiteLLM is available only when the given Python can find it; otherwise the reason says why."""
     missing = targets.probe_litellm(str(tmp_path / "no-such-python"))

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import orjson
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -54,6 +55,7 @@ def test_settings_read_keys_from_the_environment() -> None:
     assert explicit.api_keys == ("k1",)
 
 
+@pytest.mark.integration
 async def test_run_stops_by_itself_and_sends_what_the_gateway_expects() -> None:
     """A duration-bound run against a fake gateway ends on time and streams SSE to [DONE]."""
     seen: list[dict[str, object]] = []

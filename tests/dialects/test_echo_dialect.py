@@ -19,6 +19,8 @@ from gateway.dialects.registry import default_dialects
 from tests.dialects.echo_dialect import NAME, EchoDialect
 from tests.support.gateway import RunningGateway, running_gateway
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 
 @dataclass
 class EchoUpstream:

@@ -16,6 +16,8 @@ from openai import AsyncOpenAI
 from tests.fakes import openai_wire as wire
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream, UpstreamState, running_upstream
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 KEY = "sk-test-0123456789abcdef"
 MESSAGES: list[Any] = [
     {"role": "system", "content": "Be brief."},

@@ -207,6 +207,7 @@ async def collector() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], byt
         await runner.cleanup()
 
 
+@pytest.mark.integration
 async def test_http_exporter_honours_endpoint_headers_and_gzip(
         collector: tuple[str, list[tuple[dict[str, str], bytes]], list[int]]) -> None:
     """The traces endpoint is used as given, headers are added, and gzip is applied when asked."""
@@ -230,6 +231,7 @@ async def test_http_exporter_honours_endpoint_headers_and_gzip(
     assert await asyncio.to_thread(exporter.export, spans) is SpanExportResult.FAILURE
 
 
+@pytest.mark.integration
 async def test_http_exporter_retries_transient_statuses_only(
         collector: tuple[str, list[tuple[dict[str, str], bytes]], list[int]]) -> None:
     """503 is retried (after Retry-After), 400 is not."""
@@ -246,6 +248,7 @@ async def test_http_exporter_retries_transient_statuses_only(
     exporter.shutdown()
 
 
+@pytest.mark.integration
 def test_http_exporter_gives_up_on_a_dead_collector_within_its_timeout() -> None:
     """Connection refused is retried with backoff but never past the timeout."""
     exporter = fastexport.OTLPHTTPSpanExporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
@@ -346,6 +349,7 @@ def test_queue_shortcut_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) ->
     ("http/protobuf", "true", "false", ("OTLPHTTPSpanExporter", "BatchSpanProcessor")),
     ("http/protobuf", "false", "true", ("OTLPSpanExporter", "BatchSpanProcessor")),
 ])
+@pytest.mark.integration
 def test_setup_picks_the_fast_exporter_unless_told_not_to(
         monkeypatch: pytest.MonkeyPatch, protocol: str, fast: str, on_end: str,
         expected: tuple[str, str]) -> None:

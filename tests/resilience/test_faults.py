@@ -14,6 +14,8 @@ from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.resilience.rig import MESSAGES, Rig, load_chain, rig
 from tests.support.telemetry import attrs
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 FALLBACK_TEXT = "fallback answer"
 
 

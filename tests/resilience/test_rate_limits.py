@@ -25,6 +25,8 @@ from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.resilience.rig import MESSAGES, Rig, load_chain, rig
 from tests.support.gateway import running_gateway
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 
 class AliasFromKey:
     """Authenticator for tests: the bearer token is the key alias."""

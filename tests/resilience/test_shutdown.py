@@ -20,6 +20,8 @@ from tests.resilience.rig import MESSAGES, chain_config
 from tests.support.otlp_receiver import Received, http_receiver
 from tests.support.process import GatewayProcess, gateway_process
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 WORDS = " ".join(f"w{i}" for i in range(30))
 
 

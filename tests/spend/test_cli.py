@@ -18,6 +18,8 @@ from gateway.spend.windows import ManualClock
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import MESSAGES, spend_config, spend_gateway
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 SIM = """
 providers: {sim: {kind: mock, mock: {latency_ms: 0, ms_per_chunk: 0, jitter: 0}}}
 models:

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import openai
+import pytest
 from openai import AsyncOpenAI
 
 from gateway.spend.budgets import to_nanos
@@ -23,6 +24,8 @@ from tests.spend.helpers import (
 )
 from tests.support.gateway import upstream_config
 from tests.support.process import gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 MAX_TOKENS = 100
 FITS = 10

@@ -18,6 +18,8 @@ from tests.spend.helpers import MESSAGES, ledger_rows, worst_case_usd
 from tests.support.gateway import upstream_config
 from tests.support.process import GatewayProcess, gateway_process
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 ENV = {"UPSTREAM_KEY": UPSTREAM_KEY}
 EXACT = 9 * 2500 + 20 * 8000  # nanos: 9 prompt tokens at $2.5, 20 output at $8 per Mtok
 

@@ -12,6 +12,8 @@ from openai import AsyncOpenAI
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import MESSAGES, ledger_rows, spend_gateway
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 
 def _config(upstream_url: str, ledger: Path, primary_extra: str, budgets: str) -> str:
     return f"""

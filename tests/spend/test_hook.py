@@ -24,6 +24,8 @@ from tests.spend.helpers import (
     worst_case_usd,
 )
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 
 def _budget(limit: float, extra: str = "") -> str:
     return f"""

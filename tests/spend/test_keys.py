@@ -50,6 +50,7 @@ def _store_key(path: Path, alias: str, team: str, revoked: bool = False) -> str:
     return key
 
 
+@pytest.mark.integration
 async def test_missing_unknown_and_wrong_scheme_get_401(upstream: RunningUpstream,
                                                         tmp_path: Path) -> None:
     """No key, an unknown key and a non-Bearer header each get OpenAI's 401 shape."""
@@ -67,6 +68,7 @@ async def test_missing_unknown_and_wrong_scheme_get_401(upstream: RunningUpstrea
         assert upstream.state.total_requests == 0
 
 
+@pytest.mark.integration
 async def test_config_keys_by_env_and_by_hash_authenticate(upstream: RunningUpstream,
                                                            tmp_path: Path) -> None:
     """A key from an env variable and one given as a hash both work, and carry their alias."""
@@ -87,6 +89,7 @@ async def test_config_keys_by_env_and_by_hash_authenticate(upstream: RunningUpst
         assert teams == {"product", "research"}
 
 
+@pytest.mark.integration
 async def test_provider_key_never_reaches_the_client_and_gateway_key_never_upstream(
         upstream: RunningUpstream, tmp_path: Path) -> None:
     """The upstream sees the provider key, never the client's gateway key."""
@@ -98,6 +101,7 @@ async def test_provider_key_never_reaches_the_client_and_gateway_key_never_upstr
     assert KEY not in sent and sent.startswith("Bearer sk-upstream")
 
 
+@pytest.mark.integration
 async def test_cli_key_works_at_once_and_revoked_key_gets_401(upstream: RunningUpstream,
                                                               tmp_path: Path) -> None:
     """A key stored while the gateway runs works on first use; once revoked it gets 401."""
@@ -142,6 +146,7 @@ async def test_unknown_keys_reload_the_store_at_most_once_a_second() -> None:
     assert principal.alias == "a" and principal.key_id == hash_key("good")[:12]
 
 
+@pytest.mark.integration
 async def test_no_keys_means_open_mode_with_a_loud_warning(upstream: RunningUpstream,
                                                            tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture

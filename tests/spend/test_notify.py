@@ -28,6 +28,8 @@ from gateway.spend.windows import ManualClock
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import MESSAGES, spend_config, spend_gateway, worst_case_usd
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 DING_SECRET = "SECdingtalk-test-secret"
 FEISHU_SECRET = "feishu-test-secret"
 

@@ -14,6 +14,8 @@ from gateway.spend.ledger import UNSETTLED, LedgerEntry, Reservation
 from gateway.spend.redis_store import RedisStore
 from gateway.spend.windows import Window, zone
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 UTC = zone("UTC")
 DAY = Window("2026-11-29", 0, 1e12)
 FUSE = Budget("fuse", "global", None, "day", 1000, "block", UTC)

@@ -97,6 +97,7 @@ def test_block_refuses_every_request_of_the_key_for_block_s() -> None:
     assert guard.check("k", b"different", T0 + 303) is None
 
 
+@pytest.mark.integration
 async def test_loop_is_throttled_with_429_a_span_event_and_a_metric(upstream: RunningUpstream,
                                                                    tmp_path: Path) -> None:
     """The 4th identical request of a key gets 429 runaway_detected with Retry-After; the

@@ -66,9 +66,11 @@ from tests.stack.stackfiles import (
 )
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="the `prometheus` binary is not installed (apt-get install prometheus)"
-)
+pytestmark = [
+    pytest.mark.integration,  # a Prometheus server, sockets and processes: the slow tier
+    pytest.mark.skipif(PROMETHEUS is None,
+                       reason="the `prometheus` binary is not installed (apt-get install prometheus)"),
+]
 
 JOB = "llm-gateway"
 MODELS = ("gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2")

@@ -391,6 +391,7 @@ def uncomment_receiver_examples(text: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool (prometheus-alertmanager) not installed")
+@pytest.mark.integration
 def test_alertmanager_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
     """Both the shipped alertmanager.yml and its examples filled in pass amtool check-config."""
     shipped = ROOT / "alertmanager.yml"

@@ -30,6 +30,7 @@ def test_true_means_no_content(caplog: pytest.LogCaptureFixture) -> None:
     assert "capturing no content" in caplog.text
 
 
+@pytest.mark.integration
 async def test_span_only_records_messages(upstream: RunningUpstream) -> None:
     """SPAN_ONLY puts input, system instructions and output on the CLIENT span as JSON."""
     upstream.state.behaviour = Behaviour(content="Hi back")

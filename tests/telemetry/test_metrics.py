@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from openai import AsyncOpenAI
 
 from gateway.telemetry import names as n
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

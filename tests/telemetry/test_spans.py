@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from openai import AsyncOpenAI
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway
 from tests.support.telemetry import attrs
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

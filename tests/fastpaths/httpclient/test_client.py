@@ -284,6 +284,7 @@ async def client() -> AsyncIterator[HttpClient]:
 # Response bodies and their framing
 
 
+@pytest.mark.integration
 async def test_json_body_framed_by_content_length(client: HttpClient) -> None:
     """A JSON answer with Content-Length from aiohttp: the status, lowercase header names and the exact
     body."""
@@ -303,6 +304,7 @@ async def test_json_body_framed_by_content_length(client: HttpClient) -> None:
     assert json.loads(body) == payload
 
 
+@pytest.mark.integration
 async def test_status_and_head_fields_pass_through(client: HttpClient) -> None:
     """A non-2xx status comes back as such with its body; repeated header fields are joined with ', '."""
     answer = ok(b'{"error":"slow down"}', "Retry-After: 3", "X-Multi: a", "x-multi: b",
@@ -321,6 +323,7 @@ async def test_status_and_head_fields_pass_through(client: HttpClient) -> None:
         assert await within(response.read()) == b'{"error":"slow down"}'
 
 
+@pytest.mark.integration
 async def test_chunked_body_from_aiohttp(client: HttpClient) -> None:
     """A Transfer-Encoding: chunked answer reads back as the pieces joined, none of the framing in it."""
     parts = [b"alpha ", b"", b"beta " * 1000, b"gamma"]
@@ -340,6 +343,7 @@ async def test_chunked_body_from_aiohttp(client: HttpClient) -> None:
         assert await within(response.read()) == b"".join(parts)
 
 
+@pytest.mark.integration
 async def test_chunked_body_with_extensions_and_trailers_keeps_the_connection(client: HttpClient) -> None:
     """Exact chunked bytes with a chunk extension and a trailer: the body is right and the framing is consumed
     exactly, so the next request on the same connection gets its own answer."""
@@ -359,6 +363,7 @@ async def test_chunked_body_with_extensions_and_trailers_keeps_the_connection(cl
     assert len(server.connections) == 1
 
 
+@pytest.mark.integration
 async def test_body_delimited_by_connection_close(client: HttpClient) -> None:
     """No Content-Length and no chunking: the body is everything until the server closes (sent in two goes,
     the second after the client has the head), and the next request goes out on a new connection."""
@@ -380,6 +385,7 @@ async def test_body_delimited_by_connection_close(client: HttpClient) -> None:
     assert len(server.connections) == 2
 
 
+@pytest.mark.integration
 async def test_body_delimited_by_close_but_ended_by_a_reset_is_an_error(client: HttpClient) -> None:
     """A close-delimited body that ends in a reset instead of a clean close raises ConnectionResetError rather
     than passing for a complete (truncated) body."""
@@ -398,6 +404,7 @@ async def test_body_delimited_by_close_but_ended_by_a_reset_is_an_error(client: 
             await within(response.read())
 
 
+@pytest.mark.integration
 async def test_204_has_no_body_and_keeps_the_connection(client: HttpClient) -> None:
     """A 204 with neither Content-Length nor chunking ends at its head (it is not read until the close):
     read() gives b"" and the connection is reused."""
@@ -415,6 +422,7 @@ async def test_204_has_no_body_and_keeps_the_connection(client: HttpClient) -> N
     assert len(server.connections) == 1
 
 
+@pytest.mark.integration
 async def test_informational_response_is_skipped(client: HttpClient) -> None:
     """A 100 Continue ahead of the answer is not the answer: post() returns the 200 and its body."""
 
@@ -433,6 +441,7 @@ async def test_informational_response_is_skipped(client: HttpClient) -> None:
 # Keep-alive
 
 
+@pytest.mark.integration
 async def test_sequential_requests_reuse_one_connection(client: HttpClient) -> None:
     """Three requests one after the other travel on one TCP connection (counted by the server)."""
 
@@ -447,6 +456,7 @@ async def test_sequential_requests_reuse_one_connection(client: HttpClient) -> N
     assert server.connections == 1
 
 
+@pytest.mark.integration
 async def test_concurrent_requests_each_get_a_connection_then_share_them(client: HttpClient) -> None:
     """Four requests in flight at once (the server holds each until all four arrived) use four connections;
     a second wave of four reuses those and opens none."""
@@ -469,6 +479,7 @@ async def test_concurrent_requests_each_get_a_connection_then_share_them(client:
     pytest.param("HTTP/1.1 200 OK\r\nConnection: close", id="http11-connection-close"),
     pytest.param("HTTP/1.0 200 OK", id="http10-without-keep-alive"),
 ])
+@pytest.mark.integration
 async def test_server_refusing_keep_alive_is_honoured(client: HttpClient, head: str) -> None:
     """An answer that ends the connection (Connection: close, or HTTP/1.0 without keep-alive) is not followed
     by another request on it, even though this server would keep it open and answer there: the client closes
@@ -486,6 +497,7 @@ async def test_server_refusing_keep_alive_is_honoured(client: HttpClient, head: 
     assert len(server.connections) == 2
 
 
+@pytest.mark.integration
 async def test_connection_close_from_aiohttp_is_honoured(client: HttpClient) -> None:
     """aiohttp's force_close (Connection: close): each request opens its own connection."""
 
@@ -502,6 +514,7 @@ async def test_connection_close_from_aiohttp_is_honoured(client: HttpClient) -> 
     assert server.connections == 3
 
 
+@pytest.mark.integration
 async def test_idle_connection_past_the_keepalive_limit_is_not_reused(
         client: HttpClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """An idle connection older than KEEPALIVE_S is closed instead of reused (limit patched below zero)."""
@@ -513,6 +526,7 @@ async def test_idle_connection_past_the_keepalive_limit_is_not_reused(
     assert len(server.connections) == 2
 
 
+@pytest.mark.integration
 async def test_unsolicited_bytes_on_an_idle_connection_drop_it(client: HttpClient) -> None:
     """Bytes arriving on an idle connection (nobody asked) make it untrustworthy: it is dropped, and the next
     request goes out on a new connection and gets its own answer."""
@@ -537,6 +551,7 @@ async def test_unsolicited_bytes_on_an_idle_connection_drop_it(client: HttpClien
 # The keep-alive race
 
 
+@pytest.mark.integration
 async def test_idle_connection_closed_by_the_server_is_not_used(client: HttpClient) -> None:
     """The server closes a kept-alive connection while it is idle; once the client noticed, the next request
     goes out on a new connection and succeeds (and was sent once)."""
@@ -556,6 +571,7 @@ async def test_idle_connection_closed_by_the_server_is_not_used(client: HttpClie
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
+@pytest.mark.integration
 async def test_reused_connection_closed_before_any_answer_is_retried_once(client: HttpClient,
                                                                          how: str) -> None:
     """The keep-alive race: the server gives up a reused connection just as the next request reaches it,
@@ -575,6 +591,7 @@ async def test_reused_connection_closed_before_any_answer_is_retried_once(client
     assert server.bodies == [b"1", b"2", b"2"]
 
 
+@pytest.mark.integration
 async def test_new_connection_closed_before_any_answer_is_not_retried(client: HttpClient) -> None:
     """Only a reused connection gets the second chance: a request whose brand-new connection is closed
     unanswered fails with ConnectionResetError, sent once."""
@@ -590,6 +607,7 @@ async def test_new_connection_closed_before_any_answer_is_not_retried(client: Ht
     assert server.bodies == [b"1"]
 
 
+@pytest.mark.integration
 async def test_reused_connection_closed_after_part_of_the_head_is_not_retried(client: HttpClient) -> None:
     """A reused connection that closes after part of the answer's head arrived: the upstream has seen the
     request, so the client raises ConnectionResetError instead of sending it again."""
@@ -611,6 +629,7 @@ async def test_reused_connection_closed_after_part_of_the_head_is_not_retried(cl
     assert server.bodies == [b"1", b"2"]
 
 
+@pytest.mark.integration
 async def test_reset_in_the_middle_of_a_body_raises_from_read(client: HttpClient) -> None:
     """A reset after the head and part of the body: read() raises ConnectionResetError (no short body, no
     second sending of the request), and the next request gets a new connection."""
@@ -637,6 +656,7 @@ async def test_reset_in_the_middle_of_a_body_raises_from_read(client: HttpClient
 
 
 @pytest.mark.parametrize(("base_path", "prefix"), [("/v1/", "/v1"), ("/v1", "/v1"), ("", "")])
+@pytest.mark.integration
 async def test_request_bytes(client: HttpClient, base_path: str, prefix: str) -> None:
     """What the client writes: POST to base path + path, Host with the non-default port, the fixed headers
     then the per-request ones in order, Content-Length of the body, and the body byte for byte."""
@@ -661,6 +681,7 @@ async def test_request_bytes(client: HttpClient, base_path: str, prefix: str) ->
     assert request.body == body
 
 
+@pytest.mark.integration
 async def test_host_header_brackets_an_ipv6_literal(client: HttpClient) -> None:
     """An IPv6 base URL: the client connects to it and sends Host: [::1]:port."""
     try:
@@ -688,6 +709,7 @@ def test_line_break_in_a_fixed_header_is_refused(name: str, value: str) -> None:
                               connect_timeout=1.0, read_timeout=1.0)
 
 
+@pytest.mark.integration
 async def test_line_break_in_a_per_request_header_value_is_not_sent(client: HttpClient) -> None:
     """A per-request header value with CR or LF is left out: nothing can be smuggled into the request head."""
     async with raw_server(keep_alive()) as server:
@@ -700,6 +722,7 @@ async def test_line_break_in_a_per_request_header_value_is_not_sent(client: Http
     assert not {"x-evil", "injected", "x-lf", "b"} & set(names)
 
 
+@pytest.mark.integration
 async def test_line_break_or_colon_in_a_per_request_header_name_is_not_sent(client: HttpClient) -> None:
     """A per-request header whose name has CR, LF or a colon is left out as well."""
     async with raw_server(keep_alive()) as server:
@@ -744,6 +767,7 @@ def test_base_url_must_be_http_or_https_with_a_host() -> None:
 # Read timeouts
 
 
+@pytest.mark.integration
 async def test_no_answer_within_the_read_timeout(client: HttpClient) -> None:
     """The server takes the request and never answers: post() raises TimeoutError, the connection is dropped
     (the server sees it go) and the next request gets a new one."""
@@ -763,6 +787,7 @@ async def test_no_answer_within_the_read_timeout(client: HttpClient) -> None:
 
 
 @pytest.mark.parametrize("how", ["read", "iter_chunks"])
+@pytest.mark.integration
 async def test_body_stalling_past_the_read_timeout(client: HttpClient, how: str) -> None:
     """The head and part of the body arrive, then nothing: reading raises TimeoutError (iter_chunks after
     yielding what did arrive), the connection is dropped, and the next request gets a new one."""
@@ -793,6 +818,7 @@ async def test_body_stalling_past_the_read_timeout(client: HttpClient, how: str)
 # Streaming and flow control
 
 
+@pytest.mark.integration
 async def test_iter_chunks_yields_each_chunk_as_it_arrives(client: HttpClient) -> None:
     """Server-sent events: the first event is yielded while the server is still holding back the rest (it
     waits for the test to have the first); then the stream ends and its connection is reused."""
@@ -828,6 +854,7 @@ BIG = random.Random(7).randbytes(8 << 20)
 
 
 @pytest.mark.parametrize("how", ["iter_chunks", "read", "read_after_pause"])
+@pytest.mark.integration
 async def test_large_fast_body_read_slowly_arrives_intact(client: HttpClient, how: str) -> None:
     """An 8 MB body sent as fast as aiohttp can, to a reader that lags: the client stops reading from the
     socket while its buffer is full (iter_chunks, or read() called only then), every byte arrives in order
@@ -857,6 +884,7 @@ async def test_large_fast_body_read_slowly_arrives_intact(client: HttpClient, ho
 # Closing and cancelling
 
 
+@pytest.mark.integration
 async def test_close_before_the_end_of_the_body_drops_the_connection(client: HttpClient) -> None:
     """close() on a response whose body has not all arrived aborts its connection (the server sees it go); the
     closed response reads as an error; the pool carries on with a new connection."""
@@ -881,6 +909,7 @@ async def test_close_before_the_end_of_the_body_drops_the_connection(client: Htt
     assert len(server.connections) == 2
 
 
+@pytest.mark.integration
 async def test_close_after_the_whole_body_keeps_the_connection(client: HttpClient) -> None:
     """close() after read() (what the gateway does) costs nothing: the next request reuses the connection."""
     async with raw_server(keep_alive()) as server:
@@ -892,6 +921,7 @@ async def test_close_after_the_whole_body_keeps_the_connection(client: HttpClien
     assert len(server.connections) == 1
 
 
+@pytest.mark.integration
 async def test_cancelling_a_pending_post_drops_its_connection(client: HttpClient) -> None:
     """A post() cancelled while waiting for the answer raises CancelledError, its connection is aborted (the
     server sees it go) and the next request gets a new one."""
@@ -914,6 +944,7 @@ async def test_cancelling_a_pending_post_drops_its_connection(client: HttpClient
     assert len(server.connections) == 2
 
 
+@pytest.mark.integration
 async def test_cancel_after_the_answer_arrived_leaves_the_pooled_connection_alone(client: HttpClient) -> None:
     """A post() cancelled just after its whole answer came in (its connection already back in the pool, the
     task not yet resumed) must not abort that connection: the request that took it from the pool meanwhile is
@@ -941,6 +972,7 @@ async def test_cancel_after_the_answer_arrived_leaves_the_pooled_connection_alon
 
 
 @pytest.mark.parametrize("coding", [ContentCoding.gzip, ContentCoding.deflate])
+@pytest.mark.integration
 async def test_compressed_body_is_decoded(client: HttpClient, coding: ContentCoding) -> None:
     """A body aiohttp compressed (asked for with Accept-Encoding) reads back as the original bytes, with
     read() and with iter_chunks."""
@@ -960,6 +992,7 @@ async def test_compressed_body_is_decoded(client: HttpClient, coding: ContentCod
         assert b"".join(await within(collect(response.iter_chunks()))) == payload
 
 
+@pytest.mark.integration
 async def test_gzip_body_split_at_every_byte_is_decoded(client: HttpClient) -> None:
     """A gzip body arriving in tiny pieces (sent one chunk per byte) still decodes to the original."""
     payload = b'{"text":"' + b"abc" * 200 + b'"}'
@@ -978,6 +1011,7 @@ async def test_gzip_body_split_at_every_byte_is_decoded(client: HttpClient) -> N
         assert await post_read(endpoint(client, server.url)) == payload
 
 
+@pytest.mark.integration
 async def test_unsupported_content_encoding_raises_on_read(client: HttpClient) -> None:
     """Content-Encoding br (which the client cannot decode): the head comes back, reading raises
     UpstreamProtocolError, and the pool still serves the next request."""
@@ -994,6 +1028,7 @@ async def test_unsupported_content_encoding_raises_on_read(client: HttpClient) -
         response.close()
 
 
+@pytest.mark.integration
 async def test_corrupt_gzip_raises_and_drops_the_connection(client: HttpClient) -> None:
     """A body labelled gzip that does not decompress: read() raises UpstreamProtocolError and the connection
     is dropped (the server sees it go)."""
@@ -1025,6 +1060,7 @@ async def test_corrupt_gzip_raises_and_drops_the_connection(client: HttpClient) 
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                  id="both-lengths"),
 ])
+@pytest.mark.integration
 async def test_invalid_http_raises_protocol_error(client: HttpClient, garbage: bytes) -> None:
     """An answer that is not valid HTTP/1.1: post() raises UpstreamProtocolError, which is a ConnectionError
     (so the provider reports the upstream unreachable), and the connection is dropped."""
@@ -1043,6 +1079,7 @@ async def test_invalid_http_raises_protocol_error(client: HttpClient, garbage: b
         await within(dropped.wait())
 
 
+@pytest.mark.integration
 async def test_invalid_chunk_framing_raises_from_read(client: HttpClient) -> None:
     """A valid head, then a chunk size that is not hex: read() raises UpstreamProtocolError and the connection
     is dropped (the server sees it go)."""
@@ -1062,6 +1099,7 @@ async def test_invalid_chunk_framing_raises_from_read(client: HttpClient) -> Non
         await within(dropped.wait())
 
 
+@pytest.mark.integration
 async def test_connection_refused(client: HttpClient) -> None:
     """Nothing listening on the port (bound, not listening): post() raises ConnectionRefusedError, an
     OSError."""
@@ -1073,6 +1111,7 @@ async def test_connection_refused(client: HttpClient) -> None:
     assert client.open_connections == 0
 
 
+@pytest.mark.integration
 async def test_client_close_closes_its_connections(client: HttpClient) -> None:
     """HttpClient.close() closes idle connections and aborts busy ones: the server sees both go, the
     unfinished body fails, and a post afterwards raises an OSError without connecting."""
@@ -1103,6 +1142,7 @@ async def test_client_close_closes_its_connections(client: HttpClient) -> None:
     assert len(server.connections) == 2
 
 
+@pytest.mark.integration
 async def test_no_file_descriptors_leak(client: HttpClient) -> None:
     """A few hundred requests over kept-alive, server-closed, client-abandoned and timed-out connections leave
     no file descriptor behind: none pile up meanwhile, and none are left once the client is closed."""

@@ -1,6 +1,6 @@
-"""The deadlines of one attempt before it commits, on the event loop's clock: the
-first-token rule, the attempt's own timeout and the request's overall deadline.
-Pure: the attempt runner drives one `asyncio.timeout` with these values.
+"""The deadlines of one attempt before it commits, on the app's clock (`gateway/clock.py`):
+the first-token rule, the attempt's own timeout and the request's overall deadline.
+Pure: the attempt runner drives one `Deadline` (`timers.py`) with these values.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from gateway.fastpaths import timers
+from gateway.fastpaths import timers_of
 
 
 class Cancellable(Protocol):
@@ -84,4 +84,4 @@ class LoopClock:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.time = loop.time
-        self.call_at = timers(loop).call_at
+        self.call_at = timers_of(loop).call_at

@@ -8,15 +8,15 @@ import asyncio
 import pytest
 
 from gateway.clock import LoopClock
-from gateway.timers import timers
+from gateway.fastpaths import timers_of
 
 
 async def test_binds_to_the_running_loop_at_construction() -> None:
     """Made inside a loop, its members are the loop's time and the coarse timers' call_at."""
     loop = asyncio.get_running_loop()
-    clock = LoopClock()
+    clock = LoopClock.running()
     assert clock.loop is loop
-    assert clock.time == loop.time and clock.call_at == timers(loop).call_at
+    assert clock.time == loop.time and clock.call_at == timers_of(loop).call_at
     fired = asyncio.Event()
     clock.call_at(clock.time() + 0.01, fired.set)
     await asyncio.wait_for(fired.wait(), 1.0)
@@ -24,7 +24,7 @@ async def test_binds_to_the_running_loop_at_construction() -> None:
 
 
 def test_unbound_clock_refuses_until_bound() -> None:
-    """Made without a loop (create_app before the loop runs), it fails loudly until bound."""
+    """Unbound (create_app's, until the app starts), it fails loudly until bound."""
     clock = LoopClock()
     with pytest.raises(RuntimeError, match="before it was bound"):
         clock.time()

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from gateway.fastpaths import Deadline
 from gateway.testing import FakeClock
-from gateway.timers import Deadline
 
 
 async def test_advance_fires_due_timers_in_order_and_no_others() -> None:
@@ -51,7 +51,7 @@ async def test_autojump_skips_waiting_without_real_time() -> None:
 
 
 async def test_a_deadline_on_the_fake_clock_cancels_at_its_time() -> None:
-    """gateway.timers.Deadline armed on a FakeClock turns into TimeoutError at its time."""
+    """gateway.fastpaths.Deadline armed on a FakeClock turns into TimeoutError at its time."""
     async with FakeClock(start=0.0) as clock:
         deadline = Deadline(5.0, clock)
         with pytest.raises(TimeoutError):

@@ -33,7 +33,8 @@ from gateway.fastpaths.httpclient import Endpoint, HttpClient, HttpResponse, Ups
 from gateway.fastpaths.litespan import LiteTracer, context_with, span_context_in
 from gateway.fastpaths.switches import FastPaths, log_fallback, select
 from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
-from gateway.fastpaths.timers import Deadline, timers, use_coarse_timers
+from gateway.fastpaths.timers import Deadline, use_coarse_timers
+from gateway.fastpaths.timers import timers as timers_of  # the function; `timers` is the module
 
 __all__ = [
     "BoundRecorder",
@@ -55,6 +56,6 @@ __all__ = [
     "record_keyed",
     "select",
     "span_context_in",
-    "timers",
+    "timers_of",
     "use_coarse_timers",
 ]

@@ -12,6 +12,8 @@ from gateway.fastpaths import timers
 from tests.fakes.openai_upstream import Behaviour, running_upstream
 from tests.support.gateway import running_gateway, upstream_config
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 KEY = "sk-all-off-test-42"
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -26,6 +26,8 @@ from tests.support.gateway import upstream_config
 from tests.support.otlp_receiver import http_receiver
 from tests.support.process import gateway_process
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 SDK = "1.44.0"
 CONTRIB = "0.65b0"
 PACKAGES = (

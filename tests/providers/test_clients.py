@@ -70,6 +70,7 @@ def _client_lines(caplog: pytest.LogCaptureFixture) -> dict[str, str]:
     return found
 
 
+@pytest.mark.integration
 async def test_http_proxy_from_the_environment_carries_upstream_calls(
         caplog: pytest.LogCaptureFixture) -> None:
     """HTTP_PROXY routes an http upstream's calls through the proxy, over aiohttp's client."""
@@ -84,6 +85,7 @@ async def test_http_proxy_from_the_environment_carries_upstream_calls(
     assert "aiohttp's ClientSession" in line and f"proxy {proxy} from HTTP_PROXY" in line
 
 
+@pytest.mark.integration
 async def test_no_proxy_exempts_a_host_which_keeps_the_gateways_own_client(
         caplog: pytest.LogCaptureFixture) -> None:
     """With NO_PROXY=localhost a provider on localhost calls directly over the gateway's own
@@ -116,6 +118,7 @@ async def test_no_proxy_exempts_a_host_which_keeps_the_gateways_own_client(
     assert "aiohttp's ClientSession (proxy" in lines["far"]
 
 
+@pytest.mark.integration
 async def test_a_providers_own_proxy_is_used_with_its_credentials_kept_out_of_logs(
         caplog: pytest.LogCaptureFixture) -> None:
     """A provider's `proxy` carries its calls without any variable set; the proxy's user and
@@ -132,6 +135,7 @@ async def test_a_providers_own_proxy_is_used_with_its_credentials_kept_out_of_lo
     assert f"proxy {proxy} from proxy" in _client_lines(caplog)["up"]
 
 
+@pytest.mark.integration
 async def test_a_self_signed_tls_upstream_works_only_with_its_ca_file(
         certificate: tuple[Path, Path]) -> None:
     """A TLS upstream with a self-signed certificate is refused without `ca_file` (the
@@ -149,6 +153,7 @@ async def test_a_self_signed_tls_upstream_works_only_with_its_ca_file(
         assert len(up.state.requests) == 1
 
 
+@pytest.mark.integration
 async def test_https_proxy_tunnels_to_a_tls_upstream(certificate: tuple[Path, Path]) -> None:
     """HTTPS_PROXY carries an https upstream's calls in a CONNECT tunnel (its credentials on
     the CONNECT only), with TLS to the upstream verified against `ca_file` inside it."""

@@ -19,11 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from openai import AsyncOpenAI
 
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import ENV, MESSAGES, ledger_rows, spend_config, worst_case_usd
 from tests.support.process import free_port, gateway_process, wait_healthy
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 
 def _state(pid: int) -> str:

@@ -31,6 +31,8 @@ from tests.spend.helpers import ENV, MESSAGES, ledger_rows, spend_config
 from tests.support.gateway import running_gateway
 from tests.support.process import gateway_process
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 U64_MAX = 2**64 - 1  # past orjson's 64-bit integers once multiplied by a price
 PAST_SQLITE = 1_500_000_000_000_000  # x $8/Mtok: between 2^63 and 2^64 nano-dollars
 

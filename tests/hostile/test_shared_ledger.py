@@ -17,11 +17,14 @@ from collections import Counter
 from pathlib import Path
 
 import openai
+import pytest
 from openai import AsyncOpenAI
 
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import ENV, MESSAGES, ledger_rows, spend_config, worst_case_usd
 from tests.support.process import free_port, gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 FITS = 10
 BUDGET = f"budgets: [{{name: fits-ten, scope: global, limit_usd: {worst_case_usd(100) * FITS:.9f}}}]\n"

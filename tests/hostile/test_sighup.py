@@ -14,11 +14,14 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from openai import AsyncOpenAI
 
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import ENV, MESSAGES, ledger_rows, spend_config
 from tests.support.process import gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 
 async def test_sighup_drains_streams_in_flight_and_settles_them(upstream: RunningUpstream,

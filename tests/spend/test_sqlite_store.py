@@ -25,6 +25,7 @@ def _entry(cost: int, status: str = "ok", ts: float = 100.0) -> LedgerEntry:
                        input_tokens=10, output_tokens=5, cost_nanos=cost, status=status)
 
 
+@pytest.mark.integration
 async def test_journal_then_settle_leaves_one_settled_row(tmp_path: Path) -> None:
     """A journaled attempt's row is replaced by its settled entry, in order, from one thread."""
     store = SqliteStore(str(tmp_path / "l.db"))
@@ -38,6 +39,7 @@ async def test_journal_then_settle_leaves_one_settled_row(tmp_path: Path) -> Non
     assert ledger_status(tmp_path / "l.db") == [("ok", 42)]
 
 
+@pytest.mark.integration
 async def test_attempt_that_used_nothing_leaves_no_row(tmp_path: Path) -> None:
     """Settling without an entry deletes the journal row."""
     store = SqliteStore(str(tmp_path / "l.db"))
@@ -49,6 +51,7 @@ async def test_attempt_that_used_nothing_leaves_no_row(tmp_path: Path) -> None:
     assert ledger_rows(tmp_path / "l.db") == []
 
 
+@pytest.mark.integration
 async def test_many_writes_commit_in_batches(tmp_path: Path) -> None:
     """A thousand concurrent writes all land (group commit), none lost."""
     store = SqliteStore(str(tmp_path / "l.db"))
@@ -74,6 +77,7 @@ def _owner(session: str, pid: int) -> str:
     return f"{session}:{socket.gethostname()}:{pid}:{process_start(pid)}"
 
 
+@pytest.mark.integration
 async def test_journal_rows_of_other_sessions_are_charged_on_start(tmp_path: Path) -> None:
     """The lock's new holder charges every pending row an earlier holder left, even one
     whose process still runs (the lock proves it no longer owns the ledger)."""
@@ -97,6 +101,7 @@ async def test_journal_rows_of_other_sessions_are_charged_on_start(tmp_path: Pat
         sleeper.wait()
 
 
+@pytest.mark.integration
 async def test_sibling_workers_rows_are_left_while_it_runs(tmp_path: Path) -> None:
     """Under `--workers` (the lock inherited from the parent), a running sibling's pending
     rows are left for it; a sibling that exited, even one not yet reaped (a zombie), has
@@ -130,6 +135,7 @@ async def test_sibling_workers_rows_are_left_while_it_runs(tmp_path: Path) -> No
         parent.release()
 
 
+@pytest.mark.integration
 async def test_a_sibling_worker_that_dies_later_is_recovered_while_running(tmp_path: Path) -> None:
     """A running store's periodic recovery charges the rows of a sibling worker that died
     after the start, and never its own."""
@@ -149,6 +155,7 @@ async def test_a_sibling_worker_that_dies_later_is_recovered_while_running(tmp_p
         parent.release()
 
 
+@pytest.mark.integration
 async def test_a_second_store_on_the_same_file_is_refused(tmp_path: Path) -> None:
     """While one store holds the ledger, opening it again fails with the file and the
     holder's pid; once the first closes, it opens."""
@@ -164,6 +171,7 @@ async def test_a_second_store_on_the_same_file_is_refused(tmp_path: Path) -> Non
     await second.close()
 
 
+@pytest.mark.integration
 async def test_notices_are_claimed_once(tmp_path: Path) -> None:
     """The first claim of a notice wins, also after a restart."""
     store = SqliteStore(str(tmp_path / "l.db"))
@@ -177,6 +185,7 @@ async def test_notices_are_claimed_once(tmp_path: Path) -> None:
     await again.close()
 
 
+@pytest.mark.integration
 async def test_spent_filters_by_scope_and_window(tmp_path: Path) -> None:
     """Seeding sums only the scope's rows inside the window, never pending ones."""
     store = SqliteStore(str(tmp_path / "l.db"))
@@ -189,6 +198,7 @@ async def test_spent_filters_by_scope_and_window(tmp_path: Path) -> None:
     assert await store.spent("team", "other", 0, 200) == 0
 
 
+@pytest.mark.integration
 async def test_a_killed_writer_process_is_replaced(tmp_path: Path) -> None:
     """If the ledger writer process dies, writes in flight fail and a new writer takes over."""
     store = SqliteStore(str(tmp_path / "l.db"))
@@ -253,6 +263,7 @@ def test_processes_opening_a_new_ledger_at_once_all_succeed(tmp_path: Path) -> N
         assert errors == [], f"round {round_number}: {errors}"
 
 
+@pytest.mark.integration
 async def test_a_write_the_encoder_refuses_fails_alone(tmp_path: Path) -> None:
     """A write with an integer past 64 bits, batched with others in one loop tick, fails
     on its own; the others commit, and no waiter is left hanging."""
@@ -268,6 +279,7 @@ async def test_a_write_the_encoder_refuses_fails_alone(tmp_path: Path) -> None:
     assert sorted(cost for _, cost in ledger_status(tmp_path / "l.db")) == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.integration
 async def test_a_write_sqlite_refuses_fails_alone(tmp_path: Path) -> None:
     """A write SQLite cannot store (an integer between 2^63 and 2^64) fails the group
     commit; the writer then commits the group's other writes one by one, so only it

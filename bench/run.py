@@ -58,6 +58,7 @@ class Options:
     extra_config: Path | None
     extra_env: dict[str, str]
     output: Path
+    baseline: Path | None = None  # the code of the gateway-base target
     memory_streams: int = 1000  # 0: no memory measurements
     memory_soak: int = 100_000
 
@@ -284,7 +285,8 @@ async def _main(opts: Options, code: Path) -> int:
     if shutil.which("wrk") is None:
         print("wrk not found on PATH (apt-get install wrk)", file=sys.stderr)
         return 2
-    specs = targets.specs(opts.targets, opts.loop, opts.extra_env, opts.extra_config, opts.client_key)
+    specs = targets.specs(opts.targets, opts.loop, opts.extra_env, opts.extra_config, opts.client_key,
+                          opts.baseline)
     if any(s.kind == "gateway" for s in specs) and not (targets.ROOT / "gateway" / "__main__.py").exists():
         print("gateway package not found: gateway targets skipped", flush=True)
         specs = [s for s in specs if s.kind != "gateway"]
@@ -363,12 +365,17 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--quick", action="store_true",
                    help="2 s cells, 1 s warmup, 50 TTFC requests, 200 streams and a 10,000-request soak")
     p.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    p.add_argument("--baseline", type=Path,
+                   help="a directory holding another commit's gateway (e.g. its compiled build): adds the "
+                        "target gateway-base, measured in the same interleaved run")
     a = p.parse_args(argv)
     extra_env = dict(item.split("=", 1) for item in a.extra_env)
     if a.targets is None:
         wanted = list(targets.DEFAULT)
         if a.extra_config or extra_env:
             wanted.append("gateway-extra")
+        if a.baseline:
+            wanted.append("gateway-base")
     else:
         wanted = [t for t in a.targets.split(",") if t]
     unknown = set(wanted) - set(targets.ALL)
@@ -391,6 +398,7 @@ def _parse(argv: Sequence[str] | None) -> Options:
         extra_config=a.extra_config,
         extra_env=extra_env,
         output=a.output,
+        baseline=a.baseline.resolve() if a.baseline else None,
         memory_streams=min(a.memory_streams, 200) if a.quick else a.memory_streams,
         memory_soak=min(a.memory_soak, 10_000) if a.quick else a.memory_soak,
     )

@@ -31,7 +31,7 @@ UPSTREAM_KEY = "sk-bench"  # the fake upstream accepts only this key
 CLIENT_KEY = "sk-bench-client"  # the virtual key in bench/spend.yaml; also LiteLLM's master key
 SPEND_CONFIG = ROOT / "bench" / "spend.yaml"
 ALL = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "gateway-nospend", "gateway-extra",
-       "litellm")
+       "gateway-base", "litellm")
 DEFAULT = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "litellm")
 
 
@@ -44,6 +44,7 @@ class TargetSpec:
     env: dict[str, str] = field(default_factory=dict)
     extra_configs: tuple[Path, ...] = ()  # merged into the gateway config, in order
     source: bool = False  # a gateway that runs the source tree even when the run uses the compiled build
+    code: Path | None = None  # a gateway that runs this directory's code instead (`--baseline`)
 
 
 def specs(
@@ -52,6 +53,7 @@ def specs(
     extra_env: Mapping[str, str],
     extra_config: Path | None,
     client_key: str = CLIENT_KEY,
+    baseline: Path | None = None,
 ) -> list[TargetSpec]:
     """The targets to run; `client_key` is what `gateway-extra` is sent (its extra config may define keys)."""
     full = {"OTEL_TRACES_SAMPLER": "always_on"}
@@ -93,6 +95,15 @@ def specs(
             client_key,
             {**full, **extra_env},
             spend if extra_config is None else (*spend, extra_config),
+        ),
+        "gateway-base": TargetSpec(
+            "gateway-base",
+            "gateway",
+            f"gateway as `gateway`, the code in {baseline} (`--baseline`: another commit, same run)",
+            CLIENT_KEY,
+            full,
+            spend,
+            code=baseline,
         ),
         "litellm": TargetSpec("litellm", "litellm", "LiteLLM proxy, 1 worker, defaults", CLIENT_KEY),
     }
@@ -175,7 +186,7 @@ def start_gateway(
     port = procs.free_port()
     config = work / f"{spec.name}.yaml"
     config.write_text(gateway_config_text(spec, upstream.url, work))
-    code = ROOT if spec.source else code
+    code = spec.code or (ROOT if spec.source else code)
     env = python_env(code)
     env.update(
         {

@@ -26,6 +26,7 @@ from gateway.path.lifecycle import Lifecycle
 from gateway.providers.base import Provider
 from gateway.providers.clients import routes as upstream_routes
 from gateway.providers.registry import build_providers
+from gateway.redact import Scrubber, proxy_secrets, scrubbed_logs
 from gateway.resilience.drain import InFlight
 from gateway.resilience.ratelimit import build_rate_limit_hook
 from gateway.router import FallbackRouter, Router
@@ -48,6 +49,12 @@ def _client_session(environ: Mapping[str, str], telemetry: Telemetry) -> aiohttp
     # rules, read from the environment create_app was given).
     return aiohttp.ClientSession(connector=connector, trace_configs=trace_configs,
                                  auto_decompress=True, skip_auto_headers=("User-Agent",))
+
+
+def build_scrubber(config: GatewayConfig, environ: Mapping[str, str]) -> Scrubber:
+    """The one scrubber: every provider's credentials and the proxy passwords in `environ`."""
+    secrets = [secret for p in config.providers.values() for secret in p.secrets]
+    return Scrubber([*secrets, *proxy_secrets(environ)])
 
 
 def create_app(
@@ -78,7 +85,8 @@ def create_app(
     loop_clock: LoopClock | None = None
     if clock is None:  # bound when the app starts
         clock = loop_clock = LoopClock()
-    runner = AttemptRunner(config, provider_map, tel, clock)
+    scrubber = build_scrubber(config, env)
+    runner = AttemptRunner(config, provider_map, tel, clock, scrubber)
     if spend is None and authenticator is None and not hooks:
         spend = build_spend(config, tel, environ=env)  # keys, budgets, ledger, runaway guard
     if spend is not None:
@@ -117,6 +125,11 @@ def create_app(
                 await transport.close()
         use_coarse_timers(True)
 
+    async def scrub_logs(app: web.Application) -> AsyncIterator[None]:
+        with scrubbed_logs(scrubber):
+            yield
+
+    app.cleanup_ctx.append(scrub_logs)
     app.cleanup_ctx.append(upstream_session)
     if spend is not None:
         app.cleanup_ctx.append(spend.lifecycle)

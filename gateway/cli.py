@@ -112,6 +112,14 @@ def _client_route(provider: ProviderConfig, environ: Mapping[str, str]) -> str:
         return f"(cannot start: {error})"
 
 
+def _size(count: int) -> str:
+    """Bytes as the operator would write them (8 MiB, 64 KiB, 1500 B)."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count} B"
+
+
 def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
     """The one-screen `check-config` report (never prints a secret)."""
     lines = [f"config: {config.source}", "", "providers:"]
@@ -129,6 +137,9 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
                      f"{where}  key: {key}")
         if provider.kind != "mock":
             lines.append(f"  {'':<12} via {_client_route(provider, environ)}")
+            lines.append(f"  {'':<12} upstream limits: event {_size(provider.max_event_bytes)}, "
+                         f"answer {_size(provider.max_response_bytes)}; "
+                         f"{len(provider.secrets)} secret(s) scrubbed")
     lines += ["", "models:"]
     for model in config.models.values():
         serving = config.provider_for(model)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 from pydantic.dataclasses import dataclass as section
@@ -35,10 +36,20 @@ from gateway.confread import (
 )
 from gateway.envsubst import FromEnv
 from gateway.limits import RequestLimits
+from gateway.redact import looks_secret, secret_parts
 
 PROVIDER_KINDS = ("openai", "mock")
 DEFAULT_PORT = 8080
 MAX_PRICE_PER_MTOK = Decimal(1_000_000)  # $1 a token
+# What one upstream may make the gateway hold (docs/security.md explains the choice): one SSE
+# event (the largest real ones, a Responses API `response.completed` or an image's partial
+# frame, are a few MB) and one JSON answer or error body after decompression (a batch of
+# 2048 embeddings of 1536 floats is about 40 MB of JSON).
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# Header names whose values are credentials wherever they come from.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
+                            "x-goog-api-key", "ocp-apim-subscription-key", "cookie"})
 
 
 @dataclass(frozen=True)
@@ -91,11 +102,33 @@ class ProviderConfig:
     api_key: ApiKey = None
     timeout_s: Annotated[float, Number(exclusive=True)] = 120.0
     connect_timeout_s: Annotated[float, Number(exclusive=True)] = 10.0
-    headers: Mapping[str, Str] = field(default_factory=dict)
+    headers: Mapping[str, Str] = field(default_factory=dict, repr=False)
     mock: MockSettings = field(default_factory=MockSettings)
     # Its own HTTP(S) proxy, over the environment's HTTPS_PROXY/HTTP_PROXY ("": none).
     proxy: Str | None = None
     ca_file: Str | None = None  # a PEM bundle to verify its TLS certificate with ("": none)
+    # What one upstream answer may make the gateway hold (docs/security.md): one SSE event,
+    # and one JSON answer or error body after decompression.
+    max_event_bytes: Annotated[int, Integer(1024)] = DEFAULT_MAX_EVENT_BYTES
+    max_response_bytes: Annotated[int, Integer(1024)] = DEFAULT_MAX_RESPONSE_BYTES
+    # Values of `headers` that are credentials (from the environment, or by name or shape);
+    # set by `_header_secrets` from the file as written, never read from it.
+    header_secrets: SkipJsonSchema[tuple[str, ...]] = field(default=(), repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _header_secrets(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        headers = data.get("headers")
+        found: list[str] = []
+        if isinstance(headers, Mapping):
+            for name, value in headers.items():
+                text = str(value)
+                if (isinstance(value, FromEnv) or str(name).lower() in SECRET_HEADERS
+                        or looks_secret(text)):
+                    found.extend(secret_parts(text))
+        return {**data, "header_secrets": tuple(found)}
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +172,14 @@ class ProviderConfig:
     def usable(self) -> bool:
         """False when the provider needs a key whose variable is not set."""
         return self.api_key_missing is None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this provider sends upstream (for the scrubber)."""
+        key = (self.api_key.value,) if self.api_key else ()
+        password = urlsplit(self.proxy).password if self.proxy else None
+        proxy = (password, unquote(password)) if password else ()
+        return key + self.header_secrets + proxy
 
 
 @section(frozen=True, config=STRICT)

@@ -150,6 +150,14 @@ class UpstreamBadResponse(GatewayError):
     error_type = "bad_response"
 
 
+class UpstreamTooLarge(UpstreamBadResponse):
+    """The upstream's answer (a JSON body, an error body or one SSE event) went past the
+    provider's size limit; the gateway stopped reading it and let its memory go."""
+
+    code = "upstream_response_too_large"
+    error_type = "response_too_large"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout"

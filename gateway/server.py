@@ -26,6 +26,11 @@ from gateway.state import GATEWAY, GatewayState
 
 _log = logging.getLogger("gateway")
 _CANCEL_GRACE_S = 2.0  # for a cancelled request to say why it ended
+# A client that hangs up cancels its handler (aiohttp's default since 3.9 is to let it run):
+# the upstream call it was waiting for is aborted at once, as Envoy resets the upstream,
+# instead of running to the upstream's timeout. The request path is written to be cut at
+# any await (a graceful shutdown cancels the same way).
+HANDLER_CANCELLATION = True
 
 
 def install_fast_loop() -> bool:
@@ -44,7 +49,8 @@ async def serve(config: GatewayConfig, host: str, port: int, *, reuse_port: bool
     state = app[GATEWAY]
     inflight = state.inflight
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=_CANCEL_GRACE_S)
+                           shutdown_timeout=_CANCEL_GRACE_S,
+                           handler_cancellation=HANDLER_CANCELLATION)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
     await site.start()

@@ -30,6 +30,7 @@ def test_check_config_default_summary() -> None:
     assert "MISSING ($OPENAI_API_KEY is not set)" in result.stdout
     assert "metrics: prometheus on /metrics" in result.stdout
     assert "max_tokens / max_completion_tokens <= 1,000,000; n <= 128" in result.stdout
+    assert "upstream limits: event 8 MiB, answer 64 MiB" in result.stdout
 
 
 def test_check_config_never_prints_a_key() -> None:

@@ -18,6 +18,7 @@ from gateway.limits import DEFAULT_LIMITS, RequestLimits
 from gateway.sse import DONE, event_data
 from gateway.telemetry import content
 from gateway.telemetry import names as n
+from gateway.telemetry.vocabulary import error_code
 from gateway.usage import Usage, estimate_prompt_tokens, estimate_text_tokens, from_openai
 
 NAME = "openai.chat_completions"
@@ -197,7 +198,7 @@ class ChatWatcher:
         if wire.is_error_event(payload):
             error = payload.get("error")
             code = error.get("code") if isinstance(error, dict) else None
-            self.failure = StreamEnd("upstream_error", str(code or "upstream_error"),
+            self.failure = StreamEnd("upstream_error", error_code(code),
                                      "the upstream reported an error mid-stream")
             self.done = True
             return event + b"\n\n"

@@ -4,7 +4,8 @@ For each dialect's routes: read the body (size-limited), have the lifecycle open
 and admit the call, ask the chain for an answer, and turn it into an HTTP
 response: a JSON body, or a stream the relay runs. Status codes and response
 headers are decided here; errors are answered in the dialect's shape, never as
-a traceback.
+a traceback, and scrubbed of every configured secret on their way out (as are
+the upstream headers passed on).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.chain import Chain
 from gateway.path.lifecycle import Lifecycle
 from gateway.path.relay import relay
+from gateway.redact import Scrubber
 from gateway.resilience.drain import InFlight
 from gateway.telemetry import names as n
 from gateway.telemetry.tracecontext import trace_headers
@@ -29,10 +31,13 @@ from gateway.telemetry.tracecontext import trace_headers
 _log = logging.getLogger(__name__)
 
 
-def dialect_error(dialect: Dialect, error: errors.GatewayError,
-                  extra: dict[str, str]) -> web.Response:
-    """An error in `dialect`'s shape."""
-    return error_response(error, extra, dialect.error_body(error))
+def dialect_error(dialect: Dialect, error: errors.GatewayError, extra: dict[str, str],
+                  scrubber: Scrubber | None = None) -> web.Response:
+    """An error in `dialect`'s shape (scrubbed, when it may quote an upstream)."""
+    body = dialect.error_body(error)
+    if scrubber is not None:
+        body = scrubber.bytes(body)
+    return error_response(error, extra, body)
 
 
 class Proxy:
@@ -44,6 +49,8 @@ class Proxy:
         self.chain = chain
         self.max_body = max_body
         self.inflight = inflight  # what a graceful shutdown waits for
+        self.scrubber = chain.runner.scrubber
+        self._shortest_secret = min((len(s) for s in self.scrubber.secrets), default=1 << 30)
 
     def handler(self, dialect: Dialect, route: str
                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -78,7 +85,7 @@ class Proxy:
         except errors.GatewayError as exc:
             status = exc.status
             error_type = exc.error_type
-            return dialect_error(dialect, exc, visit.trace_headers())
+            return dialect_error(dialect, exc, visit.trace_headers(), self.scrubber)
         except Exception:
             _log.exception("unexpected error handling request %s", visit.request_id)
             status, error_type = 500, n.ERROR_OTHER
@@ -99,6 +106,9 @@ class Proxy:
                  ) -> dict[str, str]:
         upstream = answer.upstream_headers
         headers = {name: value for name in dialect.pass_headers if (value := upstream.get(name))}
+        for name, value in headers.items():
+            if len(value) >= self._shortest_secret:  # rate-limit values are short: rarely
+                headers[name] = self.scrubber.text(value)
         headers.update(trace_headers(call.server_span, call.request_id))
         headers["x-gateway-model"] = answer.model.name
         return headers

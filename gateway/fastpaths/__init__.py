@@ -29,7 +29,13 @@ from gateway.fastpaths.hotmetrics import (
     exemplar_filter,
     record_keyed,
 )
-from gateway.fastpaths.httpclient import Endpoint, HttpClient, HttpResponse, UpstreamProtocolError
+from gateway.fastpaths.httpclient import (
+    BodyTooLarge,
+    Endpoint,
+    HttpClient,
+    HttpResponse,
+    UpstreamProtocolError,
+)
 from gateway.fastpaths.litespan import LiteTracer, context_with, span_context_in
 from gateway.fastpaths.switches import FastPaths, log_fallback, select
 from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
@@ -37,6 +43,7 @@ from gateway.fastpaths.timers import Deadline, use_coarse_timers
 from gateway.fastpaths.timers import timers as timers_of  # the function; `timers` is the module
 
 __all__ = [
+    "BodyTooLarge",
     "BoundRecorder",
     "Deadline",
     "Endpoint",

@@ -6,6 +6,10 @@ each to `feed`, which splits it into events and lets the dialect's watcher
 read them (usage, finish reasons, timing) and say what to forward. The relay
 drives the upstream's own iterator rather than one wrapped per chunk: a stream
 costs one await per chunk, as it did before the layers were split.
+
+An event the watcher reports as an error is scrubbed of secrets before it is
+forwarded; ordinary content events are not scanned (docs/security.md: an
+upstream's credential reaches its diagnostics, not the model's output).
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from gateway import errors
 from gateway.call import AttemptResult
 from gateway.config import ModelConfig
 from gateway.dialects.base import Dialect, StreamEnd, StreamWatcher
+from gateway.fastpaths import BodyTooLarge
 from gateway.providers.base import Provider, UpstreamResponse
-from gateway.sse import SSESplitter, event_data
+from gateway.redact import Scrubber
+from gateway.sse import EventTooLarge, SSESplitter, event_data
 from gateway.telemetry.recorder import AttemptRecorder
 
 INCOMPLETE = StreamEnd("upstream_incomplete", "incomplete_stream",
@@ -55,12 +61,13 @@ class EventStream:
     watcher saw in the data is the watcher's `failure`.
     """
 
-    __slots__ = ("_closed", "_pending", "_splitter", "chunks", "cut", "dialect", "model",
-                 "provider", "recorder", "response", "upstream_headers", "wait_s", "watcher")
+    __slots__ = ("_closed", "_max_event", "_pending", "_splitter", "chunks", "cut", "dialect",
+                 "model", "provider", "recorder", "response", "scrubber", "upstream_headers",
+                 "wait_s", "watcher")
 
     def __init__(self, dialect: Dialect, model: ModelConfig, provider: Provider,
                  recorder: AttemptRecorder, response: UpstreamResponse,
-                 watcher: StreamWatcher) -> None:
+                 watcher: StreamWatcher, max_event: int, scrubber: Scrubber) -> None:
         self.dialect = dialect
         self.model = model
         self.provider = provider
@@ -71,16 +78,23 @@ class EventStream:
         self.watcher = watcher
         self.cut: StreamEnd | None = None
         self.wait_s = 0.0  # time the relay waited on `chunks`
-        self._splitter = SSESplitter()
+        self._splitter = SSESplitter(max_event)
+        self._max_event = max_event
+        self.scrubber = scrubber
         self._pending: list[bytes] = []
         self._closed = False
 
     async def first_event(self) -> None:
         """Read up to the first event that has data (comments and keep-alives alone are no
-        first token); an error reported there fails the attempt while it can fall back."""
+        first token); an error reported there fails the attempt while it can fall back.
+        Everything before that first event counts against the event size limit."""
         splitter, pending = self._splitter, self._pending
+        held = 0
         async for chunk in self.chunks:
-            events = splitter.feed(chunk)
+            try:
+                events = splitter.feed(chunk)
+            except EventTooLarge as exc:
+                raise self.too_large(exc) from None
             pending.extend(events)
             for event in events:
                 data = event_data(event)
@@ -92,17 +106,33 @@ class EventStream:
                         f"the upstream for model '{self.model.name}' reported {message!r} "
                         "before its first token")
                 return
+            held += len(chunk)
+            if held > self._max_event:  # comments alone, past the limit: no first token
+                pending.clear()
+                raise self.too_large(EventTooLarge(self._max_event))
         raise errors.UpstreamBadResponse(
             f"the upstream for model '{self.model.name}' closed the stream before any data")
+
+    def too_large(self, exc: EventTooLarge) -> errors.UpstreamTooLarge:
+        return errors.UpstreamTooLarge(
+            f"the upstream for model '{self.model.name}' sent an event larger than {exc.limit} "
+            "bytes (its provider's max_event_bytes); the gateway stopped reading it")
 
     def first(self) -> bytes:
         """The bytes to send for the events read before commit."""
         events, self._pending = self._pending, []
-        return self.watcher.feed(events)
+        data = self.watcher.feed(events)
+        return self._scrubbed(data) if self.watcher.failure is not None else data
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes to send for one more chunk from the upstream."""
-        return self.watcher.feed(self._splitter.feed(chunk))
+        """The bytes to send for one more chunk from the upstream; raises EventTooLarge."""
+        data = self.watcher.feed(self._splitter.feed(chunk))
+        if self.watcher.done and self.watcher.failure is not None:
+            return self._scrubbed(data)  # an error event: it may quote the credential
+        return data
+
+    def _scrubbed(self, data: bytes) -> bytes:
+        return self.scrubber.bytes(data)
 
     @property
     def done(self) -> bool:
@@ -134,3 +164,8 @@ class EventStream:
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+def too_large(exc: BaseException) -> bool:
+    """Whether a stream failed because the upstream sent more than its limits allow."""
+    return isinstance(exc, EventTooLarge | BodyTooLarge)

@@ -25,17 +25,18 @@ from gateway.call import AttemptResult, Call
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.dialects.base import Dialect
-from gateway.fastpaths import Deadline
+from gateway.fastpaths import BodyTooLarge, Deadline
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.pricing import cost_usd
 from gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
-from gateway.redact import scrub
+from gateway.redact import Scrubber
 from gateway.resilience.deadline import AttemptDeadlines
 from gateway.resilience.outcome import classify
 from gateway.telemetry import content, tracecontext
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder
 from gateway.telemetry.setup import Telemetry
+from gateway.telemetry.vocabulary import BoundedNames, status_error_type
 from gateway.usage import Usage
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
@@ -74,10 +75,6 @@ class _Started:
         self.first_seen = False
 
 
-def status_error_type(status: int) -> str:
-    return str(status)
-
-
 class AttemptRunner:
     """Runs attempts against the configured providers."""
 
@@ -87,14 +84,16 @@ class AttemptRunner:
         providers: Mapping[str, Provider],
         telemetry: Telemetry,
         clock: Clock | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
         self.telemetry = telemetry
         self.clock: Clock = clock if clock is not None else LoopClock.running()
-        self._secrets = [
-            p.api_key.value for p in config.providers.values() if p.api_key is not None
-        ]
+        self.scrubber = scrubber or Scrubber(
+            secret for p in config.providers.values() for secret in p.secrets)
+        # Upstream-reported model names become metric labels: bounded, and scrubbed once.
+        self.response_models = BoundedNames(clean=self.scrubber.text)
 
     def provider_for(self, model: ModelConfig) -> Provider:
         return self.providers[self.config.provider_for(model).name]
@@ -199,29 +198,36 @@ class AttemptRunner:
                     f"the upstream for model '{model.name}' did not answer with an event stream")
             watcher = dialect.watch(call.client, model.name, model.upstream_model != model.name,
                                     recorder, self.telemetry.content.enabled)
-            stream = EventStream(dialect, model, provider, recorder, response, watcher)
+            stream = EventStream(dialect, model, provider, recorder, response, watcher,
+                                 provider.config.max_event_bytes, self.scrubber)
             started.chunks = stream.chunks
             await stream.first_event()
             started.first_seen = True
             started.stream = stream
         else:
             if deadlines.first_token_at is None:
-                started.body = await response.read()
+                started.body = await response.read()  # capped by the provider
             else:
-                started.body = await self._read_timed(response, started, timer, deadlines)
+                started.body = await self._read_timed(response, started, timer, deadlines,
+                                                      provider.config.max_response_bytes)
             response.close()  # already released to the pool once read; this only makes sure
 
     async def _read_timed(self, response: UpstreamResponse, started: _Started,
-                          timer: Deadline, deadlines: AttemptDeadlines) -> bytes:
+                          timer: Deadline, deadlines: AttemptDeadlines, limit: int) -> bytes:
         """Read a JSON body chunk by chunk: the first byte under the first-token
-        deadline, the rest under the attempt's own."""
+        deadline, the rest under the attempt's own; no more than `limit` bytes."""
         chunks = response.iter_chunks()
         started.chunks = chunks
         parts: list[bytes] = []
+        size = 0
         async for chunk in chunks:
             if not started.first_seen:
                 started.first_seen = True
                 timer.reschedule(deadlines.answer_at)
+            size += len(chunk)
+            if size > limit:
+                parts.clear()
+                raise BodyTooLarge(limit)
             parts.append(chunk)
         return b"".join(parts)
 
@@ -237,7 +243,7 @@ class AttemptRunner:
 
     def _status_error(self, dialect: Dialect, response: UpstreamResponse,
                       raw: bytes) -> errors.UpstreamStatus:
-        body = dialect.upstream_error(response.status, scrub(raw, self._secrets))
+        body = dialect.upstream_error(response.status, self.scrubber.bytes(raw))
         headers = {name: value for name in _RETRY_HEADERS
                    if (value := response.headers.get(name)) is not None}
         return errors.UpstreamStatus(
@@ -246,7 +252,9 @@ class AttemptRunner:
 
     def fail(self, model: ModelConfig, provider: Provider, recorder: AttemptRecorder,
              error: errors.GatewayError) -> AttemptFailed:
-        """Record a failed, uncommitted attempt and wrap its error."""
+        """Record a failed, uncommitted attempt and wrap its error (its message scrubbed: it
+        may quote the upstream)."""
+        error.message = self.scrubber.text(error.message)
         recorder.finish(response_model=None, usage=None, cost=None,
                         error_type=error.error_type, error_message=error.message)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
@@ -276,8 +284,8 @@ class AttemptRunner:
         cost = cost_usd(usage, model.price)
         if reading.output_messages is not None:
             _record_output(recorder, mode, reading.output_messages)
-        recorder.finish(response_model=reading.response_model, usage=usage, cost=cost,
-                        response_attributes=reading.attributes)
+        recorder.finish(response_model=self.response_models(reading.response_model), usage=usage,
+                        cost=cost, response_attributes=reading.attributes)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
                                usage=usage, cost=cost, status=response.status, committed=True)
         body = reading.body if reading.body is not None else raw
@@ -299,7 +307,8 @@ class AttemptRunner:
         if output is not None:
             _record_output(recorder, self.telemetry.content, output)
         error_type = None if ending is None else ending.error_type
-        recorder.finish(response_model=watcher.response_model, usage=usage, cost=cost,
+        recorder.finish(response_model=self.response_models(watcher.response_model), usage=usage,
+                        cost=cost,
                         error_type=error_type,
                         error_message=None if ending is None else ending.message,
                         response_attributes=attrs)
@@ -327,6 +336,10 @@ async def _close(started: _Started) -> None:
 
 
 def _transport_error(exc: BaseException, model: ModelConfig) -> errors.GatewayError:
+    if isinstance(exc, BodyTooLarge):
+        return errors.UpstreamTooLarge(
+            f"the upstream for model '{model.name}' sent an answer larger than {exc.limit} bytes "
+            "(its provider's max_response_bytes); the gateway stopped reading it")
     if isinstance(exc, TimeoutError):
         return errors.UpstreamTimeout(f"the upstream for model '{model.name}' stalled")
     return errors.UpstreamUnreachable(

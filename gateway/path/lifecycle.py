@@ -24,6 +24,7 @@ from gateway.hooks import Authenticator, CallHook
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
 from gateway.telemetry.setup import Telemetry
+from gateway.telemetry.vocabulary import status_label
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNKNOWN_MODEL = "_unknown"
@@ -129,7 +130,7 @@ class Lifecycle:
             provider = self.config.provider_for(call.model).provider_name
         instruments = self.telemetry.instruments
         instruments.tallies.requests.add(
-            (operation, model_label, provider, status, error_type, alias, team))
+            (operation, model_label, provider, status_label(status), error_type, alias, team))
         overhead = 0.0
         if call is not None:
             self._record_spend(call, alias, team, operation)

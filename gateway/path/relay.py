@@ -3,7 +3,8 @@ never buffering the answer; called by the edge once the chain has an answer.
 
 The stream ends in exactly one of: `done` (the dialect's end seen),
 `upstream_reset`, `upstream_incomplete` (closed before its end), `malformed`,
-`upstream_error`, `timeout`, `client_disconnect` or `cancelled` (server
+`upstream_error`, `too_large` (an event past the size limit), `timeout`,
+`client_disconnect` or `cancelled` (server
 shutdown). Failures after commit become the dialect's mid-stream error event.
 The relay closes the upstream in every case. It writes to anything with
 `write`/`write_eof` and never imports the HTTP server's types.
@@ -18,7 +19,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from gateway.dialects.base import StreamEnd
-from gateway.path.answer import EventStream
+from gateway.path.answer import EventStream, too_large
 from gateway.telemetry import names as n
 
 _CLIENT_GONE = StreamEnd("client_disconnect", n.ERROR_CLIENT_DISCONNECT, "the client disconnected")
@@ -83,16 +84,19 @@ async def relay(stream: EventStream, out: ClientStream, opening: Awaitable[Any],
         raise
     except TimeoutError as exc:
         await _upstream_failed(stream, out, "timeout", n.ERROR_TIMEOUT, exc)
-    except Exception as exc:  # the HTTP client's payload and transport failures
-        await _upstream_failed(stream, out, "upstream_reset", "connection_reset", exc)
+    except Exception as exc:  # the HTTP client's payload and transport failures, limits
+        if too_large(exc):
+            await _upstream_failed(stream, out, "too_large", n.ERROR_TOO_LARGE, exc, str(exc))
+        else:
+            await _upstream_failed(stream, out, "upstream_reset", "connection_reset", exc)
     finally:
         stream.wait_s = waited
         await stream.aclose()
 
 
 async def _upstream_failed(stream: EventStream, out: ClientStream, end: str, error_type: str,
-                           exc: BaseException) -> None:
-    message = f"the upstream stream failed: {type(exc).__name__}"
+                           exc: BaseException, detail: str | None = None) -> None:
+    message = f"the upstream stream failed: {detail or type(exc).__name__}"
     stream.cut_short(StreamEnd(end, error_type, message))
     try:
         await out.write(stream.dialect.stream_error(message, error_type))

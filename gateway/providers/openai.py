@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 
 from gateway.config import ProviderConfig
 from gateway.dialects.registry import OPENAI_NATIVE
-from gateway.errors import UpstreamTimeout, UpstreamUnreachable
+from gateway.errors import UpstreamTimeout, UpstreamTooLarge, UpstreamUnreachable
 from gateway.fastpaths import HttpClient
 from gateway.providers.base import UpstreamRequest, UpstreamResponse
 
@@ -27,16 +27,29 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class OpenAIResponse:
     """Wraps an aiohttp response behind the `UpstreamResponse` interface."""
 
-    __slots__ = ("_response", "headers", "status")
+    __slots__ = ("_max_body", "_response", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, max_body: int) -> None:
         self._response = response
+        self._max_body = max_body
         self.status = response.status
         self.headers: CIMultiDictProxy[str] = response.headers
 
     async def read(self) -> bytes:
+        """The whole body, up to the provider's `max_response_bytes` (decompressed: aiohttp
+        inflates under its own flow control)."""
+        parts: list[bytes] = []
+        size = 0
         try:
-            return await self._response.read()
+            async for chunk in self._response.content.iter_any():
+                size += len(chunk)
+                if size > self._max_body:
+                    parts.clear()
+                    self._response.close()
+                    raise UpstreamTooLarge(
+                        f"the upstream's answer was larger than {self._max_body} bytes")
+                parts.append(chunk)
+            return b"".join(parts)
         except TimeoutError:
             raise UpstreamTimeout("the upstream did not finish its answer in time") from None
         except aiohttp.ClientError as exc:
@@ -54,10 +67,11 @@ class AiohttpEndpoint:
     """aiohttp's ClientSession behind the `post` of the gateway's own `fastpaths.Endpoint`."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str],
-                 timeout: aiohttp.ClientTimeout, *, proxy: str | None = None,
+                 timeout: aiohttp.ClientTimeout, max_body: int, *, proxy: str | None = None,
                  proxy_headers: Mapping[str, str] | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self._session = session
+        self._max_body = max_body
         self._base_url = base_url
         self._headers = headers
         self._timeout = timeout
@@ -75,7 +89,7 @@ class AiohttpEndpoint:
                                             headers={**self._headers, **headers},
                                             timeout=self._timeout, proxy=self._proxy,
                                             proxy_headers=self._proxy_headers, ssl=self._ssl)
-        return OpenAIResponse(response)
+        return OpenAIResponse(response, self._max_body)
 
 
 class _Poster(Protocol):
@@ -106,13 +120,13 @@ class OpenAIProvider:
         if isinstance(transport, HttpClient):
             self._endpoint = transport.endpoint(
                 config.base_url, headers, connect_timeout=config.connect_timeout_s,
-                read_timeout=config.timeout_s)
+                read_timeout=config.timeout_s, max_body=config.max_response_bytes)
         else:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s)
             self._endpoint = AiohttpEndpoint(transport, config.base_url, headers, timeout,
-                                             proxy=proxy, proxy_headers=proxy_headers,
-                                             ssl_context=ssl_context)
+                                             config.max_response_bytes, proxy=proxy,
+                                             proxy_headers=proxy_headers, ssl_context=ssl_context)
 
     @property
     def server_address(self) -> str | None:

@@ -90,6 +90,7 @@ ERROR_OTHER: Final = "_OTHER"
 ERROR_TIMEOUT: Final = "timeout"
 ERROR_CLIENT_DISCONNECT: Final = "client_disconnect"
 ERROR_CANCELLED: Final = "cancelled"
+ERROR_TOO_LARGE: Final = "response_too_large"
 
 # --- metric instruments -------------------------------------------------------
 # gen_ai_client_operation_duration_seconds

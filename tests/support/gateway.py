@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, StorageConfig, load
+from gateway.server import HANDLER_CANCELLATION
 from tests.support.telemetry import TestTelemetry, make_test_telemetry
 
 
@@ -71,7 +72,8 @@ async def running_gateway(
         cfg = replace(cfg, storage=replace(cfg.storage, sqlite_path=str(ledger)))
     tt = telemetry or make_test_telemetry()
     app = create_app(cfg, tt.telemetry, environ=env, **create_kwargs)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5,
+                           handler_cancellation=HANDLER_CANCELLATION)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

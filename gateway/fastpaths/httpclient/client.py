@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from gateway.fastpaths.httpclient.pool import OriginPool
-from gateway.fastpaths.httpclient.response import HttpResponse
+from gateway.fastpaths.httpclient.response import UNLIMITED, HttpResponse
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -34,11 +34,14 @@ def _check_header(name: str, value: str) -> None:
 class Endpoint:
     """A base URL to POST to, with the headers every request to it carries."""
 
-    __slots__ = ("_head_tail", "_path_prefix", "_pool", "connect_timeout", "read_timeout")
+    __slots__ = ("_head_tail", "_path_prefix", "_pool", "connect_timeout", "max_body",
+                 "read_timeout")
 
     def __init__(self, pool: OriginPool, base_path: str, headers: Mapping[str, str], *,
-                 connect_timeout: float, read_timeout: float | None) -> None:
+                 connect_timeout: float, read_timeout: float | None,
+                 max_body: int = UNLIMITED) -> None:
         self._pool = pool
+        self.max_body = max_body
         self._path_prefix = base_path.rstrip("/")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -60,7 +63,8 @@ class Endpoint:
                         if _safe(name, value))
         head = (f"POST {self._path_prefix}{path} HTTP/1.1\r\n").encode("latin-1") + self._head_tail \
             + f"{extra}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
-        return await self._pool.request(head + body, self.read_timeout, self.connect_timeout)
+        return await self._pool.request(head + body, self.read_timeout, self.connect_timeout,
+                                        self.max_body)
 
 
 class HttpClient:
@@ -70,7 +74,8 @@ class HttpClient:
         self._pools: dict[tuple[str, str, int], OriginPool] = {}
 
     def endpoint(self, base_url: str, headers: Mapping[str, str], *, connect_timeout: float,
-                 read_timeout: float | None) -> Endpoint:
+                 read_timeout: float | None, max_body: int = UNLIMITED) -> Endpoint:
+        """`max_body`: the most body bytes (decompressed) a response may hold at once."""
         parts = urlsplit(base_url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -81,7 +86,7 @@ class HttpClient:
         if pool is None:
             pool = self._pools[key] = OriginPool(scheme, parts.hostname, port)
         return Endpoint(pool, parts.path, headers, connect_timeout=connect_timeout,
-                        read_timeout=read_timeout)
+                        read_timeout=read_timeout, max_body=max_body)
 
     @property
     def open_connections(self) -> int:

@@ -15,7 +15,7 @@ from typing import Protocol, cast
 import httptools
 
 from gateway.fastpaths.httpclient.errors import UpstreamProtocolError
-from gateway.fastpaths.httpclient.response import HttpResponse
+from gateway.fastpaths.httpclient.response import UNLIMITED, HttpResponse
 from gateway.fastpaths.timers import timers
 
 
@@ -39,6 +39,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head: asyncio.Future[HttpResponse] | None = None
         self._response: HttpResponse | None = None
         self._read_timeout: float | None = None
+        self._max_body = UNLIMITED
         self._informational = False
         self._until_eof = False
         self._paused = False
@@ -49,11 +50,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     # Used by the pool and the client.
 
-    def send(self, data: bytes, read_timeout: float | None) -> asyncio.Future[HttpResponse]:
+    def send(self, data: bytes, read_timeout: float | None,
+             max_body: int = UNLIMITED) -> asyncio.Future[HttpResponse]:
         assert self.transport is not None and not self.busy
         self.busy = True
         self.received = False
         self._read_timeout = read_timeout
+        self._max_body = max_body
         self._response = None
         head: asyncio.Future[HttpResponse] = self._loop.create_future()
         self._head = head
@@ -150,7 +153,8 @@ class UpstreamConnection(asyncio.Protocol):
                 headers[name] = raw_value.decode("latin-1")
         self._until_eof = "content-length" not in headers and "transfer-encoding" not in headers \
             and status not in (204, 304)
-        response = HttpResponse(self, status, headers, self._read_timeout, self._loop)
+        response = HttpResponse(self, status, headers, self._read_timeout, self._loop,
+                                self._max_body)
         self._response = response
         head = self._head
         if head is not None and not head.done():

@@ -15,7 +15,7 @@ import time
 from functools import partial
 
 from gateway.fastpaths.httpclient.connection import UpstreamConnection
-from gateway.fastpaths.httpclient.response import HttpResponse
+from gateway.fastpaths.httpclient.response import UNLIMITED, HttpResponse
 
 KEEPALIVE_S = 15.0
 MAX_IDLE = 256
@@ -37,23 +37,23 @@ class OriginPool:
         return len(self._all)
 
     async def request(self, data: bytes, read_timeout: float | None,
-                      connect_timeout: float) -> HttpResponse:
+                      connect_timeout: float, max_body: int = UNLIMITED) -> HttpResponse:
         """Send a whole request; return once the response head is in."""
         connection = self._idle_connection()
         reused = connection is not None
         if connection is None:
             connection = await self._connect(connect_timeout)
         try:
-            return await self._exchange(connection, data, read_timeout)
+            return await self._exchange(connection, data, read_timeout, max_body)
         except ConnectionResetError:
             if not reused or connection.received:
                 raise
         connection = await self._connect(connect_timeout)
-        return await self._exchange(connection, data, read_timeout)
+        return await self._exchange(connection, data, read_timeout, max_body)
 
     async def _exchange(self, connection: UpstreamConnection, data: bytes,
-                        read_timeout: float | None) -> HttpResponse:
-        head = connection.send(data, read_timeout)
+                        read_timeout: float | None, max_body: int) -> HttpResponse:
+        head = connection.send(data, read_timeout, max_body)
         timer = None
         if read_timeout:
             timer = connection.timers.call_later(read_timeout, partial(_expire, head, connection))

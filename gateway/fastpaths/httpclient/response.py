@@ -3,7 +3,10 @@
 The connection feeds it (`feed`, `finish`, `fail`) from the event loop's
 protocol callbacks; the request path reads it (`read` for a whole JSON body,
 `iter_chunks` for a stream). A wait for more body bytes is bounded by the
-provider's read timeout, like aiohttp's `sock_read`.
+provider's read timeout, like aiohttp's `sock_read`. The bytes it holds are
+capped (`max_body`: the whole body for `read`, the unread part for a stream),
+counted after decompression, which runs a bounded piece at a time, so neither a
+body that never ends nor a gzip bomb can take the process's memory.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from gateway.fastpaths.httpclient.errors import UpstreamProtocolError
+from gateway.fastpaths.httpclient.errors import BodyTooLarge, UpstreamProtocolError
 from gateway.fastpaths.timers import timers
 
 # Past this many unread bytes the connection stops reading until the reader catches up.
 HIGH_WATER = 1 << 20
 LOW_WATER = HIGH_WATER // 4
+PIECE = 256 * 1024  # the most one decompression step may produce
+UNLIMITED = 1 << 62
 
 
 class BodySource(Protocol):
@@ -33,12 +38,14 @@ class BodySource(Protocol):
 
 
 class HttpResponse:
-    __slots__ = ("_chunks", "_decoder", "_done", "_error", "_loop", "_paused", "_read_timeout",
-                 "_size", "_source", "_waiter", "_whole", "headers", "status")
+    __slots__ = ("_chunks", "_decoder", "_done", "_error", "_loop", "_max_body", "_paused",
+                 "_read_timeout", "_size", "_source", "_waiter", "_whole", "headers", "status")
 
     def __init__(self, source: BodySource, status: int, headers: dict[str, str],
-                 read_timeout: float | None, loop: asyncio.AbstractEventLoop) -> None:
+                 read_timeout: float | None, loop: asyncio.AbstractEventLoop,
+                 max_body: int = UNLIMITED) -> None:
         self.status = status
+        self._max_body = max_body
         self.headers = headers
         self._source = source
         self._loop = loop
@@ -70,28 +77,52 @@ class HttpResponse:
         if self._done:
             return
         if self._decoder is not None:
+            self._inflate(data)
+            return
+        self._add(data)
+
+    def _inflate(self, data: bytes) -> None:
+        """Decompress a piece at a time, so a bomb stops at the limit, not in memory."""
+        decoder = self._decoder
+        assert decoder is not None
+        while data and not self._done:
             try:
-                data = self._decoder.decompress(data)
+                piece = decoder.decompress(data, PIECE)
             except zlib.error:
                 self.fail(UpstreamProtocolError("the upstream body did not decompress"))
                 self._source.abort(self)
                 return
-            if not data:
-                return
+            data = decoder.unconsumed_tail
+            if piece:
+                self._add(piece)
+
+    def _add(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
-        if self._size > HIGH_WATER and not self._paused and not self._whole:
-            self._paused = True
-            self._source.pause(self)
+        if self._size > HIGH_WATER:
+            if self._size > self._max_body:
+                self._too_large()
+                return
+            if not self._paused and not self._whole:
+                self._paused = True
+                self._source.pause(self)
         self._wake()
+
+    def _too_large(self) -> None:
+        self._chunks.clear()  # let the memory go now
+        self._size = 0
+        self.fail(BodyTooLarge(self._max_body))
+        self._source.abort(self)
 
     def finish(self) -> None:
         if self._done:
             return
         if self._decoder is not None:
-            tail = self._decoder.flush()
+            tail = self._decoder.flush()  # at most one piece: `_inflate` consumed the rest
             if tail:
-                self._chunks.append(tail)
+                self._add(tail)
+                if self._done:
+                    return
         self._done = True
         self._wake()
 

@@ -208,7 +208,7 @@ async def test_a_body_past_the_limit_is_a_502_and_the_upstream_is_cut(client: st
                 async with http.post(f"{gw.base_url}/chat/completions", json=CHAT) as r:
                     body = await r.json()
                     assert r.status == 502
-                assert time.perf_counter() - began < 5
+                assert time.perf_counter() - began < 15  # 256 MB would take far longer
             assert body["error"]["code"] == "upstream_response_too_large"
             if encoding == "gzip":
                 return

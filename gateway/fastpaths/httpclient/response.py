@@ -79,7 +79,11 @@ class HttpResponse:
         if self._decoder is not None:
             self._inflate(data)
             return
-        self._add(data)
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > HIGH_WATER:
+            self._over_high_water()
+        self._wake()
 
     def _inflate(self, data: bytes) -> None:
         """Decompress a piece at a time, so a bomb stops at the limit, not in memory."""
@@ -100,13 +104,16 @@ class HttpResponse:
         self._chunks.append(data)
         self._size += len(data)
         if self._size > HIGH_WATER:
-            if self._size > self._max_body:
-                self._too_large()
-                return
-            if not self._paused and not self._whole:
-                self._paused = True
-                self._source.pause(self)
+            self._over_high_water()
         self._wake()
+
+    def _over_high_water(self) -> None:
+        """Past the high-water mark: past the limit, fail; else pause a stream's reading."""
+        if self._size > self._max_body:
+            self._too_large()
+        elif not self._paused and not self._whole:
+            self._paused = True
+            self._source.pause(self)
 
     def _too_large(self) -> None:
         self._chunks.clear()  # let the memory go now

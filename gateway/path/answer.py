@@ -168,4 +168,4 @@ class EventStream:
 
 def too_large(exc: BaseException) -> bool:
     """Whether a stream failed because the upstream sent more than its limits allow."""
-    return isinstance(exc, EventTooLarge | BodyTooLarge)
+    return isinstance(exc, (EventTooLarge, BodyTooLarge))

@@ -26,6 +26,8 @@ from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.telemetry import attrs
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 CONFIG = """
 providers:
   up:

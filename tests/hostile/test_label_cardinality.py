@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from gateway.telemetry.vocabulary import (
@@ -69,6 +70,7 @@ async def _gateway() -> AsyncIterator[RunningGateway]:
         yield gw
 
 
+@pytest.mark.integration  # sockets: the slow tier
 async def test_53_random_upstream_codes_make_a_bounded_number_of_series() -> None:
     """53 random statuses and 53 random mid-stream error codes, plus requests for 53
     random model names, leave only known or `_OTHER` label values on /metrics."""

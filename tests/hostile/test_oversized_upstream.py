@@ -133,6 +133,7 @@ def test_a_gzip_bomb_stops_at_the_limit_not_in_memory() -> None:
     assert peak < 12 * MIB, peak  # the limit, one piece, the input's unconsumed tail
 
 
+@pytest.mark.integration  # sockets: the slow tier
 @CLIENTS
 async def test_comments_before_any_data_end_the_attempt_and_fall_back(client: str) -> None:
     """Megabytes of comment lines before the first event end the attempt as
@@ -153,6 +154,7 @@ async def test_comments_before_any_data_end_the_attempt_and_fall_back(client: st
             assert attrs(failed[0])["error.type"] == "response_too_large"
 
 
+@pytest.mark.integration  # sockets: the slow tier
 @CLIENTS
 async def test_an_enormous_event_mid_stream_ends_it_with_an_error_event(client: str) -> None:
     """One event past the limit after commit ends the stream with the dialect's error
@@ -179,6 +181,7 @@ async def test_an_enormous_event_mid_stream_ends_it_with_an_error_event(client: 
             assert attrs(span)["gateway.stream.end"] == "too_large"
 
 
+@pytest.mark.integration  # sockets: the slow tier
 @CLIENTS
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
 async def test_a_body_past_the_limit_is_a_502_and_the_upstream_is_cut(client: str,

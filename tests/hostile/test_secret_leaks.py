@@ -126,6 +126,7 @@ async def _client_texts(gw: RunningGateway) -> list[str]:
     return texts
 
 
+@pytest.mark.integration  # sockets: the slow tier
 @pytest.mark.parametrize("client", ["own", "aiohttp"])
 async def test_no_secret_byte_reaches_a_client_a_span_a_log_or_metrics(
         client: str, caplog: pytest.LogCaptureFixture) -> None:

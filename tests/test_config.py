@@ -99,3 +99,34 @@ def test_absurd_price_is_refused() -> None:
     text = BASE.replace("output: 8", "output: 1e999999")
     assert ("models.gpt-4.1.price_per_mtok.output: must be at most 1000000 (US dollars per "
             "million tokens)") in problems(text)
+
+
+ANTHROPIC = """
+providers:
+  claude: {kind: openai, base_url: "https://api.anthropic.com/v1", provider_name: anthropic}
+  oai: {kind: openai, base_url: "https://api.openai.com/v1"}
+models:
+  sonnet: {provider: claude, price_per_mtok: {input: 3, output: 15}}
+  pinned: {provider: claude, price_per_mtok: {input: 3, output: 15, cached_input: 0.5,
+                                              cache_write: 4, cache_write_1h: 7}}
+  gpt: {provider: oai, price_per_mtok: {input: 2, output: 8}}
+"""
+
+
+def test_anthropic_models_default_to_anthropic_cache_multipliers() -> None:
+    """A model of an anthropic provider prices cache reads 0.1x, 5-minute writes 1.25x, 1-hour 2x."""
+    models = load(ANTHROPIC, {}).models
+    price = models["sonnet"].price
+    assert (price.cached_input, price.cache_write, price.cache_write_1h) == (
+        Decimal("0.3"), Decimal("3.75"), Decimal(6))
+    pinned = models["pinned"].price
+    assert (pinned.cached_input, pinned.cache_write, pinned.cache_write_1h) == (
+        Decimal("0.5"), Decimal(4), Decimal(7))
+    gpt = models["gpt"].price
+    assert (gpt.cached_input, gpt.cache_write, gpt.cache_write_1h) == (Decimal(2), None, None)
+
+
+def test_bad_cache_write_price_names_the_key_path() -> None:
+    """A negative cache-write price is reported by its key path."""
+    text = ANTHROPIC.replace("cache_write: 4", "cache_write: -4")
+    assert "models.pinned.price_per_mtok.cache_write: must be a number >= 0" in problems(text)

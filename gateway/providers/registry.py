@@ -9,6 +9,7 @@ import aiohttp
 
 from gateway.config import GatewayConfig
 from gateway.fastpaths import HttpClient
+from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Provider
 from gateway.providers.clients import Route
 from gateway.providers.mock import MockProvider
@@ -28,14 +29,19 @@ def build_providers(config: GatewayConfig, routes: Mapping[str, Route],
         elif routes[name].aiohttp:
             assert session is not None
             route = routes[name]
-            built = OpenAIProvider(provider, session, proxy=route.proxy_url,
+            built = _adapter(provider.kind)(provider, session, proxy=route.proxy_url,
                                    proxy_headers=route.proxy_headers,
                                    ssl_context=route.ssl_context)
         else:
             assert http_client is not None
-            built = OpenAIProvider(provider, http_client)
+            built = _adapter(provider.kind)(provider, http_client)
         extra = extra_dialects.get(provider.kind)
         if extra:
             built.dialects = built.dialects | frozenset(extra)
         providers[name] = built
     return providers
+
+
+def _adapter(kind: str) -> type[OpenAIProvider]:
+    """The adapter class of a provider kind that goes over HTTP."""
+    return AnthropicProvider if kind == "anthropic" else OpenAIProvider

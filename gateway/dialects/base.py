@@ -105,9 +105,13 @@ class StreamWatcher(Protocol):
 
     done: bool  # the stream's own end (or an error event) was seen: read no further
     failure: StreamEnd | None  # an error event or a malformed one ended it
-    usage: Usage | None
     response_model: str | None
     response_attributes: dict[str, Any]
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage read so far (read once the stream has ended, however it ended)."""
+        ...
 
     def feed(self, events: list[bytes]) -> bytes:
         """Whole events (each without its blank line) -> the bytes to send the client."""
@@ -130,6 +134,7 @@ class Dialect(Protocol):
     routes: tuple[str, ...]  # the client paths it is served on (POST)
     upstream_path: str  # the path it calls, relative to a provider's base URL
     pass_headers: tuple[str, ...]  # upstream response headers its clients read
+    forward_headers: tuple[str, ...]  # client request headers a native upstream must see
 
     def parse(self, raw: bytes) -> ClientRequest:
         """The canonical call from the client's body; raises InvalidRequest."""

@@ -32,6 +32,7 @@ from gateway.resilience.config import FALLBACK, ModelPolicy
 from gateway.resilience.deadline import AttemptDeadlines, plan
 from gateway.router import Router
 from gateway.telemetry import names as n
+from gateway.translate.dialects import translation
 
 _NEUTRAL_ENDS = frozenset({None, n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED})
 Answer = JsonAnswer | EventStream
@@ -121,14 +122,14 @@ class Chain:
             return answer
 
     def _check_dialect(self, call: Call, model: ModelConfig) -> None:
-        """Only a provider that speaks the call's dialect natively can serve it (translation
-        between dialects, when it comes, is looked up here)."""
-        dialect = call.client.dialect.name
+        """Only a provider that speaks the call's dialect, natively or through a
+        translation (`gateway/translate/`), can serve it."""
+        dialect = call.client.dialect
         provider = self.runner.provider_for(model)
-        if dialect not in provider.dialects:
+        if dialect.name not in provider.dialects and translation(dialect, provider.dialects) is None:
             raise _MoveOn(outcome.DIALECT, errors.DialectNotSupported(
                 f"model '{model.name}' is served by provider '{provider.config.name}', which "
-                f"does not speak the {dialect} API, and the gateway cannot translate it yet"))
+                f"does not speak the {dialect.name} API, and the gateway cannot translate it"))
 
     async def _before_attempt(self, call: Call, model: ModelConfig, policy: ModelPolicy,
                               breaker: CircuitBreaker | None, fallback_left: bool) -> None:

@@ -20,7 +20,7 @@ DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
 
 class AnthropicProvider(OpenAIProvider):
     """Sends Messages requests to an Anthropic base URL, over the same pooled transports
-    as OpenAI-compatible upstreams."""
+    as OpenAI-compatible upstreams (built with the Anthropic dialects by the registry)."""
 
     @staticmethod
     def auth_headers(config: ProviderConfig) -> dict[str, str]:

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from gateway.anthropic.request import estimate_prompt_tokens as estimate_messages_prompt
 from gateway.config import ProviderConfig
-from gateway.dialects.registry import OPENAI_NATIVE
+from gateway.dialects.anthropic.request import estimate_prompt_tokens as estimate_messages_prompt
+from gateway.dialects.registry import SIMULATOR_NATIVE
 from gateway.providers import mock_messages
 from gateway.providers.base import UpstreamRequest
 from gateway.usage import estimate_prompt_tokens
@@ -86,7 +86,7 @@ class MockProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self.dialects = OPENAI_NATIVE
+        self.dialects = SIMULATOR_NATIVE
         self._random = random.Random(config.mock.seed)
         self._prompt_cache = mock_messages.PromptCache()
 

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.anthropic.errors import error_body, type_for_status
-from gateway.anthropic.request import estimate_prompt_tokens
+from gateway.dialects.anthropic.errors import error_body, type_for_status
+from gateway.dialects.anthropic.request import estimate_prompt_tokens
 
 _CACHE_ENTRIES: Final = 1024
 _CHARS_PER_DELTA: Final = 24

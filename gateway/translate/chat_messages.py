@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.anthropic.errors import read_error
+from gateway.dialects.anthropic.errors import read_error
 from gateway.errors import InvalidRequest
 
 JSON = dict[str, Any]

@@ -47,7 +47,7 @@ async def provider(request: pytest.FixtureRequest, up: RunningAnthropic
     config = load(_config(up.base_url), {"ANTHROPIC_API_KEY": KEY})
     transport: HttpClient | aiohttp.ClientSession = (
         HttpClient() if request.param == "httpclient" else aiohttp.ClientSession())
-    built = build_providers(config, transport)["claude"]
+    built = build_providers(config, transport, {})["claude"]
     assert isinstance(built, AnthropicProvider)
     yield built
     await transport.close()

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.anthropic.answer import merged_usage, response_attributes
+from gateway.dialects.anthropic.answer import merged_usage, response_attributes
 from gateway.sse import event_data
 from gateway.telemetry import names as n
 from gateway.usage import Usage

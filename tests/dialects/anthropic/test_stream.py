@@ -8,8 +8,8 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from gateway.anthropic import stream as s
-from gateway.anthropic.stream import MessagesStreamWatcher, event_name
+from gateway.dialects.anthropic import stream as s
+from gateway.dialects.anthropic.stream import MessagesStreamWatcher, event_name
 from gateway.sse import SSESplitter
 from gateway.telemetry import names as n
 from gateway.usage import Usage

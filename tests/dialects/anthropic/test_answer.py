@@ -7,7 +7,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from gateway.anthropic.answer import merged_usage, response_attributes, response_model, usage_from
+from gateway.dialects.anthropic.answer import merged_usage, response_attributes, response_model, usage_from
 from gateway.telemetry import names as n
 from gateway.usage import Usage
 from tests.fakes import anthropic_wire as wire

@@ -15,7 +15,6 @@ from typing import Any, Final
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.request import ClientRequest, parse_json
 from gateway.telemetry import names as n
 from gateway.usage import estimate_text_tokens
 
@@ -26,10 +25,23 @@ _IMAGE_TOKENS: Final = 1600
 _DOCUMENT_TOKENS: Final = 3000
 
 
-def parse_messages(raw: bytes) -> ClientRequest:
-    """Validate a Messages create request: model, max_tokens, messages, stream, system,
-    tools, stop_sequences."""
-    body = parse_json(raw)
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or InvalidRequest."""
+    if not raw:
+        raise InvalidRequest("There was an issue with the request body: it is empty.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("There was an issue with the request body: it is not valid JSON."
+                             ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("There was an issue with the request body: it must be a JSON object.")
+    return body
+
+
+def check_messages(body: Mapping[str, Any]) -> tuple[str, bool, int]:
+    """Validate a Messages create request (model, max_tokens, messages, stream, system,
+    tools, stop_sequences); its model, whether it streams, and its max_tokens."""
     model = _model(body)
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
@@ -48,17 +60,16 @@ def parse_messages(raw: bytes) -> ClientRequest:
                               or not all(isinstance(s, str) for s in stops)):
         raise InvalidRequest("stop_sequences: Input should be a valid list of strings",
                              param="stop_sequences")
-    return ClientRequest(n.OP_CHAT, body, model, bool(stream), False, raw)
+    return model, bool(stream), max_tokens
 
 
-def parse_count_tokens(raw: bytes) -> ClientRequest:
-    """Validate a count_tokens request: a Messages request without max_tokens or stream."""
-    body = parse_json(raw)
+def check_count_tokens(body: Mapping[str, Any]) -> str:
+    """Validate a count_tokens request (a Messages request without max_tokens); its model."""
     model = _model(body)
     _messages(body)
     _system(body.get("system"))
     _tools(body.get("tools"))
-    return ClientRequest(n.OP_CHAT, body, model, False, False, raw)
+    return model
 
 
 def _model(body: Mapping[str, Any]) -> str:
@@ -132,9 +143,8 @@ _NUMERIC: Final = (
 )
 
 
-def span_attributes(request: ClientRequest) -> dict[str, Any]:
+def span_attributes(body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
     """The gen_ai request attributes of a Messages request's CLIENT span."""
-    body = request.body
     attrs: dict[str, Any] = {}
     max_tokens = body.get("max_tokens")
     if _positive_int(max_tokens):
@@ -146,7 +156,7 @@ def span_attributes(request: ClientRequest) -> dict[str, Any]:
     stops = body.get("stop_sequences")
     if isinstance(stops, list) and stops and all(isinstance(s, str) for s in stops):
         attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stops)
-    if request.stream:
+    if stream:
         attrs[n.GEN_AI_REQUEST_STREAM] = True
     return attrs
 

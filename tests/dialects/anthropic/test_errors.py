@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from gateway import errors
-from gateway.anthropic.errors import (
+from gateway.dialects.anthropic.errors import (
     from_gateway,
     is_error_body,
     read_error,

@@ -8,16 +8,14 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.anthropic.request import (
-    estimate_prompt_tokens,
-    parse_count_tokens,
-    parse_messages,
-    span_attributes,
-)
+from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
+from gateway.dialects.anthropic.request import estimate_prompt_tokens, span_attributes
 from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
 
 HELLO = [{"role": "user", "content": "Hello"}]
+parse_messages = AnthropicMessages().parse
+parse_count_tokens = AnthropicCountTokens().parse
 # A request as Claude Code sends it (trimmed): system blocks with cache_control, tools,
 # thinking, metadata, streaming.
 CLAUDE_CODE = {
@@ -94,7 +92,8 @@ def test_count_tokens_needs_no_max_tokens() -> None:
 def test_span_attributes_follow_the_request() -> None:
     """max_tokens, sampling, stop sequences and streaming become gen_ai.request.* attributes."""
     body = {**CLAUDE_CODE, "top_p": 0.9, "top_k": 40, "stop_sequences": ["END"]}
-    attrs = span_attributes(parse_messages(_raw(body)))
+    request = parse_messages(_raw(body))
+    attrs = span_attributes(request.body, request.stream)
     assert attrs == {n.GEN_AI_REQUEST_MAX_TOKENS: 32000, n.GEN_AI_REQUEST_TEMPERATURE: 1,
                      n.GEN_AI_REQUEST_TOP_P: 0.9, n.GEN_AI_REQUEST_TOP_K: 40,
                      n.GEN_AI_REQUEST_STOP_SEQUENCES: ("END",), n.GEN_AI_REQUEST_STREAM: True}

@@ -12,7 +12,7 @@ a dialect may live in an interpreted module (a test's) while the path is compile
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gateway.errors import GatewayError
 from gateway.usage import Usage
@@ -177,4 +177,14 @@ class Dialect(Protocol):
 
     def stream_error(self, message: str, code: str) -> bytes:
         """An SSE event the dialect's SDK raises as an error mid-stream."""
+        ...
+
+
+@runtime_checkable
+class AnswersLocally(Protocol):
+    """A dialect whose calls the gateway answers itself when the model's provider does not
+    speak it and no translation does (Anthropic's count_tokens: from the prompt estimate)."""
+
+    def local_answer(self, request: ClientRequest) -> bytes:
+        """The JSON body of the answer."""
         ...

@@ -16,12 +16,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock
 from gateway.config import ModelConfig
+from gateway.dialects.base import AnswersLocally
 from gateway.hooks import CallHook
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.attempt import AttemptFailed, AttemptRunner
@@ -45,6 +47,14 @@ class _MoveOn(Exception):
         super().__init__(reason)
         self.reason = reason
         self.error = error
+
+
+class _Local(Exception):
+    """The gateway answers this call itself (the dialect's `local_answer`)."""
+
+    def __init__(self, answer: JsonAnswer) -> None:
+        super().__init__("answered locally")
+        self.answer = answer
 
 
 class Chain:
@@ -79,6 +89,8 @@ class Chain:
                                               index < len(chain) - 1)
             except _MoveOn as move:
                 reason, last = move.reason, move.error
+            except _Local as local:
+                return local.answer
         raise last or errors.ServiceUnavailable("no model could serve this request")
 
     async def _serve_with(self, call: Call, model: ModelConfig, request_at: float,
@@ -127,6 +139,11 @@ class Chain:
         dialect = call.client.dialect
         provider = self.runner.provider_for(model)
         if dialect.name not in provider.dialects and translation(dialect, provider.dialects) is None:
+            if isinstance(dialect, AnswersLocally):
+                result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                                       usage=None, cost=Decimal(0), status=200)
+                raise _Local(JsonAnswer(200, dialect.local_answer(call.client), {}, model,
+                                        result, time.perf_counter()))
             raise _MoveOn(outcome.DIALECT, errors.DialectNotSupported(
                 f"model '{model.name}' is served by provider '{provider.config.name}', which "
                 f"does not speak the {dialect.name} API, and the gateway cannot translate it"))

@@ -131,6 +131,9 @@ class AnthropicCountTokens(AnthropicMessages):
                     rename: bool, capture: bool) -> Reading:
         return Reading(Usage(), None, {})
 
+    def local_answer(self, request: ClientRequest) -> bytes:
+        return orjson.dumps({"input_tokens": request.prompt_tokens})
+
 
 def renamed_body(request: ClientRequest, upstream_model: str
                  ) -> tuple[dict[str, Any], bytes | None]:

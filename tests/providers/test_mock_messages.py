@@ -12,9 +12,9 @@ import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from pydantic import TypeAdapter
 
+from gateway.config import MockSettings, ModelConfig, Price, ProviderConfig
 from gateway.dialects.anthropic.answer import usage_from
 from gateway.dialects.anthropic.stream import DONE, MessagesStreamWatcher
-from gateway.config import MockSettings, ModelConfig, Price, ProviderConfig
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.mock import MockProvider
 from gateway.sse import SSESplitter

@@ -27,6 +27,16 @@ def cost_usd(usage: Usage, price: Price) -> Decimal:
     return (micro + uncached * price.input) / _MILLION
 
 
+def input_ceiling(price: Price) -> Decimal:
+    """The most one input token can cost: the input price, or a cache write's if higher."""
+    ceiling = price.input
+    for write in (price.cache_write, price.cache_write_1h):
+        if write is not None and write > ceiling:
+            ceiling = write
+    return ceiling
+
+
 def worst_case_cost_usd(prompt_tokens: int, max_output_tokens: int, price: Price) -> Decimal:
-    """Upper bound of a call's cost before it is made (no cache discount assumed)."""
-    return (prompt_tokens * price.input + max_output_tokens * price.output) / _MILLION
+    """Upper bound of a call's cost before it is made (no cache discount assumed, and every
+    input token a cache write when writes cost more than input)."""
+    return (prompt_tokens * input_ceiling(price) + max_output_tokens * price.output) / _MILLION

@@ -72,3 +72,10 @@ def test_inconsistent_cache_counts_never_bill_more_than_the_input() -> None:
     """Writes beyond the uncached input are capped: counts from a confused upstream can't inflate cost."""
     usage = Usage(input=100, cache_read=60, cache_creation=500, cache_creation_1h=900)
     assert cost_usd(usage, SONNET) == (60 * Decimal("0.3") + 40 * Decimal(6)) / 1_000_000
+
+
+def test_worst_case_covers_cache_writes() -> None:
+    """With writes dearer than input (Anthropic's 2x one-hour writes), the bound assumes them."""
+    usage = Usage(input=1000, output=10, cache_creation=1000, cache_creation_1h=1000)
+    assert worst_case_cost_usd(1000, 10, SONNET) == cost_usd(usage, SONNET)
+    assert worst_case_cost_usd(1000, 10, PRICE) == (1000 * Decimal("2.5") + 80) / 1_000_000

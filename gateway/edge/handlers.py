@@ -43,7 +43,7 @@ async def models(request: web.Request) -> web.StreamResponse:
             "owned_by": state.config.provider_for(model).provider_name,
         }
         for name, model in state.config.models.items()
-        if allowed is None or name in allowed
+        if (allowed is None or name in allowed) and not model.passthrough  # no pattern ids
     ]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}),
                         content_type="application/json")

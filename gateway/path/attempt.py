@@ -113,7 +113,7 @@ class AttemptRunner:
     def upstream_request(self, call: Call, model: ModelConfig, provider: Provider,
                          dialect: Dialect) -> UpstreamRequest:
         client = call.client
-        body, raw = dialect.upstream_body(client, model.upstream_model)
+        body, raw = dialect.upstream_body(client, model.upstream_id(client.model))
         directives: dict[str, str] = {}
         if provider.config.kind == "mock":  # only the simulator reads them
             directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
@@ -213,7 +213,7 @@ class AttemptRunner:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise errors.UpstreamBadResponse(
                     f"the upstream for model '{model.name}' did not answer with an event stream")
-            watcher = dialect.watch(call.client, model.name, model.upstream_model != model.name,
+            watcher = dialect.watch(call.client, model.name, model.renames,
                                     recorder, self.telemetry.content.enabled)
             stream = EventStream(dialect, model, provider, recorder, response, watcher,
                                  provider.config.max_event_bytes, self.scrubber)
@@ -294,7 +294,7 @@ class AttemptRunner:
         client = call.client
         mode = self.telemetry.content
         reading = dialect.read_answer(client, payload, model.name,
-                                      model.upstream_model != model.name, mode.enabled)
+                                      model.renames, mode.enabled)
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)

@@ -372,8 +372,12 @@ def messages_to_chat_request(body: Mapping[str, Any]) -> JSON:
         messages.append({"role": "system",
                          "content": "\n\n".join(str(b.get("text", "")) for b in system)})
     for index, message in enumerate(body.get("messages") or ()):
-        if message.get("role") == "assistant":
+        role = message.get("role")
+        if role == "assistant":
             messages.append(_assistant_to_chat(message.get("content"), index))
+        elif role == "system":  # a mid-conversation system message (a beta)
+            messages.append({"role": "system",
+                             "content": _tool_result_text(message.get("content"), index)})
         else:
             messages.extend(_user_to_chat(message.get("content"), index))
     out: JSON = {"model": body.get("model"), "messages": messages}

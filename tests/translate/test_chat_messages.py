@@ -379,3 +379,11 @@ def test_the_sdk_validation_used_here_is_deep() -> None:
            "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "x"}}]}]}
     with pytest.raises(ValueError):
         valid(MESSAGES_PARAMS, bad)
+
+
+def test_mid_conversation_system_message_to_chat() -> None:
+    """A Messages `system` turn (a beta) becomes a chat system message in its place."""
+    body = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": "Be brief."}]}
+    assert messages_to_chat_request(body)["messages"] == [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": "Be brief."}]

@@ -18,7 +18,6 @@ from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
 from gateway.usage import estimate_text_tokens
 
-ROLES: Final = ("user", "assistant")
 # Rough sizes for blocks whose text is not in the request (Anthropic bills an image by
 # its pixels, about 1,600 tokens for a full-size one; a document by its pages).
 _IMAGE_TOKENS: Final = 1600
@@ -93,7 +92,10 @@ def _messages(body: Mapping[str, Any]) -> None:
         where = f"messages.{index}"
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where}: Input should be a valid dictionary", param="messages")
-        if message.get("role") not in ROLES:
+        # Roles beyond user and assistant come with betas (mid-conversation `system`):
+        # the upstream judges them.
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
             raise InvalidRequest(f"{where}.role: Input should be 'user' or 'assistant'",
                                  param="messages")
         _content(message.get("content"), f"{where}.content")

@@ -36,6 +36,9 @@ models:
     provider: anthropic
     upstream_model: claude-sonnet-4-5-20250929
     price_per_mtok: {{input: 3, output: 15}}
+  "claude-*":                 # Claude Code's own ids, passed through as requested
+    provider: anthropic
+    price_per_mtok: {{input: 3, output: 15}}
 keys:
   - {{alias: claude-code, team: dev, key_env: GATEWAY_KEY}}
 """
@@ -71,12 +74,16 @@ async def gw(upstream: RunningAnthropic) -> AsyncIterator[RunningGateway]:
         yield gateway
 
 
-@pytest.mark.parametrize("key_variable", ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"])
+@pytest.mark.parametrize(("key_variable", "model"), [("ANTHROPIC_API_KEY", None),
+                                                     ("ANTHROPIC_AUTH_TOKEN", "claude-sonnet-4.5")])
 async def test_claude_code_answers_through_the_gateway(
-        tmp_path: Path, gw: RunningGateway, upstream: RunningAnthropic, key_variable: str) -> None:
+        tmp_path: Path, gw: RunningGateway, upstream: RunningAnthropic, key_variable: str,
+        model: str | None) -> None:
     """`claude -p` with ANTHROPIC_BASE_URL at the gateway prints the upstream's answer; the
     gateway key (x-api-key, or Bearer with an auth token) is accepted and never forwarded,
-    Claude Code's beta list reaches the upstream, and the call is traced and costed."""
+    Claude Code's beta list reaches the upstream, and the call is traced and costed. Its own
+    model ids reach the upstream as they are through the `claude-*` entry; a configured
+    model chosen with ANTHROPIC_MODEL gets its upstream id."""
     binary = await asyncio.to_thread(_claude)
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -84,9 +91,9 @@ async def test_claude_code_answers_through_the_gateway(
         "ANTHROPIC_BASE_URL": gw.root,
         key_variable: GATEWAY_KEY,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "ANTHROPIC_MODEL": "claude-sonnet-4.5",
-        "ANTHROPIC_SMALL_FAST_MODEL": "claude-sonnet-4.5",
     }
+    if model is not None:
+        env["ANTHROPIC_MODEL"] = env["ANTHROPIC_SMALL_FAST_MODEL"] = model
     process = await asyncio.create_subprocess_exec(
         str(binary), "-p", "Say hello", "--output-format", "json", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -96,21 +103,24 @@ async def test_claude_code_answers_through_the_gateway(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode == 0, err.decode()[-2000:]
+    assert process.returncode == 0, (out + err).decode()[-2000:]
     result = orjson.loads(out)
     assert result["is_error"] is False and result["result"] == "Hello from Claude, via the gateway"
 
     calls = [r for r in upstream.requests if r.path == "/v1/messages"]
     assert calls, "Claude Code sent nothing to the upstream"
     seen = calls[-1]
-    assert seen.body["model"] == "claude-sonnet-4-5-20250929"
+    if model is not None:
+        assert seen.body["model"] == "claude-sonnet-4-5-20250929"
+    else:
+        assert seen.body["model"].startswith("claude-") and seen.body["model"] != "claude-*"
     assert seen.body["stream"] is True
     assert seen.headers["x-api-key"] == UPSTREAM_KEY and "authorization" not in seen.headers
     assert "claude-code-20250219" in seen.headers["anthropic-beta"]
     assert GATEWAY_KEY not in orjson.dumps(seen.headers).decode()
 
     await asyncio.sleep(0.05)
-    spans = gw.telemetry.spans_named("chat claude-sonnet-4.5")
+    spans = gw.telemetry.spans_named(f"chat {model or 'claude-*'}")
     assert len(spans) == len(calls)
     span = attrs(spans[-1])
     assert span["gen_ai.provider.name"] == "anthropic"

@@ -343,3 +343,39 @@ async def test_simulator_speaks_messages(rig: Rig) -> None:
             final = await stream.get_final_message()
     assert message.usage.output_tokens == 6 and message.usage.cache_read_input_tokens == 0
     assert final.usage.output_tokens == 6
+
+
+async def test_budget_and_rate_limit_refusals_are_rate_limit_errors() -> None:
+    """A blocking budget and a rate limit refuse /v1/messages calls in Anthropic's shape
+    (429 rate_limit_error), before anything reaches the upstream."""
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        config = _config(claude.base_url, oai.base_url) + """
+budgets:
+  - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}
+"""
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            with pytest.raises(anthropic.RateLimitError) as info:
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=4000,
+                                             messages=HELLO)
+            assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+        config = _config(claude.base_url, oai.base_url) + """
+rate_limits:
+  default: {requests_per_minute: 1}
+"""
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            await client.messages.create(model="claude-sonnet-4.5", max_tokens=8, messages=HELLO)
+            with pytest.raises(anthropic.RateLimitError):
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=8,
+                                             messages=HELLO)
+        assert len(claude.state.requests) == 1
+
+
+async def test_head_root_answers_claude_codes_reachability_check(rig: Rig) -> None:
+    """Claude Code first sends HEAD / to see the base URL is up: it gets 200."""
+    async with aiohttp.ClientSession() as http, http.head(rig.gw.root + "/") as resp:
+        assert resp.status == 200

@@ -56,7 +56,7 @@ def test_a_claude_code_request_parses() -> None:
     ({"model": "m", "max_tokens": 5}, "messages: Field required"),
     ({"model": "m", "max_tokens": 5, "messages": {}}, "messages: Input should be a valid list"),
     ({"model": "m", "max_tokens": 5, "messages": []}, "messages: at least one message"),
-    ({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+    ({"model": "m", "max_tokens": 5, "messages": [{"role": 3, "content": "x"}]},
      "messages.0.role: Input should be 'user' or 'assistant'"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user"}]}, "messages.0.content: Field required"),
     ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"text": "x"}]}]},
@@ -111,3 +111,11 @@ def test_prompt_estimate_counts_system_messages_tools_and_images() -> None:
     assert with_image >= 1600
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "y" * 40}
     assert estimate_prompt_tokens({"messages": [{"role": "user", "content": [result]}]}) == 4 + 10
+
+
+def test_beta_roles_pass_to_the_upstream() -> None:
+    """A mid-conversation system message (Claude Code sends one, under a beta) is accepted:
+    the upstream, not the gateway, judges roles."""
+    body = {"model": "m", "max_tokens": 5,
+            "messages": [*HELLO, {"role": "system", "content": "Agent types: ..."}]}
+    assert parse_messages(_raw(body)).body["messages"][1]["role"] == "system"

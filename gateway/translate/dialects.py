@@ -35,7 +35,8 @@ from gateway.usage import Usage, from_openai
 class _Translation:
     """What both directions share: the client's dialect faces the client."""
 
-    forward_headers: tuple[str, ...] = ()
+    upstream_name = ""  # the dialect spoken upstream
+    forward_headers: tuple[str, ...] = ()  # the client's headers mean nothing upstream
     routes: tuple[str, ...] = ()
 
     def __init__(self, client: Dialect) -> None:
@@ -43,8 +44,6 @@ class _Translation:
         self.name = f"{client.name}>{self.upstream_name}"
         self.operation = client.operation
         self.pass_headers = client.pass_headers
-
-    upstream_name = ""
 
     def parse(self, raw: bytes) -> ClientRequest:
         return self.client.parse(raw)

@@ -12,7 +12,7 @@ a dialect may live in an interpreted module (a test's) while the path is compile
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from gateway.errors import GatewayError
 from gateway.usage import Usage
@@ -180,10 +180,11 @@ class Dialect(Protocol):
         ...
 
 
-@runtime_checkable
 class AnswersLocally(Protocol):
     """A dialect whose calls the gateway answers itself when the model's provider does not
-    speak it and no translation does (Anthropic's count_tokens: from the prompt estimate)."""
+    speak it and no translation does (Anthropic's count_tokens: from the prompt estimate).
+    The chain looks for `local_answer` by name (a compiled module cannot check a protocol
+    at run time)."""
 
     def local_answer(self, request: ClientRequest) -> bytes:
         """The JSON body of the answer."""

@@ -23,7 +23,6 @@ from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock
 from gateway.config import ModelConfig
-from gateway.dialects.base import AnswersLocally
 from gateway.hooks import CallHook
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.attempt import AttemptFailed, AttemptRunner
@@ -139,11 +138,12 @@ class Chain:
         dialect = call.client.dialect
         provider = self.runner.provider_for(model)
         if dialect.name not in provider.dialects and translation(dialect, provider.dialects) is None:
-            if isinstance(dialect, AnswersLocally):
+            answer_locally = getattr(dialect, "local_answer", None)  # see AnswersLocally
+            if answer_locally is not None:
+                body: bytes = answer_locally(call.client)
                 result = AttemptResult(model=model, provider_name=provider.config.provider_name,
                                        usage=None, cost=Decimal(0), status=200)
-                raise _Local(JsonAnswer(200, dialect.local_answer(call.client), {}, model,
-                                        result, time.perf_counter()))
+                raise _Local(JsonAnswer(200, body, {}, model, result, time.perf_counter()))
             raise _MoveOn(outcome.DIALECT, errors.DialectNotSupported(
                 f"model '{model.name}' is served by provider '{provider.config.name}', which "
                 f"does not speak the {dialect.name} API, and the gateway cannot translate it"))

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,8 +20,10 @@ import pytest
 from tests.fakes import anthropic_upstream as fake
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 from tests.fakes.openai_upstream import RunningUpstream, running_upstream
+from tests.spend.helpers import ledger_rows
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.telemetry import attrs, iter_points
+from tests.support.waiting import eventually
 
 GATEWAY_KEY = "sk-gw-claude-code-0123"
 UPSTREAM_KEY = "sk-ant-api03-upstream"
@@ -147,6 +150,12 @@ async def test_streamed_caching_call_is_costed_to_the_micro_dollar(rig: Rig) -> 
              if p.get("gen_ai.request.model", p.get("model")) == "claude-sonnet-4.5"]
     assert costs and costs[0] == pytest.approx(float(expected), abs=1e-9)
     assert span["gen_ai.request.stream"] is True and span["gateway.stream.end"] == "done"
+    ledger = Path(rig.gw.config.storage.sqlite_path)
+    assert await eventually(lambda: any(r.model_served == "claude-sonnet-4.5"
+                                        for r in ledger_rows(ledger)))
+    row = next(r for r in ledger_rows(ledger) if r.model_served == "claude-sonnet-4.5")
+    assert row.cost_nanos == int(expected * 10**9) and row.provider == "anthropic"
+    assert (row.input_tokens, row.cached_tokens, row.output_tokens) == (total_input, 150_000, 850)
 
 
 async def test_tool_use_round_trip(rig: Rig) -> None:

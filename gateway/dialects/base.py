@@ -180,6 +180,16 @@ class Dialect(Protocol):
         ...
 
 
+class MarksFirstToken(Protocol):
+    """A dialect whose streams open with events that carry no output yet (Anthropic's
+    `message_start`, `ping`, `content_block_start`): the first-token deadline waits for
+    the event `first_token` says is the first. Without the method, the first event with
+    data is. Looked up by name, like `local_answer`."""
+
+    def first_token(self, event: bytes) -> bool:
+        ...
+
+
 class AnswersLocally(Protocol):
     """A dialect whose calls the gateway answers itself when the model's provider does not
     speak it and no translation does (Anthropic's count_tokens: from the prompt estimate).

@@ -92,6 +92,9 @@ class ChatViaMessages(_Translation):
     def event_error(self, data: bytes) -> str | None:
         return anthropic.event_error(data)
 
+    def first_token(self, event: bytes) -> bool:
+        return anthropic.first_token(event)
+
     def upstream_error(self, status: int, body: bytes) -> bytes:
         return tm.messages_error_to_chat(anthropic.upstream_error(status, body))
 

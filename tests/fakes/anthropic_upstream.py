@@ -39,7 +39,9 @@ class Behaviour:
     Usage: `input_tokens` (uncached; default derived from the prompt), `output_tokens`
     (default: one per 4 characters of content), `cache_write_5m`, `cache_write_1h`,
     `cache_read`; `full_delta_usage` repeats the input counts in message_delta.
-    Timing: `latency_s` before the headers, `chunk_delay_s` between stream events.
+    Timing: `latency_s` before the headers, `chunk_delay_s` between stream events,
+    `first_delta_delay_s` before the first content delta (after message_start, as when the
+    model is slow to its first token).
     Faults: `status` answers that error in Anthropic's shape (`retry_after` adds the
     header); in streams, `error_event_at` sends an `error` event (`error_type`) before
     that event index and ends, `reset_after_events` aborts the connection with RST and
@@ -61,6 +63,7 @@ class Behaviour:
 
     latency_s: float = 0.0
     chunk_delay_s: float = 0.0
+    first_delta_delay_s: float = 0.0
 
     status: int | None = None
     message: str | None = None
@@ -265,6 +268,9 @@ async def _stream(request: web.Request, state: UpstreamState, behaviour: Behavio
                 break
             if index and behaviour.chunk_delay_s:
                 await asyncio.sleep(behaviour.chunk_delay_s)
+            if behaviour.first_delta_delay_s and event.startswith(b"event: content_block_delta"):
+                await asyncio.sleep(behaviour.first_delta_delay_s)
+                behaviour = behaviour.with_(first_delta_delay_s=0.0)
             await response.write(event)
         await response.write_eof()
     except (ConnectionResetError, asyncio.CancelledError):

@@ -100,6 +100,9 @@ class AnthropicMessages:
     def event_error(self, data: bytes) -> str | None:
         return event_error(data)
 
+    def first_token(self, event: bytes) -> bool:
+        return first_token(event)
+
     def error_body(self, error: GatewayError) -> bytes:
         return wire_errors.from_gateway(error)[1]
 
@@ -161,6 +164,15 @@ def event_error(data: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     return None if parsed is None else f"{parsed[0]}: {parsed[1]}"
+
+
+_PREAMBLE: Final = (s.MESSAGE_START, b"ping", b"content_block_start")
+
+
+def first_token(event: bytes) -> bool:
+    """Whether a Messages event is past the stream's preamble (message_start, pings, a
+    block's start), which the API sends before the model has produced anything."""
+    return s.event_name(event) not in _PREAMBLE
 
 
 def _stream_error_type(code: str) -> str:

@@ -51,6 +51,7 @@ models:
     upstream_model: claude-sonnet-4-5-20250929
     price_per_mtok: {{input: 3, output: 15}}
     fallbacks: [gpt-4.1]
+    first_token_timeout_s: 0.5
   gpt-4.1:
     provider: oai
     upstream_model: gpt-4.1
@@ -388,3 +389,16 @@ async def test_head_root_answers_claude_codes_reachability_check(rig: Rig) -> No
     """Claude Code first sends HEAD / to see the base URL is up: it gets 200."""
     async with aiohttp.ClientSession() as http, http.head(rig.gw.root + "/") as resp:
         assert resp.status == 200
+
+
+async def test_first_token_rule_waits_past_the_preamble(rig: Rig) -> None:
+    """message_start arrives before any token: a Claude stream whose first delta is later than
+    first_token_timeout_s falls back to GPT-4.1, though its preamble came at once."""
+    rig.claude.state.behaviour = Behaviour(text="too late", first_delta_delay_s=2.0)
+    async with rig.client() as client, client.messages.stream(
+            model="claude-fallback", max_tokens=20, messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].type == "text" and final.content[0].text.startswith("This is a fake")
+    await asyncio.sleep(0.05)
+    assert rig.span("claude-fallback")["error.type"] == "timeout"
+    assert rig.span("gpt-4.1")["gateway.fallback.reason"] == "first_token_timeout"

@@ -528,10 +528,21 @@ def _tool_choice_to_chat(choice: Mapping[str, Any]) -> Any:
     raise _refuse(f"tool_choice {kind!r}", "tool_choice", _TO_CHAT)
 
 
+def _first_choice(completion: Mapping[str, Any]) -> Any:
+    choices = completion.get("choices")
+    return choices[0] if isinstance(choices, list) and choices else {}
+
+
+def finish_reason_of(completion: Mapping[str, Any]) -> str | None:
+    """The first choice's finish reason, as the chat upstream named it."""
+    choice = _first_choice(completion)
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
 def chat_to_messages_answer(completion: Mapping[str, Any], *, model: str | None = None) -> JSON:
     """A chat completion (its first choice) as a Messages answer."""
-    choices = completion.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices else {}
+    choice = _first_choice(completion)
     message = choice.get("message") if isinstance(choice, dict) else None
     message = message if isinstance(message, dict) else {}
     content: list[JSON] = []

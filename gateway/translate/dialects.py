@@ -27,6 +27,7 @@ from gateway.dialects.base import (
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.openai_chat import ChatWatcher
 from gateway.errors import GatewayError
+from gateway.telemetry import names as n
 from gateway.translate import chat_messages as tm
 from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
 from gateway.usage import Usage, from_openai
@@ -115,9 +116,12 @@ class MessagesViaChat(_Translation):
                     rename: bool, capture: bool) -> Reading:
         model = payload.get("model")
         answer = tm.chat_to_messages_answer(payload, model=served if rename else None)
+        attributes = openai_wire.response_attributes(payload)  # the upstream's own, as native
+        reason = tm.finish_reason_of(payload)
+        if reason is not None:
+            attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
         return Reading(from_openai(payload.get("usage")), model if isinstance(model, str) else None,
-                       messages_attributes(answer) | openai_wire.response_attributes(payload),
-                       orjson.dumps(answer))
+                       attributes, orjson.dumps(answer))
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> TranslatedStream:

@@ -227,7 +227,7 @@ async def test_x_api_key_and_bearer_both_authenticate(rig: Rig) -> None:
 
 async def test_error_event_mid_stream_reaches_the_sdk(rig: Rig) -> None:
     """An upstream `error` event mid-stream is relayed; the SDK raises it, the span says why."""
-    rig.claude.state.behaviour = Behaviour(error_event_at=3)
+    rig.claude.state.behaviour = Behaviour(text="x" * 60, error_event_at=5)  # after two deltas
     async with rig.client() as client:
         with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
             async with client.messages.stream(model="claude-sonnet-4.5", max_tokens=8,
@@ -319,7 +319,9 @@ async def test_messages_client_reaches_an_openai_model(rig: Rig) -> None:
     assert bodies[0]["messages"][0] == {"role": "system", "content": "Be brief."}
     assert bodies[1]["stream_options"] == {"include_usage": True}
     await asyncio.sleep(0.05)
-    span = rig.span("gpt-4.1")
+    spans = [attrs(s) for s in rig.gw.telemetry.spans_named("chat gpt-4.1")]
+    assert [s["gen_ai.response.finish_reasons"] for s in spans] == [("stop",), ("stop",)]
+    span = spans[-1]
     assert span["gen_ai.provider.name"] == "openai" and span["gen_ai.usage.output_tokens"] > 0
 
 
@@ -402,3 +404,13 @@ async def test_first_token_rule_waits_past_the_preamble(rig: Rig) -> None:
     await asyncio.sleep(0.05)
     assert rig.span("claude-fallback")["error.type"] == "timeout"
     assert rig.span("gpt-4.1")["gateway.fallback.reason"] == "first_token_timeout"
+
+
+async def test_error_event_before_the_first_token_can_fall_back(rig: Rig) -> None:
+    """An `error` event in the preamble (before any token) fails the attempt before anything
+    reached the client, so the call falls back instead of breaking the stream."""
+    rig.claude.state.behaviour = Behaviour(error_event_at=2)
+    async with rig.client() as client, client.messages.stream(
+            model="claude-fallback", max_tokens=20, messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].type == "text" and rig.oai.state.requests

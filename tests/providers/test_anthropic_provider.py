@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from gateway.config import ModelConfig, Price, load
-from gateway.httpclient import HttpClient
+from gateway.fastpaths import HttpClient
 from gateway.providers.anthropic import API_VERSION, AnthropicProvider
 from gateway.providers.base import UpstreamRequest
+from gateway.providers.clients import routes
 from gateway.providers.registry import build_providers
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 
@@ -45,12 +46,16 @@ async def up() -> AsyncIterator[RunningAnthropic]:
 async def provider(request: pytest.FixtureRequest, up: RunningAnthropic
                    ) -> AsyncIterator[AnthropicProvider]:
     config = load(_config(up.base_url), {"ANTHROPIC_API_KEY": KEY})
-    transport: HttpClient | aiohttp.ClientSession = (
-        HttpClient() if request.param == "httpclient" else aiohttp.ClientSession())
-    built = build_providers(config, transport, {})["claude"]
+    own = request.param == "httpclient"
+    client, session = (HttpClient(), None) if own else (None, aiohttp.ClientSession())
+    built = build_providers(config, routes(config.providers, {}, own_client=own), client, session,
+                            {})["claude"]
     assert isinstance(built, AnthropicProvider)
     yield built
-    await transport.close()
+    if client is not None:
+        await client.close()
+    if session is not None:
+        await session.close()
 
 
 def test_config_defaults() -> None:

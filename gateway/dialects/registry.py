@@ -28,7 +28,8 @@ SIMULATOR_NATIVE = OPENAI_NATIVE | ANTHROPIC_NATIVE
 def default_dialects(limits: RequestLimits = DEFAULT_LIMITS) -> list[Dialect]:
     """The dialects served unless `create_app` is given others, with the config's
     request `limits`."""
-    return [OpenAIChat(limits), OpenAIEmbeddings(), AnthropicMessages(), AnthropicCountTokens()]
+    return [OpenAIChat(limits), OpenAIEmbeddings(), AnthropicMessages(limits),
+            AnthropicCountTokens()]
 
 
 class Dialects:

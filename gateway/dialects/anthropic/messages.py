@@ -26,6 +26,7 @@ from gateway.dialects.anthropic.request import (
 )
 from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
 from gateway.errors import GatewayError, UpstreamStatus
+from gateway.limits import DEFAULT_LIMITS, RequestLimits
 from gateway.telemetry import content
 from gateway.telemetry import names as n
 from gateway.usage import Usage, estimate_text_tokens
@@ -56,9 +57,12 @@ class AnthropicMessages:
     pass_headers: tuple[str, ...] = PASS_HEADERS
     forward_headers: tuple[str, ...] = FORWARD_HEADERS
 
+    def __init__(self, limits: RequestLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits  # the bound on max_tokens (`limits:` in the config)
+
     def parse(self, raw: bytes) -> ClientRequest:
         body = parse_json(raw)
-        model, stream, max_tokens = check_messages(body)
+        model, stream, max_tokens = check_messages(body, self.limits.max_tokens)
         return ClientRequest(self, body, model, stream=stream, max_tokens=max_tokens, raw=raw)
 
     def estimate_prompt(self, body: dict[str, Any]) -> int:

@@ -38,9 +38,10 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def check_messages(body: Mapping[str, Any]) -> tuple[str, bool, int]:
-    """Validate a Messages create request (model, max_tokens, messages, stream, system,
-    tools, stop_sequences); its model, whether it streams, and its max_tokens."""
+def check_messages(body: Mapping[str, Any], max_tokens_limit: int) -> tuple[str, bool, int]:
+    """Validate a Messages create request (model, max_tokens up to the gateway's limit,
+    messages, stream, system, tools, stop_sequences); its model, whether it streams, and
+    its max_tokens."""
     model = _model(body)
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
@@ -48,6 +49,9 @@ def check_messages(body: Mapping[str, Any]) -> tuple[str, bool, int]:
     if not _positive_int(max_tokens):
         raise InvalidRequest("max_tokens: Input should be a valid integer greater than or equal "
                              "to 1", param="max_tokens")
+    if max_tokens > max_tokens_limit:  # it sets the worst case that budgets reserve
+        raise InvalidRequest(f"max_tokens: Input should be less than or equal to "
+                             f"{max_tokens_limit}", param="max_tokens")
     _messages(body)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):

@@ -53,6 +53,8 @@ def test_a_claude_code_request_parses() -> None:
     ({"model": "m", "messages": HELLO}, "max_tokens: Field required"),
     ({"model": "m", "max_tokens": 0, "messages": HELLO}, "max_tokens: Input should be a valid integer"),
     ({"model": "m", "max_tokens": True, "messages": HELLO}, "max_tokens: Input should be a valid integer"),
+    ({"model": "m", "max_tokens": 10**12, "messages": HELLO},
+     "max_tokens: Input should be less than or equal to 1000000"),
     ({"model": "m", "max_tokens": 5}, "messages: Field required"),
     ({"model": "m", "max_tokens": 5, "messages": {}}, "messages: Input should be a valid list"),
     ({"model": "m", "max_tokens": 5, "messages": []}, "messages: at least one message"),

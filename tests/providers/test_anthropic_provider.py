@@ -20,8 +20,8 @@ from gateway.providers.registry import build_providers
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 
 KEY = "sk-ant-api03-test"
-MODEL = ModelConfig("claude-sonnet-4.5", "claude", "claude-sonnet-4-5",
-                    Price(Decimal(3), Decimal(15), Decimal("0.3")))
+MODEL = ModelConfig(provider="claude", name="claude-sonnet-4.5", upstream_model="claude-sonnet-4-5",
+                    price_per_mtok=Price(Decimal(3), Decimal(15), Decimal("0.3")))
 BODY = {"model": "claude-sonnet-4-5", "max_tokens": 20,
         "messages": [{"role": "user", "content": "Hello"}]}
 

@@ -20,8 +20,8 @@ from gateway.providers.mock import MockProvider
 from gateway.sse import SSESplitter
 from tests.fakes import anthropic_wire as awire
 
-MODEL = ModelConfig("claude-sonnet-4.5", "sim", "claude-sonnet-4-5",
-                    Price(Decimal(3), Decimal(15), Decimal("0.3")))
+MODEL = ModelConfig(provider="sim", name="claude-sonnet-4.5", upstream_model="claude-sonnet-4-5",
+                    price_per_mtok=Price(Decimal(3), Decimal(15), Decimal("0.3")))
 EVENT = TypeAdapter(anthropic.types.RawMessageStreamEvent)
 SYSTEM = [{"type": "text", "text": "You are a careful assistant. " * 40,
            "cache_control": {"type": "ephemeral"}}]

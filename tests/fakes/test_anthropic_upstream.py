@@ -14,6 +14,8 @@ import pytest
 from tests.fakes import anthropic_wire as wire
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 
+pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
+
 KEY = "sk-ant-test-0123456789"
 MODEL = wire.DEFAULT_MODEL
 HELLO: list[Any] = [{"role": "user", "content": "Say hello to the gateway"}]

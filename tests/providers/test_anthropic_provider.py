@@ -19,6 +19,8 @@ from gateway.providers.clients import routes
 from gateway.providers.registry import build_providers
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 
+pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
+
 KEY = "sk-ant-api03-test"
 MODEL = ModelConfig(provider="claude", name="claude-sonnet-4.5", upstream_model="claude-sonnet-4-5",
                     price_per_mtok=Price(Decimal(3), Decimal(15), Decimal("0.3")))

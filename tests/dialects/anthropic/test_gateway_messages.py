@@ -25,6 +25,8 @@ from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.telemetry import attrs, iter_points
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
+
 GATEWAY_KEY = "sk-gw-claude-code-0123"
 UPSTREAM_KEY = "sk-ant-api03-upstream"
 HELLO: list[Any] = [{"role": "user", "content": "Say hello to the gateway"}]

@@ -28,8 +28,8 @@ def _state(request: web.Request) -> GatewayState:
     return request.app[GATEWAY]
 
 
-def _stamped(request: web.Request, route: str, response: web.Response) -> web.Response:
-    """`x-request-id` and `traceresponse` on a response the pipeline did not make, with
+def stamped(request: web.Request, route: str, response: web.Response) -> web.Response:
+    """`x-request-id` and `traceresponse` on a response the lifecycle did not make, with
     a SERVER span of its own (as every proxied call has)."""
     state = _state(request)
     span = state.telemetry.tracer.start_span(
@@ -44,7 +44,7 @@ def _stamped(request: web.Request, route: str, response: web.Response) -> web.Re
 
 def _error(request: web.Request, route: str, error: errors.GatewayError,
            extra: dict[str, str]) -> web.Response:
-    return _stamped(request, route, error_response(error, extra))
+    return stamped(request, route, error_response(error, extra))
 
 
 def _method_not_allowed(request: web.Request, allowed: str, route: str) -> web.Response:
@@ -70,7 +70,7 @@ async def models(request: web.Request) -> web.StreamResponse:
     data = [_model_object(state, name, model) for name, model in state.config.models.items()
             if allowed is None or name in allowed]
     body = orjson.dumps({"object": "list", "data": data})
-    return _stamped(request, MODELS_ROUTE, web.Response(body=body, content_type="application/json"))
+    return stamped(request, MODELS_ROUTE, web.Response(body=body, content_type="application/json"))
 
 
 async def model(request: web.Request) -> web.StreamResponse:
@@ -90,7 +90,7 @@ async def model(request: web.Request) -> web.StreamResponse:
                                      "not have access to it.", param="model")
         return _error(request, MODEL_ROUTE, error, {})
     body = orjson.dumps(_model_object(state, name, found))
-    return _stamped(request, MODEL_ROUTE, web.Response(body=body, content_type="application/json"))
+    return stamped(request, MODEL_ROUTE, web.Response(body=body, content_type="application/json"))
 
 
 async def health(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from gateway import errors
 from gateway.call import Call
 from gateway.dialects.base import Dialect
 from gateway.edge.body import BodyLimits, read_body
+from gateway.edge.handlers import stamped
 from gateway.edge.responses import error_response
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.chain import Chain
@@ -61,7 +62,7 @@ class Proxy:
             if request.method != "POST":
                 error = errors.MethodNotAllowed(
                     f"{request.method} is not allowed on {request.path}; use POST.")
-                return dialect_error(dialect, error, {"allow": "POST"})
+                return stamped(request, route, dialect_error(dialect, error, {"allow": "POST"}))
             return await self.handle(request, dialect, route)
         return handle
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -26,6 +27,20 @@ STEP = 64 * 1024  # inflated bytes per step between yields to the event loop
 # wbits: 16 + 15 reads gzip; 15 the zlib format HTTP calls "deflate"; -15 raw deflate,
 # which some clients send as "deflate" (told apart by the first byte, as browsers do).
 _GZIP, _ZLIB, _RAW = 31, 15, -15
+
+
+class Decompressor(Protocol):
+    """What the gateway uses of a `zlib.decompressobj`."""
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+
+    @property
+    def eof(self) -> bool: ...
+
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+    def flush(self, length: int = ..., /) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +103,10 @@ class Inflater:
     def __init__(self, encoding: str, cap: int) -> None:
         self._encoding = encoding
         self._cap = cap
-        self._zlib: zlib._Decompress | None = None
+        self._zlib: Decompressor | None = None
         self.size = 0
 
-    def _start(self, first: int) -> zlib._Decompress:
+    def _start(self, first: int) -> Decompressor:
         if self._encoding != "deflate":
             wbits = _GZIP
         else:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 
 @contextmanager
 def busy_port() -> Iterator[int]:

@@ -24,6 +24,8 @@ import pytest
 from tests.fakes.openai_upstream import RunningUpstream
 from tests.support.gateway import running_gateway, upstream_config
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 UPSTREAM_KEY = "sk-upstream-secret-9f8e7d6c5b4a"
 CLIENT_KEY = "sk-gw-hostile-duplicates-0123456789"
 MESSAGES = b'"messages": [{"role": "user", "content": "hi"}]'

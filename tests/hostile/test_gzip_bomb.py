@@ -20,9 +20,12 @@ import time
 import zlib
 
 import orjson
+import pytest
 
 from tests.hostile.wire import connect, cpu_seconds, sim_config
 from tests.support.process import gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 CHAT = orjson.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]})
 

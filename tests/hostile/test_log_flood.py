@@ -15,10 +15,13 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from gateway.lograte import BURST
 from tests.hostile.wire import connect, sim_config
 from tests.support.process import gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 BAD_BAGGAGE = ",".join(f"bad entry {i} ;;" for i in range(600))[:8000]
 GARBAGE = (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",

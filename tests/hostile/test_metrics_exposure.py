@@ -20,6 +20,8 @@ from gateway.confread import ConfigError
 from tests.hostile.wire import sim_config
 from tests.support.process import free_port, gateway_process
 
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
+
 KEY = "sk-gw-hostile-metrics-0123456789"
 TOKEN = "metrics-token-5f4e3d2c1b"
 KEYS = "keys:\n  - {alias: secret-project, team: skunkworks, key_env: WEB_KEY}\n"

@@ -16,9 +16,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from gateway.config import ServerConfig
 from tests.hostile.wire import connect, sim_config
 from tests.support.process import gateway_process
+
+pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 SHORT = sim_config(header_timeout_s=1, body_timeout_s=1, keepalive_timeout_s=2)
 HEAD = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"

@@ -16,6 +16,7 @@ from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
 from gateway.dialects.registry import Dialects, default_dialects
+from gateway.edge.body import BodyLimits
 from gateway.edge.proxy import Proxy
 from gateway.edge.routes import add_routes
 from gateway.fastpaths import HttpClient, select, use_coarse_timers
@@ -100,7 +101,10 @@ def create_app(
     auth = authenticator or OpenAccess()
     lifecycle = Lifecycle(config, tel, auth, hooks)
     inflight = InFlight()
-    proxy = Proxy(lifecycle, chain, config.server.max_body_bytes, inflight)
+    server = config.server
+    limits = BodyLimits(server.max_body_bytes, server.max_inflated_body_bytes,
+                        server.body_timeout_s)
+    proxy = Proxy(lifecycle, chain, limits, inflight)
     app = web.Application(client_max_size=config.server.max_body_bytes + 1)
     state = GatewayState(config=config, telemetry=tel, authenticator=auth, inflight=inflight)
     app[GATEWAY] = state
@@ -144,5 +148,7 @@ def create_app(
 
         app.on_cleanup.append(flush_telemetry)
 
-    add_routes(app, proxy, served, config.server.metrics_path)
+    # /metrics on the API port unless it has a port of its own (gateway/edge/metrics.py)
+    metrics_path = config.server.metrics_path if config.server.metrics_port is None else None
+    add_routes(app, proxy, served, metrics_path)
     return app

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from gateway import __version__, workers
+from gateway import __version__, lograte, workers
 from gateway.config import GatewayConfig, ProviderConfig, load_from, schema_text
 from gateway.confread import ConfigError
 from gateway.fastpaths import select
@@ -38,9 +38,22 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
     parser.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default: server.port, 8080)")
-    parser.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", type=_log_level,
+                        default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"),
+                        help=f"one of {', '.join(LOG_LEVELS)} (default INFO, or $GATEWAY_LOG_LEVEL)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")),
                         help="worker processes sharing the port via SO_REUSEPORT (default 1)")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a log level (choose from {', '.join(LOG_LEVELS)})")
+    return level
 
 
 def _load(path: str | None) -> GatewayConfig | None:
@@ -54,10 +67,12 @@ def _load(path: str | None) -> GatewayConfig | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.edge.listener import ListenError
     from gateway.server import install_fast_loop, serve
 
-    logging.basicConfig(level=args.log_level.upper(),
+    logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lograte.install()  # a client must not be able to fill the log
     config = _load(args.config)
     if config is None:
         return 2
@@ -89,6 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ledger_lock.LedgerInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -148,12 +166,37 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
             route = f"{serving.name} (stand-in: {model.provider} has no key)"
         price = model.price
         lines.append(f"  {model.name:<22} -> {route:<12} upstream={model.upstream_model}  "
-                     f"$/Mtok in {price.input} out {price.output} cached {price.cached_input}")
+                     f"$/Mtok in {price.input} out {price.output} cached {price.cached_input}  "
+                     f"serves {'/'.join(model.operations) or 'all but embeddings'}")
+    lines += server_lines(config)
     lines += spend_cli.summary_lines(config)
     lines += resilience_summary(config.resilience, config.storage.backend)
     lines += ["", "telemetry:"]
     lines += [f"  {line}" for line in describe(environ)]
     return lines
+
+
+def server_lines(config: GatewayConfig) -> list[str]:
+    """The listener's limits, and who may read /metrics."""
+    server = config.server
+    metrics = "off"
+    if server.metrics_path:
+        where = (f"port {server.metrics_port} ({server.metrics_host or server.host})"
+                 if server.metrics_port is not None else "the API port")
+        if server.metrics_token is not None:
+            guard = f"token ${server.metrics_token.variable or '?'}"
+        elif server.metrics_port is not None:
+            guard = "no token: keep the port on the monitoring network"
+        else:
+            guard = "no token: open while no virtual key exists, then 403"
+        metrics = f"{server.metrics_path} on {where}, {guard}"
+    return ["", "server:",
+            f"  listen {server.host}:{server.port}  metrics: {metrics}",
+            f"  body: {server.max_body_bytes:,} bytes as sent, "
+            f"{server.max_inflated_body_bytes:,} inflated (gzip/deflate)",
+            f"  timeouts: request head {server.header_timeout_s:g} s, body pause "
+            f"{server.body_timeout_s:g} s, idle keep-alive {server.keepalive_timeout_s:g} s, "
+            f"shutdown drain {server.shutdown_timeout_s:g} s"]
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

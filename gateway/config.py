@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import field, fields
+from dataclasses import field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -125,12 +125,15 @@ def _core(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> Cor
     return core
 
 
-def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> GatewayConfig:
-    """Parse, interpolate and validate a config document."""
+def load(text: str, environ: Mapping[str, str], *, source: str = "<string>",
+         base_dir: Path | None = None) -> GatewayConfig:
+    """Parse, interpolate and validate a config document. Relative paths in it are
+    taken relative to `base_dir` when given (the config file's directory)."""
     try:
         raw_tree = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
+        where = str(exc).replace('"<unicode string>"', f'"{source}"')
+        raise ConfigError([f"{source}: not valid YAML: {where}"]) from None
     tree = _interpolate(raw_tree if raw_tree is not None else {}, environ)
     if not isinstance(tree, Mapping):
         raise ConfigError(["<root>: must be a mapping", "models: at least one model is required"])
@@ -143,8 +146,24 @@ def load(text: str, environ: Mapping[str, str], *, source: str = "<string>") -> 
     parts = {feature.attribute: feature.load(tree, facts, problems) for feature in FEATURES}
     if problems or core is None:
         raise ConfigError(problems)
-    return GatewayConfig(**{f.name: getattr(core, f.name) for f in fields(CoreConfig)}, **parts,
-                         source=source)
+    storage = replace(core.storage, sqlite_path=_anchored(core.storage.sqlite_path, base_dir))
+    return GatewayConfig(**{f.name: getattr(core, f.name) for f in fields(CoreConfig)
+                            if f.name != "storage"}, storage=storage, **parts, source=source)
+
+
+def _anchored(path: str, base_dir: Path | None) -> str:
+    """A relative ledger path means relative to the config file, not to wherever the
+    command runs, so `keys create` from any directory writes the ledger the gateway reads."""
+    if base_dir is None or not path or Path(path).is_absolute():
+        return path
+    return str(base_dir / path)
+
+
+def data_home(environ: Mapping[str, str]) -> Path:
+    """Where the embedded default keeps its ledger: $XDG_DATA_HOME/llm-gateway."""
+    root = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME") or Path.home(),
+                                                    ".local", "share"))
+    return Path(root, "llm-gateway")
 
 
 def schema() -> dict[str, Any]:
@@ -179,9 +198,9 @@ def load_from(path: str | None, environ: Mapping[str, str] | None = None) -> Gat
     env = os.environ if environ is None else environ
     chosen = path or env.get("GATEWAY_CONFIG") or None
     if chosen is None:
-        return load(default_text(), env, source="<embedded default>")
+        return load(default_text(), env, source="<embedded default>", base_dir=data_home(env))
     try:
         text = Path(chosen).read_text("utf-8")
     except OSError as exc:
         raise ConfigError([f"{chosen}: cannot read config file: {exc.strerror}"]) from None
-    return load(text, env, source=chosen)
+    return load(text, env, source=chosen, base_dir=Path(chosen).resolve().parent)

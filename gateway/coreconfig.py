@@ -85,8 +85,21 @@ def _secret(value: Any) -> Secret | None:
     return Secret(str(value), value.referenced[0], value.missing[0] if value.missing else None)
 
 
-ApiKey = Annotated[Secret | None, BeforeValidator(_secret),
-                   WithJsonSchema({"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*"})]
+_FROM_ENV = WithJsonSchema({"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*"})
+ApiKey = Annotated[Secret | None, BeforeValidator(_secret), _FROM_ENV]
+
+
+def _token(value: Any) -> Secret | None:
+    """A secret from the environment that only guards something: unset or empty is none."""
+    if value is None or isinstance(value, Secret):
+        return value
+    if not isinstance(value, FromEnv) or not value.referenced:
+        fail("must come from the environment, e.g. \"${GATEWAY_METRICS_TOKEN}\", "
+             "never a literal secret in the file")
+    return Secret(str(value), value.referenced[0]) if str(value) else None
+
+
+Token = Annotated[Secret | None, BeforeValidator(_token), _FROM_ENV]
 # A section's own name is its key in the file (`providers.<name>`), set by the loader.
 Name = SkipJsonSchema[str]
 
@@ -100,6 +113,23 @@ class MockSettings:
     completion_tokens: Annotated[int, Integer(1)] = 64
     jitter: Annotated[float, Number()] = 0.2
     seed: Annotated[int | None, nullable(Integer())] = None
+
+
+# The OpenAI-compatible path of well-known providers, for a base_url given as the bare
+# host (as their own SDKs take it): without it every call would 404 at the host root.
+_KNOWN_PATHS = {
+    "api.openai.com": "/v1",
+    "api.anthropic.com": "/v1",
+    "generativelanguage.googleapis.com": "/v1beta/openai",
+    "api.deepseek.com": "/v1",
+}
+
+
+def _with_known_path(base_url: str) -> str:
+    _, sep, rest = base_url.partition("://")
+    if sep and "/" not in rest and rest.lower() in _KNOWN_PATHS:
+        return base_url + _KNOWN_PATHS[rest.lower()]
+    return base_url
 
 
 @section(frozen=True, config=STRICT)
@@ -151,7 +181,7 @@ class ProviderConfig:
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+        return _with_known_path(value.rstrip("/"))
 
     @field_validator("proxy")
     @classmethod
@@ -219,6 +249,17 @@ class Price:
         return data
 
 
+EMBEDDINGS = "embeddings"
+
+
+def default_operations(name: str, upstream_model: str) -> tuple[str, ...]:
+    """Embedding models are named so by every provider (`text-embedding-3-small`,
+    `gemini-embedding-001`, `embed-english-v3.0`): they serve embeddings only; any
+    other model every other operation (chat, and whatever other dialects serve)."""
+    named = f"{name} {upstream_model}".lower()
+    return (EMBEDDINGS,) if "embed" in named else ()
+
+
 @section(frozen=True, config=STRICT)
 class ModelConfig:
     provider: RequiredStr
@@ -227,12 +268,20 @@ class ModelConfig:
     upstream_model: Str = ""  # default: the model's name
     offline_provider: Str | None = None
     aliases: StrList = ()  # other ids clients may ask for (Claude Code's dated ones)
+    # The gen_ai operations it serves; empty: every operation but embeddings.
+    operations: StrList = ()
+
+    def serves(self, operation: str) -> bool:
+        if self.operations:
+            return operation in self.operations
+        return operation != EMBEDDINGS
 
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any, info: ValidationInfo) -> Any:
-        """A missing price still names its keys; `upstream_model` defaults to the name; a
-        model of an anthropic provider gets Anthropic's cache prices unless it sets them."""
+        """A missing price still names its keys; `upstream_model` defaults to the name;
+        `operations` to what the names say (`default_operations`); a model of an anthropic
+        provider gets Anthropic's cache prices unless it sets them."""
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
@@ -244,11 +293,24 @@ class ModelConfig:
                             "requested; upstream_model has no place here")])
         elif not data.get("upstream_model"):
             data["upstream_model"] = data.get("name", "")
+        if data.get("operations") is None:
+            data.pop("operations", None)
+            default = default_operations(str(data.get("name", "")),
+                                         str(data.get("upstream_model") or ""))
+            if default:
+                data["operations"] = list(default)
         anthropic = (info.context or {}).get("anthropic_providers", ())
         price = data.get("price_per_mtok")
         if data.get("provider") in anthropic and isinstance(price, Mapping):
             data["price_per_mtok"] = _anthropic_prices(price)
         return data
+
+    @field_validator("operations")
+    @classmethod
+    def _some_operation(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            fail("must list at least one operation, e.g. [chat] or [embeddings]")
+        return value
 
     @property
     def passthrough(self) -> bool:
@@ -285,16 +347,37 @@ class ModelConfig:
 class ServerConfig:
     host: Str = "127.0.0.1"
     port: Annotated[int, Integer(0)] = DEFAULT_PORT
-    max_body_bytes: Annotated[int, Integer(1)] = 8 * 1024 * 1024
+    max_body_bytes: Annotated[int, Integer(1)] = 8 * 1024 * 1024  # as received (compressed, if it is)
+    # A compressed body once inflated.
+    max_inflated_body_bytes: Annotated[int, Integer(1)] = 8 * 1024 * 1024
     metrics_path: Str = "/metrics"  # empty turns /metrics off
+    # /metrics on a listener of its own (and not on `port`); empty: none.
+    metrics_port: Annotated[int | None, nullable(Integer(0))] = None
+    metrics_host: Str | None = None  # that listener's address (default: `host`)
+    metrics_token: Token = None  # when set, /metrics needs `Authorization: Bearer <it>`
     shutdown_timeout_s: Annotated[float, Number()] = 30.0
+    # Slow clients (nginx's defaults): the whole request head, each pause while a body
+    # arrives, and an idle keep-alive connection.
+    header_timeout_s: Annotated[float, Number(exclusive=True)] = 60.0
+    body_timeout_s: Annotated[float, Number(exclusive=True)] = 60.0
+    keepalive_timeout_s: Annotated[float, Number(exclusive=True)] = 75.0
 
-    @field_validator("port")
+    @field_validator("metrics_port", mode="before")
     @classmethod
-    def _port_range(cls, value: int) -> int:
-        if value > 65535:
+    def _empty_port(cls, value: Any) -> Any:
+        return None if value == "" else value  # an unset variable with an empty default
+
+    @field_validator("port", "metrics_port")
+    @classmethod
+    def _port_range(cls, value: int | None) -> int | None:
+        if value is not None and value > 65535:
             fail("must be an integer from 0 to 65535")
         return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _empty_host(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("metrics_path")
     @classmethod

@@ -98,6 +98,20 @@ class PayloadTooLarge(GatewayError):
     error_type = "payload_too_large"
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    error_type = "request_timeout"
+
+
+class UnsupportedEncoding(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_content_encoding"
+    error_type = "unsupported_encoding"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_exceeded"

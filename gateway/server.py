@@ -15,12 +15,15 @@ import gc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
+from gateway.edge.listener import BoundSite, ListenError, bind
+from gateway.edge.metrics import metrics_app
 from gateway.resilience.drain import InFlight
 from gateway.state import GATEWAY, GatewayState
 
@@ -45,28 +48,63 @@ def install_fast_loop() -> bool:
 
 async def serve(config: GatewayConfig, host: str, port: int, *, reuse_port: bool = False,
                 on_ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT. Raises ListenError, before anything has started,
+    when a port cannot be bound."""
+    sock = bind(host, port, reuse_port=reuse_port)
+    metrics_sock: socket.socket | None = None
+    try:
+        if config.server.metrics_port is not None:
+            metrics_sock = bind(config.server.metrics_host or host, config.server.metrics_port,
+                                reuse_port=reuse_port)
+    except ListenError:
+        sock.close()
+        raise
     app = create_app(config)
     state = app[GATEWAY]
     inflight = state.inflight
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=_CANCEL_GRACE_S,
-                           handler_cancellation=HANDLER_CANCELLATION)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
-    await site.start()
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
+    runners = [web.AppRunner(app, access_log=None, handle_signals=False,
+                             shutdown_timeout=_CANCEL_GRACE_S,
+                             handler_cancellation=HANDLER_CANCELLATION)]
+    if metrics_sock is not None:
+        runners.append(web.AppRunner(metrics_app(state), access_log=None, handle_signals=False))
+    sites = await _start(runners, [sock, metrics_sock], config)
+    bound = sites[0].port
     tune_gc(os.environ)
     _log.info("llm-gateway listening on http://%s:%d (config: %s, models: %s)", host, bound,
               config.source, ", ".join(config.models))
+    if len(sites) > 1:
+        _log.info("metrics on %s%s", sites[1].name, config.server.metrics_path or "/metrics")
     if on_ready is not None:
         on_ready(bound)
     stop, hurry = asyncio.Event(), asyncio.Event()
     _on_signals(lambda: hurry.set() if stop.is_set() else stop.set())
     await stop.wait()
-    await _shutdown(runner, site, state, inflight, config.server.shutdown_timeout_s, hurry)
+    for extra in runners[1:]:
+        await extra.cleanup()
+    await _shutdown(runners[0], sites[0], state, inflight, config.server.shutdown_timeout_s, hurry)
+
+
+async def _start(runners: list[web.AppRunner], socks: list[socket.socket | None],
+                 config: GatewayConfig) -> list[BoundSite]:
+    """Start each app on its socket; on any failure stop what started and re-raise."""
+    sites: list[BoundSite] = []
+    begun: list[web.AppRunner] = []
+    try:
+        for runner, sock in zip(runners, socks, strict=False):
+            assert sock is not None
+            begun.append(runner)
+            await runner.setup()
+            site = BoundSite(runner, sock, config.server)
+            await site.start()
+            sites.append(site)
+    except BaseException:
+        for runner in begun:
+            await runner.cleanup()
+        for sock in socks:
+            if sock is not None:
+                sock.close()
+        raise
+    return sites
 
 
 def tune_gc(environ: Mapping[str, str]) -> None:
@@ -89,7 +127,7 @@ def _on_signals(callback: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, callback)
 
 
-async def _shutdown(runner: web.AppRunner, site: web.TCPSite, state: GatewayState,
+async def _shutdown(runner: web.AppRunner, site: web.BaseSite, state: GatewayState,
                     inflight: InFlight, timeout_s: float, hurry: asyncio.Event) -> None:
     """Stop accepting, drain, cancel what is left, then clean up (which flushes telemetry).
     A second signal stops waiting for in-flight requests."""

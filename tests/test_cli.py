@@ -16,10 +16,12 @@ from tests.support.process import gateway_process
 pytestmark = pytest.mark.integration  # sockets or processes: the slow tier
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
     return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, env={**base, **(env or {})}, timeout=60, check=False)
+                          text=True, env={**base, **(env or {})}, timeout=60, check=False,
+                          cwd=cwd)
 
 
 def test_check_config_default_summary() -> None:
@@ -121,3 +123,52 @@ def test_check_config_shows_each_providers_client_and_proxy_without_its_password
     served = run_cli("serve", "--config", str(config), "--port", "0", env=env)
     assert served.returncode == 2 and "Traceback" not in served.stderr
     assert "providers.corp.ca_file: cannot load '/nonexistent.pem'" in served.stderr
+
+
+def test_an_unknown_log_level_is_a_clear_error() -> None:
+    """`serve --log-level nonsense` exits 2 listing the levels, without a traceback."""
+    result = run_cli("serve", "--log-level", "nonsense")
+    assert result.returncode == 2
+    assert "'nonsense' is not a log level (choose from DEBUG, INFO" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_summarises_the_listener_limits() -> None:
+    """check-config shows the body limits, the slow-client timeouts and who may read /metrics."""
+    result = run_cli("check-config")
+    assert "body: 8,388,608 bytes as sent, 8,388,608 inflated" in result.stdout
+    assert "timeouts: request head 60 s, body pause 60 s, idle keep-alive 75 s" in result.stdout
+    assert "/metrics on the API port, no token: open while no virtual key exists" in result.stdout
+    assert "serves embeddings" in result.stdout
+
+
+def test_keys_commands_from_any_directory_share_the_gateways_ledger(tmp_path: Path) -> None:
+    """A relative sqlite_path is the config file's, so `keys create` run from another
+    directory writes the ledger the gateway reads, and `keys list` anywhere sees it."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "g.yaml").write_text(
+        "providers: {sim: {kind: mock}}\n"
+        "models: {m: {provider: sim, price_per_mtok: {input: 1, output: 1}}}\n"
+        "storage: {sqlite_path: data/ledger.sqlite3}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    made = run_cli("keys", "create", "--config", str(conf / "g.yaml"), "--alias", "far",
+                   "--team", "t", cwd=elsewhere)
+    assert made.returncode == 0, made.stderr
+    assert (conf / "data" / "ledger.sqlite3").exists()
+    assert not (elsewhere / "data").exists()
+    listed = run_cli("keys", "list", "--config", "conf/g.yaml", cwd=tmp_path)
+    assert "far" in listed.stdout
+
+
+def test_the_embedded_defaults_ledger_is_the_same_from_any_directory(tmp_path: Path) -> None:
+    """Without a config file the ledger lives under $XDG_DATA_HOME/llm-gateway, not ./data."""
+    env = {"XDG_DATA_HOME": str(tmp_path / "share")}
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    made = run_cli("keys", "create", "--alias", "anywhere", "--team", "t", env=env, cwd=one)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "share" / "llm-gateway" / "gateway.sqlite3").exists()
+    assert "anywhere" in run_cli("keys", "list", env=env, cwd=two).stdout

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, default_text, load
+from gateway.config import ConfigError, ServerConfig, default_text, load, load_from
+
+ROOT = Path(__file__).parents[1]
 
 BASE = """
 providers:
@@ -85,6 +89,17 @@ def test_embedded_default_uses_real_provider_when_key_set() -> None:
 def test_invalid_yaml_is_a_config_error() -> None:
     """Broken YAML is reported, not raised as a traceback."""
     assert problems("models: [unclosed")[0].startswith("<string>: not valid YAML")
+
+
+def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    """A YAML mistake in a file names that file and line, not `<unicode string>`."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text("models:\n  a: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_from(str(path), {})
+    message = info.value.problems[0]
+    assert "<unicode string>" not in message
+    assert message.startswith(f"{path}: not valid YAML") and f'"{path}", line' in message
 
 
 def test_yaml_on_is_a_key_not_a_boolean() -> None:
@@ -172,3 +187,82 @@ def test_alias_and_pattern_mistakes_are_reported() -> None:
     text = ROUTES.replace('"claude-*": {provider: claude,',
                           '"claude-*": {provider: claude, upstream_model: x,')
     assert any(p.startswith("models.claude-*.upstream_model: a pattern entry") for p in problems(text))
+
+
+def test_relative_ledger_path_is_the_config_files(tmp_path: Path) -> None:
+    """A relative storage.sqlite_path is taken relative to the config file's directory."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(BASE + "storage: {sqlite_path: data/l.sqlite3}\n")
+    config = load_from(str(path), {"RELAY_API_KEY": "k"})
+    assert config.storage.sqlite_path == str(tmp_path / "data" / "l.sqlite3")
+
+
+def test_embedded_default_ledger_is_in_the_data_home(tmp_path: Path) -> None:
+    """Without a config file the ledger is $XDG_DATA_HOME/llm-gateway/gateway.sqlite3;
+    GATEWAY_SQLITE_PATH, when absolute, is used as is."""
+    config = load_from(None, {"XDG_DATA_HOME": str(tmp_path)})
+    assert config.storage.sqlite_path == str(tmp_path / "llm-gateway" / "gateway.sqlite3")
+    config = load_from(None, {"HOME": str(tmp_path)})
+    assert config.storage.sqlite_path.startswith(str(tmp_path / ".local" / "share"))
+    config = load_from(None, {"GATEWAY_SQLITE_PATH": "/srv/l.sqlite3"})
+    assert config.storage.sqlite_path == "/srv/l.sqlite3"
+
+
+def test_env_example_base_urls_reach_the_paths_the_default_expects() -> None:
+    """Every *_BASE_URL in .env.example, set as shown, gives the provider the URL the
+    embedded default uses without it (the OpenAI-compatible path included)."""
+    example = (ROOT / ".env.example").read_text()
+    urls = dict(re.findall(r"^# ([A-Z]+_BASE_URL)=(\S+)$", example, re.MULTILINE))
+    assert set(urls) == {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL",
+                         "DEEPSEEK_BASE_URL"}
+    default = load(default_text(), {})
+    for variable, url in urls.items():
+        configured = load(default_text(), {variable: url})
+        name = variable.removesuffix("_BASE_URL").lower()
+        assert configured.providers[name].base_url == default.providers[name].base_url
+
+
+@pytest.mark.parametrize(("given", "used"), [
+    ("https://api.anthropic.com", "https://api.anthropic.com/v1"),
+    ("https://generativelanguage.googleapis.com/",
+     "https://generativelanguage.googleapis.com/v1beta/openai"),
+    ("https://api.deepseek.com", "https://api.deepseek.com/v1"),
+    ("https://relay.example", "https://relay.example"),
+    ("https://api.anthropic.com/custom", "https://api.anthropic.com/custom"),
+])
+def test_a_known_providers_bare_host_gets_its_openai_path(given: str, used: str) -> None:
+    """A well-known provider's host given without a path gets its OpenAI-compatible path;
+    any other URL is kept as written."""
+    text = BASE.replace("https://relay.example/v1", given)
+    assert load(text, {"RELAY_API_KEY": "k"}).providers["relay"].base_url == used
+
+
+def test_models_know_their_operations() -> None:
+    """Embedding models serve embeddings only and the rest every other operation, unless
+    `operations` lists them."""
+    config = load(default_text(), {})
+    assert config.models["text-embedding-3-small"].operations == ("embeddings",)
+    chat = config.models["gpt-4.1"]
+    assert chat.serves("chat") and chat.serves("text_completion") and not chat.serves("embeddings")
+    assert not config.models["text-embedding-3-small"].serves("chat")
+    text = BASE + "  both: {provider: sim, operations: [chat, embeddings], " \
+        "price_per_mtok: {input: 1, output: 1}}\n"
+    both = load(text, {"RELAY_API_KEY": "k"}).models["both"]
+    assert both.serves("chat") and both.serves("embeddings") and not both.serves("images")
+    bad = BASE + "  x: {provider: sim, operations: [], price_per_mtok: {input: 1, output: 1}}\n"
+    assert "models.x.operations: must list at least one operation, e.g. [chat] or [embeddings]" \
+        in problems(bad, {"RELAY_API_KEY": "k"})
+
+
+def test_server_limits_have_defaults_and_are_validated() -> None:
+    """Timeouts, the inflated-body limit and the metrics port are read and checked."""
+    text = BASE + ("server: {header_timeout_s: 5, body_timeout_s: 7, keepalive_timeout_s: 9, "
+                   "max_inflated_body_bytes: 1000, metrics_port: 9464}\n")
+    server = load(text, {"RELAY_API_KEY": "k"}).server
+    assert (server.header_timeout_s, server.body_timeout_s, server.keepalive_timeout_s) == (5, 7, 9)
+    assert server.max_inflated_body_bytes == 1000 and server.metrics_port == 9464
+    assert load(BASE, {"RELAY_API_KEY": "k"}).server == ServerConfig()
+    bad = BASE + "server: {header_timeout_s: 0, metrics_port: 70000}\n"
+    found = problems(bad, {"RELAY_API_KEY": "k"})
+    assert "server.header_timeout_s: must be a number > 0" in found
+    assert "server.metrics_port: must be an integer from 0 to 65535" in found

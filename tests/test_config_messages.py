@@ -31,7 +31,7 @@ CASES: list[tuple[str, str, list[str]]] = [
      ]),
     ('model_unknown', BASE.replace("output: 2}}", "output: 2}, colour: red}"),
      [
-         'models.m1.colour: unknown key (expected one of: aliases, attempt_timeout_s, circuit_breaker, fallbacks, first_token_timeout_s, offline_provider, on_budget_exceeded, price_per_mtok, provider, request_timeout_s, retry, upstream_model)',
+         'models.m1.colour: unknown key (expected one of: aliases, attempt_timeout_s, circuit_breaker, fallbacks, first_token_timeout_s, offline_provider, on_budget_exceeded, operations, price_per_mtok, provider, request_timeout_s, retry, upstream_model)',
      ]),
     ('provider_unknown', BASE.replace("{kind: mock}", "{kind: mock, colour: red}"),
      [
@@ -87,6 +87,30 @@ CASES: list[tuple[str, str, list[str]]] = [
          'server.max_body_bytes: must be an integer >= 1',
          'server.metrics_path: must start with / (or be empty to turn /metrics off)',
          'server.shutdown_timeout_s: must be a number >= 0',
+     ]),
+    ('server_limits', BASE + "server: {max_inflated_body_bytes: 0, header_timeout_s: 0,"
+                             " body_timeout_s: -1, keepalive_timeout_s: soon, metrics_port: 70000,"
+                             " metrics_host: [1]}\n",
+     [
+         'server.max_inflated_body_bytes: must be an integer >= 1',
+         'server.header_timeout_s: must be a number > 0',
+         'server.body_timeout_s: must be a number > 0',
+         'server.keepalive_timeout_s: must be a number > 0',
+         'server.metrics_port: must be an integer from 0 to 65535',
+         'server.metrics_host: must be a string',
+     ]),
+    ('server_metrics_port_text', BASE + "server: {metrics_port: nine}\n",
+     [
+         'server.metrics_port: must be an integer >= 0',
+     ]),
+    ('server_metrics_token_literal', BASE + "server: {metrics_token: hunter2}\n",
+     [
+         'server.metrics_token: must come from the environment, e.g. "${GATEWAY_METRICS_TOKEN}", never a literal secret in the file',
+     ]),
+    ('model_operations', BASE.replace("output: 2}}", "output: 2}, operations: []}") + "  m2: {provider: sim, price_per_mtok: {input: 1, output: 2}, operations: 3}\n",
+     [
+         'models.m1.operations: must list at least one operation, e.g. [chat] or [embeddings]',
+         'models.m2.operations: must be a list of strings',
      ]),
     ('server_port_text', BASE + "server: {port: eighty}\n",
      [

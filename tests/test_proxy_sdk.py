@@ -81,6 +81,49 @@ async def test_models_lists_configured_models(client: AsyncOpenAI) -> None:
     assert ids == ["gpt-4.1", "cheap", "text-embedding-3-small"]
 
 
+async def test_models_retrieve_answers_one_model(client: AsyncOpenAI) -> None:
+    """The SDK's models.retrieve gets the model (GET /v1/models/{id}), or NotFoundError."""
+    model = await client.models.retrieve("text-embedding-3-small")
+    assert model.id == "text-embedding-3-small" and model.object == "model"
+    assert model.owned_by == "openai"
+    with pytest.raises(openai.NotFoundError) as info:
+        await client.models.retrieve("gpt-9")
+    assert info.value.code == "model_not_found"
+
+
+async def test_models_and_errors_carry_the_request_id_and_traceresponse(
+        client: AsyncOpenAI, gw: RunningGateway) -> None:
+    """/v1/models, /v1/models/{id}, and error answers (unknown model, unknown route, wrong
+    method) carry x-request-id and traceresponse like every proxied call."""
+    listed = await client.models.with_raw_response.list()
+    retrieved = await client.models.with_raw_response.retrieve("gpt-4.1")
+    with pytest.raises(openai.NotFoundError) as unknown:
+        await client.chat.completions.create(model="gpt-9", messages=MESSAGES)
+    headers = [listed.headers, retrieved.headers, unknown.value.response.headers]
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("GET", "/v1/nowhere"), ("GET", "/v1/chat/completions")):
+            async with http.request(method, gw.root + path,
+                                    headers={"x-request-id": "mine-1"}) as resp:
+                assert resp.status in (404, 405)
+                assert resp.headers["x-request-id"] == "mine-1"
+                headers.append(resp.headers)  # type: ignore[arg-type]
+    for found in headers:
+        assert found["x-request-id"]
+        assert found["traceresponse"].startswith("00-")
+
+
+async def test_chat_on_an_embedding_model_and_embeddings_on_a_chat_model_are_400(
+        client: AsyncOpenAI, upstream: RunningUpstream) -> None:
+    """Each model serves its own operation: the other one is a clear 400, not sent upstream."""
+    with pytest.raises(openai.BadRequestError) as chat:
+        await client.chat.completions.create(model="text-embedding-3-small", messages=MESSAGES)
+    assert "embedding model" in chat.value.message and chat.value.code == "model_not_supported"
+    with pytest.raises(openai.BadRequestError) as embed:
+        await client.embeddings.create(model="gpt-4.1", input="hi")
+    assert "chat model" in embed.value.message
+    assert upstream.state.total_requests == 0
+
+
 async def test_unknown_model_is_404(client: AsyncOpenAI) -> None:
     """An unknown model raises NotFoundError with code model_not_found."""
     with pytest.raises(openai.NotFoundError) as info:

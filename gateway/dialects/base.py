@@ -150,7 +150,8 @@ class Dialect(Protocol):
 
     def upstream_body(self, request: ClientRequest, upstream_model: str
                       ) -> tuple[dict[str, Any], bytes | None]:
-        """The body for the upstream, and its bytes when the client's fit unchanged."""
+        """The body for the upstream, and its bytes if the dialect has them ready (never the
+        client's own: a key given twice could be read differently upstream)."""
         ...
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,

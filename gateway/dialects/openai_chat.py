@@ -68,8 +68,7 @@ class OpenAIChat:
 
     def upstream_body(self, request: ClientRequest, upstream_model: str
                       ) -> tuple[dict[str, Any], bytes | None]:
-        return wire.upstream_body(request.body, request.raw, request.model, request.stream,
-                                  upstream_model)
+        return wire.upstream_body(request.body, request.model, request.stream, upstream_model)
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:

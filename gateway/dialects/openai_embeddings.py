@@ -45,8 +45,7 @@ class OpenAIEmbeddings:
 
     def upstream_body(self, request: ClientRequest, upstream_model: str
                       ) -> tuple[dict[str, Any], bytes | None]:
-        return wire.upstream_body(request.body, request.raw, request.model, False,
-                                  upstream_model)
+        return wire.upstream_body(request.body, request.model, False, upstream_model)
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:

@@ -56,12 +56,16 @@ def max_tokens(body: Mapping[str, Any]) -> int | None:
     return None
 
 
-def upstream_body(body: dict[str, Any], raw: bytes, model: str, stream: bool,
+def upstream_body(body: dict[str, Any], model: str, stream: bool,
                   upstream_model: str) -> tuple[dict[str, Any], bytes | None]:
-    """The body with the upstream's model id, asking a stream for its usage; the client's
-    own bytes when nothing needs rewriting."""
-    if not stream and upstream_model == model and raw:
-        return body, raw  # nothing to rewrite: forward the client's own bytes
+    """The body with the upstream's model id, asking a stream for its usage.
+
+    Never the client's own bytes: JSON parsers disagree on a key given twice (the
+    gateway keeps the last, some upstreams the first), so the upstream gets the body
+    re-serialised from what the gateway checked (model, max_tokens, n). orjson does
+    that at about 0.2 us per KB, less than any scan of the bytes for duplicates."""
+    if not stream and upstream_model == model:
+        return body, None  # nothing to rewrite
     body = dict(body)
     body["model"] = upstream_model
     if stream:

@@ -1,6 +1,7 @@
 """The edge of the proxied routes: the one place a proxied request meets aiohttp.
 
-For each dialect's routes: read the body (size-limited), have the lifecycle open
+For each dialect's routes: read the body (`body.py`: size-limited, inflated under a
+cap, each pause bounded), have the lifecycle open
 and admit the call, ask the chain for an answer, and turn it into an HTTP
 response: a JSON body, or a stream the relay runs. Status codes and response
 headers are decided here; errors are answered in the dialect's shape, never as
@@ -18,6 +19,8 @@ from aiohttp import web
 from gateway import errors
 from gateway.call import Call
 from gateway.dialects.base import Dialect
+from gateway.edge.body import BodyLimits, read_body
+from gateway.edge.handlers import stamped
 from gateway.edge.responses import error_response
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.chain import Chain
@@ -43,11 +46,11 @@ def dialect_error(dialect: Dialect, error: errors.GatewayError, extra: dict[str,
 class Proxy:
     """Serves the proxied routes of every dialect."""
 
-    def __init__(self, lifecycle: Lifecycle, chain: Chain, max_body: int,
+    def __init__(self, lifecycle: Lifecycle, chain: Chain, limits: BodyLimits,
                  inflight: InFlight) -> None:
         self.lifecycle = lifecycle
         self.chain = chain
-        self.max_body = max_body
+        self.limits = limits
         self.inflight = inflight  # what a graceful shutdown waits for
         self.scrubber = chain.runner.scrubber
         self._shortest_secret = min((len(s) for s in self.scrubber.secrets), default=1 << 30)
@@ -59,7 +62,7 @@ class Proxy:
             if request.method != "POST":
                 error = errors.MethodNotAllowed(
                     f"{request.method} is not allowed on {request.path}; use POST.")
-                return dialect_error(dialect, error, {"allow": "POST"})
+                return stamped(request, route, dialect_error(dialect, error, {"allow": "POST"}))
             return await self.handle(request, dialect, route)
         return handle
 
@@ -135,14 +138,4 @@ class Proxy:
         return out
 
     async def _read_body(self, request: web.Request) -> bytes:
-        length = request.content_length
-        if length is not None and length > self.max_body:
-            raise self._too_large()
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise self._too_large() from None
-
-    def _too_large(self) -> errors.PayloadTooLarge:
-        return errors.PayloadTooLarge(
-            f"The request body is larger than the gateway's limit of {self.max_body} bytes.")
+        return await read_body(request, self.limits)

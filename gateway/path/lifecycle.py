@@ -96,9 +96,12 @@ class Lifecycle:
         model = self.config.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(
-                f"The model '{_printable(client.model)}' does not exist or you do not have "
+                f"The model '{printable(client.model)}' does not exist or you do not have "
                 "access to it.", param="model")
         visit.model_label = model.name
+        if not model.serves(client.operation):
+            raise errors.InvalidRequest(_wrong_operation(model.name, client.operation),
+                                        param="model", code="model_not_supported")
         if principal.allowed_models is not None and model.name not in principal.allowed_models:
             raise errors.PermissionDenied(
                 f"key '{principal.alias}' is not allowed to use model '{model.name}'",
@@ -182,7 +185,13 @@ def _cost_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
             n.GEN_AI_PROVIDER_NAME: provider, n.GATEWAY_KEY_ALIAS: alias, n.GATEWAY_TEAM: team}
 
 
-def _printable(name: str) -> str:
+def _wrong_operation(model: str, operation: str) -> str:
+    if operation == n.OP_EMBEDDINGS:
+        return f"'{model}' is a chat model, not an embedding model; use it on /v1/chat/completions."
+    return f"'{model}' is an embedding model: use it on /v1/embeddings, not for {operation}."
+
+
+def printable(name: str) -> str:
     """A client-supplied model name, shortened and stripped for an error message."""
     cleaned = "".join(ch for ch in name if ch.isprintable())
     return cleaned[:100] + ("..." if len(cleaned) > 100 else "")

@@ -3,11 +3,15 @@
 A request's `Authorization: Bearer <key>` is hashed and looked up in an
 in-memory map (hash -> principal): no store query per request. Keys created or
 revoked with the CLI reach the map by a periodic refresh, and an unknown key
-triggers at most one extra refresh per second (so a brand-new key works at once,
-while a flood of bad keys costs one store read per second, not one per request).
+triggers a reload, at most one per second: a miss less than a second after the
+last load waits for the next one instead of being refused, so a brand-new key
+works on its first use, while a flood of bad keys costs one store read per
+second, not one per request.
 With no key anywhere (config or store, revoked ones included) the gateway is
 open: everyone is the anonymous principal, and the start-up log says so loudly.
-The first key created closes it; revoking the last key does not reopen it.
+While open, requests reload the keys at most once a second (without waiting),
+so the first key created closes the gateway within a second; revoking the last
+key does not reopen it.
 """
 
 from __future__ import annotations
@@ -103,7 +107,9 @@ class KeyAuthenticator:
 
     def __init__(self, config_keys: Iterable[KeyRecord], load: Loader, clock: Clock,
                  on_change: Callable[[list[KeyRecord]], Awaitable[None]] | None = None,
-                 configured: int = 0) -> None:
+                 configured: int = 0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._sleep = sleep  # waits on `clock`'s time scale
         self._config = list(config_keys)
         self._load = load
         self._clock = clock
@@ -150,9 +156,9 @@ class KeyAuthenticator:
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         token = bearer_token(headers)
         if self.open:
-            # A key created while the gateway runs open closes it at once (not only at the
-            # next periodic refresh); the reload is rate-limited like any miss.
-            if token is None or not await self._reload_on_miss() or self.open:
+            # A key created while the gateway runs open closes it within a second (not only
+            # at the next periodic refresh); at most one reload a second, never waited for.
+            if not await self._reload_if_due() or self.open:
                 return ANONYMOUS
         if token is None:
             raise errors.AuthenticationFailed(
@@ -161,19 +167,34 @@ class KeyAuthenticator:
                 "Anthropic SDK's).")
         digest = hash_key(token)
         principal = self._by_hash.get(digest)
-        if principal is None and await self._reload_on_miss():
+        if principal is None:
+            await self._reload_on_miss()
             principal = self._by_hash.get(digest)
         if principal is not None:
             return principal
         raise errors.AuthenticationFailed(
             "Incorrect API key provided: the gateway does not know this key, or it was revoked.")
 
-    async def _reload_on_miss(self) -> bool:
+    async def _reload_if_due(self) -> bool:
         """Reload the stored keys unless that was done less than a second ago."""
         if self._clock.now() - self._last_refresh < MISS_REFRESH_INTERVAL_S:
             return False
+        await self._reload()
+        return True
+
+    async def _reload_on_miss(self) -> None:
+        """Load the keys once more to look for one created since the last load: a miss less
+        than a second after it waits for the next load (shared by every miss meanwhile)."""
+        asked = self._clock.now()
+        wait = self._last_refresh + MISS_REFRESH_INTERVAL_S - asked
+        if wait > 0:
+            await self._sleep(wait)
+        running = self._refreshing is not None and not self._refreshing.done()
+        if self._last_refresh < asked or running:
+            await self._reload()
+
+    async def _reload(self) -> None:
         try:
             await self.refresh()
         except Exception:
             _log.exception("could not reload virtual keys")
-        return True

@@ -57,10 +57,11 @@ def test_parse_refuses_bad_bodies(raw: bytes, param: str | None) -> None:
     assert caught.value.param == param
 
 
-def test_upstream_body_forwards_the_clients_bytes_when_nothing_changes() -> None:
-    """Same model id and no stream: the client's own bytes go upstream unchanged."""
+def test_upstream_body_is_what_the_gateway_read_never_the_clients_bytes() -> None:
+    """Same model id and no stream: the parsed body goes upstream as is (re-serialised),
+    not the client's bytes, so a key given twice reads the same upstream as here."""
     request = CHAT.parse(_raw())
-    assert CHAT.upstream_body(request, "gpt-4.1") == (request.body, request.raw)
+    assert CHAT.upstream_body(request, "gpt-4.1") == (request.body, None)
 
 
 def test_upstream_body_renames_and_asks_a_stream_for_usage() -> None:

@@ -3,9 +3,11 @@ the config (env or hash) and from the CLI's store; open mode when there are none
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import openai
@@ -121,29 +123,76 @@ async def test_cli_key_works_at_once_and_revoked_key_gets_401(upstream: RunningU
                 await sdk.chat.completions.create(model="gpt-4.1", messages=MESSAGES)
 
 
+class StoreOfKeys:
+    """The CLI's side of the store, as the authenticator's loader sees it: counts loads."""
+
+    def __init__(self, *records: KeyRecord) -> None:
+        self.records = list(records)
+        self.loads = 0
+
+    async def load(self) -> list[KeyRecord]:
+        self.loads += 1
+        return list(self.records)
+
+
+def clock_and_sleep(start: float) -> tuple[ManualClock, Callable[[float], Awaitable[None]]]:
+    """A manual clock and a sleep that moves it (at least to the end of the wait)."""
+    clock = ManualClock(start)
+
+    async def sleep(seconds: float) -> None:
+        target = clock.now() + seconds
+        await asyncio.sleep(0)
+        clock.set(max(clock.now(), target))
+
+    return clock, sleep
+
+
 async def test_unknown_keys_reload_the_store_at_most_once_a_second() -> None:
     """A flood of bad keys costs one store read per second, not one per request."""
-    loads = 0
-
-    async def load() -> list[KeyRecord]:
-        nonlocal loads
-        loads += 1
-        return [KeyRecord("a", "t", hash_key("good"))]
-
-    clock = ManualClock(1000.0)
-    auth = KeyAuthenticator([], load, clock)
+    store = StoreOfKeys(KeyRecord("a", "t", hash_key("good")))
+    clock, sleep = clock_and_sleep(1000.0)
+    auth = KeyAuthenticator([], store.load, clock, sleep=sleep)
     await auth.refresh()
     clock.advance(1.5)
-    for _ in range(50):
+
+    async def bad() -> None:
         with pytest.raises(Exception, match="Incorrect API key"):
             await auth.authenticate({"Authorization": "Bearer bad"})
-    assert loads == 2  # the start-up load, then one reload for the first miss
-    clock.advance(1.5)
-    with pytest.raises(Exception, match="Incorrect API key"):
-        await auth.authenticate({"Authorization": "Bearer bad"})
-    assert loads == 3
+
+    await asyncio.gather(*(bad() for _ in range(50)))
+    assert store.loads <= 3  # the start-up load, then at most one a second for 50 misses
+    loads = store.loads
     principal = await auth.authenticate({"Authorization": "Bearer good"})
     assert principal.alias == "a" and principal.key_id == hash_key("good")[:12]
+    assert store.loads == loads
+
+
+async def test_a_key_created_just_after_a_load_works_on_first_use() -> None:
+    """A key stored less than a second after the last load is accepted (after waiting
+    for the next load), not refused as unknown."""
+    store = StoreOfKeys(KeyRecord("a", "t", hash_key("old")))
+    clock, sleep = clock_and_sleep(1000.0)
+    auth = KeyAuthenticator([], store.load, clock, sleep=sleep)
+    await auth.refresh()
+    clock.advance(0.2)
+    store.records.append(KeyRecord("b", "t", hash_key("brand-new")))
+    principal = await auth.authenticate({"Authorization": "Bearer brand-new"})
+    assert principal.alias == "b" and store.loads == 2
+
+
+async def test_open_mode_ends_within_a_second_of_the_first_key() -> None:
+    """While open, a request more than a second after the last load reloads the keys, so
+    the first key created closes the gateway within a second, with or without a token."""
+    store = StoreOfKeys()
+    clock = ManualClock(1000.0)
+    auth = KeyAuthenticator([], store.load, clock)
+    await auth.refresh()
+    assert await auth.authenticate({}) is ANONYMOUS
+    store.records.append(KeyRecord("first", "t", hash_key("k")))
+    clock.advance(1.01)
+    with pytest.raises(Exception, match="didn't provide an API key"):
+        await auth.authenticate({})
+    assert not auth.open
 
 
 @pytest.mark.integration

@@ -289,12 +289,27 @@ def test_prometheus_configs_scrape_without_double_counting() -> None:
             ]
     direct = load_yaml(ROOT / "prometheus-direct.yml")
     direct_jobs = {job["job_name"]: job for job in direct["scrape_configs"]}
-    assert direct_jobs["llm-gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
+    assert direct_jobs["llm-gateway"]["static_configs"][0]["targets"] == ["gateway:9464"]
     assert "metric_relabel_configs" not in direct_jobs["llm-gateway"]
     for config in (main, direct):
         assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
         matched = [p for pattern in config["rule_files"] for p in ROOT.glob(pattern)]
         assert sorted(matched) == RULE_FILES
+
+
+def test_prometheus_scrapes_the_gateways_metrics_port_from_compose() -> None:
+    """Both Prometheus configs scrape the metrics port docker-compose.yml gives the gateway
+    (so liveness holds once virtual keys close /metrics on the API port)."""
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    env = compose["services"]["gateway"]["environment"]
+    target = f"gateway:{env['GATEWAY_METRICS_PORT']}"
+    assert env["GATEWAY_METRICS_HOST"] == "0.0.0.0"
+    assert f"{env['GATEWAY_METRICS_PORT']}:" not in str(compose["services"]["gateway"]["ports"])
+    for name in ("prometheus.yml", "prometheus-direct.yml"):
+        targets = [t for job in load_yaml(ROOT / name)["scrape_configs"]
+                   for sc in job.get("static_configs", []) for t in sc["targets"]
+                   if t.startswith("gateway:")]
+        assert targets == [target], name
 
 
 def test_every_dashboard_query_filters_by_job() -> None:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, StorageConfig, load
+from gateway.edge.listener import BoundSite, bind
 from gateway.server import HANDLER_CANCELLATION
 from tests.support.telemetry import TestTelemetry, make_test_telemetry
 
@@ -75,9 +76,9 @@ async def running_gateway(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5,
                            handler_cancellation=HANDLER_CANCELLATION)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = BoundSite(runner, bind("127.0.0.1", 0), cfg.server)  # as `serve` listens
     await site.start()
-    port = runner.addresses[0][1]
+    port = site.port
     root = f"http://127.0.0.1:{port}"
     try:
         yield RunningGateway(f"{root}/v1", root, cfg, tt, app)

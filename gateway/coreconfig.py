@@ -180,8 +180,11 @@ class ProviderConfig:
 
     @field_validator("base_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return _with_known_path(value.rstrip("/"))
+    def _strip_slash(cls, value: str, info: ValidationInfo) -> str:
+        """No trailing slash; an OpenAI-compatible provider given a known bare host gets that
+        host's OpenAI-compatible path (a native kind, e.g. anthropic, adds its own paths)."""
+        value = value.rstrip("/")
+        return _with_known_path(value) if info.data.get("kind", "openai") == "openai" else value
 
     @field_validator("proxy")
     @classmethod

@@ -6,16 +6,21 @@ state.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
 
+from gateway.admin.auth import OFF_MESSAGE, AdminKeys
+from gateway.admin.calls import DEFAULT_SIZE, CallLog
+from gateway.admin.service import AdminService
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
 from gateway.dialects.registry import Dialects, default_dialects
+from gateway.edge.admin import AdminApi
 from gateway.edge.body import BodyLimits
 from gateway.edge.proxy import Proxy
 from gateway.edge.routes import add_routes
@@ -34,6 +39,10 @@ from gateway.router import FallbackRouter, Router
 from gateway.spend.control import SpendControl, build_spend
 from gateway.state import GATEWAY, GatewayState
 from gateway.telemetry.setup import Telemetry, setup_telemetry
+
+_log = logging.getLogger("gateway.admin")
+ENV_RECENT_CALLS = "GATEWAY_RECENT_CALLS"  # size of the recent-calls ring (per process)
+ENV_TRACE_URL = "GATEWAY_TRACE_URL"  # the console's link to a trace: {trace_id} is filled in
 
 
 def _client_session(environ: Mapping[str, str], telemetry: Telemetry) -> aiohttp.ClientSession:
@@ -93,6 +102,8 @@ def create_app(
     if spend is not None:
         authenticator = authenticator or spend.authenticator
         hooks = [*hooks, *spend.hooks]  # last: others refuse before a budget reservation
+    call_log = CallLog(_recent_size(env))
+    hooks = [call_log, *hooks]  # before spend: the ledger records the call's tags and user
     rate_limits = build_rate_limit_hook(config, tel.instruments, clock)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
@@ -148,7 +159,28 @@ def create_app(
 
         app.on_cleanup.append(flush_telemetry)
 
+    admin = AdminApi(AdminService(config, spend, call_log, env.get(ENV_TRACE_URL, "")),
+                     _admin_keys(env))
     # /metrics on the API port unless it has a port of its own (gateway/edge/metrics.py)
     metrics_path = config.server.metrics_path if config.server.metrics_port is None else None
-    add_routes(app, proxy, served, metrics_path)
+    add_routes(app, proxy, served, metrics_path, admin)
     return app
+
+
+def _recent_size(environ: Mapping[str, str]) -> int:
+    raw = environ.get(ENV_RECENT_CALLS, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SIZE
+
+
+def _admin_keys(environ: Mapping[str, str]) -> AdminKeys:
+    try:
+        keys = AdminKeys.from_environ(environ)
+    except ValueError as exc:
+        _log.error("%s; the admin API and console stay off", exc)
+        return AdminKeys([])
+    if keys.enabled:
+        _log.info("admin API and console: on (%d admin key%s), at /admin/ and /console",
+                  len(keys), "" if len(keys) == 1 else "s")
+    else:
+        _log.info(OFF_MESSAGE)
+    return keys

@@ -45,10 +45,11 @@ class AttemptResult:
     error_type: str | None
     status: int | None
     committed: bool  # bytes were sent to the client
+    first_chunk_s: float | None  # a stream's time to its first chunk
 
     def __init__(self, model: ModelConfig, provider_name: str, usage: Usage | None,
                  cost: Decimal, error_type: str | None = None, status: int | None = None,
-                 committed: bool = False) -> None:
+                 committed: bool = False, first_chunk_s: float | None = None) -> None:
         self.model = model
         self.provider_name = provider_name
         self.usage = usage
@@ -56,6 +57,7 @@ class AttemptResult:
         self.error_type = error_type
         self.status = status
         self.committed = committed
+        self.first_chunk_s = first_chunk_s
 
 
 @dataclass(slots=True, init=False)

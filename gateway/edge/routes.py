@@ -8,11 +8,12 @@ from aiohttp import web
 
 from gateway.dialects.base import Dialect
 from gateway.edge import handlers, metrics
+from gateway.edge.admin import AdminApi, add_admin_routes
 from gateway.edge.proxy import Proxy
 
 
 def add_routes(app: web.Application, proxy: Proxy, dialects: Iterable[Dialect],
-               metrics_path: str | None) -> None:
+               metrics_path: str | None, admin: AdminApi | None = None) -> None:
     router = app.router
     for dialect in dialects:
         for route in dialect.routes:
@@ -24,4 +25,6 @@ def add_routes(app: web.Application, proxy: Proxy, dialects: Iterable[Dialect],
     router.add_get("/ready", handlers.ready)
     if metrics_path:
         router.add_get(metrics_path, metrics.metrics)
+    if admin is not None:
+        add_admin_routes(router, admin)
     router.add_route("*", "/{tail:.*}", handlers.not_found)

@@ -331,7 +331,7 @@ class AttemptRunner:
                         response_attributes=attrs)
         return AttemptResult(model=model, provider_name=stream.provider.config.provider_name,
                              usage=usage, cost=cost, error_type=error_type, status=200,
-                             committed=True)
+                             committed=True, first_chunk_s=recorder.first_chunk_s)
 
 
 def estimated_usage(call: Call, output_tokens: int) -> Usage:

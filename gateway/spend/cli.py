@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.admin import remote
 from gateway.config import GatewayConfig
 from gateway.spend import report
 from gateway.spend.budgets import Budget, fmt_usd, to_nanos
@@ -31,6 +34,7 @@ from gateway.spend.sqlite_store import (
     entries,
     init_schema,
     list_keys,
+    replace_key,
     revoke_key,
 )
 from gateway.spend.windows import Window, local_time, window_at, zone
@@ -49,20 +53,42 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--budget-usd-per-day", help="a blocking daily budget for this key")
     create.add_argument("--budget-usd-per-month", help="a blocking monthly budget for this key")
     create.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    create.add_argument("--expires-in-days", type=float, help="the key stops working after this")
     create.add_argument("--quiet", action="store_true", help="print only the key")
     listing = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key created with `keys create`")
     revoke.add_argument("alias")
+    rotate = keys_sub.add_parser("rotate", help="a new secret for a key (same team, budgets, "
+                                                "models); the old one stops working")
+    rotate.add_argument("alias")
+    rotate.add_argument("--quiet", action="store_true", help="print only the new key")
     spend = sub.add_parser("spend", help="spend from the ledger, grouped, with budget use")
-    spend.add_argument("--by", choices=report.BY, default="model")
+    spend.add_argument("--by", type=_by, default="model",
+                       help="model, key, team, provider, user or tag:NAME (default: model)")
     spend.add_argument("--window", choices=("day", "month"), default="day",
                        help="the current day or month in spend.timezone (default: day)")
     spend.add_argument("--since", help="start date YYYY-MM-DD instead of the window's start")
-    for parser in (create, listing, revoke, spend):
+    spend.add_argument("--until", help="last date YYYY-MM-DD, included (with --gateway)")
+    for parser in (create, listing, revoke, rotate, spend):
         parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
+        parser.add_argument("--gateway", metavar="URL",
+                            help="talk to the gateway at URL over its admin API instead of to "
+                                 "the store (admin key from $GATEWAY_ADMIN_KEY)")
+
+
+def _by(text: str) -> str:
+    try:
+        return report.check_by(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace, config: GatewayConfig) -> int:
+    if args.gateway:
+        return remote.run(args, os.environ)
+    if args.command == "spend" and args.until:
+        print("error: --until needs --gateway (the direct report runs to now)", file=sys.stderr)
+        return 2
     store = Store(config)
     try:
         if args.command == "spend":
@@ -71,6 +97,8 @@ def run(args: argparse.Namespace, config: GatewayConfig) -> int:
             return cmd_create(args, config, store)
         if args.keys_command == "revoke":
             return cmd_revoke(args, config, store)
+        if args.keys_command == "rotate":
+            return cmd_rotate(args, config, store)
         return cmd_list(config, store)
     except (sqlite3.Error, OSError, ConnectionError) as exc:
         print(f"error: the spend store is not reachable: {exc}", file=sys.stderr)
@@ -129,6 +157,21 @@ class Store:
             return self._redis(lambda s: s.revoke_key(alias, now))
         return bool(self._sqlite(lambda c: revoke_key(c, alias, now), create=False))
 
+    def rotate(self, alias: str, make: Callable[[KeyRecord], KeyRecord]) -> KeyRecord | None:
+        """Replace the active stored key `alias` by `make(current)`; None if there is none."""
+        current = next((r for r in self.keys() if r.alias == alias and r.active), None)
+        if current is None:
+            return None
+        fresh = make(current)
+        now = time.time()
+        if self.redis:
+            async def swap(store: RedisStore) -> bool:
+                return await store.revoke_key(alias, now) and await store.create_key(fresh)
+
+            return fresh if self._redis(swap) else None
+        done = self._sqlite(lambda c: replace_key(c, alias, fresh, now), create=False)
+        return fresh if done else None
+
     def summary(self, by: str, start: float, end: float) -> report.Summary:
         if self.redis:
             async def collect(store: RedisStore) -> report.Summary:
@@ -185,10 +228,14 @@ def cmd_create(args: argparse.Namespace, config: GatewayConfig, store: Store) ->
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.expires_in_days is not None and args.expires_in_days <= 0:
+        print("error: --expires-in-days must be > 0", file=sys.stderr)
+        return 2
     key = new_key()
+    expires = None if args.expires_in_days is None else time.time() + args.expires_in_days * 86400
     record = KeyRecord(alias=args.alias, team=args.team, key_sha256=hash_key(key),
                        created_at=time.time(), allowed_models=models, budget_usd_per_day=day,
-                       budget_usd_per_month=month)
+                       budget_usd_per_month=month, expires_at=expires)
     if not store.create(record):
         print(f"error: an active key with alias '{args.alias}' exists (revoke it first)",
               file=sys.stderr)
@@ -214,6 +261,28 @@ def cmd_revoke(args: argparse.Namespace, config: GatewayConfig, store: Store) ->
         return 1
     print(f"revoked key '{args.alias}'; a running gateway refuses it within "
           f"{config.spend.key_refresh_s:g} s")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:
+    if args.alias in config.spend.key_aliases:
+        print(f"error: key '{args.alias}' is defined in the config file ({config.source}); "
+              "change it there", file=sys.stderr)
+        return 1
+    key = new_key()
+
+    def make(current: KeyRecord) -> KeyRecord:
+        return replace(current, key_sha256=hash_key(key), created_at=time.time(), revoked_at=None)
+
+    if store.rotate(args.alias, make) is None:
+        print(f"error: no active key with alias '{args.alias}'", file=sys.stderr)
+        return 1
+    if args.quiet:
+        print(key)
+        return 0
+    print(f"rotated key '{args.alias}': the old secret is revoked (a running gateway refuses it "
+          f"within {config.spend.key_refresh_s:g} s); the new one, shown once:")
+    print(key)
     return 0
 
 

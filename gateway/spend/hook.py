@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import orjson
 from opentelemetry import trace
 
-from gateway import errors
+from gateway import attribution, errors
 from gateway.call import AttemptResult, Call
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.hooks import BaseHook
@@ -231,8 +231,10 @@ class SpendHook(BaseHook):
         principal = call.principal
         context = call.server_span.get_span_context()
         trace_id = trace.format_trace_id(context.trace_id) if context.is_valid else ""
+        found = attribution.of(call.state)
         return LedgerEntry(
             ts=ts, request_id=call.request_id, trace_id=trace_id, key_alias=principal.alias,
             team=principal.team, key_id=principal.key_id, operation=call.operation,
             model_requested=call.model.name, model_served=served, provider=provider,
-            stream=call.client.stream, attempt=attempt)
+            stream=call.client.stream, attempt=attempt, tags=found.tags_json(),
+            end_user=found.user)

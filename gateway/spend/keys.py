@@ -57,10 +57,14 @@ class KeyRecord:
     allowed_models: frozenset[str] | None = None
     budget_usd_per_day: Decimal | None = None
     budget_usd_per_month: Decimal | None = None
+    expires_at: float | None = None  # Unix seconds; the key is refused from then on
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     def principal(self) -> Principal:
         return Principal(alias=self.alias, team=self.team, key_id=key_id(self.key_sha256),
@@ -116,6 +120,7 @@ class KeyAuthenticator:
         self._on_change = on_change
         self._configured = configured  # config keys, including ones whose variable is unset
         self._by_hash: dict[str, Principal] = {}
+        self._expiry: dict[str, float] = {}  # hash -> expiry, for the keys that have one
         self._records: list[KeyRecord] = []
         self._last_refresh = float("-inf")
         self._refreshing: asyncio.Task[None] | None = None
@@ -130,6 +135,7 @@ class KeyAuthenticator:
     def _publish(self, records: list[KeyRecord]) -> None:
         active = [r for r in records if r.active]
         self._by_hash = {r.key_sha256: r.principal() for r in active}
+        self._expiry = {r.key_sha256: r.expires_at for r in active if r.expires_at is not None}
         self._records = records
         # Open only while no key was ever made: revoking the last key must not open the gateway.
         was_open, self.open = self.open, not records and self._configured == 0
@@ -171,6 +177,9 @@ class KeyAuthenticator:
             await self._reload_on_miss()
             principal = self._by_hash.get(digest)
         if principal is not None:
+            expiry = self._expiry.get(digest) if self._expiry else None
+            if expiry is not None and self._clock.now() >= expiry:
+                raise errors.AuthenticationFailed("Incorrect API key provided: this key has expired.")
             return principal
         raise errors.AuthenticationFailed(
             "Incorrect API key provided: the gateway does not know this key, or it was revoked.")

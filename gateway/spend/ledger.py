@@ -45,13 +45,15 @@ class LedgerEntry:
     estimated: bool
     stream: bool
     attempt: int
+    tags: str  # the request's tags as a JSON object ("" when none), see gateway/attribution.py
+    end_user: str  # the end user the client named ("" when none)
 
     def __init__(self, ts: float, request_id: str, trace_id: str, key_alias: str, team: str,
                  key_id: str | None, operation: str, model_requested: str, model_served: str,
                  provider: str, input_tokens: int = 0, output_tokens: int = 0,
                  cached_tokens: int = 0, reasoning_tokens: int = 0, cost_nanos: int = 0,
                  status: str = OK, estimated: bool = False, stream: bool = False,
-                 attempt: int = 1) -> None:
+                 attempt: int = 1, tags: str = "", end_user: str = "") -> None:
         # Written out (init=False): the generated __init__ stays interpreted in the compiled build.
         self.ts = ts
         self.request_id = request_id
@@ -72,6 +74,8 @@ class LedgerEntry:
         self.estimated = estimated
         self.stream = stream
         self.attempt = attempt
+        self.tags = tags
+        self.end_user = end_user
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

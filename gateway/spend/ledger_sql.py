@@ -6,6 +6,7 @@ Shared by the gateway (reads, schema, recovery) and the ledger writer process
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "trace_id", "key_alias", "team", "key_id", "operation",
     "model_requested", "model_served", "provider", "input_tokens", "output_tokens",
     "cached_tokens", "reasoning_tokens", "cost_nanos", "status", "estimated", "stream",
-    "attempt",
+    "attempt", "tags", "end_user",
 )
 
 SCHEMA = """
@@ -41,7 +42,9 @@ CREATE TABLE IF NOT EXISTS ledger (
     estimated INTEGER NOT NULL,
     stream INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
-    owner TEXT
+    owner TEXT,
+    tags TEXT NOT NULL DEFAULT '',
+    end_user TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
 CREATE INDEX IF NOT EXISTS ledger_pending ON ledger(owner) WHERE status = 'pending';
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked_at REAL,
     allowed_models TEXT,
     budget_usd_per_day TEXT,
-    budget_usd_per_month TEXT
+    budget_usd_per_month TEXT,
+    expires_at REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS keys_active_alias ON keys(alias) WHERE revoked_at IS NULL;
 CREATE TABLE IF NOT EXISTS notices (claim TEXT PRIMARY KEY, at REAL NOT NULL);
@@ -86,8 +90,29 @@ def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
     return conn
 
 
+# Columns added after the first release: a ledger file written before them gets them
+# (with their defaults) when the gateway or the CLI next opens it.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("ledger", "tags", "TEXT NOT NULL DEFAULT ''"),
+    ("ledger", "end_user", "TEXT NOT NULL DEFAULT ''"),
+    ("keys", "expires_at", "REAL"),
+)
+
+
 def init_schema(conn: sqlite3.Connection) -> None:
     _while_locked(lambda: conn.executescript(SCHEMA))
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            _while_locked(functools.partial(_add_column, conn, table, column, kind))
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    try:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another process added it first
+            raise
 
 
 def _while_locked(statement: Callable[[], object]) -> None:

@@ -230,7 +230,8 @@ class RedisStore:
                 "created_at": record.created_at or time.time(), "revoked_at": None,
                 "allowed_models": sorted(record.allowed_models) if record.allowed_models else None,
                 "budget_usd_per_day": _text(record.budget_usd_per_day),
-                "budget_usd_per_month": _text(record.budget_usd_per_month)}
+                "budget_usd_per_month": _text(record.budget_usd_per_month),
+                "expires_at": record.expires_at}
         return bool(await self._create_key(keys=[self.keys_key, self.alias_key],
                                            args=[record.alias, record.key_sha256,
                                                  orjson.dumps(data)]))
@@ -251,4 +252,5 @@ def _record(sha: str, data: dict[str, Any]) -> KeyRecord:
                      created_at=data.get("created_at"), revoked_at=data.get("revoked_at"),
                      allowed_models=frozenset(models) if models else None,
                      budget_usd_per_day=Decimal(day) if day else None,
-                     budget_usd_per_month=Decimal(month) if month else None)
+                     budget_usd_per_month=Decimal(month) if month else None,
+                     expires_at=data.get("expires_at"))

@@ -5,16 +5,45 @@ plain Python over the entries on Redis; rendering is pure.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from gateway.spend.budgets import Budget, fmt_usd
 from gateway.spend.ledger import PENDING, LedgerEntry
 
-BY = ("model", "key", "team", "provider")
-BY_FIELD = {"model": "model_served", "key": "key_alias", "team": "team", "provider": "provider"}
+BY = ("model", "key", "team", "provider", "user")  # and tag:<name>
+BY_FIELD = {"model": "model_served", "key": "key_alias", "team": "team", "provider": "provider",
+            "user": "end_user"}
 BY_SCOPE = {"model": "model", "key": "key", "team": "team", "provider": "provider"}
+NO_GROUP = "(none)"  # calls that named no end user, or lack the tag grouped by
+_TAG = re.compile(r"^tag:[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_by(by: str) -> str:
+    """`by` if it is a grouping the report knows (`tag:<name>` included), else ValueError."""
+    if by in BY or _TAG.match(by):
+        return by
+    raise ValueError(f"unknown grouping '{by}' (expected one of: {', '.join(BY)}, tag:NAME)")
+
+
+def _group_of(entry: LedgerEntry, by: str) -> str:
+    if by.startswith("tag:"):
+        tags = orjson.loads(entry.tags) if entry.tags else {}
+        value = tags.get(by[4:]) if isinstance(tags, dict) else None
+        return str(value) if value else NO_GROUP
+    return str(getattr(entry, BY_FIELD[by])) or NO_GROUP
+
+
+def _group_sql(by: str) -> tuple[str, tuple[str, ...]]:
+    """The SQL expression that groups the ledger `by`, and its parameters."""
+    if by.startswith("tag:"):
+        path = '$."' + by[4:] + '"'  # the name is checked: letters, digits and _.-
+        return "COALESCE(json_extract(NULLIF(tags, ''), ?), '')", (path,)
+    return BY_FIELD[by], ()
 
 
 @dataclass
@@ -46,7 +75,7 @@ class Summary:
 
 
 def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
-    field = BY_FIELD[by]
+    check_by(by)
     rows: dict[str, Row] = {}
     summary = Summary([])
     for entry in entries:
@@ -54,7 +83,7 @@ def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
             summary.pending_calls += 1
             summary.pending_nanos += entry.cost_nanos
             continue
-        group = str(getattr(entry, field))
+        group = _group_of(entry, by)
         row = rows.get(group)
         if row is None:
             row = rows[group] = Row(group)
@@ -68,14 +97,15 @@ def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
 
 
 def summarize_sqlite(conn: sqlite3.Connection, by: str, start: float, end: float) -> Summary:
-    column = BY_FIELD[by]
+    column, params = _group_sql(check_by(by))
     cur = conn.execute(
         # TOTAL (a double) rather than SUM, which raises past 2^63; exact below 2^53.
-        f"SELECT {column}, COUNT(*), TOTAL(input_tokens), TOTAL(output_tokens), "
+        f"SELECT {column} AS grp, COUNT(*), TOTAL(input_tokens), TOTAL(output_tokens), "
         "TOTAL(cached_tokens), TOTAL(cost_nanos) FROM ledger WHERE ts >= ? AND ts < ? "
-        f"AND status != ? GROUP BY {column} ORDER BY TOTAL(cost_nanos) DESC, {column}",
-        (start, end, PENDING))
-    rows = [Row(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in cur]
+        "AND status != ? GROUP BY grp ORDER BY TOTAL(cost_nanos) DESC, grp",
+        (*params, start, end, PENDING))
+    rows = [Row(str(r[0]) or NO_GROUP, int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+            for r in cur]
     pending = conn.execute("SELECT COUNT(*), TOTAL(cost_nanos) FROM ledger "
                            "WHERE ts >= ? AND ts < ? AND status = ?", (start, end, PENDING)).fetchone()
     return Summary(rows, int(pending[0]), int(pending[1]))
@@ -122,7 +152,7 @@ def matching_budgets(budgets: Iterable[Budget], by: str, window: str
                      ) -> tuple[dict[str, Budget], Budget | None]:
     """Per group, the budget of that scope and window (the first blocking one wins); and the
     global budget for the total line."""
-    scope = BY_SCOPE[by]
+    scope = BY_SCOPE.get(by, "")
     per_group: dict[str, Budget] = {}
     total: Budget | None = None
     for budget in sorted(budgets, key=lambda b: not b.blocks):

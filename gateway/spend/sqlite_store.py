@@ -47,7 +47,7 @@ def _row(entry: LedgerEntry) -> tuple[Any, ...]:
             entry.key_id, entry.operation, entry.model_requested, entry.model_served,
             entry.provider, entry.input_tokens, entry.output_tokens, entry.cached_tokens,
             entry.reasoning_tokens, entry.cost_nanos, entry.status, entry.estimated,
-            entry.stream, entry.attempt)
+            entry.stream, entry.attempt, entry.tags, entry.end_user)
 
 
 def recover_pending(conn: sqlite3.Connection, session: str) -> int:
@@ -349,10 +349,12 @@ def _decimal(text: str | None) -> Decimal | None:
 def list_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
     rows = conn.execute(
         "SELECT key_sha256, alias, team, created_at, revoked_at, allowed_models, "
-        "budget_usd_per_day, budget_usd_per_month FROM keys ORDER BY created_at").fetchall()
+        "budget_usd_per_day, budget_usd_per_month, expires_at FROM keys ORDER BY created_at"
+    ).fetchall()
     return [KeyRecord(alias=r[1], team=r[2], key_sha256=r[0], created_at=r[3], revoked_at=r[4],
                       allowed_models=frozenset(r[5].split(",")) if r[5] else None,
-                      budget_usd_per_day=_decimal(r[6]), budget_usd_per_month=_decimal(r[7]))
+                      budget_usd_per_day=_decimal(r[6]), budget_usd_per_month=_decimal(r[7]),
+                      expires_at=r[8])
             for r in rows]
 
 
@@ -361,9 +363,10 @@ def create_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
     try:
         conn.execute(
             "INSERT INTO keys (key_sha256, alias, team, created_at, allowed_models, "
-            "budget_usd_per_day, budget_usd_per_month) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "budget_usd_per_day, budget_usd_per_month, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (record.key_sha256, record.alias, record.team, record.created_at or time.time(), models,
-             _text(record.budget_usd_per_day), _text(record.budget_usd_per_month)))
+             _text(record.budget_usd_per_day), _text(record.budget_usd_per_month),
+             record.expires_at))
     except sqlite3.IntegrityError:
         raise KeyExists(record.alias) from None
 
@@ -378,6 +381,21 @@ def revoke_key(conn: sqlite3.Connection, alias: str, now: float) -> bool:
     return cur.rowcount > 0
 
 
+def replace_key(conn: sqlite3.Connection, alias: str, fresh: KeyRecord, now: float) -> bool:
+    """Revoke the active key `alias` and store `fresh` in its place, in one transaction
+    (rotation): False, and nothing changed, when no active key has that alias."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        replaced = revoke_key(conn, alias, now)
+        if replaced:
+            create_key(conn, fresh)
+        conn.execute("COMMIT" if replaced else "ROLLBACK")
+        return replaced
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def entries(conn: sqlite3.Connection, start: float, end: float) -> Iterable[LedgerEntry]:
     """Every row in [start, end), oldest first (tests and exports)."""
     cur = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE ts >= ? AND ts < ? "
@@ -388,3 +406,4 @@ def entries(conn: sqlite3.Connection, start: float, end: float) -> Iterable[Ledg
         values[estimated] = bool(values[estimated])  # SQLite stores booleans as 0/1
         values[stream] = bool(values[stream])
         yield LedgerEntry(*values)
+

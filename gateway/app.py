@@ -159,8 +159,8 @@ def create_app(
 
         app.on_cleanup.append(flush_telemetry)
 
-    admin = AdminApi(AdminService(config, spend, call_log, env.get(ENV_TRACE_URL, "")),
-                     _admin_keys(env))
+    admin = AdminApi(AdminService(config, spend, call_log, env.get(ENV_TRACE_URL, ""),
+                                  chain.breakers), _admin_keys(env))
     # /metrics on the API port unless it has a port of its own (gateway/edge/metrics.py)
     metrics_path = config.server.metrics_path if config.server.metrics_port is None else None
     add_routes(app, proxy, served, metrics_path, admin)

@@ -22,7 +22,9 @@ from typing import Any
 from gateway import errors
 from gateway.admin.calls import CallLog
 from gateway.admin.masking import masked
+from gateway.admin.traffic import RANGES
 from gateway.config import GatewayConfig
+from gateway.resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
 from gateway.spend import report
 from gateway.spend.backend import LocalBackend, RedisBackend
 from gateway.spend.budgets import Budget, to_nanos
@@ -51,10 +53,11 @@ class Conflict(errors.GatewayError):
 
 class AdminService:
     def __init__(self, config: GatewayConfig, spend: SpendControl | None, calls: CallLog,
-                 trace_url: str = "") -> None:
+                 trace_url: str = "", breakers: Breakers | None = None) -> None:
         self.config = config
         self.spend = spend
         self.calls = calls
+        self.breakers = breakers
         self.trace_url = trace_url
         self.started = time.time()
 
@@ -268,10 +271,26 @@ class AdminService:
 
     def traffic(self, query: Mapping[str, str]) -> dict[str, Any]:
         span = query.get("range", "hour")
-        if span not in ("hour", "day"):
-            raise errors.InvalidRequest("range: hour or day", param="range")
+        if span not in RANGES:
+            raise errors.InvalidRequest(f"range: one of {', '.join(RANGES)}", param="range")
         return {"scope": "this process", "pid": os.getpid(),
                 **self.calls.traffic.series(span, time.time())}
+
+    def resilience(self) -> dict[str, Any]:
+        """Circuit breakers' states and the fallbacks among the recent calls."""
+        names = {CLOSED: "closed", HALF_OPEN: "half_open", OPEN: "open"}
+        breakers = [{"provider": p, "model": m, "state": names.get(state, str(state))}
+                    for p, m, state in (self.breakers.states() if self.breakers else [])]
+        fallbacks: dict[tuple[str, str, str], int] = {}
+        for call in self.calls.calls:
+            reason = call["fallback_reason"]
+            if reason:
+                key = (call["model_requested"], call["model_served"] or "", reason)
+                fallbacks[key] = fallbacks.get(key, 0) + 1
+        return {"scope": "this process", "pid": os.getpid(),
+                "breakers": sorted(breakers, key=lambda b: (b["provider"], b["model"])),
+                "fallbacks": [{"model_requested": r, "model_served": s or None, "reason": why,
+                               "calls": n} for (r, s, why), n in sorted(fallbacks.items())]}
 
     def effective_config(self) -> dict[str, Any]:
         return {"source": self.config.source, "config": masked(self.config)}

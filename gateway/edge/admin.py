@@ -101,6 +101,9 @@ class AdminApi:
     async def traffic(self, request: web.Request) -> Any:
         return self.service.traffic(request.query)
 
+    async def resilience(self, request: web.Request) -> Any:
+        return self.service.resilience()
+
     async def config(self, request: web.Request) -> Any:
         return self.service.effective_config()
 
@@ -128,6 +131,7 @@ def add_admin_routes(router: web.UrlDispatcher, api: AdminApi) -> None:
     router.add_get("/admin/budgets", g(api.budgets))
     router.add_get("/admin/calls", g(api.calls))
     router.add_get("/admin/traffic", g(api.traffic))
+    router.add_get("/admin/resilience", g(api.resilience))
     router.add_get("/admin/config", g(api.config))
     router.add_get("/", console_page)
     router.add_get("/console", console_page)

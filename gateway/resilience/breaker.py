@@ -174,3 +174,8 @@ class Breakers:
     def state(self, provider: str, model: str) -> int | None:
         breaker = self._breakers.get((provider, model))
         return None if breaker is None else breaker.state
+
+    def states(self) -> list[tuple[str, str, int]]:
+        """(provider, model, state) of every breaker created so far."""
+        return [(provider, model, breaker.state)
+                for (provider, model), breaker in self._breakers.items()]

@@ -15,7 +15,7 @@ from openai import AsyncOpenAI
 
 from tests.admin.helpers import ADMIN_KEY, admin_gateway
 from tests.conftest import UPSTREAM_KEY
-from tests.fakes.openai_upstream import RunningUpstream
+from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import MESSAGES, ledger_rows, spend_config, spend_gateway
 
 
@@ -212,3 +212,34 @@ async def test_config_masks_secrets_and_traffic_counts_calls(upstream: RunningUp
         assert sum(p["requests"] for p in traffic["points"]) == 1
         status, _ = await admin.call("GET", "/admin/traffic?range=week")
         assert status == 400
+
+
+async def test_breakers_and_fallbacks(upstream: RunningUpstream, tmp_path: Path) -> None:
+    """A failing model falls back; /admin/resilience shows its open breaker and the
+    fallbacks by reason."""
+    config = f"""
+providers:
+  up: {{kind: openai, base_url: "{upstream.base_url}", api_key: "${{UPSTREAM_KEY}}",
+        provider_name: openai, timeout_s: 5}}
+models:
+  gpt-4.1: {{provider: up, upstream_model: gpt-4.1, fallbacks: [cheap],
+             price_per_mtok: {{input: 2.5, output: 8}}}}
+  cheap: {{provider: up, upstream_model: gpt-4.1-mini, price_per_mtok: {{input: 0.4, output: 1.6}}}}
+resilience:
+  retry: {{max_attempts: 1}}
+  circuit_breaker: {{failure_threshold: 2}}
+storage: {{sqlite_path: "{tmp_path / 'l.db'}"}}
+"""
+    upstream.state.per_model["gpt-4.1"] = Behaviour(status=503)
+    env = {"GATEWAY_ADMIN_KEYS": ADMIN_KEY}
+    async with spend_gateway(config, environ=env) as (gw, _), aiohttp.ClientSession() as s:
+        for _ in range(3):
+            await _chat(gw.base_url, "open-mode")
+        async with s.get(gw.root + "/admin/resilience",
+                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as response:
+            shown = await response.json()
+    breakers = {b["model"]: b["state"] for b in shown["breakers"]}
+    assert breakers == {"gpt-4.1": "open", "cheap": "closed"}
+    reasons = {f["reason"]: f["calls"] for f in shown["fallbacks"]}
+    assert sum(reasons.values()) == 3 and "circuit_open" in reasons
+    assert all(f["model_served"] == "cheap" for f in shown["fallbacks"])

@@ -18,7 +18,9 @@ models:
   m: {provider: up, upstream_model: m, price_per_mtok: {input: 1, output: 2}}
 storage: {backend: redis, redis_url: "redis://:redispass@redis.example:6379/0"}
 keys:
-  - {alias: web, team: product, key_sha256: "aaaabbbbccccddddeeeeffff0000111122223333444455556666777788889999"}
+  - alias: web
+    team: product
+    key_sha256: "aaaabbbbccccddddeeeeffff0000111122223333444455556666777788889999"
 spend:
   webhooks:
     - {url: "https://hooks.slack.com/services/T000/B000/slacksecretpath", format: slack}

@@ -41,6 +41,18 @@ def test_hour_series_has_sixty_points_with_the_calls_in_their_minute() -> None:
     assert sum(p["requests"] for p in series["points"][:-1]) == 0
 
 
+def test_fifteen_minute_series_has_ten_second_points() -> None:
+    """The 15-minute view has 90 points of 10 s; a call 25 s ago (30 s into a minute) is in
+    the point three before the current one."""
+    traffic = Traffic()
+    traffic.add(_call(NOW - 25))
+    traffic.add(_call(NOW - 16 * 60))  # outside the view
+    series = traffic.series("15m", NOW)
+    assert len(series["points"]) == 90 and series["step_s"] == 10
+    assert [p["requests"] for p in series["points"][-5:]] == [0, 1, 0, 0, 0]
+    assert series["points"][-4]["rate_per_s"] == 0.1
+
+
 def test_day_series_merges_half_hours_and_old_minutes_expire() -> None:
     """The day view has 48 half-hour points; minutes older than a day are dropped."""
     traffic = Traffic()
@@ -50,4 +62,4 @@ def test_day_series_merges_half_hours_and_old_minutes_expire() -> None:
     series = traffic.series("day", NOW)
     assert len(series["points"]) == 48 and series["step_s"] == 1800
     assert sum(p["requests"] for p in series["points"]) == 2
-    assert len(traffic._buckets) == 2
+    assert len(traffic.minutes.buckets) == 2

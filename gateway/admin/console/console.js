@@ -80,10 +80,11 @@ async function start() {
 async function refresh() {
   const range = document.querySelector("input[name=range]:checked").value;
   const results = await Promise.allSettled([
-    api("/admin/traffic?range=" + range).then(drawTraffic),
+    loadTraffic(range),
     api("/admin/budgets").then(drawBudgets),
     api("/admin/calls?limit=100").then(drawCalls),
     api("/admin/keys").then(drawKeys),
+    api("/admin/resilience").then(drawResilience),
     loadSpend(),
   ]);
   const failed = results.find((r) => r.status === "rejected");
@@ -91,44 +92,52 @@ async function refresh() {
 }
 
 // --- traffic ------------------------------------------------------------------------
-function drawTraffic(traffic) {
-  const points = traffic.points;
-  const sum = (f) => points.reduce((total, p) => total + f(p), 0);
-  const requests = sum((p) => p.requests);
-  const errors = sum((p) => p.errors);
-  const cost = sum((p) => Object.values(p.models).reduce((t, m) => t + m.cost_usd, 0));
-  const tokens = sum((p) => Object.values(p.models).reduce((t, m) => t + m.input_tokens + m.output_tokens, 0));
-  const recent = points.slice(-5).filter((p) => p.requests);
-  const last = recent.length ? recent[recent.length - 1] : null;
-  const span = traffic.range === "hour" ? "last hour" : "last day";
+const SPANS = { "15m": "last 15 min", hour: "last hour", day: "last day" };
+const total = (points, f) => points.reduce((sum, p) => sum + f(p), 0);
+const modelSum = (p, f) => Object.values(p.models).reduce((sum, m) => sum + f(m), 0);
+
+async function loadTraffic(range) {
+  const shown = await api("/admin/traffic?range=" + range);
+  const fine = range === "15m" ? shown : await api("/admin/traffic?range=15m");
+  drawTiles(fine.points, shown);
+  drawCharts(shown);
+}
+
+function drawTiles(fine, shown) {
+  const lastMinute = fine.slice(-6);
+  const busy = fine.filter((p) => p.requests);
+  const latest = busy.length ? busy[busy.length - 1] : null;
+  const streamed = fine.filter((p) => p.first_chunk_p50_s !== null);
+  const firstChunk = streamed.length ? streamed[streamed.length - 1] : null;
+  const requests = total(fine, (p) => p.requests);
+  const span = SPANS[shown.range];
   const tiles = [
-    [int(requests), "requests, " + span],
-    [(sum((p) => p.requests) / (points.length * traffic.step_s)).toFixed(2) + "/s", "mean request rate"],
-    [requests ? pct(errors / requests) : "-", "error ratio"],
-    [secs(last && last.latency_p50_s), "p50 latency (latest)"],
-    [secs(last && last.latency_p95_s), "p95 latency (latest)"],
-    [secs(last && last.first_chunk_p50_s), "p50 first chunk (latest)"],
-    [int(tokens), "tokens"],
-    [usd(cost), "cost, " + span],
+    [(total(lastMinute, (p) => p.requests) / 60).toFixed(2), "requests/s, last minute"],
+    [int(requests), "requests, last 15 min"],
+    [requests ? pct(total(fine, (p) => p.errors) / requests) : "-", "error ratio, last 15 min"],
+    [secs(latest && latest.latency_p50_s), "p50 latency (latest 10 s)"],
+    [secs(latest && latest.latency_p95_s), "p95 latency (latest 10 s)"],
+    [secs(firstChunk && firstChunk.first_chunk_p50_s), "p50 first chunk (latest)"],
+    [int(total(shown.points, (p) => modelSum(p, (m) => m.input_tokens + m.output_tokens))), "tokens, " + span],
+    [usd(total(shown.points, (p) => modelSum(p, (m) => m.cost_usd))), "cost, " + span],
   ];
   $("tiles").replaceChildren(...tiles.map(([v, l]) => el("div", { class: "tile" },
     el("div", { class: "v", text: v }), el("div", { class: "l", text: l }))));
+}
 
+function drawCharts(traffic) {
+  const points = traffic.points;
   const models = [...new Set(points.flatMap((p) => Object.keys(p.models)))].sort();
-  const perModel = (field) => models.map((m) => ({ name: m, values: points.map((p) => p.models[m] ? p.models[m][field] : 0) }));
+  const perModel = (f) => models.map((m) => ({ name: m, values: points.map((p) => p.models[m] ? f(p.models[m]) : 0) }));
+  const series = (name, field) => ({ name, values: points.map((p) => p[field]) });
   const xs = points.map((p) => p.ts);
   $("charts").replaceChildren(
-    chart("Requests per second", xs, [{ name: "rate", values: points.map((p) => p.rate_per_s) }], (v) => v.toFixed(2)),
-    chart("Error ratio", xs, [{ name: "errors", values: points.map((p) => p.error_ratio) }], pct),
-    chart("Latency", xs, [
-      { name: "p50", values: points.map((p) => p.latency_p50_s) },
-      { name: "p95", values: points.map((p) => p.latency_p95_s) }], secs),
-    chart("Time to first chunk (streams)", xs, [
-      { name: "p50", values: points.map((p) => p.first_chunk_p50_s) },
-      { name: "p95", values: points.map((p) => p.first_chunk_p95_s) }], secs),
-    chart("Tokens per model (input + output)", xs, models.map((m) => ({
-      name: m, values: points.map((p) => p.models[m] ? p.models[m].input_tokens + p.models[m].output_tokens : 0) })), int),
-    chart("Cost per model", xs, perModel("cost_usd"), usd),
+    chart("Requests per second", xs, [series("rate", "rate_per_s")], (v) => v.toFixed(2)),
+    chart("Error ratio", xs, [series("errors", "error_ratio")], pct),
+    chart("Latency", xs, [series("p50", "latency_p50_s"), series("p95", "latency_p95_s")], secs),
+    chart("Time to first chunk (streams)", xs, [series("p50", "first_chunk_p50_s"), series("p95", "first_chunk_p95_s")], secs),
+    chart("Tokens per model (input + output)", xs, perModel((m) => m.input_tokens + m.output_tokens), int),
+    chart("Cost per model", xs, perModel((m) => m.cost_usd), usd),
   );
 }
 
@@ -151,8 +160,16 @@ function chart(title, xs, series, format) {
       if (v === null) return;
       d += (d && s.values[i - 1] !== null ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1);
     });
-    if (d) svg.append(el("svg:path", { d, fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 1.6,
+    const color = COLORS[k % COLORS.length];
+    if (d) svg.append(el("svg:path", { d, fill: "none", stroke: color, "stroke-width": 1.6,
                                        "vector-effect": "non-scaling-stroke" }));
+    // Few points (the first minutes of traffic) are hard to see as a line: mark each one.
+    const marked = s.values.filter((v) => v !== null).length <= 30;
+    s.values.forEach((v, i) => {
+      if (v !== null && (marked || ((i === 0 || s.values[i - 1] === null) && s.values[i + 1] == null))) {
+        svg.append(el("svg:rect", { x: x(i) - 1.5, y: y(v) - 1.5, width: 3, height: 3, fill: color }));
+      }
+    });
   });
   const legend = el("div", { class: "legend" }, ...series.map((s, k) => {
     const swatch = el("i");
@@ -197,6 +214,18 @@ async function loadSpend() {
   const rows = report.rows.map((r) => line(r, false));
   if (!rows.length) rows.push(el("tr", {}, el("td", { class: "muted", text: `no spend in ${report.label}` })));
   $("spend").replaceChildren(head, ...rows, line(report.total, true));
+}
+
+// --- fallbacks and breakers -----------------------------------------------------------
+function drawResilience(data) {
+  const breakers = data.breakers.map((b) => el("span", { class: "pill " + b.state, title: b.provider,
+                                                         text: `${b.model}: ${b.state.replace("_", "-")}` }));
+  const fallbacks = data.fallbacks.map((f) => el("li", {
+    text: `${f.model_requested} → ${f.model_served || "none"} (${f.reason}): ${int(f.calls)} of the recent calls` }));
+  $("resilience").replaceChildren(
+    el("div", {}, el("strong", { text: "Breakers: " }), ...(breakers.length ? breakers
+      : [el("span", { class: "muted", text: "none yet (one per model once it is called)" })])),
+    fallbacks.length ? el("ul", {}, ...fallbacks) : el("p", { class: "muted", text: "No fallbacks among the recent calls." }));
 }
 
 // --- recent calls ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from gateway.spend.windows import Window, WindowTracker, duration, local_time, z
 from gateway.usage import MAX_TOKENS
 
 NANOS_PER_USD = 1_000_000_000
+ATTRIBUTED = ("user", "tag")  # scopes that depend on the request, not on key and model
 _NANOS = Decimal(NANOS_PER_USD)
 # The most one attempt can reserve or be charged: 2^53 nano-dollars, about $9.0 million.
 # Every amount stays exact in a double (Redis Lua's numbers, SQLite's TOTAL) and far
@@ -80,11 +81,20 @@ class Budget:
         return self.action == "block"
 
     def matches(self, alias: str, team: str, model: str, provider: str) -> bool:
+        """Whether an attempt counts against it (user and tag budgets: `matches_call`)."""
         scope = self.scope
         if scope == "global":
             return True
+        if scope in ATTRIBUTED:
+            return False
         value = {"key": alias, "team": team, "model": model, "provider": provider}[scope]
         return value == self.target
+
+    def matches_call(self, user: str, tags: tuple[tuple[str, str], ...]) -> bool:
+        """A user or tag budget: whether the call's end user or one of its tags is its target."""
+        if self.scope == "user":
+            return bool(user) and user == self.target
+        return any(f"{name}={value}" == self.target for name, value in tags)
 
     def label(self) -> str:
         """`team research, per day`: the budget in words."""
@@ -97,6 +107,8 @@ class BudgetSet:
 
     def __init__(self, budgets: Iterable[Budget] = ()) -> None:
         self._static = list(budgets)
+        # Per end user or tag: looked at only for calls that name a user or tags.
+        self._attributed = tuple(b for b in self._static if b.scope in ATTRIBUTED)
         self._by_key: dict[str, tuple[Budget, ...]] = {}
         self._cache: dict[tuple[str, str, str, str], tuple[Budget, ...]] = {}
         self._trackers: dict[str, WindowTracker] = {}
@@ -111,8 +123,10 @@ class BudgetSet:
             self._by_key = fresh
             self._cache = {}
 
-    def applicable(self, alias: str, team: str, model: str, provider: str) -> tuple[Budget, ...]:
-        """The budgets one attempt counts against (the hot path: one dict lookup)."""
+    def applicable(self, alias: str, team: str, model: str, provider: str, user: str = "",
+                   tags: tuple[tuple[str, str], ...] = ()) -> tuple[Budget, ...]:
+        """The budgets one attempt counts against (the hot path: one dict lookup, plus a
+        scan of the user and tag budgets for a call that names a user or tags)."""
         key = (alias, team, model, provider)
         found = self._cache.get(key)
         if found is None:
@@ -120,6 +134,10 @@ class BudgetSet:
             if len(self._cache) > 10_000:  # bounded: aliases and models come from config
                 self._cache.clear()
             self._cache[key] = found
+        if self._attributed and (user or tags):
+            extra = tuple(b for b in self._attributed if b.matches_call(user, tags))
+            if extra:
+                return found + extra
         return found
 
     def window(self, budget: Budget, ts: float) -> Window:

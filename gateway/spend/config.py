@@ -40,14 +40,16 @@ from gateway.confread import (
 )
 from gateway.coreconfig import ConfigFeature, FileFacts
 
-SCOPES = ("global", "model", "provider", "key", "team")
+SCOPES = ("global", "model", "provider", "key", "team", "user", "tag")
 WINDOWS = ("day", "month")
 BUDGET_ACTIONS = ("block", "alert")
 WEBHOOK_FORMATS = ("slack", "dingtalk", "feishu", "json")
 RUNAWAY_ACTIONS = ("alert", "throttle", "block")
 DEFAULT_THRESHOLDS = (50.0, 80.0, 100.0)
 # The field that names a budget's target, per scope (global has none).
-TARGET_FIELD = {"model": "model", "provider": "provider", "key": "key", "team": "team"}
+TARGET_FIELD = {"model": "model", "provider": "provider", "key": "key", "team": "team",
+                "user": "user", "tag": "tag"}
+_TAG_TARGET = re.compile(r"^[A-Za-z0-9_.-]{1,64}=[A-Za-z0-9 _.:/@+#~-]{1,128}$")
 
 T = TypeVar("T")
 
@@ -176,6 +178,8 @@ class BudgetConfig:
     provider: Str | None = None  # the gen_ai provider name
     key: Str | None = None  # a key alias
     team: Str | None = None
+    user: Str | None = None  # an end user id (the request's `user` or x-gateway-user)
+    tag: Str | None = None  # `name=value`, a tag of the request (x-gateway-tags, metadata)
     path: SkipJsonSchema[str] = ""  # where it was defined, for messages (`budgets[0]`, `keys[2]`)
 
     @model_validator(mode="before")
@@ -190,7 +194,8 @@ class BudgetConfig:
             scope, window = str(data.get("scope") or "global"), str(data.get("window") or "day")
             target = data.get(TARGET_FIELD.get(scope, ""))
             named = isinstance(target, str | int | float) and not isinstance(target, bool)
-            data["name"] = _default_name(scope, str(target) if named else None, window)
+            text = str(target).replace("=", ":") if named else None  # tag name=value
+            data["name"] = _default_name(scope, text, window)
         return data
 
     @field_validator("scope")
@@ -228,8 +233,12 @@ def _target_problems(budget: BudgetConfig, context: Mapping[str, Any]) -> list[t
         return found
     models, providers = context.get("models"), context.get("provider_names")
     if not value:
-        what = {"key": "key alias", "team": "team"}.get(scope, scope)
+        what = {"key": "key alias", "team": "team", "user": "end user id",
+                "tag": "tag, as name=value"}.get(scope, scope)
         found.append((wanted, f"is required for a {scope} budget (the {what} it limits)"))
+    elif scope == "tag" and not _TAG_TARGET.match(value):
+        found.append((wanted, "must be name=value (a tag name of letters, digits and _.-; "
+                              "a value of letters, digits, spaces and _.:/@+#~-)"))
     elif scope == "model" and models is not None and value not in models:
         found.append((wanted, f"names no model (known: {', '.join(sorted(models))})"))
     elif scope == "provider" and providers is not None and value not in providers:

@@ -112,7 +112,9 @@ class SpendHook(BaseHook):
             await self._settle_abnormal(call)
         principal = call.principal
         provider = self._provider_names.get(model.name, "")
-        budgets = self.budgets.applicable(principal.alias, principal.team, model.name, provider)
+        named = attribution.of(call.state)
+        budgets = self.budgets.applicable(principal.alias, principal.team, model.name, provider,
+                                          named.user, named.tags)
         now = self.clock.now()
         windows = tuple(self.budgets.window(b, now) for b in budgets)
         prompt = call.client.prompt_tokens  # the dialect's estimate, computed once per call

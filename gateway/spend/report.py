@@ -18,7 +18,8 @@ from gateway.spend.ledger import PENDING, LedgerEntry
 BY = ("model", "key", "team", "provider", "user")  # and tag:<name>
 BY_FIELD = {"model": "model_served", "key": "key_alias", "team": "team", "provider": "provider",
             "user": "end_user"}
-BY_SCOPE = {"model": "model", "key": "key", "team": "team", "provider": "provider"}
+BY_SCOPE = {"model": "model", "key": "key", "team": "team", "provider": "provider",
+            "user": "user"}
 NO_GROUP = "(none)"  # calls that named no end user, or lack the tag grouped by
 _TAG = re.compile(r"^tag:[A-Za-z0-9_.-]{1,64}$")
 
@@ -153,12 +154,15 @@ def matching_budgets(budgets: Iterable[Budget], by: str, window: str
     """Per group, the budget of that scope and window (the first blocking one wins); and the
     global budget for the total line."""
     scope = BY_SCOPE.get(by, "")
+    tag = by[4:] + "=" if by.startswith("tag:") else None
     per_group: dict[str, Budget] = {}
     total: Budget | None = None
     for budget in sorted(budgets, key=lambda b: not b.blocks):
         if budget.window != window:
             continue
-        if budget.scope == scope and budget.target is not None:
+        if tag and budget.scope == "tag" and budget.target and budget.target.startswith(tag):
+            per_group.setdefault(budget.target[len(tag):], budget)
+        elif budget.scope == scope and budget.target is not None:
             per_group.setdefault(budget.target, budget)
         elif budget.scope == "global" and total is None:
             total = budget

@@ -34,7 +34,8 @@ from gateway.spend.ledger_writer import HEADER, frame
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-SCOPE_COLUMN = {"model": "model_served", "provider": "provider", "key": "key_alias", "team": "team"}
+SCOPE_COLUMN = {"model": "model_served", "provider": "provider", "key": "key_alias", "team": "team",
+                "user": "end_user"}
 __all__ = ["KeyExists", "SqliteStore", "connect", "init_schema"]
 
 
@@ -336,6 +337,10 @@ def spent_in(conn: sqlite3.Connection, scope: str, target: str | None, start: fl
     if column is not None:
         sql += f" AND {column} = ?"
         params.append(target)
+    elif scope == "tag" and target:
+        name, _, value = target.partition("=")
+        sql += " AND json_extract(NULLIF(tags, ''), ?) = ?"
+        params += ['$."' + name + '"', value]  # the name is checked: letters, digits, _.-
     return int(conn.execute(sql, params).fetchone()[0])
 
 

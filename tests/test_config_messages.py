@@ -186,7 +186,7 @@ CASES: list[tuple[str, str, list[str]]] = [
      [
          "budgets[0].name: 'a b' is not a valid budget name",
          'budgets[0].thresholds: each percentage must be above 0 and at most 1000',
-         'budgets[0].colour: unknown key (expected one of: action, key, limit_usd, model, name, provider, scope, team, thresholds, timezone, window)',
+         'budgets[0].colour: unknown key (expected one of: action, key, limit_usd, model, name, provider, scope, tag, team, thresholds, timezone, user, window)',
          'budgets[1].thresholds: must be a list of percentages, e.g. [50, 80, 100]',
          'budgets[2].key: is required for a key budget (the key alias it limits)',
          'budgets[3].limit_usd: is required',

@@ -39,7 +39,7 @@ budgets:
 """)
     assert "budgets[0].limit_usd: must be a number >= 0" in problems
     assert ("budgets[1].scope: unknown scope 'galaxy' (expected one of: global, model, provider, "
-            "key, team)") in problems
+            "key, team, user, tag)") in problems
     assert "budgets[2].window: must be one of: day, month" in problems
     assert any(p.startswith("budgets[3].timezone: unknown time zone 'Mars/Olympus_Mons'")
                for p in problems)

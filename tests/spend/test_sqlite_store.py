@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ import pytest
 from gateway.spend import ledger_sql
 from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
 from gateway.spend.ledger_lock import ENV_LOCK_FD, LedgerInUse, acquire, owner_alive, process_start
-from gateway.spend.sqlite_store import SqliteStore, connect, spent_in
+from gateway.spend.sqlite_store import SqliteStore, connect, entries, init_schema, spent_in
 from tests.spend.helpers import ledger_rows, ledger_status
 
 
@@ -298,3 +299,29 @@ async def test_a_write_sqlite_refuses_fails_alone(tmp_path: Path) -> None:
     await store.close()
     assert sorted(cost for _, cost in ledger_status(tmp_path / "l.db")) == [1, 2, 3, 4, 5, 6]
 
+
+
+def test_a_ledger_from_before_attribution_gets_the_new_columns(tmp_path: Path) -> None:
+    """A file written before tags, end users and key expiry gains those columns (with their
+    defaults) when opened, keeping its rows."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    added = ",\n    tags TEXT NOT NULL DEFAULT '',\n    end_user TEXT NOT NULL DEFAULT ''"
+    old_schema = ledger_sql.SCHEMA.replace(added, "").replace(",\n    expires_at REAL", "")
+    assert "tags" not in old_schema and "expires_at" not in old_schema
+    old.executescript(old_schema)
+    old.execute("INSERT INTO ledger (ts, request_id, trace_id, key_alias, team, operation, "
+                "model_requested, model_served, provider, input_tokens, output_tokens, "
+                "cached_tokens, reasoning_tokens, cost_nanos, status, estimated, stream, attempt) "
+                "VALUES (1, 'r', '', 'web', 't', 'chat', 'm', 'm', 'p', 1, 2, 0, 0, 5, 'ok', 0, 0, 1)")
+    old.commit()
+    old.close()
+    conn = connect(str(path))
+    try:
+        init_schema(conn)
+        init_schema(conn)  # idempotent
+        rows = list(entries(conn, 0, 10))
+        assert [(r.request_id, r.tags, r.end_user) for r in rows] == [("r", "", "")]
+        assert conn.execute("SELECT expires_at FROM keys").fetchall() == []
+    finally:
+        conn.close()

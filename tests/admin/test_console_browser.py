@@ -1,7 +1,9 @@
 """The console in a real browser (Debian's headless Chromium driven by Playwright): log in,
 watch the charts and tables fill while traffic runs, create a key in the page and use it
 with the openai SDK, and see its refused call appear once its budget runs out. Saves a
-screenshot of the console under load to docs/console.png.
+screenshot of the console under load in the test's temporary directory, or where
+GATEWAY_CONSOLE_SCREENSHOT says (`GATEWAY_CONSOLE_SCREENSHOT=docs/console.png` refreshes
+the one the docs show).
 
 Skipped when Chromium (/usr/bin/chromium) or the playwright package is absent; never
 downloads a browser.
@@ -25,7 +27,7 @@ from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+SCREENSHOT_ENV = "GATEWAY_CONSOLE_SCREENSHOT"
 BUDGETS = """
 budgets:
   - {name: daily-fuse, scope: global, window: day, limit_usd: 0.05}
@@ -130,7 +132,8 @@ async def test_console_shows_traffic_keys_and_refusals(upstream: RunningUpstream
         await page.select_option("#spend-by", "user")
         await page.wait_for_selector("#spend td:has-text('dave')", timeout=10000)
         await asyncio.sleep(0.3)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "console.png")
+        await page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000  # a full page, not a blank one
         await browser.close()
         assert problems == []

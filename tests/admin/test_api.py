@@ -18,6 +18,8 @@ from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import MESSAGES, ledger_rows, spend_config, spend_gateway
 
+pytestmark = pytest.mark.integration  # sockets: the gateway and the fake upstream on ports
+
 
 async def _chat(base_url: str, key: str, **extra: object) -> None:
     async with AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0) as sdk:

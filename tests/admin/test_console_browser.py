@@ -36,8 +36,11 @@ budgets:
 TAGS = ["project=alpha,feature=search", "project=alpha,feature=chat", "project=beta", ""]
 USERS = ["alice", "bob", "carol", None]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
-                                reason="Chromium is not installed (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.integration,  # a browser, the gateway and the fake upstream on ports
+    pytest.mark.skipif(not os.path.exists(CHROMIUM) or shutil.which("chromium") is None,
+                       reason="Chromium is not installed (apt-get install chromium)"),
+]
 playwright_api = pytest.importorskip("playwright.async_api")
 
 

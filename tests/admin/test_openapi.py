@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import pytest
 import yaml
 from aiohttp import web
 from openai import AsyncOpenAI
@@ -17,6 +18,8 @@ from openai import AsyncOpenAI
 from tests.admin.helpers import Admin, admin_gateway
 from tests.fakes.openai_upstream import RunningUpstream
 from tests.spend.helpers import spend_config, spend_gateway
+
+pytestmark = pytest.mark.integration  # sockets: the gateway and the fake upstream on ports
 
 SPEC: dict[str, Any] = yaml.safe_load(
     resources.files("gateway.admin").joinpath("openapi.yaml").read_text("utf-8"))

@@ -15,6 +15,8 @@ from tests.admin.helpers import ADMIN_KEY, admin_gateway
 from tests.fakes.openai_upstream import RunningUpstream
 from tests.spend.helpers import MESSAGES, spend_config, spend_gateway
 
+pytestmark = pytest.mark.integration  # sockets: the gateway and the fake upstream on ports
+
 
 async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = await asyncio.to_thread(main, list(argv))

@@ -52,6 +52,7 @@ async def _fire(base_url: str, count: int, headers: dict[str, str], user: str | 
     return results.count("ok"), results.count("refused"), other
 
 
+@pytest.mark.integration
 async def test_tag_budget_is_not_overspent_by_200_concurrent_calls(
         upstream: RunningUpstream, tmp_path: Path) -> None:
     """200 simultaneous calls tagged project=alpha: exactly the 10 that fit are served, the
@@ -69,6 +70,7 @@ async def test_tag_budget_is_not_overspent_by_200_concurrent_calls(
     assert len(alpha) == FITS and sum(r.cost_nanos for r in alpha) <= to_nanos_usd(LIMIT_USD)
 
 
+@pytest.mark.integration
 async def test_tag_budget_on_redis_is_not_overspent(upstream: RunningUpstream, redis_url: str,
                                                     redis_prefix: str) -> None:
     """The same guarantee through Redis's atomic reservation script (100 at once: one
@@ -84,6 +86,7 @@ budgets:
     assert other == [] and (ok, refused) == (FITS, 100 - FITS)
 
 
+@pytest.mark.integration
 async def test_user_budget_holds_one_user_and_survives_a_restart(
         upstream: RunningUpstream, tmp_path: Path) -> None:
     """A user budget refuses that user once used up, also after a restart (seeded from the

@@ -70,7 +70,8 @@ class Proxy:
                      route: str) -> web.StreamResponse:
         task = self.inflight.enter()
         life = self.lifecycle
-        visit = life.open(request.headers, dialect, route)
+        visit = life.open(request.headers, dialect, route,
+                          url=(request.scheme, request.path, request.host))
         status = 500
         error_type: str | None = None
         try:

@@ -104,7 +104,9 @@ class EventStream:
                 if message is not None:
                     raise errors.UpstreamBadResponse(
                         f"the upstream for model '{self.model.name}' reported {message!r} "
-                        "before its first token")
+                        "before its first token",
+                        telemetry_message=f"the upstream for model '{self.model.name}' "
+                        "reported an error before its first token")
                 return
             held += len(chunk)
             if held > self._max_event:  # comments alone, past the limit: no first token

@@ -59,17 +59,19 @@ class Plan:
     """What an attempt of one operation kind records, under the chosen generation(s)."""
 
     __slots__ = ("cache_write_keys", "durations", "first_chunk", "per_chunk", "record_output",
-                 "token_usage", "usage")
+                 "token_histograms", "token_usage", "usage")
 
     def __init__(self, durations: tuple[Recorder, ...], first_chunk: tuple[Recorder, ...],
                  per_chunk: tuple[Recorder, ...], token_usage: Recorder | None,
                  usage: UsageCounters | None, record_output: bool,
-                 cache_write_keys: tuple[str, ...]) -> None:
+                 cache_write_keys: tuple[str, ...],
+                 token_histograms: tuple[Recorder, Recorder] | None = None) -> None:
         self.durations = durations
         self.first_chunk = first_chunk
         self.per_chunk = per_chunk
         self.token_usage = token_usage  # v1.41's histogram, or None
         self.usage = usage  # the next generation's counters, or None
+        self.token_histograms = token_histograms  # its (input, output) histograms, or None
         self.record_output = record_output  # embeddings have no output tokens to record
         self.cache_write_keys = cache_write_keys  # span attribute(s) for cache writes
 
@@ -83,6 +85,8 @@ class Instruments:
     inference_duration: Recorder
     inference_time_to_first_chunk: Recorder
     inference_time_per_output_chunk: Recorder
+    operation_input_tokens: Recorder
+    operation_output_tokens: Recorder
     usage: UsageCounters
     cost: Adder
     overhead: Recorder
@@ -121,6 +125,10 @@ def _histograms(meter: Meter, hot: HotMetrics | None) -> dict[str, Any]:
             n.M_INFERENCE_TIME_PER_OUTPUT_CHUNK, "s",
             "Time between consecutive chunks after the first in a streaming inference.",
             n.DURATION_BUCKETS),
+        "operation_input_tokens": (n.M_OPERATION_INPUT_TOKENS, "{token}",
+                                   "Input tokens used per inference.", n.TOKEN_BUCKETS),
+        "operation_output_tokens": (n.M_OPERATION_OUTPUT_TOKENS, "{token}",
+                                    "Output tokens used per inference.", n.TOKEN_BUCKETS),
         "overhead": (n.M_OVERHEAD, "s",
                      "Time spent inside the gateway, excluding waiting on the upstream.",
                      n.OVERHEAD_BUCKETS),
@@ -175,7 +183,9 @@ def _plans(made: dict[str, Any], semconv: Semconv) -> tuple[Plan, Plan]:
         per_chunk=pick(made["time_per_output_chunk"], made["inference_time_per_output_chunk"]),
         token_usage=made["token_usage"] if old else None,
         usage=made["usage"] if new else None,
-        record_output=True, cache_write_keys=cache_keys)
+        record_output=True, cache_write_keys=cache_keys,
+        token_histograms=(made["operation_input_tokens"], made["operation_output_tokens"])
+        if new else None)
     other = Plan(
         durations=(made["operation_duration"],), first_chunk=(), per_chunk=(),
         token_usage=made["token_usage"] if old else None, usage=None,

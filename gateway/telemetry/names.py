@@ -118,6 +118,10 @@ M_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
 M_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
 # gen_ai_client_inference_time_per_output_chunk_seconds
 M_INFERENCE_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.inference.time_per_output_chunk"
+# gen_ai_client_inference_operation_{input,output}_tokens (histograms per inference,
+# what gen_ai.client.token.usage was by gen_ai.token.type)
+M_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+M_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
 # gen_ai_client_inference_usage_input_tokens_total (and the four below, counters by
 # gen_ai.token.modality; cache_read and cache_write are part of input, reasoning of output)
 M_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"

@@ -119,6 +119,11 @@ class AttemptRecorder:
                 record_keyed(histogram, usage.output,
                              (op, provider, model, address, port, served, None, n.TOKEN_OUTPUT),
                              metric_attributes, context)
+        pair = plan.token_histograms
+        if usage is not None and has_usage and pair is not None:
+            key = (op, provider, model, address, port, served, None, None)
+            record_keyed(pair[0], usage.input, key, metric_attributes, context)
+            record_keyed(pair[1], usage.output, key, metric_attributes, context)
         if plan.usage is not None:
             _count_usage(plan, (op, provider, model, address, port, served),
                          usage if has_usage else None, context)

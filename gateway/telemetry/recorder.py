@@ -139,7 +139,8 @@ class AttemptRecorder:
                 final[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
             if usage is not None:
                 final[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-                final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+                if plan.record_output:  # embeddings have no output tokens
+                    final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
                 if usage.cache_read:
                     final[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
                 if usage.cache_creation:

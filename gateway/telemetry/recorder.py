@@ -121,9 +121,9 @@ class AttemptRecorder:
                              metric_attributes, context)
         pair = plan.token_histograms
         if usage is not None and has_usage and pair is not None:
-            key = (op, provider, model, address, port, served, None, None)
-            record_keyed(pair[0], usage.input, key, metric_attributes, context)
-            record_keyed(pair[1], usage.output, key, metric_attributes, context)
+            tokens_key = (op, provider, model, address, port, served, None, None)
+            record_keyed(pair[0], usage.input, tokens_key, metric_attributes, context)
+            record_keyed(pair[1], usage.output, tokens_key, metric_attributes, context)
         if plan.usage is not None:
             _count_usage(plan, (op, provider, model, address, port, served),
                          usage if has_usage else None, context)

@@ -16,8 +16,8 @@ from gateway.telemetry.semconv import Semconv, semconv
 from gateway.usage import Usage
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
-from tests.support.gateway import RunningGateway, running_gateway, upstream_config
 from tests.support import telemetry as support
+from tests.support.gateway import RunningGateway, running_gateway, upstream_config
 from tests.support.telemetry import attrs, make_test_telemetry
 
 OLD_NAMES = {n.M_OPERATION_DURATION, n.M_TOKEN_USAGE, n.M_TIME_TO_FIRST_CHUNK,

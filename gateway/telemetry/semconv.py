@@ -3,10 +3,12 @@
 `OTEL_SEMCONV_STABILITY_OPT_IN` is the standard switch (a comma list, as for the
 HTTP and database conventions): unset, the v1.41 names; `gen_ai_latest_experimental`,
 the names of `open-telemetry/semantic-conventions-genai`; `gen_ai_latest_experimental/dup`
-both, so dashboards move over without a gap. The variable's name and the opt-in value
-come from opentelemetry-instrumentation's `_semconv`; its own reader is not used
-because it reads `os.environ` into a process-wide singleton (tests pass their own
-environment) and knows no `/dup` form for gen_ai.
+both, so dashboards move over without a gap. The variable and the value are those of
+opentelemetry-instrumentation's `_semconv` module (`OTEL_SEMCONV_STABILITY_OPT_IN`,
+`_StabilityMode.GEN_AI_LATEST_EXPERIMENTAL`; tests/telemetry/test_semconv.py keeps them
+equal). Its reader is private, reads `os.environ` into a process-wide singleton (tests
+pass their own environment) and knows no `/dup` form for gen_ai, so the list is read
+here, by the same rule: comma-separated, stripped, `/dup` winning.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from opentelemetry.instrumentation._semconv import OTEL_SEMCONV_STABILITY_OPT_IN, _StabilityMode
-
-ENV_VAR: Final = OTEL_SEMCONV_STABILITY_OPT_IN
-LATEST: Final = _StabilityMode.GEN_AI_LATEST_EXPERIMENTAL.value  # "gen_ai_latest_experimental"
+ENV_VAR: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+LATEST: Final = "gen_ai_latest_experimental"
 LATEST_DUP: Final = f"{LATEST}/dup"
 
 # The upstream revisions the two generations follow (docs/metrics.md cites them too).

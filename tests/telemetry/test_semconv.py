@@ -12,7 +12,7 @@ from opentelemetry.context import Context
 
 from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder
-from gateway.telemetry.semconv import Semconv, semconv
+from gateway.telemetry.semconv import ENV_VAR, LATEST, Semconv, semconv
 from gateway.usage import Usage
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
@@ -34,6 +34,14 @@ MODES = {
     "dup": ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http, gen_ai_latest_experimental/dup"},
             OLD_NAMES | NEW_INFERENCE),
 }
+
+
+def test_names_match_the_instrumentation_packages() -> None:
+    """The variable and value are those opentelemetry-instrumentation's own reader knows."""
+    from opentelemetry.instrumentation import _semconv
+
+    assert ENV_VAR == _semconv.OTEL_SEMCONV_STABILITY_OPT_IN
+    assert LATEST == _semconv._StabilityMode.GEN_AI_LATEST_EXPERIMENTAL.value
 
 
 def test_opt_in_values() -> None:

@@ -20,6 +20,8 @@ from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway, running_gateway, upstream_config
 from tests.support.telemetry import make_test_telemetry
 
+pytestmark = pytest.mark.integration  # a fake upstream and the gateway on ports
+
 MODES = {
     "v1.41": (Semconv(), ("v1.41",)),
     "latest": (Semconv(old=False, new=True), ("latest",)),

@@ -21,6 +21,8 @@ from tests.conftest import UPSTREAM_KEY
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway
 
+pytestmark = pytest.mark.integration  # a fake upstream and the gateway on ports
+
 Call = Callable[[AsyncOpenAI], Awaitable[Any]]
 # Keys of theirs we leave off on purpose, and why.
 NOT_OURS = {

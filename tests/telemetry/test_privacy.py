@@ -18,6 +18,8 @@ from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.support.gateway import RunningGateway, running_gateway, upstream_config
 from tests.support.telemetry import make_test_telemetry
 
+pytestmark = pytest.mark.integration  # a fake upstream and the gateway on ports
+
 MARKER = "zebra-PROMPT-41f7"  # in every prompt; the fake echoes it in answers and errors
 
 

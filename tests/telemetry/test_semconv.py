@@ -79,6 +79,7 @@ async def _traffic(gw: RunningGateway, upstream: RunningUpstream) -> None:
         await sdk.embeddings.create(model="text-embedding-3-small", input="hello")
 
 
+@pytest.mark.integration
 async def test_each_mode_emits_exactly_its_names(
         mode_gateway: tuple[str, RunningGateway], upstream: RunningUpstream) -> None:
     """Chat, a stream and embeddings produce exactly the gen_ai metric names of the mode."""
@@ -88,6 +89,7 @@ async def test_each_mode_emits_exactly_its_names(
     assert emitted == MODES[mode][1]
 
 
+@pytest.mark.integration
 async def test_new_counters_split_by_modality(
         mode_gateway: tuple[str, RunningGateway], upstream: RunningUpstream) -> None:
     """The usage counters sum each token type with gen_ai.token.modality and no error.type;

@@ -40,6 +40,7 @@ from gateway.coreconfig import (
     Secret,
     ServerConfig,
     StorageConfig,
+    anthropic_providers,
     named_entries,
 )
 from gateway.envsubst import FromEnv, substitute
@@ -117,7 +118,8 @@ def _core(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> Cor
                                        ", ".join(sorted(fields_at(ProviderConfig, ())))) or {},
             "models": models or {}}
     core = validate(CoreConfig, data, "", problems, known_keys=_known_keys,
-                    context={"providers": facts.providers})
+                    context={"providers": facts.providers,
+                             "anthropic_providers": anthropic_providers(tree)})
     if models is None or (isinstance(models, Mapping) and not models):
         problems.append("models: at least one model is required")
     return core

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from fnmatch import fnmatchcase
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
@@ -21,6 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from gateway.confread import (
     STRICT,
+    Check,
     Choice,
     Integer,
     Money,
@@ -32,6 +34,7 @@ from gateway.confread import (
     fail,
     fail_keys,
     fields_at,
+    money,
     nullable,
     validate,
 )
@@ -39,7 +42,8 @@ from gateway.envsubst import FromEnv
 from gateway.limits import RequestLimits
 from gateway.redact import looks_secret, secret_parts
 
-PROVIDER_KINDS = ("openai", "mock")
+PROVIDER_KINDS = ("openai", "anthropic", "mock")
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 DEFAULT_PORT = 8080
 MAX_PRICE_PER_MTOK = Decimal(1_000_000)  # $1 a token
 # What one upstream may make the gateway hold (docs/security.md explains the choice): one SSE
@@ -51,6 +55,10 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # Header names whose values are credentials wherever they come from.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
                             "x-goog-api-key", "ocp-apim-subscription-key", "cookie"})
+# Anthropic bills prompt-cache reads at 0.1x the input price, five-minute writes at 1.25x
+# and one-hour writes at 2x: the defaults for a model served by provider_name anthropic.
+ANTHROPIC_CACHE_PRICES = (("cached_input", Decimal("0.1")), ("cache_write", Decimal("1.25")),
+                          ("cache_write_1h", Decimal(2)))
 
 
 @dataclass(frozen=True)
@@ -165,14 +173,18 @@ class ProviderConfig:
     @classmethod
     def _default_name(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and not data.get("provider_name"):
-            name = "simulated" if data.get("kind") == "mock" else data.get("name", "")
-            return {**data, "provider_name": name}
+            data = {**data, "provider_name": _default_provider_name(data, data.get("name", ""))}
+        if isinstance(data, Mapping) and data.get("kind") == "anthropic" and not data.get("base_url"):
+            data = {**data, "base_url": ANTHROPIC_BASE_URL}
         return data
 
     @field_validator("base_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return _with_known_path(value.rstrip("/"))
+    def _strip_slash(cls, value: str, info: ValidationInfo) -> str:
+        """No trailing slash; an OpenAI-compatible provider given a known bare host gets that
+        host's OpenAI-compatible path (a native kind, e.g. anthropic, adds its own paths)."""
+        value = value.rstrip("/")
+        return _with_known_path(value) if info.data.get("kind", "openai") == "openai" else value
 
     @field_validator("proxy")
     @classmethod
@@ -190,7 +202,7 @@ class ProviderConfig:
     def _needs_url(self) -> ProviderConfig:
         if self.kind == "openai" and not self.base_url:
             fail_keys([("base_url", "is required")])
-        if self.kind == "openai" and not self.base_url.startswith(("http://", "https://")):
+        if self.kind != "mock" and not self.base_url.startswith(("http://", "https://")):
             fail_keys([("base_url", "must start with http:// or https://")])
         return self
 
@@ -215,16 +227,20 @@ class ProviderConfig:
 
 @section(frozen=True, config=STRICT)
 class Price:
-    """US dollars per million tokens."""
+    """US dollars per million tokens. Prompt-cache writes (five-minute and one-hour entries)
+    cost plain input unless priced; a model of an anthropic provider defaults to Anthropic's
+    prices: cache reads 0.1x, five-minute writes 1.25x, one-hour writes 2x of input."""
 
     input: RequiredMoney
     output: RequiredMoney
     cached_input: Money = Decimal(0)  # default: the input price
+    cache_write: Annotated[Decimal | None, nullable(Check(money))] = None
+    cache_write_1h: Annotated[Decimal | None, nullable(Check(money))] = None
 
-    @field_validator("input", "output", "cached_input")
+    @field_validator("input", "output", "cached_input", "cache_write", "cache_write_1h")
     @classmethod
-    def _at_most(cls, value: Decimal) -> Decimal:
-        if value > MAX_PRICE_PER_MTOK:  # a typo, and Decimal's range is finite
+    def _at_most(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value > MAX_PRICE_PER_MTOK:  # a typo, and Decimal's range is finite
             fail(f"must be at most {MAX_PRICE_PER_MTOK} (US dollars per million tokens)")
         return value
 
@@ -254,6 +270,7 @@ class ModelConfig:
     name: Name = ""
     upstream_model: Str = ""  # default: the model's name
     offline_provider: Str | None = None
+    aliases: StrList = ()  # other ids clients may ask for (Claude Code's dated ones)
     # The gen_ai operations it serves; empty: every operation but embeddings.
     operations: StrList = ()
 
@@ -264,20 +281,31 @@ class ModelConfig:
 
     @model_validator(mode="before")
     @classmethod
-    def _defaults(cls, data: Any) -> Any:
+    def _defaults(cls, data: Any, info: ValidationInfo) -> Any:
         """A missing price still names its keys; `upstream_model` defaults to the name;
-        `operations` to what the names say (`default_operations`)."""
+        `operations` to what the names say (`default_operations`); a model of an anthropic
+        provider gets Anthropic's cache prices unless it sets them."""
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
         if data.get("price_per_mtok") is None and data.get("price") is None:
             data["price_per_mtok"] = {}
-        if not data.get("upstream_model"):
+        if is_pattern(str(data.get("name", ""))):
+            if data.get("upstream_model"):
+                fail_keys([("upstream_model", "a pattern entry sends each id upstream as "
+                            "requested; upstream_model has no place here")])
+        elif not data.get("upstream_model"):
             data["upstream_model"] = data.get("name", "")
         if data.get("operations") is None:
             data.pop("operations", None)
-            if default := default_operations(str(data.get("name", "")), str(data["upstream_model"])):
+            default = default_operations(str(data.get("name", "")),
+                                         str(data.get("upstream_model") or ""))
+            if default:
                 data["operations"] = list(default)
+        anthropic = (info.context or {}).get("anthropic_providers", ())
+        price = data.get("price_per_mtok")
+        if data.get("provider") in anthropic and isinstance(price, Mapping):
+            data["price_per_mtok"] = _anthropic_prices(price)
         return data
 
     @field_validator("operations")
@@ -286,6 +314,20 @@ class ModelConfig:
         if not value:
             fail("must list at least one operation, e.g. [chat] or [embeddings]")
         return value
+
+    @property
+    def passthrough(self) -> bool:
+        """A pattern entry (`claude-*`): serves every id it matches, sent upstream as asked."""
+        return not self.upstream_model
+
+    def upstream_id(self, requested: str) -> str:
+        """The id sent upstream for a client that asked for `requested`."""
+        return self.upstream_model or requested
+
+    @property
+    def renames(self) -> bool:
+        """Whether answers carry the gateway's model name in place of the upstream's."""
+        return bool(self.upstream_model) and self.upstream_model != self.name
 
     @field_validator("provider")
     @classmethod
@@ -381,6 +423,46 @@ class CoreConfig:
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     limits: RequestLimits = field(default_factory=RequestLimits)
 
+    # Derived from `models`: alias -> model name, and the pattern entries in file order.
+    aliases: SkipJsonSchema[Mapping[str, str]] = field(default_factory=dict)
+    patterns: SkipJsonSchema[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lookup_tables(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("models"), Mapping):
+            return data
+        models: Mapping[str, Any] = data["models"]
+        aliases: dict[str, str] = {}
+        problems: list[tuple[str, str]] = []
+        for name, entry in models.items():
+            listed = entry.get("aliases") if isinstance(entry, Mapping) else None
+            for alias in listed if isinstance(listed, list) else ():
+                if alias in models:
+                    problems.append((name, f"'{alias}' is already a model's name"))
+                elif alias in aliases:
+                    problems.append((name, f"'{alias}' is already an alias of {aliases[alias]}"))
+                else:
+                    aliases[str(alias)] = name
+        if problems:
+            fail_keys([(f"models.{name}.aliases", message) for name, message in problems])
+        return {**data, "aliases": aliases,
+                "patterns": tuple(name for name in models if is_pattern(name))}
+
+    def lookup(self, requested: str) -> ModelConfig | None:
+        """The model serving `requested`: by name, by alias, else the first pattern that
+        matches it (`claude-*`)."""
+        model = self.models.get(requested)
+        if model is not None:
+            return model
+        alias = self.aliases.get(requested)
+        if alias is not None:
+            return self.models[alias]
+        for pattern in self.patterns:
+            if fnmatchcase(requested, pattern):
+                return self.models[pattern]
+        return None
+
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
         """The provider that serves `model` now: its own, or its offline stand-in."""
         provider = self.providers[model.provider]
@@ -390,6 +472,42 @@ class CoreConfig:
 
 
 CORE_KEYS = tuple(fields_at(CoreConfig, ()))
+
+
+def is_pattern(name: str) -> bool:
+    """A model key with `*`, `?` or `[` serves every id it matches."""
+    return any(c in name for c in "*?[")
+
+
+def _default_provider_name(entry: Mapping[str, Any], key: str) -> str:
+    return {"mock": "simulated", "anthropic": "anthropic"}.get(str(entry.get("kind")), key)
+
+
+def anthropic_providers(tree: Mapping[str, Any]) -> frozenset[str]:
+    """The keys of the providers whose gen_ai name is anthropic (their models' prices
+    default to Anthropic's cache multipliers)."""
+    providers = tree.get("providers")
+    found = set()
+    for key, entry in (providers.items() if isinstance(providers, Mapping) else ()):
+        entry = entry if isinstance(entry, Mapping) else {}
+        if (entry.get("provider_name") or _default_provider_name(entry, str(key))) == "anthropic":
+            found.add(str(key))
+    return frozenset(found)
+
+
+def _anthropic_prices(price: Mapping[str, Any]) -> dict[str, Any]:
+    """`price` with Anthropic's cache prices where it sets none (when its input is a number)."""
+    out = dict(price)
+    try:
+        base = Decimal(str(price.get("input")))
+    except (InvalidOperation, ValueError):
+        return out
+    if not base.is_finite():
+        return out
+    for key, factor in ANTHROPIC_CACHE_PRICES:
+        if out.get(key) is None:
+            out[key] = base * factor
+    return out
 
 
 def named_entries(tree: Mapping[str, Any], key: str, problems: list[str], allowed: str) -> Any:
@@ -411,8 +529,7 @@ def provider_names(tree: Mapping[str, Any]) -> set[str]:
     providers = tree.get("providers")
     for key, entry in (providers.items() if isinstance(providers, Mapping) else ()):
         entry = entry if isinstance(entry, Mapping) else {}
-        default = "simulated" if entry.get("kind") == "mock" else str(key)
-        names.add(str(entry.get("provider_name") or default))
+        names.add(str(entry.get("provider_name") or _default_provider_name(entry, str(key))))
     return names
 
 

@@ -1,4 +1,5 @@
-"""Token accounting from OpenAI-shaped `usage` objects: pure, no I/O."""
+"""Token accounting: the `Usage` every dialect's answer is read into, and OpenAI's
+`usage` objects read into it. Pure, no I/O."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens of one call. `input` includes cached tokens; `output` includes reasoning."""
+    """Tokens of one call. `input` includes cached tokens and cache writes; `output` includes
+    reasoning. `cache_creation` counts every cache write, `cache_creation_1h` the part of it
+    written with a one-hour lifetime (billed higher than the default five minutes)."""
 
     input: int = 0
     output: int = 0
@@ -17,6 +20,7 @@ class Usage:
     cache_creation: int = 0
     reasoning: int = 0
     estimated: bool = False
+    cache_creation_1h: int = 0
 
     @property
     def total(self) -> int:
@@ -30,6 +34,7 @@ class Usage:
             self.cache_creation + other.cache_creation,
             self.reasoning + other.reasoning,
             self.estimated or other.estimated,
+            self.cache_creation_1h + other.cache_creation_1h,
         )
 
 

@@ -116,6 +116,79 @@ def test_absurd_price_is_refused() -> None:
             "million tokens)") in problems(text)
 
 
+ANTHROPIC = """
+providers:
+  claude: {kind: openai, base_url: "https://api.anthropic.com/v1", provider_name: anthropic}
+  oai: {kind: openai, base_url: "https://api.openai.com/v1"}
+models:
+  sonnet: {provider: claude, price_per_mtok: {input: 3, output: 15}}
+  pinned: {provider: claude, price_per_mtok: {input: 3, output: 15, cached_input: 0.5,
+                                              cache_write: 4, cache_write_1h: 7}}
+  gpt: {provider: oai, price_per_mtok: {input: 2, output: 8}}
+"""
+
+
+def test_anthropic_models_default_to_anthropic_cache_multipliers() -> None:
+    """A model of an anthropic provider prices cache reads 0.1x, 5-minute writes 1.25x, 1-hour 2x."""
+    models = load(ANTHROPIC, {}).models
+    price = models["sonnet"].price
+    assert (price.cached_input, price.cache_write, price.cache_write_1h) == (
+        Decimal("0.3"), Decimal("3.75"), Decimal(6))
+    pinned = models["pinned"].price
+    assert (pinned.cached_input, pinned.cache_write, pinned.cache_write_1h) == (
+        Decimal("0.5"), Decimal(4), Decimal(7))
+    gpt = models["gpt"].price
+    assert (gpt.cached_input, gpt.cache_write, gpt.cache_write_1h) == (Decimal(2), None, None)
+
+
+def test_bad_cache_write_price_names_the_key_path() -> None:
+    """A negative cache-write price is reported by its key path."""
+    text = ANTHROPIC.replace("cache_write: 4", "cache_write: -4")
+    assert "models.pinned.price_per_mtok.cache_write: must be a number >= 0" in problems(text)
+
+
+ROUTES = """
+providers:
+  claude: {kind: anthropic}
+models:
+  claude-sonnet-4.5:
+    provider: claude
+    upstream_model: claude-sonnet-4-5
+    aliases: [claude-sonnet-4-5-20250929]
+    price_per_mtok: {input: 3, output: 15}
+  "claude-haiku-*": {provider: claude, price_per_mtok: {input: 1, output: 5}}
+  "claude-*": {provider: claude, price_per_mtok: {input: 3, output: 15}}
+"""
+
+
+def test_aliases_and_patterns_find_their_model() -> None:
+    """A model is found by name, by alias, else by the first pattern that matches; a pattern
+    sends the id upstream as requested and never renames the answer."""
+    config = load(ROUTES, {})
+    assert config.lookup("claude-sonnet-4.5") is config.models["claude-sonnet-4.5"]
+    alias = config.lookup("claude-sonnet-4-5-20250929")
+    assert alias is config.models["claude-sonnet-4.5"] and alias.upstream_id("x") == "claude-sonnet-4-5"
+    haiku = config.lookup("claude-haiku-4-5-20251001")
+    assert haiku is not None and haiku.name == "claude-haiku-*" and haiku.price.input == 1
+    assert haiku.upstream_id("claude-haiku-4-5-20251001") == "claude-haiku-4-5-20251001"
+    assert not haiku.renames and alias.renames
+    opus = config.lookup("claude-opus-4-1[1m]")
+    assert opus is not None and opus.name == "claude-*"
+    assert config.lookup("gpt-4.1") is None
+
+
+def test_alias_and_pattern_mistakes_are_reported() -> None:
+    """An alias that is a model's name, a repeated alias and a pattern's upstream_model fail."""
+    text = ROUTES.replace("aliases: [claude-sonnet-4-5-20250929]",
+                          "aliases: [claude-sonnet-4.5, dup, dup]")
+    found = problems(text)
+    assert "models.claude-sonnet-4.5.aliases: 'claude-sonnet-4.5' is already a model's name" in found
+    assert "models.claude-sonnet-4.5.aliases: 'dup' is already an alias of claude-sonnet-4.5" in found
+    text = ROUTES.replace('"claude-*": {provider: claude,',
+                          '"claude-*": {provider: claude, upstream_model: x,')
+    assert any(p.startswith("models.claude-*.upstream_model: a pattern entry") for p in problems(text))
+
+
 def test_relative_ledger_path_is_the_config_files(tmp_path: Path) -> None:
     """A relative storage.sqlite_path is taken relative to the config file's directory."""
     path = tmp_path / "gateway.yaml"

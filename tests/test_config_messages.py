@@ -31,7 +31,7 @@ CASES: list[tuple[str, str, list[str]]] = [
      ]),
     ('model_unknown', BASE.replace("output: 2}}", "output: 2}, colour: red}"),
      [
-         'models.m1.colour: unknown key (expected one of: attempt_timeout_s, circuit_breaker, fallbacks, first_token_timeout_s, offline_provider, on_budget_exceeded, operations, price_per_mtok, provider, request_timeout_s, retry, upstream_model)',
+         'models.m1.colour: unknown key (expected one of: aliases, attempt_timeout_s, circuit_breaker, fallbacks, first_token_timeout_s, offline_provider, on_budget_exceeded, operations, price_per_mtok, provider, request_timeout_s, retry, upstream_model)',
      ]),
     ('provider_unknown', BASE.replace("{kind: mock}", "{kind: mock, colour: red}"),
      [
@@ -77,7 +77,7 @@ CASES: list[tuple[str, str, list[str]]] = [
      ]),
     ('price_unknown', BASE.replace("output: 2}", "output: 2, colour: 1}"),
      [
-         'models.m1.price_per_mtok.colour: unknown key (expected one of: cached_input, input, output)',
+         'models.m1.price_per_mtok.colour: unknown key (expected one of: cache_write, cache_write_1h, cached_input, input, output)',
      ]),
     ('server_values', BASE + "server: {port: 70000, metrics_path: metrics, max_body_bytes: 0,"
                              " shutdown_timeout_s: -1, host: [1]}\n",

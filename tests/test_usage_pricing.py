@@ -46,3 +46,36 @@ def test_prompt_estimate_grows_with_text() -> None:
     short = estimate_prompt_tokens({"messages": [{"role": "user", "content": "hi"}]})
     long = estimate_prompt_tokens({"messages": [{"role": "user", "content": "hi " * 400}]})
     assert long > short > 0
+
+
+SONNET = Price(input=Decimal(3), output=Decimal(15), cached_input=Decimal("0.3"),
+               cache_write=Decimal("3.75"), cache_write_1h=Decimal(6))
+
+
+def test_cache_writes_at_their_lifetime_price() -> None:
+    """Anthropic's bill: uncached input 1x, 5-minute writes 1.25x, 1-hour writes 2x, reads 0.1x."""
+    usage = Usage(input=1_000_000 + 400_000 + 100_000 + 2_000_000, output=10_000,
+                  cache_read=2_000_000, cache_creation=500_000, cache_creation_1h=100_000)
+    expected = (Decimal(3) * 1 + Decimal("3.75") * Decimal("0.4") + Decimal(6) * Decimal("0.1")
+                + Decimal("0.3") * 2 + Decimal(15) * Decimal("0.01"))
+    assert cost_usd(usage, SONNET) == expected
+
+
+def test_cache_writes_without_write_prices_are_plain_input() -> None:
+    """A model with no cache-write price bills writes as input: OpenAI-shaped costs unchanged."""
+    written = Usage(input=3000, output=100, cache_read=1000, cache_creation=1500)
+    plain = Usage(input=3000, output=100, cache_read=1000)
+    assert cost_usd(written, PRICE) == cost_usd(plain, PRICE)
+
+
+def test_inconsistent_cache_counts_never_bill_more_than_the_input() -> None:
+    """Writes beyond the uncached input are capped: counts from a confused upstream can't inflate cost."""
+    usage = Usage(input=100, cache_read=60, cache_creation=500, cache_creation_1h=900)
+    assert cost_usd(usage, SONNET) == (60 * Decimal("0.3") + 40 * Decimal(6)) / 1_000_000
+
+
+def test_worst_case_covers_cache_writes() -> None:
+    """With writes dearer than input (Anthropic's 2x one-hour writes), the bound assumes them."""
+    usage = Usage(input=1000, output=10, cache_creation=1000, cache_creation_1h=1000)
+    assert worst_case_cost_usd(1000, 10, SONNET) == cost_usd(usage, SONNET)
+    assert worst_case_cost_usd(1000, 10, PRICE) == (1000 * Decimal("2.5") + 80) / 1_000_000

@@ -105,9 +105,13 @@ class StreamWatcher(Protocol):
 
     done: bool  # the stream's own end (or an error event) was seen: read no further
     failure: StreamEnd | None  # an error event or a malformed one ended it
-    usage: Usage | None
     response_model: str | None
     response_attributes: dict[str, Any]
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage read so far (read once the stream has ended, however it ended)."""
+        ...
 
     def feed(self, events: list[bytes]) -> bytes:
         """Whole events (each without its blank line) -> the bytes to send the client."""
@@ -130,6 +134,7 @@ class Dialect(Protocol):
     routes: tuple[str, ...]  # the client paths it is served on (POST)
     upstream_path: str  # the path it calls, relative to a provider's base URL
     pass_headers: tuple[str, ...]  # upstream response headers its clients read
+    forward_headers: tuple[str, ...]  # client request headers a native upstream must see
 
     def parse(self, raw: bytes) -> ClientRequest:
         """The canonical call from the client's body; raises InvalidRequest."""
@@ -173,4 +178,25 @@ class Dialect(Protocol):
 
     def stream_error(self, message: str, code: str) -> bytes:
         """An SSE event the dialect's SDK raises as an error mid-stream."""
+        ...
+
+
+class MarksFirstToken(Protocol):
+    """A dialect whose streams open with events that carry no output yet (Anthropic's
+    `message_start`, `ping`, `content_block_start`): the first-token deadline waits for
+    the event `first_token` says is the first. Without the method, the first event with
+    data is. Looked up by name, like `local_answer`."""
+
+    def first_token(self, event: bytes) -> bool:
+        ...
+
+
+class AnswersLocally(Protocol):
+    """A dialect whose calls the gateway answers itself when the model's provider does not
+    speak it and no translation does (Anthropic's count_tokens: from the prompt estimate).
+    The chain looks for `local_answer` by name (a compiled module cannot check a protocol
+    at run time)."""
+
+    def local_answer(self, request: ClientRequest) -> bytes:
+        """The JSON body of the answer."""
         ...

@@ -33,6 +33,7 @@ class OpenAIChat:
     routes: tuple[str, ...] = ("/v1/chat/completions", "/chat/completions")
     upstream_path: str = "/chat/completions"
     pass_headers: tuple[str, ...] = wire.PASS_HEADERS
+    forward_headers: tuple[str, ...] = ()
 
     def __init__(self, limits: RequestLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits  # bounds on max_tokens and n (`limits:` in the config)

@@ -22,6 +22,7 @@ class OpenAIEmbeddings:
     routes: tuple[str, ...] = ("/v1/embeddings", "/embeddings")
     upstream_path: str = "/embeddings"
     pass_headers: tuple[str, ...] = wire.PASS_HEADERS
+    forward_headers: tuple[str, ...] = ()
 
     def parse(self, raw: bytes) -> ClientRequest:
         body = wire.parse_json(raw)

@@ -1,9 +1,8 @@
 """The dialects the gateway serves, and which provider can carry each.
 
 A provider adapter lists the dialects it speaks natively (`Provider.dialects`);
-the chain sends a call only to a model whose provider speaks the call's dialect,
-and answers `DialectNotSupported` otherwise. Translation between dialects (a
-translator per pair, chosen where the chain checks) is not built yet.
+the chain sends a call to a model whose provider speaks the call's dialect, or one
+it translates to (`gateway/translate/`), and answers `DialectNotSupported` otherwise.
 """
 
 from __future__ import annotations
@@ -11,19 +10,26 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from gateway.dialects import openai_chat, openai_embeddings
+from gateway.dialects.anthropic import messages as anthropic_messages
+from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
 from gateway.dialects.base import Dialect
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
 from gateway.limits import DEFAULT_LIMITS, RequestLimits
 
-# What the OpenAI-compatible and the simulated providers speak natively.
+# What the OpenAI-compatible providers speak natively.
 OPENAI_NATIVE = frozenset({openai_chat.NAME, openai_embeddings.NAME})
+# What Anthropic's own API (`kind: anthropic`) speaks natively.
+ANTHROPIC_NATIVE = frozenset({anthropic_messages.NAME, anthropic_messages.COUNT_TOKENS})
+# The simulator answers in both.
+SIMULATOR_NATIVE = OPENAI_NATIVE | ANTHROPIC_NATIVE
 
 
 def default_dialects(limits: RequestLimits = DEFAULT_LIMITS) -> list[Dialect]:
     """The dialects served unless `create_app` is given others, with the config's
     request `limits`."""
-    return [OpenAIChat(limits), OpenAIEmbeddings()]
+    return [OpenAIChat(limits), OpenAIEmbeddings(), AnthropicMessages(limits),
+            AnthropicCountTokens()]
 
 
 class Dialects:

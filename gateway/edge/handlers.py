@@ -68,7 +68,7 @@ async def models(request: web.Request) -> web.StreamResponse:
         return _error(request, MODELS_ROUTE, exc, {})
     allowed = principal.allowed_models
     data = [_model_object(state, name, model) for name, model in state.config.models.items()
-            if allowed is None or name in allowed]
+            if (allowed is None or name in allowed) and not model.passthrough]  # no pattern ids
     body = orjson.dumps({"object": "list", "data": data})
     return stamped(request, MODELS_ROUTE, web.Response(body=body, content_type="application/json"))
 

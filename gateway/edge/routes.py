@@ -20,6 +20,7 @@ def add_routes(app: web.Application, proxy: Proxy, dialects: Iterable[Dialect],
     router.add_route("*", handlers.MODELS_ROUTE, handlers.models)
     router.add_route("*", handlers.MODEL_ROUTE, handlers.model)
     router.add_get("/health", handlers.health)
+    router.add_route("HEAD", "/", handlers.health)  # Claude Code's reachability check
     router.add_get("/ready", handlers.ready)
     if metrics_path:
         router.add_get(metrics_path, metrics.metrics)

@@ -90,6 +90,7 @@ class EventStream:
         Everything before that first event counts against the event size limit."""
         splitter, pending = self._splitter, self._pending
         held = 0
+        first_token = getattr(self.dialect, "first_token", None)  # see dialects.base.MarksFirstToken
         async for chunk in self.chunks:
             try:
                 events = splitter.feed(chunk)
@@ -107,7 +108,8 @@ class EventStream:
                         "before its first token",
                         telemetry_message=f"the upstream for model '{self.model.name}' "
                         "reported an error before its first token")
-                return
+                if first_token is None or first_token(event):
+                    return
             held += len(chunk)
             if held > self._max_event:  # comments alone, past the limit: no first token
                 pending.clear()

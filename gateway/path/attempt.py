@@ -37,6 +37,7 @@ from gateway.telemetry import names as n
 from gateway.telemetry.recorder import AttemptRecorder
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.vocabulary import BoundedNames, status_error_type
+from gateway.translate.dialects import translation
 from gateway.usage import Usage
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
@@ -98,20 +99,36 @@ class AttemptRunner:
     def provider_for(self, model: ModelConfig) -> Provider:
         return self.providers[self.config.provider_for(model).name]
 
-    def upstream_request(self, call: Call, model: ModelConfig, provider: Provider) -> UpstreamRequest:
+    def dialect_for(self, client: Dialect, provider: Provider) -> Dialect:
+        """The client's dialect when the provider speaks it, else the translation that
+        carries it to one the provider speaks (the chain checked there is one)."""
+        if client.name in provider.dialects:
+            return client
+        translated = translation(client, provider.dialects)
+        if translated is None:
+            raise errors.DialectNotSupported(
+                f"provider '{provider.config.name}' does not speak the {client.name} API")
+        return translated
+
+    def upstream_request(self, call: Call, model: ModelConfig, provider: Provider,
+                         dialect: Dialect) -> UpstreamRequest:
         client = call.client
-        dialect = client.dialect
-        body, raw = dialect.upstream_body(client, model.upstream_model)
+        body, raw = dialect.upstream_body(client, model.upstream_id(client.model))
         directives: dict[str, str] = {}
         if provider.config.kind == "mock":  # only the simulator reads them
             directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
+        headers = {"x-request-id": call.request_id}
+        for name in dialect.forward_headers:
+            value = call.headers.get(name)
+            if value is not None:
+                headers[name] = value
         return UpstreamRequest(
             operation=call.operation,
             path=dialect.upstream_path,
             body=body,
             stream=client.stream,
             model=model,
-            headers={"x-request-id": call.request_id},
+            headers=headers,
             directives=directives,
             raw=raw,
         )
@@ -153,15 +170,16 @@ class AttemptRunner:
             raise self.fail(model, provider, recorder, errors.ProviderNotConfigured(
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
-        request = self.upstream_request(call, model, provider)
+        dialect = self.dialect_for(call.client.dialect, provider)
+        request = self.upstream_request(call, model, provider, dialect)
         request.context = recorder.context
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         started = _Started()
         began = time.perf_counter()
         deadline = Deadline(deadlines.start, self.clock)
         try:
-            await self._answer_start(call, model, provider, recorder, request, started, deadline,
-                                     deadlines)
+            await self._answer_start(call, dialect, model, provider, recorder, request, started,
+                                     deadline, deadlines)
         except BaseException as caught:
             exc = deadline.leave(caught) or caught  # TimeoutError when the deadline cut it short
             await _close(started)
@@ -180,15 +198,14 @@ class AttemptRunner:
             return started.stream
         response, body = started.response, started.body
         assert response is not None and body is not None
-        return self._json_answer(call, model, provider, recorder, response, body)
+        return self._json_answer(call, dialect, model, provider, recorder, response, body)
 
-    async def _answer_start(self, call: Call, model: ModelConfig, provider: Provider,
-                            recorder: AttemptRecorder, request: UpstreamRequest,
-                            started: _Started, timer: Deadline,
+    async def _answer_start(self, call: Call, dialect: Dialect, model: ModelConfig,
+                            provider: Provider, recorder: AttemptRecorder,
+                            request: UpstreamRequest, started: _Started, timer: Deadline,
                             deadlines: AttemptDeadlines) -> None:
         response = await provider.send(request)
         started.response = response
-        dialect = call.client.dialect
         if response.status >= 400:
             raw = await response.read()
             raise self._status_error(dialect, response, raw)
@@ -196,7 +213,7 @@ class AttemptRunner:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise errors.UpstreamBadResponse(
                     f"the upstream for model '{model.name}' did not answer with an event stream")
-            watcher = dialect.watch(call.client, model.name, model.upstream_model != model.name,
+            watcher = dialect.watch(call.client, model.name, model.renames,
                                     recorder, self.telemetry.content.enabled)
             stream = EventStream(dialect, model, provider, recorder, response, watcher,
                                  provider.config.max_event_bytes, self.scrubber)
@@ -266,8 +283,8 @@ class AttemptRunner:
                                status=getattr(error, "status", None))
         return AttemptFailed(error, result)
 
-    def _json_answer(self, call: Call, model: ModelConfig, provider: Provider,
-                     recorder: AttemptRecorder, response: UpstreamResponse,
+    def _json_answer(self, call: Call, dialect: Dialect, model: ModelConfig,
+                     provider: Provider, recorder: AttemptRecorder, response: UpstreamResponse,
                      raw: bytes) -> JsonAnswer:
         """Account for a whole JSON answer (still before commit)."""
         try:
@@ -279,8 +296,8 @@ class AttemptRunner:
                 f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
         client = call.client
         mode = self.telemetry.content
-        reading = client.dialect.read_answer(client, payload, model.name,
-                                             model.upstream_model != model.name, mode.enabled)
+        reading = dialect.read_answer(client, payload, model.name,
+                                      model.renames, mode.enabled)
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)

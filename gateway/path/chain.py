@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from gateway import errors
@@ -32,6 +33,7 @@ from gateway.resilience.config import FALLBACK, ModelPolicy
 from gateway.resilience.deadline import AttemptDeadlines, plan
 from gateway.router import Router
 from gateway.telemetry import names as n
+from gateway.translate.dialects import translation
 
 _NEUTRAL_ENDS = frozenset({None, n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED})
 Answer = JsonAnswer | EventStream
@@ -44,6 +46,14 @@ class _MoveOn(Exception):
         super().__init__(reason)
         self.reason = reason
         self.error = error
+
+
+class _Local(Exception):
+    """The gateway answers this call itself (the dialect's `local_answer`)."""
+
+    def __init__(self, answer: JsonAnswer) -> None:
+        super().__init__("answered locally")
+        self.answer = answer
 
 
 class Chain:
@@ -78,6 +88,8 @@ class Chain:
                                               index < len(chain) - 1)
             except _MoveOn as move:
                 reason, last = move.reason, move.error
+            except _Local as local:
+                return local.answer
         raise last or errors.ServiceUnavailable("no model could serve this request")
 
     async def _serve_with(self, call: Call, model: ModelConfig, request_at: float,
@@ -121,14 +133,20 @@ class Chain:
             return answer
 
     def _check_dialect(self, call: Call, model: ModelConfig) -> None:
-        """Only a provider that speaks the call's dialect natively can serve it (translation
-        between dialects, when it comes, is looked up here)."""
-        dialect = call.client.dialect.name
+        """Only a provider that speaks the call's dialect, natively or through a
+        translation (`gateway/translate/`), can serve it."""
+        dialect = call.client.dialect
         provider = self.runner.provider_for(model)
-        if dialect not in provider.dialects:
+        if dialect.name not in provider.dialects and translation(dialect, provider.dialects) is None:
+            answer_locally = getattr(dialect, "local_answer", None)  # see AnswersLocally
+            if answer_locally is not None:
+                body: bytes = answer_locally(call.client)
+                result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+                                       usage=None, cost=Decimal(0), status=200)
+                raise _Local(JsonAnswer(200, body, {}, model, result, time.perf_counter()))
             raise _MoveOn(outcome.DIALECT, errors.DialectNotSupported(
                 f"model '{model.name}' is served by provider '{provider.config.name}', which "
-                f"does not speak the {dialect} API, and the gateway cannot translate it yet"))
+                f"does not speak the {dialect.name} API, and the gateway cannot translate it"))
 
     async def _before_attempt(self, call: Call, model: ModelConfig, policy: ModelPolicy,
                               breaker: CircuitBreaker | None, fallback_left: bool) -> None:

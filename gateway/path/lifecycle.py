@@ -97,7 +97,7 @@ class Lifecycle:
         principal = visit.principal
         assert principal is not None  # authenticate() came first
         client = visit.dialect.parse(raw)
-        model = self.config.models.get(client.model)
+        model = self.config.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(
                 f"The model '{printable(client.model)}' does not exist or you do not have "

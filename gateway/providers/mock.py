@@ -1,7 +1,8 @@
 """The built-in simulated provider (`kind: mock`): answers in OpenAI's exact wire
-format (JSON and SSE, with usage), with realistic latency and token counts, so
-the gateway shows real metrics and traces with no API key. Load tests and the
-demo stack use it too.
+format (JSON and SSE, with usage), and in Anthropic's Messages format on the
+Messages paths (`mock_messages`), with realistic latency and token counts, so the
+gateway shows real metrics and traces with no API key. Load tests and the demo
+stack use it too.
 
 Request headers steer it (the load generator uses them): `x-mock-latency-ms`
 adds latency, `x-mock-error: 429|500|503` answers that error.
@@ -21,7 +22,9 @@ from typing import Any
 import orjson
 
 from gateway.config import ProviderConfig
-from gateway.dialects.registry import OPENAI_NATIVE
+from gateway.dialects.anthropic.request import estimate_prompt_tokens as estimate_messages_prompt
+from gateway.dialects.registry import SIMULATOR_NATIVE
+from gateway.providers import mock_messages
 from gateway.providers.base import UpstreamRequest
 from gateway.usage import estimate_prompt_tokens
 
@@ -83,8 +86,9 @@ class MockProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self.dialects = OPENAI_NATIVE
+        self.dialects = SIMULATOR_NATIVE
         self._random = random.Random(config.mock.seed)
+        self._prompt_cache = mock_messages.PromptCache()
 
     @property
     def server_address(self) -> str | None:
@@ -107,11 +111,38 @@ class MockProvider:
             latency_s /= 4
         if latency_s:
             await asyncio.sleep(latency_s)
+        messages = request.path.endswith(("/messages", "/messages/count_tokens"))
         if error:
+            if messages:
+                headers = {"retry-after": "1"} if error == 429 else {}
+                return MockResponse(error, mock_messages.error(error), headers=headers)
             return _error(error)
         if request.operation == "embeddings":
             return MockResponse(200, orjson.dumps(self._embeddings(request.body)))
+        if request.path.endswith("/messages/count_tokens"):
+            return MockResponse(200, mock_messages.count_tokens(request.body))
+        if messages:
+            return self._messages(request)
         return self._chat(request)
+
+    def _words(self, prompt_tokens: int, limit: int | None) -> tuple[list[str], bool]:
+        """The reply's words, and whether the output limit cut them short."""
+        wanted = round(self._jittered(self.config.mock.completion_tokens)) or 1
+        count = min(wanted, limit) if limit else wanted
+        return [_WORDS[(prompt_tokens + i) % len(_WORDS)] for i in range(count)], bool(
+            limit and wanted > limit)
+
+    def _messages(self, request: UpstreamRequest) -> MockResponse:
+        body = request.body
+        words, cut = self._words(estimate_messages_prompt(body), _max_tokens(body))
+        answer = mock_messages.message(body, " ".join(words), len(words),
+                                       "max_tokens" if cut else "end_turn", self._prompt_cache)
+        headers = {"request-id": f"req_011C{uuid.uuid4().hex[:20]}"}
+        ms_per_chunk = self.config.mock.ms_per_chunk
+        if not body.get("stream"):
+            return _Delayed(200, orjson.dumps(answer), ms_per_chunk * len(words) / 1000, headers)
+        return MockResponse(200, chunks=mock_messages.stream(answer),
+                            chunk_delay_s=ms_per_chunk / 1000, headers=headers)
 
     def _chat(self, request: UpstreamRequest) -> MockResponse:
         body = request.body
@@ -222,8 +253,9 @@ class MockProvider:
 class _Delayed(MockResponse):
     """A JSON answer whose body takes `delay` seconds to arrive."""
 
-    def __init__(self, status: int, body: bytes, delay: float) -> None:
-        super().__init__(status, body)
+    def __init__(self, status: int, body: bytes, delay: float,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status, body, headers=headers)
         self._wait = delay
 
     async def read(self) -> bytes:

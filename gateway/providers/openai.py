@@ -110,9 +110,7 @@ class OpenAIProvider:
         parts = urlsplit(config.base_url)
         self._address = parts.hostname
         self._port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-        headers = {"content-type": "application/json", **config.headers}
-        if config.api_key:
-            headers["authorization"] = f"Bearer {config.api_key.value}"
+        headers = {"content-type": "application/json", **self.auth_headers(config), **config.headers}
         self._endpoint: _Poster
         # aiohttp's client instrumentation (GATEWAY_HTTP_CLIENT_SPANS) parents its HTTP span
         # on the current context: make that the attempt's CLIENT span while sending.
@@ -127,6 +125,11 @@ class OpenAIProvider:
             self._endpoint = AiohttpEndpoint(transport, config.base_url, headers, timeout,
                                              config.max_response_bytes, proxy=proxy,
                                              proxy_headers=proxy_headers, ssl_context=ssl_context)
+
+    @staticmethod
+    def auth_headers(config: ProviderConfig) -> dict[str, str]:
+        """The headers every request carries to authenticate (a subclass's API may differ)."""
+        return {"authorization": f"Bearer {config.api_key.value}"} if config.api_key else {}
 
     @property
     def server_address(self) -> str | None:

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Mapping
 import aiohttp
 
 from gateway.config import GatewayConfig
+from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_NATIVE
 from gateway.fastpaths import HttpClient
+from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Provider
 from gateway.providers.clients import Route
 from gateway.providers.mock import MockProvider
@@ -28,14 +30,22 @@ def build_providers(config: GatewayConfig, routes: Mapping[str, Route],
         elif routes[name].aiohttp:
             assert session is not None
             route = routes[name]
-            built = OpenAIProvider(provider, session, proxy=route.proxy_url,
-                                   proxy_headers=route.proxy_headers,
-                                   ssl_context=route.ssl_context)
+            adapter, dialects = _adapter(provider.kind)
+            built = adapter(provider, session, dialects, proxy=route.proxy_url,
+                            proxy_headers=route.proxy_headers, ssl_context=route.ssl_context)
         else:
             assert http_client is not None
-            built = OpenAIProvider(provider, http_client)
+            adapter, dialects = _adapter(provider.kind)
+            built = adapter(provider, http_client, dialects)
         extra = extra_dialects.get(provider.kind)
         if extra:
             built.dialects = built.dialects | frozenset(extra)
         providers[name] = built
     return providers
+
+
+def _adapter(kind: str) -> tuple[type[OpenAIProvider], frozenset[str]]:
+    """The adapter class of a provider kind that goes over HTTP, and the dialects it speaks."""
+    if kind == "anthropic":
+        return AnthropicProvider, ANTHROPIC_NATIVE
+    return OpenAIProvider, OPENAI_NATIVE

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.config import Price
+from gateway.pricing import input_ceiling, worst_case_cost_usd
 from gateway.spend.config import DEFAULT_THRESHOLDS, BudgetConfig
 from gateway.spend.windows import Window, WindowTracker, duration, local_time, zone
 from gateway.usage import MAX_TOKENS
@@ -141,16 +142,16 @@ def output_tokens_reserved(body: Mapping[str, Any], max_tokens: int | None, defa
 def nano_prices(price: Price) -> tuple[int, int] | tuple[()]:
     """(input, output) in nano-dollars per token when exact integers (prices with at most
     three decimals per million tokens), so the hot path needs no Decimal; else ()."""
-    per_token = (price.input * 1000, price.output * 1000)
+    per_token = (input_ceiling(price) * 1000, price.output * 1000)
     if all(p == p.to_integral_value() for p in per_token):
         return int(per_token[0]), int(per_token[1])
     return ()
 
 
 def worst_case_nanos(prompt_tokens: int, output_tokens: int, price: Price) -> int:
-    """Upper bound of an attempt's cost: no cache discount, every output token used
-    (at most MAX_NANOS)."""
-    return to_nanos((prompt_tokens * price.input + output_tokens * price.output) / Decimal(1_000_000))
+    """Upper bound of an attempt's cost: no cache discount (and every input token a cache
+    write, where writes cost more), every output token used (at most MAX_NANOS)."""
+    return to_nanos(worst_case_cost_usd(prompt_tokens, output_tokens, price))
 
 
 def worst_case_exact(prompt_tokens: int, output_tokens: int, prices: tuple[int, int]) -> int:

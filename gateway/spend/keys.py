@@ -86,9 +86,12 @@ def config_records(keys: Iterable[KeyConfig]) -> list[KeyRecord]:
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The key a client presents: `Authorization: Bearer <key>` (the OpenAI SDK, and the
+    Anthropic SDK with an auth token), else `x-api-key` (the Anthropic SDK, Claude Code)."""
     value = headers.get("Authorization") or headers.get("authorization")
     if not value:
-        return None
+        key = headers.get("x-api-key") or headers.get("X-Api-Key")
+        return key.strip() or None if key else None
     scheme, _, token = value.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -160,7 +163,8 @@ class KeyAuthenticator:
         if token is None:
             raise errors.AuthenticationFailed(
                 "You didn't provide an API key. Send your gateway key in the Authorization "
-                "header as 'Bearer <key>' (the OpenAI SDK's api_key).")
+                "header as 'Bearer <key>' (the OpenAI SDK's api_key) or in x-api-key (the "
+                "Anthropic SDK's).")
         digest = hash_key(token)
         principal = self._by_hash.get(digest)
         if principal is None:

@@ -42,6 +42,7 @@ class EchoDialect:
     routes: tuple[str, ...] = ("/v1/echo",)
     upstream_path: str = "/echo"
     pass_headers: tuple[str, ...] = ("x-echo-version",)
+    forward_headers: tuple[str, ...] = ()
 
     def parse(self, raw: bytes) -> ClientRequest:
         try:

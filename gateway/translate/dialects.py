@@ -1,0 +1,206 @@
+"""Translations as the dialect of an attempt: when a model's provider does not speak the
+client's dialect but speaks one the gateway translates to, the attempt runs with one
+of these in its place. Each is the client's dialect towards the client (its parse,
+request attributes, error shapes) and the upstream's towards the upstream (its path,
+body, usage, events), with `chat_messages` and `chat_messages_stream` in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+import orjson
+
+from gateway.dialects import openai_wire
+from gateway.dialects.anthropic import messages as anthropic
+from gateway.dialects.anthropic.answer import response_attributes as messages_attributes
+from gateway.dialects.anthropic.answer import usage_from
+from gateway.dialects.base import (
+    ChunkTimer,
+    ClientRequest,
+    Dialect,
+    Reading,
+    StreamEnd,
+    StreamWatcher,
+)
+from gateway.dialects.openai_chat import NAME as CHAT
+from gateway.dialects.openai_chat import ChatWatcher
+from gateway.errors import GatewayError
+from gateway.telemetry import names as n
+from gateway.translate import chat_messages as tm
+from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
+from gateway.usage import Usage, from_openai
+
+
+class _Translation:
+    """What both directions share: the client's dialect faces the client."""
+
+    upstream_name = ""  # the dialect spoken upstream
+    forward_headers: tuple[str, ...] = ()  # the client's headers mean nothing upstream
+    routes: tuple[str, ...] = ()
+
+    def __init__(self, client: Dialect) -> None:
+        self.client = client
+        self.name = f"{client.name}>{self.upstream_name}"
+        self.operation = client.operation
+        self.pass_headers = client.pass_headers
+
+    def parse(self, raw: bytes) -> ClientRequest:
+        return self.client.parse(raw)
+
+    def estimate_prompt(self, body: dict[str, Any]) -> int:
+        return self.client.estimate_prompt(body)
+
+    def request_attributes(self, request: ClientRequest, capture: bool) -> dict[str, Any]:
+        return self.client.request_attributes(request, capture)
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return self.client.error_body(error)
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        return self.client.stream_error(message, code)
+
+
+class ChatViaMessages(_Translation):
+    """An OpenAI chat completions client served by an Anthropic Messages upstream."""
+
+    upstream_name = anthropic.NAME
+    upstream_path = anthropic.AnthropicMessages.upstream_path
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tm.chat_to_messages_request(request.body)
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        model = payload.get("model")
+        answer = tm.messages_to_chat_answer(payload, model=served if rename else None)
+        return Reading(usage_from(payload.get("usage")), model if isinstance(model, str) else None,
+                       messages_attributes(payload), orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        options = request.body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return TranslatedStream(
+            anthropic.MessagesWatcher(None, timer, capture),
+            MessagesToChatStream(include_usage=include_usage, model=served if rename else None),
+            self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return anthropic.event_error(data)
+
+    def first_token(self, event: bytes) -> bool:
+        return anthropic.first_token(event)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return tm.messages_error_to_chat(anthropic.upstream_error(status, body))
+
+
+class MessagesViaChat(_Translation):
+    """An Anthropic Messages client served by an OpenAI chat completions upstream."""
+
+    upstream_name = CHAT
+    upstream_path = "/chat/completions"
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tm.messages_to_chat_request(request.body)
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        model = payload.get("model")
+        answer = tm.chat_to_messages_answer(payload, model=served if rename else None)
+        attributes = openai_wire.response_attributes(payload)  # the upstream's own, as native
+        reason = tm.finish_reason_of(payload)
+        if reason is not None:
+            attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+        return Reading(from_openai(payload.get("usage")), model if isinstance(model, str) else None,
+                       attributes, orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
+                                ChatToMessagesStream(model=served if rename else None),
+                                self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return openai_wire.event_error(data)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return anthropic.upstream_error(status, openai_wire.upstream_error(status, body))
+
+
+class EventTranslator(Protocol):
+    """Turns one upstream event into the client's bytes (see chat_messages_stream)."""
+
+    done: bool
+
+    def feed(self, event: bytes) -> bytes: ...
+
+
+class TranslatedStream:
+    """Reads each upstream event with the upstream dialect's watcher (usage, timing, the
+    end) and sends the client what the translator makes of it, event by event."""
+
+    def __init__(self, reader: StreamWatcher, translator: EventTranslator,
+                 stream_error: Callable[[str, str], bytes]) -> None:
+        self._reader = reader
+        self._translator = translator
+        self._stream_error = stream_error
+        self.done = False
+        self.failure: StreamEnd | None = None
+
+        self.response_model: str | None = None
+        self.response_attributes: dict[str, Any] = {}
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._reader.usage
+
+    def output_tokens(self) -> int:
+        return self._reader.output_tokens()
+
+    def output_messages(self) -> str | None:
+        return self._reader.output_messages()
+
+    def feed(self, events: list[bytes]) -> bytes:
+        parts: list[bytes] = []
+        reader, translator = self._reader, self._translator
+        for event in events:
+            reader.feed([event])
+            if reader.failure is not None and reader.failure.end == "malformed":
+                self.failure = reader.failure
+                parts.append(self._stream_error(reader.failure.message, "malformed_sse"))
+                self.done = True
+                break
+            parts.append(translator.feed(event))
+            self.response_model = reader.response_model
+            self.response_attributes = reader.response_attributes
+            if reader.done or translator.done:
+                self.failure = reader.failure
+                self.done = True
+                break
+        return b"".join(parts)
+
+
+# Which translation serves a client dialect on an upstream that speaks another: by the
+# client's dialect, the upstream dialect it can be carried over, and the translation.
+_TRANSLATIONS: Final[tuple[tuple[str, str, Callable[[Dialect], Dialect]], ...]] = (
+    (CHAT, anthropic.NAME, ChatViaMessages),
+    (anthropic.NAME, CHAT, MessagesViaChat),
+)
+
+
+def translation(client: Dialect, upstream: frozenset[str]) -> Dialect | None:
+    """The translation that carries `client`'s calls to an upstream speaking `upstream`'s
+    dialects, or None when there is none."""
+    for source, target, make in _TRANSLATIONS:
+        if client.name == source and target in upstream:
+            return make(client)
+    return None

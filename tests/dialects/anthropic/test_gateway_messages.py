@@ -1,0 +1,418 @@
+"""`/v1/messages` through the real gateway with the official `anthropic` SDK as client:
+native to a fake Anthropic upstream, translated to an OpenAI-format one, and an OpenAI
+client reaching a `kind: anthropic` model; telemetry and cost exactly as Anthropic bills."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anthropic
+import openai
+import orjson
+import pytest
+
+from tests.fakes import anthropic_upstream as fake
+from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
+from tests.fakes.openai_upstream import RunningUpstream, running_upstream
+from tests.spend.helpers import ledger_rows
+from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.telemetry import attrs, iter_points
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
+
+GATEWAY_KEY = "sk-gw-claude-code-0123"
+UPSTREAM_KEY = "sk-ant-api03-upstream"
+HELLO: list[Any] = [{"role": "user", "content": "Say hello to the gateway"}]
+WEATHER = {"name": "get_weather", "description": "Weather in a city",
+           "input_schema": {"type": "object", "properties": {"location": {"type": "string"}},
+                            "required": ["location"]}}
+
+
+def _config(anthropic_url: str, openai_url: str) -> str:
+    return f"""
+providers:
+  claude: {{kind: anthropic, base_url: "{anthropic_url}", api_key: "${{ANTHROPIC_API_KEY}}",
+           timeout_s: 5}}
+  oai: {{kind: openai, base_url: "{openai_url}", api_key: "${{OPENAI_API_KEY}}",
+        provider_name: openai, timeout_s: 5}}
+  sim: {{kind: mock, mock: {{latency_ms: 0, ms_per_chunk: 0, completion_tokens: 6, jitter: 0}}}}
+models:
+  claude-sonnet-4.5:
+    provider: claude
+    upstream_model: claude-sonnet-4-5-20250929
+    price_per_mtok: {{input: 3, output: 15}}
+  claude-fallback:
+    provider: claude
+    upstream_model: claude-sonnet-4-5-20250929
+    price_per_mtok: {{input: 3, output: 15}}
+    fallbacks: [gpt-4.1]
+    first_token_timeout_s: 0.5
+  gpt-4.1:
+    provider: oai
+    upstream_model: gpt-4.1
+    price_per_mtok: {{input: 2.5, output: 8, cached_input: 0.625}}
+  sim-claude:
+    provider: sim
+    price_per_mtok: {{input: 3, output: 15}}
+resilience:
+  retry: {{max_attempts: 1}}
+keys:
+  - {{alias: claude-code, team: dev, key_env: GATEWAY_KEY}}
+"""
+
+
+@dataclass
+class Rig:
+    gw: RunningGateway
+    claude: RunningAnthropic
+    oai: RunningUpstream
+
+    def client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(base_url=self.gw.root, api_key=GATEWAY_KEY,
+                                        max_retries=0)
+
+    def openai_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.gw.base_url, api_key=GATEWAY_KEY, max_retries=0)
+
+    def span(self, model: str) -> dict[str, Any]:
+        return attrs(self.gw.telemetry.spans_named(f"chat {model}")[-1])
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(_config(claude.base_url, oai.base_url), environ=env) as gw:
+            yield Rig(gw, claude, oai)
+
+
+async def test_create_reaches_the_native_upstream(rig: Rig) -> None:
+    """messages.create through the gateway: the upstream gets its own key, its model id and
+    the client's version and beta headers; the client gets Anthropic's answer and headers."""
+    rig.claude.state.behaviour = Behaviour(text="Hello, gateway!")
+    async with rig.client() as client:
+        raw = await client.messages.with_raw_response.create(
+            model="claude-sonnet-4.5", max_tokens=64, messages=HELLO,
+            extra_headers={"anthropic-beta": "prompt-caching-2024-07-31,token-efficient-tools"})
+    message = await raw.parse()
+    assert message.content[0].type == "text" and message.content[0].text == "Hello, gateway!"
+    assert message.model == "claude-sonnet-4.5"  # the gateway's name, as with chat
+    assert raw.headers["request-id"].startswith("req_011C")
+    assert raw.headers["anthropic-ratelimit-requests-limit"] == "4000"
+    seen = rig.claude.state.last_request
+    assert seen.path == "/v1/messages" and seen.body["model"] == "claude-sonnet-4-5-20250929"
+    assert seen.headers["x-api-key"] == UPSTREAM_KEY and "authorization" not in seen.headers
+    assert seen.headers["anthropic-beta"] == "prompt-caching-2024-07-31,token-efficient-tools"
+    assert seen.headers["anthropic-version"] == raw.http_request.headers["anthropic-version"]
+    assert GATEWAY_KEY not in orjson.dumps(seen.headers).decode()
+    span = rig.span("claude-sonnet-4.5")
+    assert span["gen_ai.provider.name"] == "anthropic"
+    assert span["gen_ai.response.finish_reasons"] == ("end_turn",)
+    assert span["gen_ai.response.id"] == message.id
+    assert span["gateway.key.alias"] == "claude-code"
+
+
+async def test_streamed_caching_call_is_costed_to_the_micro_dollar(rig: Rig) -> None:
+    """A stream with 5-minute writes, 1-hour writes and reads: span usage, the token metric
+    and the cost agree with a hand computation at 1.25x, 2x and 0.1x of the input price."""
+    rig.claude.state.behaviour = Behaviour(
+        text="Cached answer streamed in pieces", input_tokens=1_200, output_tokens=850,
+        cache_write_5m=20_000, cache_write_1h=8_000, cache_read=150_000)
+    async with rig.client() as client, client.messages.stream(
+            model="claude-sonnet-4.5", max_tokens=1024, messages=HELLO) as stream:
+        text = "".join([t async for t in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "Cached answer streamed in pieces" and final.usage.output_tokens == 850
+    await asyncio.sleep(0.05)
+    span = rig.span("claude-sonnet-4.5")
+    total_input = 1_200 + 20_000 + 8_000 + 150_000
+    assert span["gen_ai.usage.input_tokens"] == total_input
+    assert span["gen_ai.usage.output_tokens"] == 850
+    assert span["gen_ai.usage.cache_read.input_tokens"] == 150_000
+    assert span["gen_ai.usage.cache_creation.input_tokens"] == 28_000
+    # $3/Mtok input, $15/Mtok output: 1,200 x 3 + 20,000 x 3.75 + 8,000 x 6 + 150,000 x 0.3
+    # + 850 x 15 micro-dollars.
+    expected = (1_200 * Decimal(3) + 20_000 * Decimal("3.75") + 8_000 * Decimal(6)
+                + 150_000 * Decimal("0.3") + 850 * Decimal(15)) / 10**6
+    assert expected == Decimal("0.18435")
+    assert span["gateway.cost.usd"] == pytest.approx(float(expected), abs=1e-9)
+    tokens = {(p["gen_ai.token.type"], p["gen_ai.request.model"]): point.sum
+              for p, point in iter_points(rig.gw.telemetry, "gen_ai.client.token.usage")}
+    assert tokens[("input", "claude-sonnet-4.5")] == total_input
+    assert tokens[("output", "claude-sonnet-4.5")] == 850
+    costs = [point.value for p, point in iter_points(rig.gw.telemetry, "gateway.cost.usd")
+             if p.get("gen_ai.request.model", p.get("model")) == "claude-sonnet-4.5"]
+    assert costs and costs[0] == pytest.approx(float(expected), abs=1e-9)
+    assert span["gen_ai.request.stream"] is True and span["gateway.stream.end"] == "done"
+    ledger = Path(rig.gw.config.storage.sqlite_path)
+    assert await eventually(lambda: any(r.model_served == "claude-sonnet-4.5"
+                                        for r in ledger_rows(ledger)))
+    row = next(r for r in ledger_rows(ledger) if r.model_served == "claude-sonnet-4.5")
+    assert row.cost_nanos == int(expected * 10**9) and row.provider == "anthropic"
+    assert (row.input_tokens, row.cached_tokens, row.output_tokens) == (total_input, 150_000, 850)
+
+
+async def test_tool_use_round_trip(rig: Rig) -> None:
+    """A forced tool comes back as the SDK's ToolUseBlock, streamed input included."""
+    async with rig.client() as client, client.messages.stream(
+            model="claude-sonnet-4.5", max_tokens=64, messages=HELLO, tools=[WEATHER],  # type: ignore[list-item]
+            tool_choice={"type": "tool", "name": "get_weather"}) as stream:
+        final = await stream.get_final_message()
+    block = final.content[0]
+    assert block.type == "tool_use" and block.input == {"location": "Paris"}
+    assert final.stop_reason == "tool_use"
+    assert rig.claude.state.last_request.body["tools"] == [WEATHER]
+
+
+async def test_count_tokens_native_and_estimated(rig: Rig) -> None:
+    """count_tokens goes to a native Anthropic upstream, and is estimated by the gateway
+    for a model served in another dialect."""
+    async with rig.client() as client:
+        native = await client.messages.count_tokens(model="claude-sonnet-4.5", messages=HELLO)
+        estimated = await client.messages.count_tokens(model="gpt-4.1", messages=HELLO)
+    assert native.input_tokens == fake.wire.count_input_tokens({"messages": HELLO})
+    assert rig.claude.state.last_request.path == "/v1/messages/count_tokens"
+    assert estimated.input_tokens > 0 and not rig.oai.state.requests
+
+
+@pytest.mark.parametrize(("status", "error_class"), [
+    (529, anthropic.OverloadedError), (429, anthropic.RateLimitError),
+    (500, anthropic.InternalServerError), (400, anthropic.BadRequestError)])
+async def test_upstream_errors_raise_the_sdk_classes(rig: Rig, status: int,
+                                                     error_class: type[Exception]) -> None:
+    """An Anthropic upstream's error reaches the SDK as its own class, body intact."""
+    rig.claude.state.behaviour = Behaviour.error(status)
+    async with rig.client() as client:
+        with pytest.raises(error_class) as info:
+            await client.messages.create(model="claude-sonnet-4.5", max_tokens=8, messages=HELLO)
+    body = info.value.body  # type: ignore[attr-defined]
+    assert body["type"] == "error" and body["error"]["type"] == fake.wire.ERROR_TYPES[status]
+
+
+async def test_gateway_errors_raise_the_sdk_classes(rig: Rig) -> None:
+    """Bad input, an unknown model and a wrong key are answered in Anthropic's shape."""
+    async with rig.client() as client:
+        with pytest.raises(anthropic.BadRequestError, match="max_tokens"):
+            await client.messages.create(model="claude-sonnet-4.5", messages=HELLO,
+                                         max_tokens=0)
+        with pytest.raises(anthropic.NotFoundError):
+            await client.messages.create(model="claude-nope", max_tokens=8, messages=HELLO)
+    async with anthropic.AsyncAnthropic(base_url=rig.gw.root, api_key="sk-wrong",
+                                        max_retries=0) as stranger:
+        with pytest.raises(anthropic.AuthenticationError):
+            await stranger.messages.create(model="claude-sonnet-4.5", max_tokens=8,
+                                           messages=HELLO)
+    assert not rig.claude.state.requests
+
+
+async def test_x_api_key_and_bearer_both_authenticate(rig: Rig) -> None:
+    """Claude Code sends the gateway key as x-api-key (or Bearer with an auth token)."""
+    body = orjson.dumps({"model": "claude-sonnet-4.5", "max_tokens": 8, "messages": HELLO})
+    async with aiohttp.ClientSession() as http:
+        for headers in ({"x-api-key": GATEWAY_KEY}, {"authorization": f"Bearer {GATEWAY_KEY}"}):
+            async with http.post(f"{rig.gw.root}/v1/messages?beta=true", data=body,
+                                 headers={**headers, "anthropic-version": "2023-06-01"}) as resp:
+                assert resp.status == 200, await resp.text()
+        async with http.post(f"{rig.gw.root}/v1/messages", data=body) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["type"] == "authentication_error"
+
+
+async def test_error_event_mid_stream_reaches_the_sdk(rig: Rig) -> None:
+    """An upstream `error` event mid-stream is relayed; the SDK raises it, the span says why."""
+    rig.claude.state.behaviour = Behaviour(text="x" * 60, error_event_at=5)  # after two deltas
+    async with rig.client() as client:
+        with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):
+            async with client.messages.stream(model="claude-sonnet-4.5", max_tokens=8,
+                                              messages=HELLO) as stream:
+                async for _ in stream:
+                    pass
+    await asyncio.sleep(0.05)
+    span = rig.span("claude-sonnet-4.5")
+    assert span["error.type"] == "overloaded_error"
+    assert span["gateway.stream.end"] == "upstream_error"
+
+
+async def test_cut_stream_ends_with_an_error_event_and_is_charged(rig: Rig) -> None:
+    """An upstream that closes before message_stop: the client gets an `error` event, and
+    the call is charged its input and the output deltas seen."""
+    rig.claude.state.behaviour = Behaviour(text="x" * 200, input_tokens=500, close_after_events=8)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{rig.gw.root}/v1/messages", headers={"x-api-key": GATEWAY_KEY},
+                             json={"model": "claude-sonnet-4.5", "max_tokens": 300,
+                                   "messages": HELLO, "stream": True}) as resp:
+            raw = await resp.read()
+    names = [name for name, _ in fake.wire.split_stream(raw)]
+    assert names[0] == "message_start" and names[-1] == "error"
+    await asyncio.sleep(0.05)
+    span = rig.span("claude-sonnet-4.5")
+    assert span["gateway.stream.end"] == "upstream_incomplete"
+    assert span["gen_ai.usage.input_tokens"] == 500 and span["gen_ai.usage.output_tokens"] > 1
+    assert span["gateway.cost.usd"] > 500 * 3 / 1e6
+
+
+# --- translation through the gateway ---------------------------------------------------
+
+
+async def test_openai_client_reaches_a_claude_model(rig: Rig) -> None:
+    """An OpenAI chat client is served by kind anthropic: the upstream sees a Messages request,
+    the client a chat completion with usage; telemetry as for a native call."""
+    rig.claude.state.behaviour = Behaviour(text="Bonjour", input_tokens=10, output_tokens=4,
+                                           cache_read=90)
+    async with rig.openai_client() as client:
+        completion = await client.chat.completions.create(
+            model="claude-sonnet-4.5", max_tokens=50,
+            messages=[{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Say hello"}])
+    assert completion.choices[0].message.content == "Bonjour"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.prompt_tokens == 100
+    seen = rig.claude.state.last_request
+    assert seen.path == "/v1/messages" and seen.body["system"] == [{"type": "text",
+                                                                   "text": "Be brief."}]
+    assert seen.headers["anthropic-version"] == "2023-06-01"
+    span = rig.span("claude-sonnet-4.5")
+    assert span["gen_ai.usage.input_tokens"] == 100 and span["gen_ai.usage.output_tokens"] == 4
+    assert span["gen_ai.usage.cache_read.input_tokens"] == 90
+    assert span["gateway.cost.usd"] == pytest.approx((10 * 3 + 90 * 0.3 + 4 * 15) / 1e6)
+
+
+async def test_openai_client_streams_from_a_claude_model(rig: Rig) -> None:
+    """Streamed chat from kind anthropic: deltas, tool calls and the usage chunk."""
+    rig.claude.state.behaviour = Behaviour(tool_call=("get_weather", {"location": "Oslo"}),
+                                           input_tokens=30, output_tokens=12)
+    async with rig.openai_client() as client:
+        stream = await client.chat.completions.create(
+            model="claude-sonnet-4.5", stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "Weather in Oslo?"}],
+            tools=[{"type": "function", "function": {"name": "get_weather",
+                                                     "parameters": WEATHER["input_schema"]}}])
+        chunks = [chunk async for chunk in stream]
+    arguments = "".join(c.choices[0].delta.tool_calls[0].function.arguments or ""  # type: ignore[index,union-attr]
+                        for c in chunks if c.choices and c.choices[0].delta.tool_calls)
+    assert orjson.loads(arguments) == {"location": "Oslo"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
+    await asyncio.sleep(0.05)
+    assert rig.span("claude-sonnet-4.5")["gen_ai.usage.output_tokens"] == 12
+
+
+async def test_messages_client_reaches_an_openai_model(rig: Rig) -> None:
+    """A Messages client is served by an OpenAI-format upstream, JSON and streamed."""
+    async with rig.client() as client:
+        message = await client.messages.create(model="gpt-4.1", max_tokens=50, messages=HELLO,
+                                               system="Be brief.")
+        async with client.messages.stream(model="gpt-4.1", max_tokens=50,
+                                          messages=HELLO) as stream:
+            final = await stream.get_final_message()
+    assert message.content[0].type == "text" and message.stop_reason == "end_turn"
+    assert message.content[0].text.startswith("This is a fake reply")
+    assert final.content[0].type == "text" and final.usage.output_tokens > 0
+    bodies = rig.oai.state.bodies()
+    assert bodies[0]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert bodies[1]["stream_options"] == {"include_usage": True}
+    await asyncio.sleep(0.05)
+    spans = [attrs(s) for s in rig.gw.telemetry.spans_named("chat gpt-4.1")]
+    assert [s["gen_ai.response.finish_reasons"] for s in spans] == [("stop",), ("stop",)]
+    span = spans[-1]
+    assert span["gen_ai.provider.name"] == "openai" and span["gen_ai.usage.output_tokens"] > 0
+
+
+async def test_untranslatable_request_is_a_clear_400(rig: Rig) -> None:
+    """Extended thinking towards an OpenAI-format model is refused with a 400 that says why."""
+    async with rig.client() as client:
+        with pytest.raises(anthropic.BadRequestError, match="thinking"):
+            await client.messages.create(
+                model="gpt-4.1", max_tokens=2048, messages=HELLO,
+                thinking={"type": "enabled", "budget_tokens": 1024})
+    assert not rig.oai.state.requests
+
+
+async def test_fallback_from_claude_to_gpt_for_a_messages_client(rig: Rig) -> None:
+    """An overloaded Claude falls back to GPT-4.1, answered to the Messages client in its format."""
+    rig.claude.state.behaviour = Behaviour.error(529)
+    async with rig.client() as client:
+        raw = await client.messages.with_raw_response.create(model="claude-fallback",
+                                                             max_tokens=20, messages=HELLO)
+    message = await raw.parse()
+    assert raw.headers["x-gateway-model"] == "gpt-4.1"
+    assert message.content[0].type == "text" and rig.oai.state.requests
+
+
+async def test_simulator_speaks_messages(rig: Rig) -> None:
+    """A model on the simulator answers Messages natively, with cache usage fields."""
+    async with rig.client() as client:
+        message = await client.messages.create(model="sim-claude", max_tokens=50, messages=HELLO)
+        async with client.messages.stream(model="sim-claude", max_tokens=50,
+                                          messages=HELLO) as stream:
+            final = await stream.get_final_message()
+    assert message.usage.output_tokens == 6 and message.usage.cache_read_input_tokens == 0
+    assert final.usage.output_tokens == 6
+
+
+async def test_budget_and_rate_limit_refusals_are_rate_limit_errors() -> None:
+    """A blocking budget and a rate limit refuse /v1/messages calls in Anthropic's shape
+    (429 rate_limit_error), before anything reaches the upstream."""
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        config = _config(claude.base_url, oai.base_url) + """
+budgets:
+  - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}
+"""
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            with pytest.raises(anthropic.RateLimitError) as info:
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=4000,
+                                             messages=HELLO)
+            assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+        config = _config(claude.base_url, oai.base_url) + """
+rate_limits:
+  default: {requests_per_minute: 1}
+"""
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            await client.messages.create(model="claude-sonnet-4.5", max_tokens=8, messages=HELLO)
+            with pytest.raises(anthropic.RateLimitError):
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=8,
+                                             messages=HELLO)
+        assert len(claude.state.requests) == 1
+
+
+async def test_head_root_answers_claude_codes_reachability_check(rig: Rig) -> None:
+    """Claude Code first sends HEAD / to see the base URL is up: it gets 200."""
+    async with aiohttp.ClientSession() as http, http.head(rig.gw.root + "/") as resp:
+        assert resp.status == 200
+
+
+async def test_first_token_rule_waits_past_the_preamble(rig: Rig) -> None:
+    """message_start arrives before any token: a Claude stream whose first delta is later than
+    first_token_timeout_s falls back to GPT-4.1, though its preamble came at once."""
+    rig.claude.state.behaviour = Behaviour(text="too late", first_delta_delay_s=2.0)
+    async with rig.client() as client, client.messages.stream(
+            model="claude-fallback", max_tokens=20, messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].type == "text" and final.content[0].text.startswith("This is a fake")
+    await asyncio.sleep(0.05)
+    assert rig.span("claude-fallback")["error.type"] == "timeout"
+    assert rig.span("gpt-4.1")["gateway.fallback.reason"] == "first_token_timeout"
+
+
+async def test_error_event_before_the_first_token_can_fall_back(rig: Rig) -> None:
+    """An `error` event in the preamble (before any token) fails the attempt before anything
+    reached the client, so the call falls back instead of breaking the stream."""
+    rig.claude.state.behaviour = Behaviour(error_event_at=2)
+    async with rig.client() as client, client.messages.stream(
+            model="claude-fallback", max_tokens=20, messages=HELLO) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].type == "text" and rig.oai.state.requests

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from gateway.providers.clients import route
 from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.spend import cli as spend_cli
 from gateway.spend import ledger_lock
+from gateway.telemetry.logs import FORMATS, configure_stderr, log_format_from
 from gateway.telemetry.setup import describe
 
 
@@ -41,6 +41,9 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", type=_log_level,
                         default=os.environ.get("GATEWAY_LOG_LEVEL", "INFO"),
                         help=f"one of {', '.join(LOG_LEVELS)} (default INFO, or $GATEWAY_LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=FORMATS, default=log_format_from(os.environ),
+                        help="stderr log lines as text or JSON, each with trace_id/span_id "
+                        "where a span is current (default: $GATEWAY_LOG_FORMAT, else text)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")),
                         help="worker processes sharing the port via SO_REUSEPORT (default 1)")
 
@@ -70,8 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.edge.listener import ListenError
     from gateway.server import install_fast_loop, serve
 
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_stderr(args.log_level, args.log_format)
     lograte.install()  # a client must not be able to fill the log
     config = _load(args.config)
     if config is None:
@@ -87,7 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if port == 0:
             print("--workers needs a fixed --port (each worker binds it)", file=sys.stderr)
             return 2
-        worker_args = ["--host", host, "--port", str(port), "--log-level", args.log_level]
+        worker_args = ["--host", host, "--port", str(port), "--log-level", args.log_level,
+                       "--log-format", args.log_format]
         if args.config:
             worker_args += ["--config", args.config]
         try:

@@ -28,9 +28,13 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        telemetry_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        # What a span may say when message content is not captured: a message that
+        # quotes the upstream (which may echo the prompt) gives a neutral one here.
+        self.telemetry_message = message if telemetry_message is None else telemetry_message
         self.param = param
         if code is not None:
             self.code = code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 from gateway.dialects import openai_wire as wire
@@ -41,6 +42,9 @@ class OpenAIEmbeddings:
         encoding = request.body.get("encoding_format")
         if isinstance(encoding, str):
             attrs[n.GEN_AI_REQUEST_ENCODING_FORMATS] = (encoding,)
+        dimensions = request.body.get("dimensions")
+        if isinstance(dimensions, int) and not isinstance(dimensions, bool):
+            attrs[n.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
         return attrs
 
     def upstream_body(self, request: ClientRequest, upstream_model: str
@@ -53,9 +57,13 @@ class OpenAIEmbeddings:
         body = None
         if rename and isinstance(response_model, str):
             body = wire.renamed(payload, served)
+        attributes = wire.response_attributes(payload)
+        dimensions = dimension_count(payload)
+        if dimensions is not None:
+            attributes[n.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
         return Reading(from_openai(payload.get("usage")),
                        response_model if isinstance(response_model, str) else None,
-                       wire.response_attributes(payload), body)
+                       attributes, body)
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> StreamWatcher:
@@ -72,3 +80,20 @@ class OpenAIEmbeddings:
 
     def stream_error(self, message: str, code: str) -> bytes:
         return wire.stream_error(message, code)
+
+
+def dimension_count(payload: dict[str, Any]) -> int | None:
+    """The length of the first embedding in an answer: a list of floats, or base64 of
+    float32s (`encoding_format: base64`)."""
+    data = payload.get("data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        return None
+    vector = data[0].get("embedding")
+    if isinstance(vector, list):
+        return len(vector)
+    if isinstance(vector, str):
+        try:
+            return len(binascii.a2b_base64(vector)) // 4
+        except (binascii.Error, ValueError):
+            return None
+    return None

@@ -29,6 +29,7 @@ from gateway.path.relay import relay
 from gateway.redact import Scrubber
 from gateway.resilience.drain import InFlight
 from gateway.telemetry import names as n
+from gateway.telemetry.logs import within
 from gateway.telemetry.tracecontext import trace_headers
 
 _log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class Proxy:
                      route: str) -> web.StreamResponse:
         task = self.inflight.enter()
         life = self.lifecycle
-        visit = life.open(request.headers, dialect, route)
+        visit = life.open(request.headers, dialect, route,
+                          url=(request.scheme, request.path, request.host))
         status = 500
         error_type: str | None = None
         try:
@@ -90,7 +92,8 @@ class Proxy:
             error_type = exc.error_type
             return dialect_error(dialect, exc, visit.trace_headers(), self.scrubber)
         except Exception:
-            _log.exception("unexpected error handling request %s", visit.request_id)
+            with within(visit.context):  # the record carries the request's trace
+                _log.exception("unexpected error handling request %s", visit.request_id)
             status, error_type = 500, n.ERROR_OTHER
             error = errors.GatewayError("The gateway hit an unexpected error; see its logs "
                                         f"for request {visit.request_id}.")

@@ -105,7 +105,9 @@ class EventStream:
                 if message is not None:
                     raise errors.UpstreamBadResponse(
                         f"the upstream for model '{self.model.name}' reported {message!r} "
-                        "before its first token")
+                        "before its first token",
+                        telemetry_message=f"the upstream for model '{self.model.name}' "
+                        "reported an error before its first token")
                 if first_token is None or first_token(event):
                     return
             held += len(chunk)

@@ -270,10 +270,13 @@ class AttemptRunner:
     def fail(self, model: ModelConfig, provider: Provider, recorder: AttemptRecorder,
              error: errors.GatewayError) -> AttemptFailed:
         """Record a failed, uncommitted attempt and wrap its error (its message scrubbed: it
-        may quote the upstream)."""
+        may quote the upstream; with content capture off the span gets the error's
+        content-free telemetry message)."""
         error.message = self.scrubber.text(error.message)
+        message = (error.message if self.telemetry.content.enabled
+                   else self.scrubber.text(error.telemetry_message))
         recorder.finish(response_model=None, usage=None, cost=None,
-                        error_type=error.error_type, error_message=error.message)
+                        error_type=error.error_type, error_message=message)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
                                usage=None, cost=cost_usd(Usage(), model.price),
                                error_type=error.error_type,

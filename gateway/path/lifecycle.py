@@ -74,14 +74,18 @@ class Lifecycle:
         self.authenticator = authenticator
         self.hooks = list(hooks)
 
-    def open(self, headers: Mapping[str, str], dialect: Dialect, route: str) -> Visit:
+    def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
+             url: tuple[str, str, str] | None = None) -> Visit:
+        """`url` is the request's (scheme, path, Host header) for the SERVER span."""
         started = time.perf_counter()
         rid = request_id(headers)
         parent = tracecontext.extract(headers)
+        attributes: dict[str, Any] = {n.HTTP_REQUEST_METHOD: "POST", n.HTTP_ROUTE: route,
+                                      n.GATEWAY_REQUEST_ID: rid}
+        if url is not None:
+            server_attributes(attributes, *url)
         span = self.telemetry.tracer.start_span(
-            f"POST {route}", context=parent, kind=SpanKind.SERVER,
-            attributes={n.HTTP_REQUEST_METHOD: "POST", n.HTTP_ROUTE: route,
-                        n.GATEWAY_REQUEST_ID: rid})
+            f"POST {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
         self.telemetry.instruments.tallies.active.add((dialect.operation,), 1)
         return Visit(dialect, rid, span, context_with(span, parent), started)
 
@@ -173,6 +177,23 @@ class Lifecycle:
                                 ("cache_read", usage.cache_read), ("reasoning", usage.reasoning)):
                 if value:
                     tokens.add((*key, kind), value)
+
+
+def server_attributes(attributes: dict[str, Any], scheme: str, path: str, host: str) -> None:
+    """The HTTP server conventions' `url.scheme`, `url.path` (required) and
+    `server.address`/`server.port` (from the Host header) into `attributes`."""
+    attributes[n.URL_SCHEME] = scheme
+    attributes[n.URL_PATH] = path
+    address, port = host, ""
+    if host.startswith("["):  # [IPv6]:port
+        end = host.find("]")
+        address, port = host[1:end], host[end + 2:]
+    elif host.count(":") == 1:
+        address, _, port = host.partition(":")
+    if address:
+        attributes[n.SERVER_ADDRESS] = address
+    if port.isdigit():
+        attributes[n.SERVER_PORT] = int(port)
 
 
 def _overhead_attributes(key: tuple[Any, ...]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Every span, attribute and metric name the gateway emits, in one place.
 
-The GenAI semantic conventions are still moving (see TELEMETRY.md): keeping the
-names here makes a rename a one-file change. Prometheus names in comments are
-what both the Python Prometheus exporter and the Collector's exporter produce.
+Two generations of the GenAI conventions live here: the v1.41 names (the last
+release from the core semantic-conventions repository, the default) and the
+next generation from `open-telemetry/semantic-conventions-genai` (chosen with
+OTEL_SEMCONV_STABILITY_OPT_IN, see `semconv.py`). Prometheus names in comments
+are what both the Python Prometheus exporter and the Collector's exporter produce.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+# next generation: cache_creation renamed
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"  # next generation's usage counters
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
@@ -52,6 +58,7 @@ HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 HTTP_ROUTE: Final = "http.route"
 URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
 
 # --- gateway's own attributes ----------------------------------------------
 GATEWAY_REQUEST_ID: Final = "gateway.request.id"
@@ -88,6 +95,8 @@ OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
+MODALITY_TEXT: Final = "text"  # what the OpenAI dialects' usage counts
+MODALITY_UNKNOWN: Final = "unknown"  # an inference that reported no usage
 ERROR_OTHER: Final = "_OTHER"
 ERROR_TIMEOUT: Final = "timeout"
 ERROR_CLIENT_DISCONNECT: Final = "client_disconnect"
@@ -103,6 +112,25 @@ M_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 M_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 # gen_ai_client_operation_time_per_output_chunk_seconds
 M_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+# next generation (semantic-conventions-genai), for inference operations (chat,
+# text_completion); embeddings keep gen_ai.client.operation.duration there too.
+# gen_ai_client_inference_duration_seconds
+M_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+# gen_ai_client_inference_time_to_first_chunk_seconds
+M_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+# gen_ai_client_inference_time_per_output_chunk_seconds
+M_INFERENCE_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.inference.time_per_output_chunk"
+# gen_ai_client_inference_operation_{input,output}_tokens (histograms per inference,
+# what gen_ai.client.token.usage was by gen_ai.token.type)
+M_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+M_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+# gen_ai_client_inference_usage_input_tokens_total (and the four below, counters by
+# gen_ai.token.modality; cache_read and cache_write are part of input, reasoning of output)
+M_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+M_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+M_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+M_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+M_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
 # gateway_requests_total
 M_REQUESTS: Final = "gateway.requests"
 # gateway_cost_usd_total

@@ -15,8 +15,9 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from gateway.fastpaths import BoundRecorder, bind, context_with, record_keyed
+from gateway.fastpaths import BoundRecorder, add_keyed, bind, context_with, record_keyed
 from gateway.telemetry import names as n
+from gateway.telemetry.instruments import Plan
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
 
@@ -29,6 +30,7 @@ class AttemptRecorder:
         "_finished",
         "_key",
         "_last_chunk",
+        "_plan",
         "_started",
         "context",
         "first_chunk_s",
@@ -50,6 +52,7 @@ class AttemptRecorder:
         extra_attributes: Mapping[str, Any],
     ) -> None:
         self.telemetry = telemetry
+        self._plan: Plan = telemetry.instruments.plan(operation)
         self._key = (operation, provider_name, model, server_address, server_port)
         attributes = metric_attributes((*self._key, None, None, None))
         attributes.update(request_attributes)
@@ -67,15 +70,16 @@ class AttemptRecorder:
         now = time.perf_counter()
         self._last_chunk = now
         self.first_chunk_s = now - self._started
-        record_keyed(self.telemetry.instruments.time_to_first_chunk, self.first_chunk_s,
-                     self._key[:3], chunk_attributes, self.context)
+        for histogram in self._plan.first_chunk:
+            record_keyed(histogram, self.first_chunk_s, self._key[:3], chunk_attributes,
+                         self.context)
 
     def chunk(self) -> None:
         now = time.perf_counter()
         timer = self._chunk_timer
         if timer is None:  # the first chunk after the first: bind the series once per stream
-            timer = self._chunk_timer = bind(self.telemetry.instruments.time_per_output_chunk,
-                                             chunk_attributes(self._key), self.context)
+            timer = self._chunk_timer = _bind_all(self._plan.per_chunk,
+                                                  chunk_attributes(self._key), self.context)
         timer.record(now - self._last_chunk)
         self._last_chunk = now
 
@@ -101,20 +105,31 @@ class AttemptRecorder:
             return
         self._finished = True
         duration = time.perf_counter() - self._started
-        instruments = self.telemetry.instruments
+        plan = self._plan
         op, provider, model, address, port = self._key
         served = response_model or None
         context = self.context
-        if usage is not None and (usage.input or usage.output):
-            record_keyed(instruments.token_usage, usage.input,
+        has_usage = usage is not None and bool(usage.input or usage.output)
+        histogram = plan.token_usage
+        if usage is not None and has_usage and histogram is not None:
+            record_keyed(histogram, usage.input,
                          (op, provider, model, address, port, served, None, n.TOKEN_INPUT),
                          metric_attributes, context)
-            record_keyed(instruments.token_usage, usage.output,
-                         (op, provider, model, address, port, served, None, n.TOKEN_OUTPUT),
-                         metric_attributes, context)
-        record_keyed(instruments.operation_duration, duration,
-                     (op, provider, model, address, port, served, error_type, None),
-                     metric_attributes, context)
+            if plan.record_output:
+                record_keyed(histogram, usage.output,
+                             (op, provider, model, address, port, served, None, n.TOKEN_OUTPUT),
+                             metric_attributes, context)
+        pair = plan.token_histograms
+        if usage is not None and has_usage and pair is not None:
+            tokens_key = (op, provider, model, address, port, served, None, None)
+            record_keyed(pair[0], usage.input, tokens_key, metric_attributes, context)
+            record_keyed(pair[1], usage.output, tokens_key, metric_attributes, context)
+        if plan.usage is not None:
+            _count_usage(plan, (op, provider, model, address, port, served),
+                         usage if has_usage else None, context)
+        key = (op, provider, model, address, port, served, error_type, None)
+        for recorder in plan.durations:
+            record_keyed(recorder, duration, key, metric_attributes, context)
         span = self.span
         if span.is_recording():
             final: dict[str, Any] = dict(response_attributes or {})
@@ -124,11 +139,13 @@ class AttemptRecorder:
                 final[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
             if usage is not None:
                 final[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-                final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+                if plan.record_output:  # embeddings have no output tokens
+                    final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
                 if usage.cache_read:
                     final[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
                 if usage.cache_creation:
-                    final[n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation
+                    for name in plan.cache_write_keys:
+                        final[name] = usage.cache_creation
                 if usage.reasoning:
                     final[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
                 if usage.estimated:
@@ -140,6 +157,59 @@ class AttemptRecorder:
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))
             span.set_attributes(final)
         span.end()
+
+
+class _BoundAll:
+    """One chunk timing into every generation's series (`OTEL_SEMCONV_STABILITY_OPT_IN`
+    with `/dup`)."""
+
+    __slots__ = ("_timers",)
+
+    def __init__(self, timers: tuple[BoundRecorder, ...]) -> None:
+        self._timers = timers
+
+    def record(self, amount: float) -> None:
+        for timer in self._timers:
+            timer.record(amount)
+
+
+def _bind_all(histograms: tuple[Any, ...], attributes: dict[str, Any],
+              context: Context) -> BoundRecorder:
+    """One series per histogram, bound once per stream; a lone one is returned as is."""
+    timers = tuple(bind(histogram, attributes, context) for histogram in histograms)
+    if len(timers) == 1:
+        return timers[0]
+    return _BoundAll(timers)
+
+
+def _count_usage(plan: Plan, key: tuple[Any, ...], usage: Usage | None,
+                 context: Context) -> None:
+    """The next generation's usage counters: every inference counts, a failed one (no
+    usage) as 0 tokens of modality `unknown`; the cache and reasoning parts when non-zero."""
+    counters = plan.usage
+    assert counters is not None
+    if usage is None:
+        unknown = (*key, n.MODALITY_UNKNOWN)
+        add_keyed(counters.input, 0, unknown, usage_attributes, context)
+        add_keyed(counters.output, 0, unknown, usage_attributes, context)
+        return
+    text = (*key, n.MODALITY_TEXT)
+    add_keyed(counters.input, usage.input, text, usage_attributes, context)
+    add_keyed(counters.output, usage.output, text, usage_attributes, context)
+    if usage.cache_read:
+        add_keyed(counters.cache_read, usage.cache_read, text, usage_attributes, context)
+    if usage.cache_creation:
+        add_keyed(counters.cache_write, usage.cache_creation, text, usage_attributes, context)
+    if usage.reasoning:
+        add_keyed(counters.reasoning, usage.reasoning, text, usage_attributes, context)
+
+
+def usage_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
+    """The usage counters' attributes: (operation, provider, request model, server address,
+    server port, response model, token modality)."""
+    attrs = metric_attributes((*key[:6], None, None))
+    attrs[n.GEN_AI_TOKEN_MODALITY] = key[6]
+    return attrs
 
 
 def chunk_attributes(key: tuple[Any, ...]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,8 @@ from gateway.fastpaths import (
 )
 from gateway.telemetry.content import ContentMode, content_mode
 from gateway.telemetry.instruments import Instruments, create_instruments
+from gateway.telemetry.logs import OtelLogs
+from gateway.telemetry.semconv import semconv
 from gateway.workers import WorkerExposition, worker_index
 
 _log = logging.getLogger(__name__)
@@ -63,13 +66,14 @@ class Telemetry:
     exporters: list[str] = field(default_factory=list)
     worker: WorkerExposition | None = None  # under `serve --workers N`
     fast_paths: FastPaths = field(default_factory=FastPaths)  # which of ours run
+    logs: OtelLogs | None = None  # the logs SDK, when OTEL_LOGS_EXPORTER names exporters
 
     def metrics_text(self) -> bytes:
         if self.registry is None:
             return b""
         if self.worker is not None:
-            return self.worker.merged()
-        return generate_latest(self.registry)
+            return without_empty_labels(self.worker.merged())
+        return without_empty_labels(generate_latest(self.registry))
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Flush and stop, waiting at most `timeout_s`: exporters retry a dead collector
@@ -91,6 +95,23 @@ class Telemetry:
         if self.meter_provider is not None:
             self.meter_provider.force_flush(millis)
             self.meter_provider.shutdown(millis)
+        if self.logs is not None:
+            self.logs.shutdown(millis)
+
+
+# The Prometheus exporter gives every sample of a metric family the union of its label
+# names, so a success shows `error_type=""` beside failures' `error_type="timeout"`.
+# Prometheus stores an empty label as no label; dropping it from the text makes the
+# exposition say what OTLP says: error.type only on failures. Quoted values escape `"`,
+# so the pattern cannot match inside one.
+_EMPTY_ERROR_TYPE = re.compile(rb'\{error_type=""\}|(?<=[{,])error_type="",|,error_type=""(?=})')
+
+
+def without_empty_labels(text: bytes) -> bytes:
+    """The exposition `text` without `error_type=""` (see above)."""
+    if b'error_type=""' not in text:
+        return text
+    return _EMPTY_ERROR_TYPE.sub(b"", text)
 
 
 _OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
@@ -248,14 +269,20 @@ def setup_telemetry(environ: Mapping[str, str] | None = None,
         prometheus = registry
         worker = WorkerExposition(run_dir, index, lambda: generate_latest(prometheus))
         worker.start()
+    log_names = [] if disabled else (_sdk_exporter_names("logs", env) or [])
+    logs = None
+    if log_names:
+        logs = OtelLogs([cls() for cls in _load(log_names, "opentelemetry_logs_exporter")],
+                        resource)
     tracer: Tracer = tracer_provider.get_tracer(SCOPE, __version__)
     if not disabled and fast.lite_spans:
         tracer = LiteTracer(tracer_provider, processors, InstrumentationScope(SCOPE, __version__))
     return Telemetry(
+        logs=logs,
         worker=worker,
         tracer=tracer,
         meter=meter,
-        instruments=create_instruments(meter, hot),
+        instruments=create_instruments(meter, hot, semconv(env)),
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=None if disabled else registry,
@@ -263,7 +290,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None,
         enabled=not disabled,
         fast_paths=fast,
         exporters=[f"traces:{name}" for name in trace_names]
-        + [f"metrics:{name}" for name in metric_names],
+        + [f"metrics:{name}" for name in metric_names] + [f"logs:{name}" for name in log_names],
     )
 
 
@@ -303,8 +330,12 @@ def describe(environ: Mapping[str, str]) -> list[str]:
             extra = f" + otlp {protocol} -> " + (
                 environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or endpoint)
         lines.append(f"metrics: prometheus on /metrics{extra}")
+    logs = environ.get("OTEL_LOGS_EXPORTER")
+    lines.append(f"logs: stderr + {logs} (OTEL_LOGS_EXPORTER)" if logs and logs.strip() != "none"
+                 else "logs: stderr only (set OTEL_LOGS_EXPORTER=otlp to export)")
     lines.append(f"sampler: {environ.get('OTEL_TRACES_SAMPLER', 'parentbased_always_on')}")
     lines.append(f"message content: {content_mode(environ).value}")
+    lines.append(f"GenAI conventions: {semconv(environ).describe()}")
     fast = select(environ)
     lines.append(f"fast paths: {fast.describe()}"
                  + (f" ({fast.fallback})" if fast.fallback else ""))

@@ -103,6 +103,7 @@ class Behaviour:
     close_after_events: int | None = None
     garbage_at_event: int | None = None
     error_event_at: int | None = None
+    error_event: Mapping[str, Any] | None = None  # that event's body (default OpenAI's 500)
     fragment_events: bool = False
 
     @classmethod
@@ -466,7 +467,7 @@ async def _stream_fault(
         _reset(request)
         return True
     if behaviour.error_event_at == index:
-        error = wire.default_error_for_status(500)
+        error = behaviour.error_event or wire.default_error_for_status(500)
         await response.write(wire.sse_event(orjson.dumps(error)))
         response.force_close()
         await response.write_eof()

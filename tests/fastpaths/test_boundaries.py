@@ -44,12 +44,20 @@ def test_the_rest_of_the_gateway_imports_only_the_fastpaths_package() -> None:
     assert offenders == []
 
 
+# The logs SDK's public API, which still lives under an underscore while the logs
+# signal is experimental in Python (its only home; telemetry/logs.py uses its classes).
+LOGS_SDK = {"opentelemetry.sdk._logs", "opentelemetry.sdk._logs.export"}
+
+
 def test_only_the_fastpaths_touch_opentelemetrys_private_names() -> None:
-    """Outside gateway/fastpaths no import names a private OpenTelemetry module or name, and
-    no attribute read starts with an underscore on anything but our own objects."""
+    """Outside gateway/fastpaths no import names a private OpenTelemetry module or name
+    (but the logs SDK's public classes), and no attribute read starts with an underscore on
+    anything but our own objects."""
     offenders = []
     for path, tree in _outside_modules():
         for module, names in _imports(tree):
+            if module in LOGS_SDK and not any(name.startswith("_") for name in names):
+                continue
             if module.startswith("opentelemetry") and (
                     any(part.startswith("_") for part in module.split("."))
                     or any(name.startswith("_") for name in names)):

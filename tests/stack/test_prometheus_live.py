@@ -13,6 +13,9 @@ variables substituted.
 A misspelled metric or label therefore fails here instead of showing an empty
 panel in production.
 
+All of it runs once per OTEL_SEMCONV_STABILITY_OPT_IN mode (v1.41, the next
+generation, both), so the queries covering both generations are proven in each.
+
 The gateway also exports OTLP metrics to a small in-test OTLP/HTTP receiver,
 standing in for the collector: the names that path yields (after the
 collector's Prometheus translation) must equal the direct /metrics names, and
@@ -359,9 +362,15 @@ def _malformed(base_url: str) -> int:
     return 1
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Gateway + Prometheus + OTLP sink, with two rounds of traffic already scraped."""
+# OTEL_SEMCONV_STABILITY_OPT_IN values: the dashboards and alerts must work in each.
+SEMCONV_MODES = ("", "gen_ai_latest_experimental", "gen_ai_latest_experimental/dup")
+
+
+@pytest.fixture(scope="module", params=SEMCONV_MODES, ids=["v1.41", "latest", "dup"])
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Gateway + Prometheus + OTLP sink, with two rounds of traffic already scraped, the
+    gateway emitting the GenAI conventions' generation(s) of the mode."""
     assert PROMETHEUS is not None
     work = tmp_path_factory.mktemp("stack")
     sink = OtlpSink()
@@ -383,6 +392,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="http/protobuf",
         OTEL_METRIC_EXPORT_INTERVAL="1000",
     )
+    if request.param:
+        env["OTEL_SEMCONV_STABILITY_OPT_IN"] = request.param
     processes: list[Process] = []
     try:
         gateway_yaml = work / "gateway.yaml"
@@ -639,8 +650,13 @@ def test_dashboards_read_only_series_the_gateway_emits(stack: Stack) -> None:
     direct = set(direct_names(stack.metrics_text))
     exprs = list(promql_exprs()) + [(r["alert"], r["expr"]) for r in alert_rules()]
     used = set().union(*(metric_names(expr) for _, expr in exprs)) - {"up"}
-    missing = used - direct - set(NOT_PRODUCED_HERE)
+    # A query reads both GenAI generations (`new or old`): one of them is emitted per mode.
+    missing = {name for name in used - direct - set(NOT_PRODUCED_HERE)
+               if not name.startswith("gen_ai_client_")}
     assert not missing, f"dashboards or alerts read series the gateway does not emit: {missing}"
+    for where, expr in exprs:
+        generations = {name for name in metric_names(expr) if name.startswith("gen_ai_client_")}
+        assert not generations or generations & direct, f"{where} reads no emitted gen_ai series"
     panels_without_query = [
         p["title"]
         for path in DASHBOARDS

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from gateway.fastpaths import HotMetrics, LiteTracer
 from gateway.telemetry.content import ContentMode
 from gateway.telemetry.instruments import create_instruments
+from gateway.telemetry.semconv import Semconv
 from gateway.telemetry.setup import Telemetry
 
 
@@ -50,16 +51,20 @@ class TestTelemetry:
         return list(metric.data.data_points) if metric is not None else []
 
 
-def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT) -> TestTelemetry:
+def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT,
+                        semconv: Semconv | None = None, hot: bool = True) -> TestTelemetry:
+    """Telemetry on in-memory readers (and a Prometheus reader), the hot metrics on unless
+    `hot` is False (then the SDK's own instruments), in the given conventions' generation."""
     resource = Resource.create({"service.name": "llm-gateway-test"})
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=resource)
     reader = InMemoryMetricReader()
     registry = CollectorRegistry(auto_describe=True)
     readers = [reader, PrometheusMetricReader(registry=registry)]
-    hot = HotMetrics(InstrumentationScope("gateway"), resource)  # as setup_telemetry does
-    for each in readers:
-        hot.attach(each)
+    hot_metrics = HotMetrics(InstrumentationScope("gateway"), resource) if hot else None
+    for each in readers:  # as setup_telemetry does
+        if hot_metrics is not None:
+            hot_metrics.attach(each)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter("gateway")
     processor = SimpleSpanProcessor(spans)
@@ -67,7 +72,7 @@ def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT) -> TestTe
     telemetry = Telemetry(
         tracer=LiteTracer(tracer_provider, [processor], InstrumentationScope("gateway")),
         meter=meter,
-        instruments=create_instruments(meter, hot),
+        instruments=create_instruments(meter, hot_metrics, semconv),
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=registry,

@@ -77,19 +77,15 @@ class Reading:
         self.output_messages = output_messages
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class StreamEnd:
     """How a stream ended when it did not end well: its `gateway.stream.end` value,
-    the attempt's `error.type` and a message for the span."""
+    the attempt's `error.type` and a message for the span (only on a failed stream,
+    so its generated `__init__` may run interpreted)."""
 
     end: str
     error_type: str
     message: str
-
-    def __init__(self, end: str, error_type: str, message: str) -> None:
-        self.end = end
-        self.error_type = error_type
-        self.message = message
 
 
 class ChunkTimer(Protocol):

@@ -1,5 +1,5 @@
 """Memory of the gateway under load: peak RSS with 1,000 concurrent streams, and RSS
-before and after a 100,000-request soak (issue 6), with full telemetry on.
+before and after a 100,000-request soak (performance target), with full telemetry on.
 
     python -m bench.memory [--streams 1000] [--soak 100000]
 
@@ -125,8 +125,8 @@ def measure(streams: int, soak_total: int, code: Path = targets.ROOT) -> str:
         f"({after_soak - before_soak:+.1f} MB) |",
         f"| peak RSS overall | {peak_all:.0f} MB |",
         "",
-        _check(f"peak RSS with {streams} concurrent streams <= 150 MB (issue 6)", peak <= 150),
-        _check("RSS growth over the soak <= 5 MB (issue 6: none beyond noise)",
+        _check(f"peak RSS with {streams} concurrent streams <= 150 MB (performance target)", peak <= 150),
+        _check("RSS growth over the soak <= 5 MB (performance target: none beyond noise)",
                after_soak - before_soak <= 5),
     ])
 

@@ -117,8 +117,8 @@ def test_report_ratios_are_against_the_bare_proxy() -> None:
     assert "| gateway | json | 32 | 700 | 2.50 | 2.50 | 0.70 | +0.50 | 100 | 7 | 0 |" in table
     checks = report.target_checks(runs)
     assert checks == [
-        "- [x] json req/s at 32 conns >= 0.50 of bare (issue 2): met",
-        "- [x] json req/s at 32 conns >= 0.65 of bare (issue 6): met",
+        "- [x] json req/s at 32 conns >= 0.50 of bare (baseline target): met",
+        "- [x] json req/s at 32 conns >= 0.65 of bare (performance target): met",
     ]
 
 
@@ -255,7 +255,7 @@ def test_litellm_runs_offline_on_the_fake_upstream() -> None:
 
 
 def test_report_compares_gateway_with_litellm() -> None:
-    """The LiteLLM section gives gateway / LiteLLM throughput, and the issue 6 check uses it."""
+    """The LiteLLM section gives gateway / LiteLLM throughput, and the performance target check uses it."""
     runs = [
         report.TargetRun("bare", "floor", [_cell("bare", 1000, 2.0)]),
         report.TargetRun("gateway", "gw", [_cell("gateway", 700, 2.5)]),
@@ -264,7 +264,7 @@ def test_report_compares_gateway_with_litellm() -> None:
     table = report.litellm_table(runs)
     assert "| json | 32 | 700 | 50 | 14.0x | 0.050 | 2.50 | 40.00 | 100 | 100 |" in table
     checks = report.target_checks(runs)
-    assert "- [ ] json req/s at 32 conns >= 20x LiteLLM (issue 6; 14.0x): NOT met" in checks
+    assert "- [ ] json req/s at 32 conns >= 20x LiteLLM (performance target; 14.0x): NOT met" in checks
     assert "## Gateway vs LiteLLM" in report.render(runs, [])
     assert report.litellm_table(runs[:2]) == ""
 

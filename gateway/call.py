@@ -13,6 +13,7 @@ from opentelemetry.trace import Span
 
 from gateway.config import ModelConfig
 from gateway.dialects.base import ClientRequest
+from gateway.telemetry.content import ContentMode
 from gateway.usage import Usage
 
 
@@ -66,7 +67,8 @@ class Call:
 
     Each field has one writer; everyone else reads:
     - set once when the call is admitted (`path/lifecycle.py`): request_id, client,
-      model, server_span, server_context, headers, principal, started;
+      model, server_span, server_context, headers, principal, started, content (the
+      message-content capture this caller gets, decided once per call);
     - the chain (`path/chain.py`): served_model, served_provider, fallback_reason,
       attempts, backoff_s (time spent waiting between retries);
     - the attempt (`path/attempt.py`): upstream_wait_s, time spent waiting on upstreams;
@@ -82,6 +84,7 @@ class Call:
     headers: Mapping[str, str]
     principal: Principal
     started: float
+    content: ContentMode
     upstream_wait_s: float  # time spent waiting on upstreams (excluded from overhead)
     backoff_s: float  # time spent pausing between retries (excluded from overhead)
     served_model: ModelConfig | None
@@ -95,7 +98,8 @@ class Call:
 
     def __init__(self, request_id: str, client: ClientRequest, model: ModelConfig,
                  server_span: Span, server_context: Context, headers: Mapping[str, str],
-                 principal: Principal = ANONYMOUS, started: float | None = None) -> None:
+                 principal: Principal = ANONYMOUS, started: float | None = None,
+                 content: ContentMode = ContentMode.NO_CONTENT) -> None:
         self.request_id = request_id
         self.client = client
         self.model = model
@@ -104,6 +108,7 @@ class Call:
         self.headers = headers
         self.principal = principal
         self.started = time.perf_counter() if started is None else started
+        self.content = content
         self.upstream_wait_s = 0.0
         self.backoff_s = 0.0
         self.served_model = None

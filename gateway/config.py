@@ -48,6 +48,8 @@ from gateway.resilience import config as resilience_config
 from gateway.resilience.config import ResilienceConfig
 from gateway.spend import config as spend_config
 from gateway.spend.config import SpendConfig
+from gateway.telemetry import config as telemetry_config
+from gateway.telemetry.config import TelemetryConfig
 
 __all__ = [
     "DEFAULT_PORT", "MAX_PRICE_PER_MTOK", "PROVIDER_KINDS", "ConfigError", "GatewayConfig",
@@ -56,13 +58,15 @@ __all__ = [
 ]
 
 # Each feature's sections, in the order their mistakes are listed.
-FEATURES: tuple[ConfigFeature, ...] = (resilience_config.FEATURE, spend_config.FEATURE)
+FEATURES: tuple[ConfigFeature, ...] = (resilience_config.FEATURE, spend_config.FEATURE,
+                                       telemetry_config.FEATURE)
 
 
 @section(frozen=True, config=STRICT)
 class GatewayConfig(CoreConfig):
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
     spend: SpendConfig = field(default_factory=SpendConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     source: str = "<embedded default>"
 
 

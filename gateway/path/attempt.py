@@ -32,8 +32,8 @@ from gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
 from gateway.redact import Scrubber
 from gateway.resilience.deadline import AttemptDeadlines
 from gateway.resilience.outcome import classify
-from gateway.telemetry import content, tracecontext
 from gateway.telemetry import names as n
+from gateway.telemetry import tracecontext
 from gateway.telemetry.recorder import AttemptRecorder
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.vocabulary import BoundedNames, status_error_type
@@ -146,6 +146,7 @@ class AttemptRunner:
         if call.fallback_reason is not None and model is not call.model:
             extra[n.GATEWAY_FALLBACK_REASON] = call.fallback_reason
         client = call.client
+        content = call.content
         return AttemptRecorder(
             self.telemetry,
             call.server_context,
@@ -154,9 +155,9 @@ class AttemptRunner:
             model=model.name,
             server_address=provider.server_address,
             server_port=provider.server_port,
-            request_attributes=client.dialect.request_attributes(
-                client, self.telemetry.content.on_span),
+            request_attributes=client.dialect.request_attributes(client, content.enabled),
             extra_attributes=extra,
+            content=content,
         )
 
     async def run(self, call: Call, model: ModelConfig, attempt_number: int,
@@ -214,7 +215,7 @@ class AttemptRunner:
                 raise errors.UpstreamBadResponse(
                     f"the upstream for model '{model.name}' did not answer with an event stream")
             watcher = dialect.watch(call.client, model.name, model.renames,
-                                    recorder, self.telemetry.content.enabled)
+                                    recorder, recorder.content.enabled)
             stream = EventStream(dialect, model, provider, recorder, response, watcher,
                                  provider.config.max_event_bytes, self.scrubber)
             started.chunks = stream.chunks
@@ -273,7 +274,7 @@ class AttemptRunner:
         may quote the upstream; with content capture off the span gets the error's
         content-free telemetry message)."""
         error.message = self.scrubber.text(error.message)
-        message = (error.message if self.telemetry.content.enabled
+        message = (error.message if recorder.content.enabled
                    else self.scrubber.text(error.telemetry_message))
         recorder.finish(response_model=None, usage=None, cost=None,
                         error_type=error.error_type, error_message=message)
@@ -295,15 +296,14 @@ class AttemptRunner:
             raise self.fail(model, provider, recorder, errors.UpstreamBadResponse(
                 f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
         client = call.client
-        mode = self.telemetry.content
         reading = dialect.read_answer(client, payload, model.name,
-                                      model.renames, mode.enabled)
+                                      model.renames, recorder.content.enabled)
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)
         cost = cost_usd(usage, model.price)
         if reading.output_messages is not None:
-            _record_output(recorder, mode, reading.output_messages)
+            recorder.record_output(reading.output_messages)
         recorder.finish(response_model=self.response_models(reading.response_model), usage=usage,
                         cost=cost, response_attributes=reading.attributes)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
@@ -325,7 +325,7 @@ class AttemptRunner:
         attrs[n.GATEWAY_STREAM_END] = "done" if ending is None else ending.end
         output = watcher.output_messages()
         if output is not None:
-            _record_output(recorder, self.telemetry.content, output)
+            recorder.record_output(output)
         error_type = None if ending is None else ending.error_type
         recorder.finish(response_model=self.response_models(watcher.response_model), usage=usage,
                         cost=cost,
@@ -364,10 +364,3 @@ def _transport_error(exc: BaseException, model: ModelConfig) -> errors.GatewayEr
         return errors.UpstreamTimeout(f"the upstream for model '{model.name}' stalled")
     return errors.UpstreamUnreachable(
         f"the connection to the upstream for model '{model.name}' failed: {type(exc).__name__}")
-
-
-def _record_output(recorder: AttemptRecorder, mode: content.ContentMode, output: str) -> None:
-    if mode.on_span:
-        recorder.set_attributes({n.GEN_AI_OUTPUT_MESSAGES: output})
-    if mode.as_event:
-        recorder.add_event(n.GEN_AI_CONTENT_EVENT, {n.GEN_AI_OUTPUT_MESSAGES: output})

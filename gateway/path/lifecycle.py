@@ -23,6 +23,7 @@ from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
+from gateway.telemetry.content import ContentMode
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.vocabulary import status_label
 
@@ -73,6 +74,7 @@ class Lifecycle:
         self.telemetry = telemetry
         self.authenticator = authenticator
         self.hooks = list(hooks)
+        self.capture = config.telemetry.capture_content
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None) -> Visit:
@@ -110,9 +112,13 @@ class Lifecycle:
             raise errors.PermissionDenied(
                 f"key '{principal.alias}' is not allowed to use model '{model.name}'",
                 param="model")
+        content = self.telemetry.content
+        if content is not ContentMode.NO_CONTENT and not self.capture.allows(principal.alias,
+                                                                             principal.team):
+            content = ContentMode.NO_CONTENT  # the config narrows capture for this caller
         call = Call(request_id=visit.request_id, client=client, model=model,
                     server_span=visit.span, server_context=visit.context, headers=headers,
-                    principal=principal, started=visit.started)
+                    principal=principal, started=visit.started, content=content)
         visit.call = call
         return call
 

@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway.fastpaths import BoundRecorder, add_keyed, bind, context_with, record_keyed
 from gateway.telemetry import names as n
+from gateway.telemetry.content import ContentMode
 from gateway.telemetry.instruments import Plan
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
@@ -27,11 +28,13 @@ class AttemptRecorder:
 
     __slots__ = (
         "_chunk_timer",
+        "_event",
         "_finished",
         "_key",
         "_last_chunk",
         "_plan",
         "_started",
+        "content",
         "context",
         "first_chunk_s",
         "span",
@@ -50,6 +53,7 @@ class AttemptRecorder:
         server_port: int | None,
         request_attributes: Mapping[str, Any],
         extra_attributes: Mapping[str, Any],
+        content: ContentMode = ContentMode.NO_CONTENT,
     ) -> None:
         self.telemetry = telemetry
         self._plan: Plan = telemetry.instruments.plan(operation)
@@ -57,6 +61,10 @@ class AttemptRecorder:
         attributes = metric_attributes((*self._key, None, None, None))
         attributes.update(request_attributes)
         attributes.update(extra_attributes)
+        self.content = content  # this call's capture, decided once when it was admitted
+        self._event: dict[str, Any] | None = None
+        if content is not ContentMode.NO_CONTENT:
+            self._event = _split_content(attributes, content)
         self.span: Span = telemetry.tracer.start_span(
             f"{operation} {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
         self.context = context_with(self.span, parent)
@@ -90,6 +98,13 @@ class AttemptRecorder:
     def add_event(self, name: str, attributes: Mapping[str, Any]) -> None:
         if self.span.is_recording():
             self.span.add_event(name, attributes)
+
+    def record_output(self, output: str) -> None:
+        """The answer's content (GenAI JSON), where this call's capture mode puts it."""
+        if self.content.on_span:
+            self.set_attributes({n.GEN_AI_OUTPUT_MESSAGES: output})
+        if self._event is not None:
+            self._event[n.GEN_AI_OUTPUT_MESSAGES] = output
 
     def finish(
         self,
@@ -156,7 +171,25 @@ class AttemptRecorder:
                 final[n.ERROR_TYPE] = error_type
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))
             span.set_attributes(final)
+        if self._event is not None:
+            self._emit_event(served, usage, error_type, response_attributes)
         span.end()
+
+    def _emit_event(self, served: str | None, usage: Usage | None, error_type: str | None,
+                    response_attributes: Mapping[str, Any] | None) -> None:
+        """The details event: the call's attributes (as on its span) and its content."""
+        event = self._event
+        assert event is not None
+        attributes = metric_attributes((*self._key, served, error_type, None))
+        for name, value in (response_attributes or {}).items():
+            if name.startswith("gen_ai."):
+                attributes[name] = value
+        if usage is not None:
+            attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
+            if self._plan.record_output:
+                attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+        attributes.update(event)
+        self.telemetry.events.emit(self.span, self.context, attributes)
 
 
 class _BoundAll:
@@ -202,6 +235,19 @@ def _count_usage(plan: Plan, key: tuple[Any, ...], usage: Usage | None,
         add_keyed(counters.cache_write, usage.cache_creation, text, usage_attributes, context)
     if usage.reasoning:
         add_keyed(counters.reasoning, usage.reasoning, text, usage_attributes, context)
+
+
+def _split_content(attributes: dict[str, Any], mode: ContentMode) -> dict[str, Any] | None:
+    """Input content out of the span's `attributes` unless `mode` puts it on spans; what
+    the details event will carry when `mode` chooses events (else None)."""
+    captured = {name: attributes[name] for name in CONTENT_KEYS if name in attributes}
+    if not mode.on_span:
+        for name in captured:
+            del attributes[name]
+    return captured if mode.as_event else None
+
+
+CONTENT_KEYS = (n.GEN_AI_INPUT_MESSAGES, n.GEN_AI_SYSTEM_INSTRUCTIONS)
 
 
 def usage_attributes(key: tuple[Any, ...]) -> dict[str, Any]:

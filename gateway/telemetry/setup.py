@@ -41,6 +41,7 @@ from gateway.fastpaths import (
     select,
 )
 from gateway.telemetry.content import ContentMode, content_mode
+from gateway.telemetry.events import ContentEvents
 from gateway.telemetry.instruments import Instruments, create_instruments
 from gateway.telemetry.logs import OtelLogs
 from gateway.telemetry.semconv import semconv
@@ -67,6 +68,7 @@ class Telemetry:
     worker: WorkerExposition | None = None  # under `serve --workers N`
     fast_paths: FastPaths = field(default_factory=FastPaths)  # which of ours run
     logs: OtelLogs | None = None  # the logs SDK, when OTEL_LOGS_EXPORTER names exporters
+    events: ContentEvents = field(default_factory=ContentEvents)  # the content event's way out
 
     def metrics_text(self) -> bytes:
         if self.registry is None:
@@ -279,6 +281,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None,
         tracer = LiteTracer(tracer_provider, processors, InstrumentationScope(SCOPE, __version__))
     return Telemetry(
         logs=logs,
+        events=ContentEvents(logs.provider if logs is not None else None, SCOPE, __version__),
         worker=worker,
         tracer=tracer,
         meter=meter,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
 from opentelemetry.sdk.resources import Resource
@@ -18,7 +20,9 @@ from prometheus_client import CollectorRegistry
 
 from gateway.fastpaths import HotMetrics, LiteTracer
 from gateway.telemetry.content import ContentMode
+from gateway.telemetry.events import ContentEvents
 from gateway.telemetry.instruments import create_instruments
+from gateway.telemetry.logs import OtelLogs
 from gateway.telemetry.semconv import Semconv
 from gateway.telemetry.setup import Telemetry
 
@@ -28,6 +32,18 @@ class TestTelemetry:
     telemetry: Telemetry
     spans: InMemorySpanExporter
     reader: InMemoryMetricReader
+    log_records: InMemoryLogRecordExporter | None = None  # with `logs=True`
+
+    def logs(self) -> list[ReadableLogRecord]:
+        """The log records (and events) exported through the logs SDK so far."""
+        assert self.telemetry.logs is not None and self.log_records is not None
+        self.telemetry.logs.provider.force_flush(5000)
+        return list(self.log_records.get_finished_logs())
+
+    def close(self) -> None:
+        """Detach the logs SDK's handler from the root logger (with `logs=True`)."""
+        if self.telemetry.logs is not None:
+            self.telemetry.logs.shutdown(5000)
 
     def finished_spans(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -52,9 +68,11 @@ class TestTelemetry:
 
 
 def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT,
-                        semconv: Semconv | None = None, hot: bool = True) -> TestTelemetry:
+                        semconv: Semconv | None = None, hot: bool = True,
+                        logs: bool = False) -> TestTelemetry:
     """Telemetry on in-memory readers (and a Prometheus reader), the hot metrics on unless
-    `hot` is False (then the SDK's own instruments), in the given conventions' generation."""
+    `hot` is False (then the SDK's own instruments), in the given conventions' generation;
+    with `logs`, the logs SDK on an in-memory exporter too (call `close` after)."""
     resource = Resource.create({"service.name": "llm-gateway-test"})
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=resource)
@@ -69,7 +87,11 @@ def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT,
     meter = meter_provider.get_meter("gateway")
     processor = SimpleSpanProcessor(spans)
     tracer_provider.add_span_processor(processor)
+    log_records = InMemoryLogRecordExporter() if logs else None
+    otel_logs = OtelLogs([log_records], resource) if log_records is not None else None
     telemetry = Telemetry(
+        logs=otel_logs,
+        events=ContentEvents(otel_logs.provider if otel_logs is not None else None),
         tracer=LiteTracer(tracer_provider, [processor], InstrumentationScope("gateway")),
         meter=meter,
         instruments=create_instruments(meter, hot_metrics, semconv),
@@ -78,7 +100,7 @@ def make_test_telemetry(content: ContentMode = ContentMode.NO_CONTENT,
         registry=registry,
         content=content,
     )
-    return TestTelemetry(telemetry, spans, reader)
+    return TestTelemetry(telemetry, spans, reader, log_records)
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:

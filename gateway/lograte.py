@@ -6,6 +6,11 @@ such requests would write as fast as clients send. `RateLimitFilter` passes at
 most `burst` records per key (logger, level, message template) per `interval_s`;
 the last one passed says that more are being held back, and the first one after
 the interval says how many were.
+
+Several handlers may each have a limiter (stderr's, and the OpenTelemetry logs
+handler's, which must not let a flood of upstream errors flood the exporter): a
+limiter keys a record by its template as logged even after another limiter has
+appended its note to it, and a note is appended once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 BURST = 10
 INTERVAL_S = 60.0
 MAX_KEYS = 1024  # distinct templates tracked; beyond it the oldest window is forgotten
+_TEMPLATE = "lograte_template"  # the record's template before a note was appended to it
 
 
 class RateLimitFilter(logging.Filter):
@@ -31,7 +37,7 @@ class RateLimitFilter(logging.Filter):
         self._windows: dict[tuple[str, int, str], list[float]] = {}  # key -> [start, count]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, str(record.msg))
+        key = (record.name, record.levelno, str(record.__dict__.get(_TEMPLATE, record.msg)))
         now = self._clock()
         window = self._windows.get(key)
         if window is None or now - window[0] >= self._interval:
@@ -53,6 +59,9 @@ class RateLimitFilter(logging.Filter):
 
 
 def _append(record: logging.LogRecord, note: str) -> None:
+    if _TEMPLATE in record.__dict__:
+        return  # another handler's limiter already said it
+    record.__dict__[_TEMPLATE] = record.msg
     record.msg = f"{record.getMessage()}{note}"
     record.args = None
 

@@ -41,3 +41,18 @@ def test_different_messages_and_loggers_have_their_own_allowance() -> None:
     assert not limiter.filter(record("flood"))
     assert limiter.filter(record("something else"))
     assert limiter.filter(record("flood", name="other"))
+
+
+def test_two_handlers_limiters_agree_and_note_once() -> None:
+    """Two handlers' limiters (stderr's and the OTel exporter's) see the same records: the
+    note one appends does not give the record a new key for the other, nor a second note."""
+    first = RateLimitFilter(burst=2, interval_s=60, clock=Clock())
+    second = RateLimitFilter(burst=2, interval_s=60, clock=Clock())
+    decisions = []
+    for index in range(5):
+        line = record("upstream error %s", index)
+        decisions.append((first.filter(line), second.filter(line)))
+        if index == 1:
+            assert line.getMessage().count("[more like this") == 1
+    assert decisions == [(True, True), (True, True), (False, False), (False, False),
+                         (False, False)]

@@ -13,6 +13,7 @@ request or response, and never imports the chain above it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from gateway.resilience.deadline import AttemptDeadlines
 from gateway.resilience.outcome import classify
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
+from gateway.telemetry.logs import within
 from gateway.telemetry.recorder import AttemptRecorder
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.vocabulary import BoundedNames, status_error_type
@@ -41,6 +43,8 @@ from gateway.translate.dialects import translation
 from gateway.usage import Usage
 
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
+_CLIENT_ENDS = frozenset((n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED))  # not the upstream's doing
+_log = logging.getLogger("gateway.upstream")
 
 
 class AttemptFailed(Exception):
@@ -168,7 +172,7 @@ class AttemptRunner:
         recorder = self.start_recorder(call, model, provider, attempt_number)
         if not provider.config.usable:
             variable = provider.config.api_key_missing
-            raise self.fail(model, provider, recorder, errors.ProviderNotConfigured(
+            raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
         dialect = self.dialect_for(call.client.dialect, provider)
@@ -190,7 +194,7 @@ class AttemptRunner:
                                 error_type=n.ERROR_CLIENT_DISCONNECT,
                                 error_message="the request was cancelled")
                 raise
-            raise self.fail(model, provider, recorder, error) from None
+            raise self.fail(call, model, provider, recorder, error) from None
         else:
             deadline.leave(None)
         finally:
@@ -268,16 +272,21 @@ class AttemptRunner:
             response.status, body, headers=headers, error_type=status_error_type(response.status)
         )
 
-    def fail(self, model: ModelConfig, provider: Provider, recorder: AttemptRecorder,
-             error: errors.GatewayError) -> AttemptFailed:
+    def fail(self, call: Call, model: ModelConfig, provider: Provider,
+             recorder: AttemptRecorder, error: errors.GatewayError) -> AttemptFailed:
         """Record a failed, uncommitted attempt and wrap its error (its message scrubbed: it
         may quote the upstream; with content capture off the span gets the error's
-        content-free telemetry message)."""
+        content-free telemetry message), and log it in the CLIENT span's context."""
         error.message = self.scrubber.text(error.message)
         message = (error.message if recorder.content.enabled
                    else self.scrubber.text(error.telemetry_message))
         recorder.finish(response_model=None, usage=None, cost=None,
                         error_type=error.error_type, error_message=message)
+        status = getattr(error, "status", None)
+        with within(recorder.context):  # never the message: it may quote the prompt
+            _log.warning("request %s: attempt on model %s (provider %s) failed: %s, status %s",
+                         call.request_id, model.name, provider.config.name, error.error_type,
+                         status)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
                                usage=None, cost=cost_usd(Usage(), model.price),
                                error_type=error.error_type,
@@ -293,7 +302,7 @@ class AttemptRunner:
             if not isinstance(payload, dict):
                 raise ValueError
         except ValueError:
-            raise self.fail(model, provider, recorder, errors.UpstreamBadResponse(
+            raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
                 f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
         client = call.client
         reading = dialect.read_answer(client, payload, model.name,
@@ -327,6 +336,11 @@ class AttemptRunner:
         if output is not None:
             recorder.record_output(output)
         error_type = None if ending is None else ending.error_type
+        if ending is not None and ending.end not in _CLIENT_ENDS:
+            with within(recorder.context):
+                _log.warning("request %s: stream from model %s (provider %s) ended early: %s, %s",
+                             call.request_id, model.name, stream.provider.config.name,
+                             ending.end, ending.error_type)
         recorder.finish(response_model=self.response_models(watcher.response_model), usage=usage,
                         cost=cost,
                         error_type=error_type,

@@ -6,6 +6,7 @@ on the way out. Framework-neutral: the edge hands it headers and body bytes.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -24,9 +25,11 @@ from gateway.hooks import Authenticator, CallHook
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
 from gateway.telemetry.content import ContentMode
+from gateway.telemetry.logs import within
 from gateway.telemetry.setup import Telemetry
 from gateway.telemetry.vocabulary import status_label
 
+_log = logging.getLogger("gateway.requests")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNKNOWN_MODEL = "_unknown"
 
@@ -130,6 +133,8 @@ class Lifecycle:
             call.error_type = error_type
             for hook in self.hooks:
                 await hook.on_finish(call)
+        if error_type is not None and (call is None or not call.attempts):
+            _refused(visit, status, error_type)
         self._end(visit, call, status, error_type)
         self.telemetry.instruments.tallies.active.add((visit.dialect.operation,), -1)
 
@@ -183,6 +188,18 @@ class Lifecycle:
                                 ("cache_read", usage.cache_read), ("reasoning", usage.reasoning)):
                 if value:
                     tokens.add((*key, kind), value)
+
+
+def _refused(visit: Visit, status: int, error_type: str) -> None:
+    """Log a request the gateway answered itself with an error (auth, permissions, limits,
+    budgets, bad requests), in its SERVER span's context; never the request's content.
+    Left out: a client that left (499) and unexpected errors (the edge logs those)."""
+    if status == 499 or error_type == n.ERROR_OTHER:
+        return
+    alias = visit.principal.alias if visit.principal is not None else "unauthenticated"
+    with within(visit.context):
+        _log.info("request %s refused: %d %s (key %s, model %s)", visit.request_id, status,
+                  error_type, alias, visit.model_label)
 
 
 def server_attributes(attributes: dict[str, Any], scheme: str, path: str, host: str) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import orjson
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from gateway import attribution, errors
 from gateway.call import AttemptResult, Call
@@ -99,7 +100,8 @@ class SpendHook(BaseHook):
                        f"{verdict.detail}; action: {verdict.action}.",
                        {"key_alias": alias, "team": call.principal.team,
                         "runaway_kind": verdict.kind, "action": verdict.action}),
-                claim=f"runaway:{alias}:{verdict.kind}:{slot}", claim_ttl_s=max(cooldown, 60))
+                claim=f"runaway:{alias}:{verdict.kind}:{slot}", claim_ttl_s=max(cooldown, 60),
+                context=call.server_context)
         if verdict.reject:
             raise RunawayRefused(
                 f"The gateway's runaway guard is {'blocking' if verdict.action == 'block' else 'throttling'} "
@@ -150,7 +152,8 @@ class SpendHook(BaseHook):
                                           n.LABEL_BUDGET_WINDOW: budget.window})
         if self._blocked_noticed.get(budget.name) != window.id:
             self._blocked_noticed[budget.name] = window.id
-            self._notify(budget, window, refusal.spent_nanos, now, level=None)
+            self._notify(budget, window, refusal.spent_nanos, now, level=None,
+                         context=call.server_context)
         raise errors.BudgetExceeded(refusal.message(now),
                                     headers={"retry-after": str(refusal.retry_after_s(now))})
 
@@ -169,7 +172,7 @@ class SpendHook(BaseHook):
             entry.status = result.error_type or OK
         else:
             actual = 0
-        await self._settle(res, entry, actual)
+        await self._settle(res, entry, actual, call.server_context)
 
     async def on_finish(self, call: Call) -> None:
         if call.reservation is not None:
@@ -182,9 +185,10 @@ class SpendHook(BaseHook):
             return
         entry = LedgerEntry.from_dict(res.journal.as_dict())
         entry.status = UNSETTLED
-        await self._settle(res, entry, res.amount_nanos)
+        await self._settle(res, entry, res.amount_nanos, call.server_context)
 
-    async def _settle(self, res: Reservation | None, entry: LedgerEntry | None, actual: int) -> None:
+    async def _settle(self, res: Reservation | None, entry: LedgerEntry | None, actual: int,
+                      context: Context) -> None:
         budgets = res.budgets if res is not None else ()
         windows = res.windows if res is not None else ()
         try:
@@ -196,10 +200,10 @@ class SpendHook(BaseHook):
         for budget, window, spent in levels:
             limit = self.backend.limit(budget)
             for threshold in self.thresholds.crossed(budget, window, spent, limit):
-                self._notify(budget, window, spent, now, level=threshold)
+                self._notify(budget, window, spent, now, level=threshold, context=context)
 
     def _notify(self, budget: Budget, window: Window, spent: int, now: float,
-                level: float | None) -> None:
+                level: float | None, context: Context) -> None:
         limit = self.backend.limit(budget)
         pct = spent * 100 / limit if limit else 100.0
         resets = f"resets {local_time(window.end, budget.tz)} (in {duration(window.end - now)})"
@@ -218,7 +222,7 @@ class SpendHook(BaseHook):
                   "action": budget.action, "resets_at": window.end}
         claim = f"budget:{budget.name}:{window.id}:{'blocked' if level is None else f'{level:g}'}"
         self.notifier.submit(Notice(kind, title, text, fields), claim=claim,
-                             claim_ttl_s=window.end - now + 86400)
+                             claim_ttl_s=window.end - now + 86400, context=context)
 
     def _worst_case(self, model: ModelConfig, prompt: int, output: int) -> int:
         prices = self._nano_prices.get(model.name)

@@ -16,10 +16,12 @@ from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry.context import Context
 
 from gateway.spend.config import WebhookConfig
 from gateway.spend.notify_formats import Notice, accepted, render
 from gateway.spend.windows import Clock
+from gateway.telemetry.logs import within
 
 _log = logging.getLogger(__name__)
 Claim = Callable[[str, float], Awaitable[bool]]
@@ -44,9 +46,12 @@ class Notifier:
         self.sent = 0
         self.failed = 0
 
-    def submit(self, notice: Notice, claim: str | None = None, claim_ttl_s: float = 86400.0) -> None:
-        """Queue a notice; with `claim`, only the first submitter in the store sends it."""
-        _log.warning("%s: %s", notice.title, notice.text)
+    def submit(self, notice: Notice, claim: str | None = None, claim_ttl_s: float = 86400.0,
+               context: Context | None = None) -> None:
+        """Queue a notice; with `claim`, only the first submitter in the store sends it. Its
+        log record carries the trace of `context` (the request that crossed the line)."""
+        with within(context):
+            _log.warning("%s: %s", notice.title, notice.text)
         if not self.webhooks:
             return
         try:

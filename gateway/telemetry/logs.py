@@ -27,6 +27,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import get_current_span
 
+from gateway import lograte
+
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -100,16 +102,21 @@ def within(context: Context | None) -> Iterator[None]:
 
 
 class OtelLogs:
-    """A LoggerProvider exporting the root logger's records, attached until `shutdown`."""
+    """A LoggerProvider exporting the root logger's records, attached until `shutdown`;
+    rate-limited per message template like stderr (`gateway.lograte`), so that a flood
+    of failing requests cannot flood the exporter."""
 
     def __init__(self, exporters: list[LogRecordExporter], resource: Resource,
-                 level: int = logging.INFO) -> None:
+                 level: int = logging.INFO, *, burst: int = lograte.BURST,
+                 interval_s: float = lograte.INTERVAL_S) -> None:
         self.provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         for exporter in exporters:
             self.provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         self.handler = LoggingHandler(level=level, logger_provider=self.provider)
         # the SDK's and the exporters' own loggers would feed records back into it
         self.handler.addFilter(lambda record: not record.name.startswith("opentelemetry"))
+        self.limiter = lograte.RateLimitFilter(burst, interval_s)
+        self.handler.addFilter(self.limiter)
         logging.getLogger().addHandler(self.handler)
 
     def shutdown(self, timeout_millis: int) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import openai
 import orjson
 import pytest
+from openai import AsyncOpenAI
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
@@ -16,6 +18,10 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 
 from gateway.telemetry.logs import OtelLogs, configure_stderr, within
 from gateway.telemetry.setup import setup_telemetry
+from tests.conftest import UPSTREAM_KEY
+from tests.fakes.openai_upstream import Behaviour, RunningUpstream
+from tests.support.gateway import running_gateway, upstream_config
+from tests.support.telemetry import make_test_telemetry
 
 _log = logging.getLogger("gateway.test_logs")
 
@@ -102,3 +108,65 @@ def test_otel_logs_exporter_chosen_by_environment(root_handlers: None) -> None:
     finally:
         telemetry.shutdown(2.0)
     assert telemetry.logs.handler not in logging.getLogger().handlers
+
+
+def test_otel_log_handler_is_rate_limited(root_handlers: None) -> None:
+    """A flood of one kind of record (upstream errors) reaches the exporter `burst` times,
+    the last saying that more are held back; other kinds still pass."""
+    exporter = InMemoryLogRecordExporter()
+    logs = OtelLogs([exporter], Resource.create({}), burst=3, interval_s=60)
+    for index in range(200):
+        _log.warning("request %s: attempt on model %s failed", index, "gpt-4.1")
+    _log.warning("budget notice")
+    logs.shutdown(2000)
+    bodies = [str(r.log_record.body) for r in exporter.get_finished_logs()]
+    assert len(bodies) == 4 and bodies[-1] == "budget notice"
+    assert bodies[2].startswith("request 2: attempt on model gpt-4.1 failed [more like this")
+
+
+REQUEST_LOGS = """
+budgets:
+  - {name: watch, scope: global, limit_usd: 0.000001, action: alert}
+  - {name: fuse, scope: model, model: cheap, limit_usd: 0.000001}
+resilience:
+  retry: {max_attempts: 1}
+"""
+
+
+@pytest.mark.integration
+async def test_request_log_records_carry_their_spans_ids(
+        upstream: RunningUpstream, capsys: pytest.CaptureFixture[str], root_handlers: None) -> None:
+    """Refusals and budget notices carry the SERVER span's trace and span ids, upstream
+    errors the failed attempt's CLIENT span's: in the logs SDK's records and on the JSON
+    stderr lines alike."""
+    configure_stderr("info", "json")
+    tt = make_test_telemetry(logs=True)
+    try:
+        async with running_gateway(upstream_config(upstream.base_url, extra=REQUEST_LOGS),
+                                   environ={"UPSTREAM_KEY": UPSTREAM_KEY}, telemetry=tt) as gw:
+            async with AsyncOpenAI(base_url=gw.base_url, api_key="k", max_retries=0) as sdk:
+                hi = [{"role": "user", "content": "hi"}]
+                await sdk.chat.completions.create(model="gpt-4.1", messages=hi)  # type: ignore[arg-type]
+                for model in ("cheap", "no-such-model"):
+                    with pytest.raises(openai.APIStatusError):
+                        await sdk.chat.completions.create(model=model, messages=hi)  # type: ignore[arg-type]
+                upstream.state.behaviour = Behaviour(status=500)
+                with pytest.raises(openai.InternalServerError):
+                    await sdk.chat.completions.create(model="gpt-4.1", messages=hi)  # type: ignore[arg-type]
+        records = [r.log_record for r in tt.logs()]
+    finally:
+        tt.close()
+    spans = {(f"{s.context.trace_id:032x}", f"{s.context.span_id:016x}"): s.kind
+             for s in tt.finished_spans()}
+    expected = {"Budget 'watch' reached": SpanKind.SERVER,
+                "Budget 'fuse' is refusing": SpanKind.SERVER,
+                "refused: 429 budget_exceeded": SpanKind.SERVER,
+                "refused: 404 model_not_found": SpanKind.SERVER,
+                "failed: 500, status 500": SpanKind.CLIENT}
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    for fragment, kind in expected.items():
+        record = next(r for r in records if fragment in str(r.body))
+        ids = (f"{record.trace_id:032x}", f"{record.span_id:016x}")
+        assert spans.get(ids) is kind, fragment
+        line = next(line for line in lines if fragment in line["message"])
+        assert (line["trace_id"], line["span_id"]) == ids, fragment

@@ -1,6 +1,7 @@
 """Privacy first: with content capture off, no prompt or completion text reaches any
 exported byte (OTLP spans with their events and statuses, OTLP metrics, the Prometheus
-text, log records), even when the upstream echoes the prompt in its errors."""
+text, log records on stderr and through the logs SDK with its events), even when the
+upstream echoes the prompt in its errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import openai
 import pytest
 from openai import AsyncOpenAI
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
@@ -61,19 +63,24 @@ async def _calls(gw: RunningGateway, upstream: RunningUpstream) -> None:
 async def _exported(mode: ContentMode, upstream: RunningUpstream,
                     caplog: pytest.LogCaptureFixture) -> bytes:
     """Every byte the gateway's telemetry would export after the calls, in `mode`."""
-    tt = make_test_telemetry(mode)
+    tt = make_test_telemetry(mode, logs=True)
     caplog.set_level(logging.DEBUG)
-    async with running_gateway(upstream_config(upstream.base_url),
-                               environ={"UPSTREAM_KEY": UPSTREAM_KEY}, telemetry=tt) as gw:
-        await _calls(gw, upstream)
-        prometheus = tt.telemetry.metrics_text()
+    try:
+        async with running_gateway(upstream_config(upstream.base_url),
+                                   environ={"UPSTREAM_KEY": UPSTREAM_KEY}, telemetry=tt) as gw:
+            await _calls(gw, upstream)
+            prometheus = tt.telemetry.metrics_text()
+        otel_logs = encode_logs(tt.logs()).SerializeToString()
+    finally:
+        tt.close()
     spans = encode_spans(tt.finished_spans()).SerializeToString()
     data = tt.reader.get_metrics_data()
     assert data is not None
     metrics = encode_metrics(data).SerializeToString()
     logs = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records).encode()
     assert len(tt.finished_spans()) > 20 and b"gen_ai" in prometheus
-    return b"\n".join([spans, metrics, prometheus, logs])
+    assert b"attempt on model" in otel_logs  # the upstream errors were logged there too
+    return b"\n".join([spans, metrics, prometheus, logs, otel_logs])
 
 
 async def test_no_content_anywhere_by_default(upstream: RunningUpstream,

@@ -64,7 +64,7 @@ class AttemptRecorder:
         self.content = content  # this call's capture, decided once when it was admitted
         self._event: dict[str, Any] | None = None
         if content is not ContentMode.NO_CONTENT:
-            self._event = _split_content(attributes, content)
+            self._event = _split_content(attributes, content, telemetry.upload is not None)
         self.span: Span = telemetry.tracer.start_span(
             f"{operation} {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
         self.context = context_with(self.span, parent)
@@ -100,11 +100,12 @@ class AttemptRecorder:
             self.span.add_event(name, attributes)
 
     def record_output(self, output: str) -> None:
-        """The answer's content (GenAI JSON), where this call's capture mode puts it."""
-        if self.content.on_span:
-            self.set_attributes({n.GEN_AI_OUTPUT_MESSAGES: output})
+        """The answer's content (GenAI JSON), where this call's capture mode puts it (or
+        the completion hook, when one takes the content instead)."""
         if self._event is not None:
             self._event[n.GEN_AI_OUTPUT_MESSAGES] = output
+        if self.content.on_span and self.telemetry.upload is None:
+            self.set_attributes({n.GEN_AI_OUTPUT_MESSAGES: output})
 
     def finish(
         self,
@@ -172,7 +173,11 @@ class AttemptRecorder:
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))
             span.set_attributes(final)
         if self._event is not None:
-            self._emit_event(served, usage, error_type, response_attributes)
+            upload = self.telemetry.upload
+            if upload is not None:
+                upload.complete(span, self._event)
+            else:
+                self._emit_event(served, usage, error_type, response_attributes)
         span.end()
 
     def _emit_event(self, served: str | None, usage: Usage | None, error_type: str | None,
@@ -237,14 +242,16 @@ def _count_usage(plan: Plan, key: tuple[Any, ...], usage: Usage | None,
         add_keyed(counters.reasoning, usage.reasoning, text, usage_attributes, context)
 
 
-def _split_content(attributes: dict[str, Any], mode: ContentMode) -> dict[str, Any] | None:
-    """Input content out of the span's `attributes` unless `mode` puts it on spans; what
-    the details event will carry when `mode` chooses events (else None)."""
+def _split_content(attributes: dict[str, Any], mode: ContentMode,
+                   upload: bool) -> dict[str, Any] | None:
+    """Input content out of the span's `attributes` unless `mode` puts it on spans (and no
+    completion hook takes it instead); what the details event or the hook will get (None:
+    neither)."""
     captured = {name: attributes[name] for name in CONTENT_KEYS if name in attributes}
-    if not mode.on_span:
+    if upload or not mode.on_span:
         for name in captured:
             del attributes[name]
-    return captured if mode.as_event else None
+    return captured if upload or mode.as_event else None
 
 
 CONTENT_KEYS = (n.GEN_AI_INPUT_MESSAGES, n.GEN_AI_SYSTEM_INSTRUCTIONS)

@@ -45,6 +45,7 @@ from gateway.telemetry.events import ContentEvents
 from gateway.telemetry.instruments import Instruments, create_instruments
 from gateway.telemetry.logs import OtelLogs
 from gateway.telemetry.semconv import semconv
+from gateway.telemetry.upload import ContentUpload, content_upload
 from gateway.workers import WorkerExposition, worker_index
 
 _log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Telemetry:
     fast_paths: FastPaths = field(default_factory=FastPaths)  # which of ours run
     logs: OtelLogs | None = None  # the logs SDK, when OTEL_LOGS_EXPORTER names exporters
     events: ContentEvents = field(default_factory=ContentEvents)  # the content event's way out
+    upload: ContentUpload | None = None  # a completion hook taking captured content instead
 
     def metrics_text(self) -> bytes:
         if self.registry is None:
@@ -99,6 +101,8 @@ class Telemetry:
             self.meter_provider.shutdown(millis)
         if self.logs is not None:
             self.logs.shutdown(millis)
+        if self.upload is not None:
+            self.upload.shutdown(timeout_s)
 
 
 # The Prometheus exporter gives every sample of a metric family the union of its label
@@ -282,6 +286,7 @@ def setup_telemetry(environ: Mapping[str, str] | None = None,
     return Telemetry(
         logs=logs,
         events=ContentEvents(logs.provider if logs is not None else None, SCOPE, __version__),
+        upload=None if disabled or not mode.enabled else content_upload(env),
         worker=worker,
         tracer=tracer,
         meter=meter,
@@ -337,7 +342,9 @@ def describe(environ: Mapping[str, str]) -> list[str]:
     lines.append(f"logs: stderr + {logs} (OTEL_LOGS_EXPORTER)" if logs and logs.strip() != "none"
                  else "logs: stderr only (set OTEL_LOGS_EXPORTER=otlp to export)")
     lines.append(f"sampler: {environ.get('OTEL_TRACES_SAMPLER', 'parentbased_always_on')}")
-    lines.append(f"message content: {content_mode(environ).value}")
+    hook = environ.get("OTEL_INSTRUMENTATION_GENAI_COMPLETION_HOOK", "").strip()
+    lines.append(f"message content: {content_mode(environ).value}"
+                 + (f", to the completion hook {hook}" if hook else ""))
     lines.append(f"GenAI conventions: {semconv(environ).describe()}")
     fast = select(environ)
     lines.append(f"fast paths: {fast.describe()}"

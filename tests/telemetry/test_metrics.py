@@ -133,3 +133,24 @@ async def test_prometheus_text_names(gw: RunningGateway, upstream: RunningUpstre
         assert f"\n{name}{{" in text, name
     assert 'le="81.92"' in text and 'le="67108864"' in text
     assert 'gen_ai_token_type="input"' in text
+
+
+async def test_error_type_only_on_failures(gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """A success's points carry no error.type (in memory and on /metrics, where the
+    exporter's empty `error_type=""` is dropped); a failure's carry it."""
+    await _calls(gw, upstream)
+    upstream.state.behaviour = Behaviour(status=500)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gw.base_url}/chat/completions",
+                             json={"model": "cheap", "messages": MESSAGES}) as resp:
+            assert resp.status == 500
+        async with http.get(f"{gw.root}/metrics") as resp:
+            text = await resp.text()
+    points = gw.telemetry.points(n.M_OPERATION_DURATION)
+    by_model = {p.attributes["gen_ai.request.model"]: dict(p.attributes) for p in points}
+    assert "error.type" not in by_model["gpt-4.1"] and by_model["cheap"]["error.type"] == "500"
+    assert 'error_type=""' not in text and 'error_type="500"' in text
+    success = [line for line in text.splitlines()
+               if line.startswith("gen_ai_client_operation_duration_seconds_count")
+               and 'gen_ai_request_model="gpt-4.1"' in line]
+    assert success and not any("error_type" in line for line in success)

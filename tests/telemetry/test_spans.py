@@ -147,3 +147,30 @@ async def test_http_client_spans_nest_under_the_genai_span(upstream: RunningUpst
     assert http[0].parent is not None and http[0].parent.span_id == client.context.span_id
     sent = upstream.state.last_request.headers["traceparent"]
     assert sent.split("-")[2] == f"{http[0].context.span_id:016x}"
+
+
+async def test_server_span_url_and_server_attributes(gw: RunningGateway,
+                                                      upstream: RunningUpstream) -> None:
+    """The SERVER span carries the HTTP conventions' url.scheme and url.path (required) and
+    server.address/server.port from the Host header."""
+    await _post(gw, {"model": "gpt-4.1", "messages": MESSAGES})
+    a = attrs(gw.telemetry.spans_named("POST /v1/chat/completions")[0])
+    port = int(gw.root.rsplit(":", 1)[1])
+    assert {k: a.get(k) for k in ("url.scheme", "url.path", "server.address", "server.port",
+                                  "http.request.method", "http.route")} == {
+        "url.scheme": "http", "url.path": "/v1/chat/completions",
+        "server.address": "127.0.0.1", "server.port": port, "http.request.method": "POST",
+        "http.route": "/v1/chat/completions"}
+
+
+async def test_embeddings_span_dimension_count(gw: RunningGateway,
+                                               upstream: RunningUpstream) -> None:
+    """An embeddings CLIENT span carries gen_ai.embeddings.dimension.count (the length of
+    the vectors returned) and no output-token count."""
+    async with AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0) as sdk:
+        answer = await sdk.embeddings.create(model="text-embedding-3-small", input="hello",
+                                             dimensions=256)
+    assert len(answer.data[0].embedding) == 256
+    a = attrs(gw.telemetry.spans_named("embeddings text-embedding-3-small")[0])
+    assert a["gen_ai.embeddings.dimension.count"] == 256
+    assert "gen_ai.usage.input_tokens" in a and "gen_ai.usage.output_tokens" not in a

@@ -92,8 +92,10 @@ class Lifecycle:
     async def authenticate(self, visit: Visit, headers: Mapping[str, str]) -> None:
         visit.principal = await self.authenticator.authenticate(headers)
 
-    def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str]) -> Call:
-        """The call for this body: parsed by the dialect, its model looked up and allowed."""
+    def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str],
+              query: str = "") -> Call:
+        """The call for this body: parsed by the dialect, its model looked up and allowed
+        (`query`: the request's query string, for a dialect that forwards some of it)."""
         principal = visit.principal
         assert principal is not None  # authenticate() came first
         client = visit.dialect.parse(raw)
@@ -112,7 +114,7 @@ class Lifecycle:
                 param="model")
         call = Call(request_id=visit.request_id, client=client, model=model,
                     server_span=visit.span, server_context=visit.context, headers=headers,
-                    principal=principal, started=visit.started)
+                    principal=principal, started=visit.started, query=query)
         visit.call = call
         return call
 

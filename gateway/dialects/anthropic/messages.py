@@ -2,7 +2,8 @@
 token counting (`POST /v1/messages/count_tokens`), as dialects of the request path.
 
 The client's body passes to a native Anthropic upstream untouched but for the model
-id; its `anthropic-version` and `anthropic-beta` headers go along. Usage is the
+id; its `anthropic-version` and `anthropic-beta` headers and its `beta` query parameter
+go along. Usage is the
 answer's `usage`, or a stream's `message_start` usage updated by its final
 `message_delta`; the stream ends with `message_stop` (there is no `[DONE]`). Errors
 take Anthropic's shape, so the `anthropic` SDK raises its own classes.
@@ -35,6 +36,9 @@ NAME: Final = "anthropic.messages"
 COUNT_TOKENS: Final = "anthropic.count_tokens"
 # The client's request headers a native upstream must see (the API version, beta features).
 FORWARD_HEADERS: Final = ("anthropic-version", "anthropic-beta")
+# The client's query parameters a native upstream must see: the SDK's beta client (and so
+# Claude Code) calls `/v1/messages?beta=true`.
+FORWARD_QUERY: Final = ("beta",)
 # The upstream's response headers Anthropic's clients read.
 PASS_HEADERS: Final = (
     "request-id", "retry-after", "anthropic-ratelimit-requests-limit",
@@ -56,6 +60,7 @@ class AnthropicMessages:
     upstream_path: str = "/v1/messages"
     pass_headers: tuple[str, ...] = PASS_HEADERS
     forward_headers: tuple[str, ...] = FORWARD_HEADERS
+    forward_query: tuple[str, ...] = FORWARD_QUERY  # see dialects.base.ForwardsQuery
 
     def __init__(self, limits: RequestLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits  # the bound on max_tokens (`limits:` in the config)

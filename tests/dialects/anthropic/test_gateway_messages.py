@@ -121,6 +121,21 @@ async def test_create_reaches_the_native_upstream(rig: Rig) -> None:
     assert span["gateway.key.alias"] == "claude-code"
 
 
+async def test_beta_query_reaches_a_native_upstream_only(rig: Rig) -> None:
+    """Claude Code (the TypeScript SDK's beta client) calls `/v1/messages?beta=true`: a
+    native upstream gets the `beta` parameter and nothing else of the query; an
+    OpenAI-format upstream none of it."""
+    async with aiohttp.ClientSession() as http:
+        for model, query in (("claude-sonnet-4.5", "beta=true"),
+                             ("claude-sonnet-4.5", "other=x&beta=true"), ("gpt-4.1", "beta=true")):
+            body = orjson.dumps({"model": model, "max_tokens": 8, "messages": HELLO})
+            async with http.post(f"{rig.gw.root}/v1/messages?{query}", data=body,
+                                 headers={"x-api-key": GATEWAY_KEY}) as resp:
+                assert resp.status == 200, await resp.text()
+    assert [r.query for r in rig.claude.state.requests] == ["beta=true", "beta=true"]
+    assert [(r.path, r.query) for r in rig.oai.state.requests] == [("/v1/chat/completions", "")]
+
+
 async def test_streamed_caching_call_is_costed_to_the_micro_dollar(rig: Rig) -> None:
     """A stream with 5-minute writes, 1-hour writes and reads: span usage, the token metric
     and the cost agree with a hand computation at 1.25x, 2x and 0.1x of the input price."""

@@ -93,6 +93,10 @@ LABEL_LIMIT: Final = "gateway.limit"
 # --- values ------------------------------------------------------------------
 OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
+# Token counting (Anthropic's count_tokens): no well-known value of the conventions applies
+# (it is no inference), so a custom one, the API's own name, as OpenTelemetry's Go
+# instrumentation of the Anthropic SDK and the Gemini instrumentations name it.
+OP_COUNT_TOKENS: Final = "count_tokens"
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
 MODALITY_TEXT: Final = "text"  # what the OpenAI dialects' usage counts

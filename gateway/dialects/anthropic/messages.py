@@ -123,12 +123,14 @@ class AnthropicMessages:
 
 
 class AnthropicCountTokens(AnthropicMessages):
-    """`POST /v1/messages/count_tokens`: forwarded to a native Anthropic upstream (the edge
+    """`POST /v1/messages/count_tokens`: forwarded to a native Anthropic upstream (the chain
     answers it from the gateway's estimate when the model's provider is not one). It costs
-    nothing, and its answer carries no usage."""
+    nothing and uses no tokens: its operation is `count_tokens`, whose CLIENT span carries
+    the count as `gen_ai.usage.input_tokens` (as OpenTelemetry's Go instrumentation of the
+    Anthropic SDK does) and whose only metric is the operation's duration."""
 
     name: str = COUNT_TOKENS
-    operation: str = "count_tokens"
+    operation: str = n.OP_COUNT_TOKENS
     routes: tuple[str, ...] = ("/v1/messages/count_tokens",)
     upstream_path: str = "/v1/messages/count_tokens"
 
@@ -141,7 +143,11 @@ class AnthropicCountTokens(AnthropicMessages):
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:
-        return Reading(Usage(), None, {})
+        counted = payload.get("input_tokens")
+        attrs: dict[str, Any] = {}
+        if isinstance(counted, int) and not isinstance(counted, bool):
+            attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = counted
+        return Reading(Usage(), None, attrs)  # nothing used, nothing billed
 
     def local_answer(self, request: ClientRequest) -> bytes:
         return orjson.dumps({"input_tokens": request.prompt_tokens})

@@ -190,13 +190,25 @@ async def test_tool_use_round_trip(rig: Rig) -> None:
 
 async def test_count_tokens_native_and_estimated(rig: Rig) -> None:
     """count_tokens goes to a native Anthropic upstream, and is estimated by the gateway
-    for a model served in another dialect."""
+    for a model served in another dialect; the native call's CLIENT span is operation
+    `count_tokens` carrying the count, with a duration point and no token usage."""
     async with rig.client() as client:
         native = await client.messages.count_tokens(model="claude-sonnet-4.5", messages=HELLO)
         estimated = await client.messages.count_tokens(model="gpt-4.1", messages=HELLO)
     assert native.input_tokens == fake.wire.count_input_tokens({"messages": HELLO})
     assert rig.claude.state.last_request.path == "/v1/messages/count_tokens"
     assert estimated.input_tokens > 0 and not rig.oai.state.requests
+    await asyncio.sleep(0.05)
+    (span,) = rig.gw.telemetry.spans_named("count_tokens claude-sonnet-4.5")
+    span_attrs = attrs(span)
+    assert span_attrs["gen_ai.operation.name"] == "count_tokens"
+    assert span_attrs["gen_ai.usage.input_tokens"] == native.input_tokens
+    assert "gen_ai.usage.output_tokens" not in span_attrs and span_attrs["gateway.cost.usd"] == 0
+    counted = [p for p, _ in iter_points(rig.gw.telemetry, "gen_ai.client.token.usage")
+               if p["gen_ai.operation.name"] == "count_tokens"]
+    durations = [p for p, _ in iter_points(rig.gw.telemetry, "gen_ai.client.operation.duration")
+                 if p["gen_ai.operation.name"] == "count_tokens"]
+    assert not counted and len(durations) == 1  # the estimate called no upstream
 
 
 @pytest.mark.parametrize(("status", "error_class"), [

@@ -17,7 +17,7 @@ import orjson
 
 from gateway.dialects.anthropic import errors as wire_errors
 from gateway.dialects.anthropic import stream as s
-from gateway.dialects.anthropic.answer import response_attributes, usage_from
+from gateway.dialects.anthropic.answer import output_parts, response_attributes, usage_from
 from gateway.dialects.anthropic.request import (
     check_count_tokens,
     check_messages,
@@ -93,13 +93,11 @@ class AnthropicMessages:
         reading = Reading(usage_from(payload.get("usage")),
                           model if isinstance(model, str) else None,
                           response_attributes(payload), body)
-        if reading.usage is None or capture:
-            texts = _texts(payload)
-            reading.output_tokens = sum(estimate_text_tokens(t) for t in texts.values())
-            if capture and texts:
-                reason = payload.get("stop_reason")
-                reading.output_messages = content.output_messages(
-                    texts, dict.fromkeys(texts, str(reason or "")))
+        if reading.usage is None:
+            text = _text(payload)
+            reading.output_tokens = estimate_text_tokens(text) if text else 0
+        if capture:
+            reading.output_messages = captured_output(payload)
         return reading
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
@@ -211,13 +209,21 @@ def captured_input(body: dict[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def _texts(payload: dict[str, Any]) -> dict[int, str]:
+def captured_output(payload: dict[str, Any]) -> str | None:
+    """gen_ai.output.messages of a Messages answer: one assistant message, a part per
+    content block, its stop reason as Anthropic names it; None without content."""
+    parts = output_parts(payload.get("content"))
+    if not parts:
+        return None
+    return content.assistant_message(parts, str(payload.get("stop_reason") or ""))
+
+
+def _text(payload: dict[str, Any]) -> str:
     blocks = payload.get("content")
     if not isinstance(blocks, list):
-        return {}
-    text = "".join(str(b.get("text", "")) for b in blocks
+        return ""
+    return "".join(str(b.get("text", "")) for b in blocks
                    if isinstance(b, dict) and b.get("type") == "text")
-    return {0: text} if text else {}
 
 
 class MessagesWatcher:
@@ -246,11 +252,11 @@ class MessagesWatcher:
         return self._reader.chunks
 
     def output_messages(self) -> str | None:
-        texts = self._reader.texts
-        if not texts:
+        reader = self._reader
+        parts = output_parts(reader.captured_blocks())
+        if not parts:
             return None
-        reason = self._reader.stop_reason or ""
-        return content.output_messages(texts, dict.fromkeys(texts, reason))
+        return content.assistant_message(parts, reader.stop_reason or "")
 
     def feed(self, events: list[bytes]) -> bytes:
         parts: list[bytes] = []

@@ -17,12 +17,13 @@ import openai
 import orjson
 import pytest
 
+from gateway.telemetry.content import ContentMode
 from tests.fakes import anthropic_upstream as fake
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 from tests.fakes.openai_upstream import RunningUpstream, running_upstream
 from tests.spend.helpers import ledger_rows
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.telemetry import attrs, iter_points
+from tests.support.telemetry import attrs, iter_points, make_test_telemetry
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
@@ -352,6 +353,45 @@ async def test_messages_client_reaches_an_openai_model(rig: Rig) -> None:
     assert [s["gen_ai.response.finish_reasons"] for s in spans] == [("stop",), ("stop",)]
     span = spans[-1]
     assert span["gen_ai.provider.name"] == "openai" and span["gen_ai.usage.output_tokens"] > 0
+
+
+async def test_translated_answers_capture_their_output() -> None:
+    """With content capture on, a translated call's CLIENT span carries the output as a
+    native call's would, JSON and streamed, in both directions: chat's choices for an
+    OpenAI-format upstream, one message of Messages blocks for Claude."""
+    tt = make_test_telemetry(ContentMode.SPAN_ONLY)
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        claude.state.behaviour = Behaviour(text="Bonjour")
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(_config(claude.base_url, oai.base_url), environ=env,
+                                   telemetry=tt) as gw:
+            async with anthropic.AsyncAnthropic(base_url=gw.root, api_key=GATEWAY_KEY,
+                                                max_retries=0) as client:
+                message = await client.messages.create(model="gpt-4.1", max_tokens=50,
+                                                       messages=HELLO)
+                async with client.messages.stream(model="gpt-4.1", max_tokens=50,
+                                                  messages=HELLO) as stream:
+                    final = await stream.get_final_message()
+            async with openai.AsyncOpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY,
+                                          max_retries=0) as chat:
+                await chat.chat.completions.create(model="claude-sonnet-4.5", messages=HELLO)
+                streamed = await chat.chat.completions.create(
+                    model="claude-sonnet-4.5", messages=HELLO, stream=True)
+                async for _ in streamed:
+                    pass
+            await asyncio.sleep(0.05)
+    gpt = [orjson.loads(attrs(s)["gen_ai.output.messages"]) for s in tt.spans_named("chat gpt-4.1")]
+    assert [m[0]["parts"] for m in gpt] == [
+        [{"type": "text", "content": message.content[0].text}],  # type: ignore[union-attr]
+        [{"type": "text", "content": final.content[0].text}]]  # type: ignore[union-attr]
+    assert [m[0]["finish_reason"] for m in gpt] == ["stop", "stop"]
+    claude_spans = tt.spans_named("chat claude-sonnet-4.5")
+    assert [orjson.loads(attrs(s)["gen_ai.output.messages"]) for s in claude_spans] == [
+        [{"role": "assistant", "parts": [{"type": "text", "content": "Bonjour"}],
+          "finish_reason": "end_turn"}]] * 2
+    assert all("gen_ai.input.messages" in attrs(s) for s in claude_spans)
 
 
 async def test_untranslatable_request_is_a_clear_400(rig: Rig) -> None:

@@ -217,9 +217,11 @@ class AdminService:
         tz = zone(self.config.spend.timezone)
         now = time.time()
         since, until = query.get("since"), query.get("until")
-        if since or until:
-            start = _date(since, tz, "since") if since else window_at(now, window, tz).start
-            end = (_date(until, tz, "until", next_day=True) if until else now + 1)
+        ranged = since is not None or until is not None  # an empty value is a bad date
+        if ranged:
+            start = (_date(since, tz, "since") if since is not None
+                     else window_at(now, window, tz).start)
+            end = _date(until, tz, "until", next_day=True) if until is not None else now + 1
             if end <= start:
                 raise errors.InvalidRequest("until must not be before since", param="until")
             label = f"{since or 'window start'} to {until or 'now'}"
@@ -228,7 +230,7 @@ class AdminService:
             start, end, label = current.start, now + 1, f"{window} {current.id}"
         summary = await self._summary(control, by, start, end)
         budgets = list(control.budgets.all())
-        per_group, total_budget = ({}, None) if since or until else report.matching_budgets(
+        per_group, total_budget = ({}, None) if ranged else report.matching_budgets(
             budgets, by, window)
         return {"by": by, "window": window, "label": label, "timezone": str(tz),
                 "start": start, "end": min(end, now), "scope": self.status()["spend_scope"],

@@ -67,7 +67,8 @@ GATEWAY_MODEL_REQUESTED: Final = "gateway.model.requested"
 GATEWAY_MODEL_SERVED: Final = "gateway.model.served"
 GATEWAY_KEY_ALIAS: Final = "gateway.key.alias"
 GATEWAY_TEAM: Final = "gateway.team"
-GATEWAY_TAGS_PREFIX: Final = "gateway.tags."  # + the tag's name; spans only, never metrics
+# + the tag's name: on spans; a metric label only for tag names the operator allow-lists
+GATEWAY_TAGS_PREFIX: Final = "gateway.tags."
 USER_ID: Final = "user.id"  # the end user the client named (OTel's general `user.id`)
 GATEWAY_FALLBACK_REASON: Final = "gateway.fallback.reason"
 GATEWAY_ATTEMPT: Final = "gateway.attempt"

@@ -12,7 +12,6 @@ aliases and the short non-reversible key id.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from gateway.spend.budgets import Budget, to_nanos
 from gateway.spend.config import hash_key, valid_name
 from gateway.spend.control import SpendControl
 from gateway.spend.keys import KeyRecord, key_id, new_key
-from gateway.spend.sqlite_store import KeyExists, create_key, replace_key, revoke_key
+from gateway.spend.sqlite_store import create_key, replace_key, revoke_key
 from gateway.spend.windows import window_at, zone
 
 MAX_CALLS = 1000
@@ -176,15 +175,7 @@ class AdminService:
         if isinstance(backend, RedisBackend):
             return await backend.store.create_key(record)
         assert isinstance(backend, LocalBackend)
-
-        def go(conn: sqlite3.Connection) -> bool:
-            try:
-                create_key(conn, record)
-            except KeyExists:
-                return False
-            return True
-
-        return await backend.store.read(go)
+        return await backend.store.read(lambda conn: create_key(conn, record))
 
     async def _store_revoke(self, control: SpendControl, alias: str, now: float) -> bool:
         backend = control.backend

@@ -19,11 +19,11 @@ from gateway.dialects.base import (
     ClientRequest,
     Dialect,
     Reading,
-    StreamEnd,
     StreamWatcher,
 )
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.openai_chat import ChatWatcher, OpenAIChat
+from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError
 from gateway.translate import chat_messages as tm
 from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
@@ -144,20 +144,16 @@ class EventTranslator(Protocol):
     def feed(self, event: bytes) -> bytes: ...
 
 
-class TranslatedStream:
+class TranslatedStream(StreamState):
     """Reads each upstream event with the upstream dialect's watcher (usage, timing, the
     end) and sends the client what the translator makes of it, event by event."""
 
     def __init__(self, reader: StreamWatcher, translator: EventTranslator,
                  stream_error: Callable[[str, str], bytes]) -> None:
+        super().__init__()
         self._reader = reader
         self._translator = translator
         self._stream_error = stream_error
-        self.done = False
-        self.failure: StreamEnd | None = None
-
-        self.response_model: str | None = None
-        self.response_attributes: dict[str, Any] = {}
 
     @property
     def usage(self) -> Usage | None:

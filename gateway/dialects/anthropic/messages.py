@@ -26,6 +26,7 @@ from gateway.dialects.anthropic.request import (
     span_attributes,
 )
 from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
+from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError, UpstreamStatus
 from gateway.limits import DEFAULT_LIMITS, RequestLimits
 from gateway.telemetry import content
@@ -226,18 +227,15 @@ def _text(payload: dict[str, Any]) -> str:
                    if isinstance(b, dict) and b.get("type") == "text")
 
 
-class MessagesWatcher:
+class MessagesWatcher(StreamState):
     """Relays a Messages stream event by event: each event forwarded as it came (the
     model renamed in `message_start` when asked), read for usage, timing and the end."""
 
     def __init__(self, served: str | None, timer: ChunkTimer, capture: bool) -> None:
+        super().__init__()
         self._reader = s.MessagesStreamWatcher(capture=capture)
         self._served = served
         self._timer = timer
-        self.done = False
-        self.failure: StreamEnd | None = None
-        self.response_model: str | None = None
-        self.response_attributes: dict[str, Any] = {}
 
     @property
     def usage(self) -> Usage | None:

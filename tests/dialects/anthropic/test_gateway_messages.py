@@ -122,6 +122,75 @@ async def test_create_reaches_the_native_upstream(rig: Rig) -> None:
     assert span["gateway.key.alias"] == "claude-code"
 
 
+async def test_request_fields_reach_a_native_upstream_untouched(rig: Rig) -> None:
+    """system, tools, tool_choice, thinking, metadata, stop_sequences, top_k, cache_control,
+    images and documents reach a native upstream as the client sent them: only `model`
+    becomes the upstream id."""
+    image = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+    sent: dict[str, Any] = {
+        "model": "claude-sonnet-4.5", "max_tokens": 2048, "top_k": 5, "temperature": 1,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral",
+                                                                           "ttl": "1h"}}],
+        "messages": [{"role": "user", "content": [
+            {"type": "image", "source": image},
+            {"type": "document", "source": pdf, "title": "spec", "citations": {"enabled": True}},
+            {"type": "text", "text": "Summarise both", "cache_control": {"type": "ephemeral"}}]}],
+        "tools": [WEATHER], "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "metadata": {"user_id": "user-7"}, "stop_sequences": ["\n\nHuman:"],
+    }
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{rig.gw.root}/v1/messages", data=orjson.dumps(sent),
+            headers={"x-api-key": GATEWAY_KEY, "anthropic-version": "2023-06-01"}) as resp:
+        assert resp.status == 200, await resp.text()
+    assert rig.claude.state.last_request.body == {**sent, "model": "claude-sonnet-4-5-20250929"}
+
+
+async def test_messages_calls_are_retried_like_chat_calls() -> None:
+    """A 529 from Claude is retried on the same model (the chain is the same for every
+    dialect): the client gets the second attempt's answer, the trace both attempts."""
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        claude.state.queue.append(Behaviour.error(529))
+        claude.state.behaviour = Behaviour(text="second time lucky")
+        config = _config(claude.base_url, oai.base_url).replace(
+            "retry: {max_attempts: 1}", "retry: {max_attempts: 2, initial_backoff_s: 0.01}")
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            message = await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
+                                                   messages=HELLO)
+            await asyncio.sleep(0.05)
+            spans = [attrs(s) for s in gw.telemetry.spans_named("chat claude-sonnet-4.5")]
+    assert message.content[0].type == "text" and message.content[0].text == "second time lucky"
+    assert len(claude.state.requests) == 2
+    assert [(s["gateway.attempt"], s.get("error.type")) for s in spans] == [(1, "529"), (2, None)]
+
+
+async def test_runaway_guard_holds_a_messages_loop() -> None:
+    """The same Messages request over and over from one key is a loop: past the threshold
+    the guard answers 429 in Anthropic's shape, before the upstream."""
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        config = _config(claude.base_url, oai.base_url) + (
+            "spend:\n  runaway: {action: throttle, loop_threshold: 2}\n")
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            for _ in range(2):
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
+                                             messages=HELLO)
+            with pytest.raises(anthropic.RateLimitError) as info:
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
+                                             messages=HELLO)
+    assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert "same request" in info.value.body["error"]["message"]  # type: ignore[index]
+    assert len(claude.state.requests) == 2
+
+
 async def test_beta_query_reaches_a_native_upstream_only(rig: Rig) -> None:
     """Claude Code (the TypeScript SDK's beta client) calls `/v1/messages?beta=true`: a
     native upstream gets the `beta` parameter and nothing else of the query; an

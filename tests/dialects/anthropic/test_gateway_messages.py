@@ -383,6 +383,48 @@ async def test_openai_client_reaches_a_claude_model(rig: Rig) -> None:
     assert span["gateway.cost.usd"] == pytest.approx((10 * 3 + 90 * 0.3 + 4 * 15) / 1e6)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_same_telemetry_and_cost_whatever_the_client_speaks(rig: Rig, stream: bool) -> None:
+    """The same Claude answer (with cache reads and writes) asked for by a Messages client
+    and by an OpenAI chat client: the CLIENT spans' provider, response, usage and cost
+    attributes, and the ledger rows, are identical."""
+    rig.claude.state.behaviour = Behaviour(text="Same answer", input_tokens=40, output_tokens=9,
+                                           cache_read=300, cache_write_5m=120)
+    async with rig.client() as client:
+        if stream:
+            async with client.messages.stream(model="claude-sonnet-4.5", max_tokens=64,
+                                              messages=HELLO) as streamed:
+                await streamed.get_final_message()
+        else:
+            await client.messages.create(model="claude-sonnet-4.5", max_tokens=64,
+                                         messages=HELLO)
+    async with rig.openai_client() as chat:
+        if stream:
+            chunks = await chat.chat.completions.create(model="claude-sonnet-4.5", max_tokens=64,
+                                                        messages=HELLO, stream=True)
+            async for _ in chunks:
+                pass
+        else:
+            await chat.chat.completions.create(model="claude-sonnet-4.5", max_tokens=64,
+                                               messages=HELLO)
+    await asyncio.sleep(0.05)
+    spans = [attrs(s) for s in rig.gw.telemetry.spans_named("chat claude-sonnet-4.5")]
+    assert len(spans) == 2
+
+    def compared(span: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in span.items()
+                if k.startswith(("gen_ai.usage.", "gen_ai.provider.", "gen_ai.response.model",
+                                 "gen_ai.response.finish_reasons", "gateway.cost", "server."))}
+
+    assert compared(spans[0]) == compared(spans[1])
+    assert compared(spans[0])["gen_ai.usage.input_tokens"] == 460
+    ledger = Path(rig.gw.config.storage.sqlite_path)
+    assert await eventually(lambda: len(ledger_rows(ledger)) == 2)
+    rows = ledger_rows(ledger)
+    assert [(r.cost_nanos, r.input_tokens, r.cached_tokens, r.output_tokens, r.provider)
+            for r in rows] == [(rows[0].cost_nanos, 460, 300, 9, "anthropic")] * 2
+
+
 async def test_openai_client_streams_from_a_claude_model(rig: Rig) -> None:
     """Streamed chat from kind anthropic: deltas, tool calls and the usage chunk."""
     rig.claude.state.behaviour = Behaviour(tool_call=("get_weather", {"location": "Oslo"}),

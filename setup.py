@@ -36,6 +36,7 @@ COMPILED = [
     "gateway/sse.py",
     "gateway/usage.py",
     "gateway/dialects/base.py",
+    "gateway/dialects/bodies.py",
     "gateway/dialects/openai_chat.py",
     "gateway/dialects/openai_embeddings.py",
     "gateway/dialects/openai_wire.py",

@@ -168,8 +168,13 @@ def create_app(
 
 
 def _recent_size(environ: Mapping[str, str]) -> int:
-    raw = environ.get(ENV_RECENT_CALLS, "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SIZE
+    raw = environ.get(ENV_RECENT_CALLS, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    if raw:
+        _log.warning("%s=%r is not a positive integer; the ring of recent calls keeps %d",
+                     ENV_RECENT_CALLS, raw, DEFAULT_SIZE)
+    return DEFAULT_SIZE
 
 
 def _admin_keys(environ: Mapping[str, str]) -> AdminKeys:

@@ -67,8 +67,8 @@ class Call:
 
     Each field has one writer; everyone else reads:
     - set once when the call is admitted (`path/lifecycle.py`): request_id, client,
-      model, server_span, server_context, headers, principal, started, content (the
-      message-content capture this caller gets, decided once per call);
+      model, server_span, server_context, headers, query, principal, started, content
+      (the message-content capture this caller gets, decided once per call);
     - the chain (`path/chain.py`): served_model, served_provider, fallback_reason,
       attempts, backoff_s (time spent waiting between retries);
     - the attempt (`path/attempt.py`): upstream_wait_s, time spent waiting on upstreams;
@@ -82,6 +82,7 @@ class Call:
     server_span: Span
     server_context: Context
     headers: Mapping[str, str]
+    query: str  # the request's query string, as sent ("" for none)
     principal: Principal
     started: float
     content: ContentMode
@@ -99,13 +100,14 @@ class Call:
     def __init__(self, request_id: str, client: ClientRequest, model: ModelConfig,
                  server_span: Span, server_context: Context, headers: Mapping[str, str],
                  principal: Principal = ANONYMOUS, started: float | None = None,
-                 content: ContentMode = ContentMode.NO_CONTENT) -> None:
+                 content: ContentMode = ContentMode.NO_CONTENT, query: str = "") -> None:
         self.request_id = request_id
         self.client = client
         self.model = model
         self.server_span = server_span
         self.server_context = server_context
         self.headers = headers
+        self.query = query
         self.principal = principal
         self.started = time.perf_counter() if started is None else started
         self.content = content

@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, fie
 from pydantic.dataclasses import dataclass as section
 from pydantic.json_schema import SkipJsonSchema
 
+from gateway.attribution import AttributionConfig
 from gateway.confread import (
     STRICT,
     Check,
@@ -422,6 +423,7 @@ class CoreConfig:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     limits: RequestLimits = field(default_factory=RequestLimits)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
 
     # Derived from `models`: alias -> model name, and the pattern entries in file order.
     aliases: SkipJsonSchema[Mapping[str, str]] = field(default_factory=dict)

@@ -49,3 +49,36 @@ def test_bad_tags_and_users_are_400(headers: dict[str, str], body: dict[str, str
     with pytest.raises(errors.InvalidRequest, match=message) as info:
         attribution.read(headers, body)
     assert info.value.status == 400
+
+
+def test_tag_labels_only_for_allow_listed_names_and_bounded() -> None:
+    """Only allow-listed tag names become label pairs, each name's values bounded (later
+    newcomers are `_OTHER`); without an allow-list nothing does, and the user never."""
+    labels = attribution.TagLabels(attribution.AttributionConfig(metric_tags=("project",),
+                                                                 metric_tag_values=2))
+    assert labels.enabled
+    seen = [labels(attribution.read({"x-gateway-tags": f"project={p},feature=f{p}"},
+                                    {"user": "u-" + p})) for p in ("a", "b", "c", "a")]
+    assert seen == [(("gateway.tags.project", "a"),), (("gateway.tags.project", "b"),),
+                    (("gateway.tags.project", "_OTHER"),), (("gateway.tags.project", "a"),)]
+    assert labels(attribution.NONE) == ()
+    off = attribution.TagLabels(attribution.AttributionConfig())
+    assert not off.enabled
+    assert off(attribution.read({"x-gateway-tags": "project=a"}, {})) == ()
+
+
+def test_metric_tags_config_is_checked() -> None:
+    """The allow-list names valid tag names (at most 16), and the value bound is 1 to 1000."""
+    from gateway.config import load
+    from gateway.confread import ConfigError
+
+    base = ("providers: {p: {kind: mock}}\n"
+            "models: {m: {provider: p, price_per_mtok: {input: 1, output: 1}}}\n")
+    config = load(base + "attribution: {metric_tags: [project, project, team.x]}\n", {})
+    assert config.attribution.metric_tags == ("project", "team.x")
+    assert config.attribution.metric_tag_values == 50
+    with pytest.raises(ConfigError) as info:
+        load(base + "attribution: {metric_tags: ['a b'], metric_tag_values: 5000}\n", {})
+    message = str(info.value)
+    assert "attribution.metric_tags: 'a b' is not a tag name" in message
+    assert "attribution.metric_tag_values: must be at most 1000" in message

@@ -86,6 +86,16 @@ def test_embedded_default_uses_real_provider_when_key_set() -> None:
     assert config.provider_for(config.models["gpt-4.1"]).kind == "mock"
 
 
+def test_embedded_default_claude_is_native_anthropic_with_a_key() -> None:
+    """With ANTHROPIC_API_KEY set the default claude-sonnet-4.5 goes to kind anthropic
+    (Anthropic's own API), without it to the simulator."""
+    config = load(default_text(), {"ANTHROPIC_API_KEY": "sk-ant-x"})
+    provider = config.provider_for(config.models["claude-sonnet-4.5"])
+    assert (provider.kind, provider.base_url) == ("anthropic", "https://api.anthropic.com")
+    assert load(default_text(), {}).provider_for(
+        config.models["claude-sonnet-4.5"]).kind == "mock"
+
+
 def test_invalid_yaml_is_a_config_error() -> None:
     """Broken YAML is reported, not raised as a traceback."""
     assert problems("models: [unclosed")[0].startswith("<string>: not valid YAML")

@@ -27,8 +27,10 @@ def test_core_config_imports_no_feature() -> None:
     """The core sections and the config vocabulary import nothing from spend or resilience."""
     for module in CORE:
         gateway_imports = {name for name in _imports(module) if name.startswith("gateway")}
-        # limits: a core section; redact: which provider header values are credentials
-        allowed = {"gateway.confread", "gateway.envsubst", "gateway.limits", "gateway.redact"}
+        # limits, attribution: core sections; redact: which provider header values are
+        # credentials
+        allowed = {"gateway.confread", "gateway.envsubst", "gateway.limits",
+                   "gateway.attribution", "gateway.redact"}
         assert gateway_imports <= allowed, (module, gateway_imports)
 
 

@@ -12,7 +12,6 @@ aliases and the short non-reversible key id.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from gateway.spend.budgets import Budget, to_nanos
 from gateway.spend.config import hash_key, valid_name
 from gateway.spend.control import SpendControl
 from gateway.spend.keys import KeyRecord, key_id, new_key
-from gateway.spend.sqlite_store import KeyExists, create_key, replace_key, revoke_key
+from gateway.spend.sqlite_store import create_key, replace_key, revoke_key
 from gateway.spend.windows import window_at, zone
 
 MAX_CALLS = 1000
@@ -176,15 +175,7 @@ class AdminService:
         if isinstance(backend, RedisBackend):
             return await backend.store.create_key(record)
         assert isinstance(backend, LocalBackend)
-
-        def go(conn: sqlite3.Connection) -> bool:
-            try:
-                create_key(conn, record)
-            except KeyExists:
-                return False
-            return True
-
-        return await backend.store.read(go)
+        return await backend.store.read(lambda conn: create_key(conn, record))
 
     async def _store_revoke(self, control: SpendControl, alias: str, now: float) -> bool:
         backend = control.backend
@@ -217,9 +208,11 @@ class AdminService:
         tz = zone(self.config.spend.timezone)
         now = time.time()
         since, until = query.get("since"), query.get("until")
-        if since or until:
-            start = _date(since, tz, "since") if since else window_at(now, window, tz).start
-            end = (_date(until, tz, "until", next_day=True) if until else now + 1)
+        ranged = since is not None or until is not None  # an empty value is a bad date
+        if ranged:
+            start = (_date(since, tz, "since") if since is not None
+                     else window_at(now, window, tz).start)
+            end = _date(until, tz, "until", next_day=True) if until is not None else now + 1
             if end <= start:
                 raise errors.InvalidRequest("until must not be before since", param="until")
             label = f"{since or 'window start'} to {until or 'now'}"
@@ -228,7 +221,7 @@ class AdminService:
             start, end, label = current.start, now + 1, f"{window} {current.id}"
         summary = await self._summary(control, by, start, end)
         budgets = list(control.budgets.all())
-        per_group, total_budget = ({}, None) if since or until else report.matching_budgets(
+        per_group, total_budget = ({}, None) if ranged else report.matching_budgets(
             budgets, by, window)
         return {"by": by, "window": window, "label": label, "timezone": str(tz),
                 "start": start, "end": min(end, now), "scope": self.status()["spend_scope"],

@@ -187,6 +187,15 @@ class MarksFirstToken(Protocol):
         ...
 
 
+class ForwardsQuery(Protocol):
+    """A dialect whose client may put parameters in the query string that a native
+    upstream must see (Anthropic's `?beta=true`, sent by the SDK's beta client and Claude
+    Code). Looked up by name, like `local_answer`; a translation has none, so nothing of
+    the client's query reaches an upstream of another dialect."""
+
+    forward_query: tuple[str, ...]  # the parameter names passed on, values as sent
+
+
 class AnswersLocally(Protocol):
     """A dialect whose calls the gateway answers itself when the model's provider does not
     speak it and no translation does (Anthropic's count_tokens: from the prompt estimate).

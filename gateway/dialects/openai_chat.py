@@ -13,7 +13,7 @@ import orjson
 
 from gateway.dialects import openai_wire as wire
 from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import InvalidRequest
 from gateway.limits import DEFAULT_LIMITS, RequestLimits
 from gateway.sse import DONE, event_data
 from gateway.telemetry import content
@@ -25,7 +25,7 @@ NAME = "openai.chat_completions"
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 
 
-class OpenAIChat:
+class OpenAIChat(wire.OpenAIErrorShapes):
     """The chat completions dialect."""
 
     name: str = NAME
@@ -94,18 +94,6 @@ class OpenAIChat:
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> ChatWatcher:
         return ChatWatcher(request, served, rename, timer, capture)
-
-    def event_error(self, data: bytes) -> str | None:
-        return wire.event_error(data)
-
-    def error_body(self, error: GatewayError) -> bytes:
-        return wire.error_body(error)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return wire.upstream_error(status, body)
-
-    def stream_error(self, message: str, code: str) -> bytes:
-        return wire.stream_error(message, code)
 
 
 class ChatWatcher:

@@ -7,14 +7,14 @@ from typing import Any
 
 from gateway.dialects import openai_wire as wire
 from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamWatcher
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
 from gateway.usage import estimate_prompt_tokens, from_openai
 
 NAME = "openai.embeddings"
 
 
-class OpenAIEmbeddings:
+class OpenAIEmbeddings(wire.OpenAIErrorShapes):
     """The embeddings dialect."""
 
     name: str = NAME
@@ -68,18 +68,6 @@ class OpenAIEmbeddings:
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> StreamWatcher:
         raise InvalidRequest("embeddings are not streamed")  # parse never sets stream
-
-    def event_error(self, data: bytes) -> str | None:
-        return wire.event_error(data)
-
-    def error_body(self, error: GatewayError) -> bytes:
-        return wire.error_body(error)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return wire.upstream_error(status, body)
-
-    def stream_error(self, message: str, code: str) -> bytes:
-        return wire.stream_error(message, code)
 
 
 def dimension_count(payload: dict[str, Any]) -> int | None:

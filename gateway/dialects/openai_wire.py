@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.dialects.bodies import json_object, required_string
+from gateway.errors import GatewayError
 from gateway.limits import RequestLimits, check_count
 from gateway.telemetry import names as n
 
@@ -19,26 +20,15 @@ PASS_HEADERS = ("openai-processing-ms", "openai-version", "x-ratelimit-limit-req
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        raise InvalidRequest("Request body is empty; expected a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. The body must be valid JSON."
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body
+    return json_object(
+        raw, "Request body is empty; expected a JSON object.",
+        "We could not parse the JSON body of your request. The body must be valid JSON.",
+        "The request body must be a JSON object.")
 
 
 def model_of(body: Mapping[str, Any]) -> str:
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequest("you must provide a model parameter", param="model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' must be a non-empty string", param="model")
-    return model
+    return required_string(body, "model", "you must provide a model parameter",
+                           "'model' must be a non-empty string")
 
 
 def check_bounds(body: Mapping[str, Any], limits: RequestLimits) -> None:
@@ -186,3 +176,20 @@ def event_error(data: bytes) -> str | None:
     if not isinstance(error, dict):
         return None
     return str(error.get("message") or "an error")[:300]
+
+
+class OpenAIErrorShapes:
+    """The error shapes every OpenAI dialect answers in (the `Dialect` protocol's
+    `event_error`, `error_body`, `upstream_error`, `stream_error`), inherited by each."""
+
+    def event_error(self, data: bytes) -> str | None:
+        return event_error(data)
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error_body(error)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return upstream_error(status, body)
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        return stream_error(message, code)

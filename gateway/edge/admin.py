@@ -122,20 +122,37 @@ def add_admin_routes(router: web.UrlDispatcher, api: AdminApi) -> None:
     """Every admin route; `tests/edge/test_admin_openapi.py` keeps them equal to the
     OpenAPI file's paths."""
     g = api.guarded
-    router.add_get("/admin/status", g(api.status))
-    router.add_get("/admin/keys", g(api.list_keys))
-    router.add_post("/admin/keys", g(api.create_key, 201))
-    router.add_post("/admin/keys/{alias}/revoke", g(api.revoke_key))
-    router.add_post("/admin/keys/{alias}/rotate", g(api.rotate_key))
-    router.add_get("/admin/spend", g(api.spend))
-    router.add_get("/admin/budgets", g(api.budgets))
-    router.add_get("/admin/calls", g(api.calls))
-    router.add_get("/admin/traffic", g(api.traffic))
-    router.add_get("/admin/resilience", g(api.resilience))
-    router.add_get("/admin/config", g(api.config))
+    routes: dict[str, dict[str, Handler]] = {
+        "/admin/status": {"GET": g(api.status)},
+        "/admin/keys": {"GET": g(api.list_keys), "POST": g(api.create_key, 201)},
+        "/admin/keys/{alias}/revoke": {"POST": g(api.revoke_key)},
+        "/admin/keys/{alias}/rotate": {"POST": g(api.rotate_key)},
+        "/admin/spend": {"GET": g(api.spend)},
+        "/admin/budgets": {"GET": g(api.budgets)},
+        "/admin/calls": {"GET": g(api.calls)},
+        "/admin/traffic": {"GET": g(api.traffic)},
+        "/admin/resilience": {"GET": g(api.resilience)},
+        "/admin/config": {"GET": g(api.config)},
+    }
+    for path, methods in routes.items():
+        resource = router.add_resource(path)
+        for method, handler in methods.items():
+            resource.add_route(method, handler)
+            if method == "GET":
+                resource.add_route("HEAD", handler)  # as add_get does
+        # Any other method: 405 naming the allowed ones (not the catch-all's 404).
+        resource.add_route("*", _not_allowed(tuple(methods)))
     router.add_get("/", console_page)
     router.add_get("/console", console_page)
     router.add_get("/console/{name}", console_file)
+
+
+def _not_allowed(allowed: tuple[str, ...]) -> Handler:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        error = errors.MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path[:200]}; use {' or '.join(allowed)}.")
+        return error_response(error, {"allow": ", ".join(allowed), "cache-control": "no-store"})
+    return answer
 
 
 def _static(name: str) -> bytes:

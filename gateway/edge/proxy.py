@@ -77,7 +77,8 @@ class Proxy:
         error_type: str | None = None
         try:
             await life.authenticate(visit, request.headers)
-            call = life.admit(visit, await self._read_body(request), request.headers)
+            call = life.admit(visit, await self._read_body(request), request.headers,
+                              request.query_string)
             answer = await self.chain.dispatch(call)
             if isinstance(answer, JsonAnswer):
                 status = answer.status

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
@@ -126,6 +127,9 @@ class AttemptRunner:
             value = call.headers.get(name)
             if value is not None:
                 headers[name] = value
+        query = ""
+        if call.query:  # rare: clients of the OpenAI dialects send none
+            query = forwarded_query(call.query, getattr(dialect, "forward_query", ()))
         return UpstreamRequest(
             operation=call.operation,
             path=dialect.upstream_path,
@@ -135,6 +139,7 @@ class AttemptRunner:
             headers=headers,
             directives=directives,
             raw=raw,
+            query=query,
         )
 
     def start_recorder(self, call: Call, model: ModelConfig, provider: Provider,
@@ -349,6 +354,14 @@ class AttemptRunner:
         return AttemptResult(model=model, provider_name=stream.provider.config.provider_name,
                              usage=usage, cost=cost, error_type=error_type, status=200,
                              committed=True, first_chunk_s=recorder.first_chunk_s)
+
+
+def forwarded_query(query: str, names: tuple[str, ...]) -> str:
+    """The parameters of a client's query string named in `names` (a dialect's
+    `forward_query`), re-encoded; "" when there are none."""
+    if not names:
+        return ""
+    return urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k in names])
 
 
 def estimated_usage(call: Call, output_tokens: int) -> Usage:

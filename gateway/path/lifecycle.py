@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from gateway import errors
+from gateway import attribution, errors
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
@@ -78,6 +78,9 @@ class Lifecycle:
         self.authenticator = authenticator
         self.hooks = list(hooks)
         self.capture = config.telemetry.capture_content
+        # The allow-listed tags as labels of the gateway's per-request series (none unless
+        # the operator lists tag names: `attribution.metric_tags`).
+        self.tag_labels = attribution.TagLabels(config.attribution)
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None) -> Visit:
@@ -97,8 +100,10 @@ class Lifecycle:
     async def authenticate(self, visit: Visit, headers: Mapping[str, str]) -> None:
         visit.principal = await self.authenticator.authenticate(headers)
 
-    def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str]) -> Call:
-        """The call for this body: parsed by the dialect, its model looked up and allowed."""
+    def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str],
+              query: str = "") -> Call:
+        """The call for this body: parsed by the dialect, its model looked up and allowed
+        (`query`: the request's query string, for a dialect that forwards some of it)."""
         principal = visit.principal
         assert principal is not None  # authenticate() came first
         client = visit.dialect.parse(raw)
@@ -121,7 +126,8 @@ class Lifecycle:
             content = ContentMode.NO_CONTENT  # the config narrows capture for this caller
         call = Call(request_id=visit.request_id, client=client, model=model,
                     server_span=visit.span, server_context=visit.context, headers=headers,
-                    principal=principal, started=visit.started, content=content)
+                    principal=principal, started=visit.started, content=content,
+                    query=query)
         visit.call = call
         return call
 
@@ -147,11 +153,14 @@ class Lifecycle:
         if not provider and call is not None:
             provider = self.config.provider_for(call.model).provider_name
         instruments = self.telemetry.instruments
-        instruments.tallies.requests.add(
-            (operation, model_label, provider, status_label(status), error_type, alias, team))
+        labels: tuple[tuple[str, str], ...] = ()
+        if call is not None and self.tag_labels.enabled:
+            labels = self.tag_labels(attribution.of(call.state))
+        key = (operation, model_label, provider, status_label(status), error_type, alias, team)
+        instruments.tallies.requests.add((*key, labels) if labels else key)
         overhead = 0.0
         if call is not None:
-            self._record_spend(call, alias, team, operation)
+            self._record_spend(call, alias, team, operation, labels)
             overhead = call.overhead_s(time.perf_counter())
             record_keyed(instruments.overhead, overhead, (operation, model_label),
                          _overhead_attributes, call.server_context)
@@ -174,20 +183,23 @@ class Lifecycle:
             span.set_attributes(final)
         span.end()
 
-    def _record_spend(self, call: Call, alias: str, team: str, operation: str) -> None:
+    def _record_spend(self, call: Call, alias: str, team: str, operation: str,
+                      labels: tuple[tuple[str, str], ...]) -> None:
+        """Cost and tokens by key and team (and the allow-listed tags' `labels`)."""
         instruments = self.telemetry.instruments
         for attempt in call.attempts:
             usage = attempt.usage
             if usage is None or not (usage.input or usage.output):
                 continue
-            key = (operation, attempt.model.name, attempt.provider_name, alias, team)
-            add_keyed(instruments.cost, float(attempt.cost), key, _cost_attributes,
-                      call.server_context)
+            key: tuple[Any, ...] = (operation, attempt.model.name, attempt.provider_name,
+                                    alias, team)
+            add_keyed(instruments.cost, float(attempt.cost), (*key, labels) if labels else key,
+                      _cost_attributes, call.server_context)
             tokens = instruments.tallies.tokens
             for kind, value in (("input", usage.input), ("output", usage.output),
                                 ("cache_read", usage.cache_read), ("reasoning", usage.reasoning)):
                 if value:
-                    tokens.add((*key, kind), value)
+                    tokens.add((*key, kind, labels) if labels else (*key, kind), value)
 
 
 def _refused(visit: Visit, status: int, error_type: str) -> None:
@@ -224,9 +236,12 @@ def _overhead_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _cost_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
-    operation, model, provider, alias, team = key
-    return {n.GEN_AI_OPERATION_NAME: operation, n.GEN_AI_REQUEST_MODEL: model,
-            n.GEN_AI_PROVIDER_NAME: provider, n.GATEWAY_KEY_ALIAS: alias, n.GATEWAY_TEAM: team}
+    """(operation, model, provider, alias, team[, tag label pairs]) as attributes."""
+    attrs = {n.GEN_AI_OPERATION_NAME: key[0], n.GEN_AI_REQUEST_MODEL: key[1],
+             n.GEN_AI_PROVIDER_NAME: key[2], n.GATEWAY_KEY_ALIAS: key[3], n.GATEWAY_TEAM: key[4]}
+    if len(key) > 5:
+        attrs.update(key[5])
+    return attrs
 
 
 def _wrong_operation(model: str, operation: str) -> str:

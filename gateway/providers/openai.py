@@ -145,7 +145,8 @@ class OpenAIProvider:
         if self._attach_context and request.context is not None:
             token = otel_context.attach(request.context)
         try:
-            return await self._endpoint.post(request.path, body, request.headers)
+            path = f"{request.path}?{request.query}" if request.query else request.path
+            return await self._endpoint.post(path, body, request.headers)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"the upstream for model '{request.model.name}' did not answer in time"

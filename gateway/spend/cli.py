@@ -28,7 +28,6 @@ from gateway.spend.control import OPEN_MODE_WARNING
 from gateway.spend.keys import KeyRecord, new_key
 from gateway.spend.redis_store import RedisStore
 from gateway.spend.sqlite_store import (
-    KeyExists,
     connect,
     create_key,
     entries,
@@ -141,15 +140,7 @@ class Store:
     def create(self, record: KeyRecord) -> bool:
         if self.redis:
             return self._redis(lambda s: s.create_key(record))
-
-        def go(conn: sqlite3.Connection) -> bool:
-            try:
-                create_key(conn, record)
-            except KeyExists:
-                return False
-            return True
-
-        return bool(self._sqlite(go, create=True))
+        return bool(self._sqlite(lambda c: create_key(c, record), create=True))
 
     def revoke(self, alias: str) -> bool:
         now = time.time()

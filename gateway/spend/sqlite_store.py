@@ -36,11 +36,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 SCOPE_COLUMN = {"model": "model_served", "provider": "provider", "key": "key_alias", "team": "team",
                 "user": "end_user"}
-__all__ = ["KeyExists", "SqliteStore", "connect", "init_schema"]
-
-
-class KeyExists(Exception):
-    """An active key already has this alias."""
+__all__ = ["SqliteStore", "connect", "init_schema"]
 
 
 def _row(entry: LedgerEntry) -> tuple[Any, ...]:
@@ -363,7 +359,9 @@ def list_keys(conn: sqlite3.Connection) -> list[KeyRecord]:
             for r in rows]
 
 
-def create_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
+def create_key(conn: sqlite3.Connection, record: KeyRecord) -> bool:
+    """Store a new key; False (nothing stored) when its alias or secret is already taken,
+    as `RedisStore.create_key` answers."""
     models = ",".join(sorted(record.allowed_models)) if record.allowed_models else None
     try:
         conn.execute(
@@ -373,7 +371,8 @@ def create_key(conn: sqlite3.Connection, record: KeyRecord) -> None:
              _text(record.budget_usd_per_day), _text(record.budget_usd_per_month),
              record.expires_at))
     except sqlite3.IntegrityError:
-        raise KeyExists(record.alias) from None
+        return False
+    return True
 
 
 def _text(value: Decimal | None) -> str | None:

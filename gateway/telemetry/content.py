@@ -1,5 +1,6 @@
 """Message-content capture, off unless OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
-asks for it; converts OpenAI messages to the GenAI semconv JSON shape."""
+asks for it; converts OpenAI messages and Anthropic's content blocks to the GenAI
+semconv JSON shape."""
 
 from __future__ import annotations
 
@@ -51,10 +52,21 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if isinstance(content, list):
         for part in content:
-            if isinstance(part, Mapping) and part.get("type") == "text":
+            if not isinstance(part, Mapping):
+                continue
+            kind = part.get("type")
+            if kind == "text":
                 parts.append({"type": "text", "content": part.get("text", "")})
-            elif isinstance(part, Mapping):
-                parts.append({"type": str(part.get("type", "unknown"))})
+            elif kind == "tool_use":  # Anthropic's blocks in a Messages conversation
+                parts.append({"type": "tool_call", "id": part.get("id"), "name": part.get("name"),
+                              "arguments": part.get("input")})
+            elif kind == "tool_result":
+                parts.append({"type": "tool_call_response", "id": part.get("tool_use_id"),
+                              "response": part.get("content")})
+            elif kind == "thinking":
+                parts.append({"type": "reasoning", "content": part.get("thinking", "")})
+            else:
+                parts.append({"type": str(kind or "unknown")})
     return parts
 
 
@@ -83,7 +95,15 @@ def input_messages(messages: Any) -> tuple[str, str | None]:
     return orjson.dumps(converted).decode(), system_json
 
 
+def assistant_message(parts: list[dict[str, Any]], finish_reason: str) -> str:
+    """gen_ai.output.messages of an answer that is one assistant message made of parts
+    (Anthropic's content blocks: text, tool calls, reasoning)."""
+    return orjson.dumps([{"role": "assistant", "parts": parts,
+                          "finish_reason": finish_reason}]).decode()
+
+
 def output_messages(texts: Mapping[int, str], finish_reasons: Mapping[int, str]) -> str:
+    """gen_ai.output.messages of chat choices: one assistant message per choice index."""
     out = [
         {
             "role": "assistant",

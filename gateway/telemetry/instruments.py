@@ -59,13 +59,14 @@ class Plan:
     """What an attempt of one operation kind records, under the chosen generation(s)."""
 
     __slots__ = ("cache_write_keys", "durations", "first_chunk", "per_chunk", "record_output",
-                 "token_histograms", "token_usage", "usage")
+                 "record_usage", "token_histograms", "token_usage", "usage")
 
     def __init__(self, durations: tuple[Recorder, ...], first_chunk: tuple[Recorder, ...],
                  per_chunk: tuple[Recorder, ...], token_usage: Recorder | None,
                  usage: UsageCounters | None, record_output: bool,
                  cache_write_keys: tuple[str, ...],
-                 token_histograms: tuple[Recorder, Recorder] | None = None) -> None:
+                 token_histograms: tuple[Recorder, Recorder] | None = None,
+                 record_usage: bool = True) -> None:
         self.durations = durations
         self.first_chunk = first_chunk
         self.per_chunk = per_chunk
@@ -74,6 +75,9 @@ class Plan:
         self.token_histograms = token_histograms  # its (input, output) histograms, or None
         self.record_output = record_output  # embeddings have no output tokens to record
         self.cache_write_keys = cache_write_keys  # span attribute(s) for cache writes
+        # Whether the span gets gen_ai.usage.* from the attempt's usage (count_tokens uses
+        # none: the tokens it counts are its answer, set by the dialect, not consumed).
+        self.record_usage = record_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +102,14 @@ class Instruments:
     semconv: Semconv
     inference: Plan  # chat, text_completion
     non_inference: Plan  # embeddings
+    counting: Plan  # count_tokens: its duration only
 
     def plan(self, operation: str) -> Plan:
-        return self.non_inference if operation == n.OP_EMBEDDINGS else self.inference
+        if operation == n.OP_EMBEDDINGS:
+            return self.non_inference
+        if operation == n.OP_COUNT_TOKENS:
+            return self.counting
+        return self.inference
 
 
 def _histograms(meter: Meter, hot: HotMetrics | None) -> dict[str, Any]:
@@ -167,9 +176,10 @@ def _usage_counters(meter: Meter, hot: HotMetrics | None) -> UsageCounters:
     )
 
 
-def _plans(made: dict[str, Any], semconv: Semconv) -> tuple[Plan, Plan]:
-    """(inference, non-inference): the next generation renames the inference metrics only;
-    `gen_ai.client.operation.duration` stays for the other operations (embeddings)."""
+def _plans(made: dict[str, Any], semconv: Semconv) -> tuple[Plan, Plan, Plan]:
+    """(inference, non-inference, counting): the next generation renames the inference
+    metrics only; `gen_ai.client.operation.duration` stays for the other operations
+    (embeddings, count_tokens). Counting tokens uses none, so it records no token metric."""
     old, new = semconv.old, semconv.new
     cache_keys = ((n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,) if old else ()) + (
         (n.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,) if new else ())
@@ -190,7 +200,11 @@ def _plans(made: dict[str, Any], semconv: Semconv) -> tuple[Plan, Plan]:
         durations=(made["operation_duration"],), first_chunk=(), per_chunk=(),
         token_usage=made["token_usage"] if old else None, usage=None,
         record_output=False, cache_write_keys=cache_keys)
-    return inference, other
+    counting = Plan(
+        durations=(made["operation_duration"],), first_chunk=(), per_chunk=(),
+        token_usage=None, usage=None, record_output=False, cache_write_keys=(),
+        record_usage=False)
+    return inference, other, counting
 
 
 def create_instruments(meter: Meter, hot: HotMetrics | None = None,
@@ -198,12 +212,13 @@ def create_instruments(meter: Meter, hot: HotMetrics | None = None,
     chosen = semconv if semconv is not None else Semconv()
     made = _histograms(meter, hot)
     made["usage"] = _usage_counters(meter, hot)
-    inference, other = _plans(made, chosen)
+    inference, other, counting = _plans(made, chosen)
     return Instruments(
         **made,
         semconv=chosen,
         inference=inference,
         non_inference=other,
+        counting=counting,
         fallbacks=meter.create_counter(
             n.M_FALLBACKS, unit="{fallback}", description="Fallbacks from one model to the next."
         ),

@@ -67,7 +67,8 @@ GATEWAY_MODEL_REQUESTED: Final = "gateway.model.requested"
 GATEWAY_MODEL_SERVED: Final = "gateway.model.served"
 GATEWAY_KEY_ALIAS: Final = "gateway.key.alias"
 GATEWAY_TEAM: Final = "gateway.team"
-GATEWAY_TAGS_PREFIX: Final = "gateway.tags."  # + the tag's name; spans only, never metrics
+# + the tag's name: on spans; a metric label only for tag names the operator allow-lists
+GATEWAY_TAGS_PREFIX: Final = "gateway.tags."
 USER_ID: Final = "user.id"  # the end user the client named (OTel's general `user.id`)
 GATEWAY_FALLBACK_REASON: Final = "gateway.fallback.reason"
 GATEWAY_ATTEMPT: Final = "gateway.attempt"
@@ -93,6 +94,10 @@ LABEL_LIMIT: Final = "gateway.limit"
 # --- values ------------------------------------------------------------------
 OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
+# Token counting (Anthropic's count_tokens): no well-known value of the conventions applies
+# (it is no inference), so a custom one, the API's own name, as OpenTelemetry's Go
+# instrumentation of the Anthropic SDK and the Gemini instrumentations name it.
+OP_COUNT_TOKENS: Final = "count_tokens"
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
 MODALITY_TEXT: Final = "text"  # what the OpenAI dialects' usage counts

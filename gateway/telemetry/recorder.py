@@ -153,7 +153,7 @@ class AttemptRecorder:
                 final[n.GEN_AI_RESPONSE_MODEL] = response_model
             if self.first_chunk_s is not None:
                 final[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
-            if usage is not None:
+            if usage is not None and plan.record_usage:
                 final[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
                 if plan.record_output:  # embeddings have no output tokens
                     final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output

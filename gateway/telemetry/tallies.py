@@ -20,7 +20,8 @@ from gateway.telemetry import names as n
 
 
 class Tally:
-    """Sums keyed by a fixed tuple of attribute values."""
+    """Sums keyed by a fixed tuple of attribute values, optionally followed by a tuple of
+    extra (label, value) pairs (the operator's allow-listed tags)."""
 
     __slots__ = ("_keys", "_lock", "_sums")
 
@@ -37,8 +38,14 @@ class Tally:
         with self._lock:
             items = list(self._sums.items())
         keys = self._keys
-        return [Observation(value, {k: v for k, v in zip(keys, values, strict=True) if v is not None})
-                for values, value in items]
+        width = len(keys)
+        out = []
+        for values, value in items:
+            attrs = {k: v for k, v in zip(keys, values[:width], strict=True) if v is not None}
+            if len(values) > width:
+                attrs.update(values[width])
+            out.append(Observation(value, attrs))
+        return out
 
 
 REQUEST_KEYS = (

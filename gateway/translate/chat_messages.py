@@ -533,13 +533,6 @@ def _first_choice(completion: Mapping[str, Any]) -> Any:
     return choices[0] if isinstance(choices, list) and choices else {}
 
 
-def finish_reason_of(completion: Mapping[str, Any]) -> str | None:
-    """The first choice's finish reason, as the chat upstream named it."""
-    choice = _first_choice(completion)
-    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
-    return reason if isinstance(reason, str) else None
-
-
 def chat_to_messages_answer(completion: Mapping[str, Any], *, model: str | None = None) -> JSON:
     """A chat completion (its first choice) as a Messages answer."""
     choice = _first_choice(completion)

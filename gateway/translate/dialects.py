@@ -14,23 +14,27 @@ import orjson
 
 from gateway.dialects import openai_wire
 from gateway.dialects.anthropic import messages as anthropic
-from gateway.dialects.anthropic.answer import response_attributes as messages_attributes
-from gateway.dialects.anthropic.answer import usage_from
 from gateway.dialects.base import (
     ChunkTimer,
     ClientRequest,
     Dialect,
     Reading,
-    StreamEnd,
     StreamWatcher,
 )
 from gateway.dialects.openai_chat import NAME as CHAT
-from gateway.dialects.openai_chat import ChatWatcher
+from gateway.dialects.openai_chat import ChatWatcher, OpenAIChat
+from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError
-from gateway.telemetry import names as n
 from gateway.translate import chat_messages as tm
 from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
-from gateway.usage import Usage, from_openai
+from gateway.usage import Usage
+
+# The upstream's own dialect reads a translated answer (usage, response attributes, the
+# captured output, the output estimate), so its telemetry is the same as a native call's
+# whatever the client speaks; only the body is translated. Their read_answer needs no
+# request limits.
+_MESSAGES: Final = anthropic.AnthropicMessages()
+_CHAT: Final = OpenAIChat()
 
 
 class _Translation:
@@ -76,10 +80,10 @@ class ChatViaMessages(_Translation):
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:
-        model = payload.get("model")
+        reading = _MESSAGES.read_answer(request, payload, served, False, capture)
         answer = tm.messages_to_chat_answer(payload, model=served if rename else None)
-        return Reading(usage_from(payload.get("usage")), model if isinstance(model, str) else None,
-                       messages_attributes(payload), orjson.dumps(answer))
+        reading.body = orjson.dumps(answer)
+        return reading
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> TranslatedStream:
@@ -114,14 +118,10 @@ class MessagesViaChat(_Translation):
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:
-        model = payload.get("model")
+        reading = _CHAT.read_answer(request, payload, served, False, capture)
         answer = tm.chat_to_messages_answer(payload, model=served if rename else None)
-        attributes = openai_wire.response_attributes(payload)  # the upstream's own, as native
-        reason = tm.finish_reason_of(payload)
-        if reason is not None:
-            attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
-        return Reading(from_openai(payload.get("usage")), model if isinstance(model, str) else None,
-                       attributes, orjson.dumps(answer))
+        reading.body = orjson.dumps(answer)
+        return reading
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> TranslatedStream:
@@ -144,20 +144,16 @@ class EventTranslator(Protocol):
     def feed(self, event: bytes) -> bytes: ...
 
 
-class TranslatedStream:
+class TranslatedStream(StreamState):
     """Reads each upstream event with the upstream dialect's watcher (usage, timing, the
     end) and sends the client what the translator makes of it, event by event."""
 
     def __init__(self, reader: StreamWatcher, translator: EventTranslator,
                  stream_error: Callable[[str, str], bytes]) -> None:
+        super().__init__()
         self._reader = reader
         self._translator = translator
         self._stream_error = stream_error
-        self.done = False
-        self.failure: StreamEnd | None = None
-
-        self.response_model: str | None = None
-        self.response_attributes: dict[str, Any] = {}
 
     @property
     def usage(self) -> Usage | None:

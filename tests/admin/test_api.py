@@ -101,9 +101,10 @@ async def test_rotate_and_revoke(upstream: RunningUpstream, tmp_path: Path) -> N
 async def test_expired_key_is_refused(upstream: RunningUpstream, tmp_path: Path) -> None:
     """A key past its expiry gets 401 saying it expired."""
     async with admin_gateway(upstream.base_url, tmp_path) as (gw, _, admin):
-        created = await admin.ok("POST", "/admin/keys", {"alias": "tmp", "expires_in_s": 0.5})
+        # Long enough for the first call on a loaded machine, short enough to wait out.
+        created = await admin.ok("POST", "/admin/keys", {"alias": "tmp", "expires_in_s": 2})
         await _chat(gw.base_url, created["key"])
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.1)
         with pytest.raises(openai.AuthenticationError, match="expired"):
             await _chat(gw.base_url, created["key"])
         keys = (await admin.ok("GET", "/admin/keys"))["keys"]
@@ -192,7 +193,7 @@ async def test_spend_query_checks_and_date_range(upstream: RunningUpstream,
     """Unknown groupings and bad dates are 400; a since/until range covers whole days."""
     async with admin_gateway(upstream.base_url, tmp_path) as (gw, _, admin):
         await _chat(gw.base_url, "unused-open-mode")
-        for query in ("by=colour", "by=tag:", "window=week", "since=yesterday",
+        for query in ("by=colour", "by=tag:", "window=week", "since=yesterday", "until=",
                       "since=2026-12-02&until=2026-12-01"):
             status, _ = await admin.call("GET", f"/admin/spend?{query}")
             assert status == 400, query
@@ -200,6 +201,24 @@ async def test_spend_query_checks_and_date_range(upstream: RunningUpstream,
         assert report["total"]["calls"] == 1 and report["rows"][0]["group"] == "gpt-4.1"
         empty = await admin.ok("GET", "/admin/spend?since=2020-01-01&until=2020-01-02")
         assert empty["rows"] == [] and empty["total"]["calls"] == 0
+
+
+async def test_recent_calls_ring_size_comes_from_the_environment(
+        upstream: RunningUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """GATEWAY_RECENT_CALLS sets the ring's size (the oldest calls drop out); a value that
+    is not a positive integer keeps the default of 500 and says so in the log."""
+    async with admin_gateway(upstream.base_url, tmp_path,
+                             environ={"GATEWAY_RECENT_CALLS": "3"}) as (gw, _, admin):
+        for n in range(5):
+            await _chat(gw.base_url, "unused-open-mode", user=f"u-{n}")
+        assert (await admin.ok("GET", "/admin/status"))["recent_calls_capacity"] == 3
+        calls = (await admin.ok("GET", "/admin/calls?limit=50"))["calls"]
+        assert [c["user"] for c in calls] == ["u-4", "u-3", "u-2"]
+    with caplog.at_level(logging.WARNING, logger="gateway.admin"):
+        async with admin_gateway(upstream.base_url, tmp_path / "other",
+                                 environ={"GATEWAY_RECENT_CALLS": "lots"}) as (gw, _, admin):
+            assert (await admin.ok("GET", "/admin/status"))["recent_calls_capacity"] == 500
+    assert "GATEWAY_RECENT_CALLS='lots' is not a positive integer" in caplog.text
 
 
 async def test_config_masks_secrets_and_traffic_counts_calls(upstream: RunningUpstream,

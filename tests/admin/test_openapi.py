@@ -29,7 +29,7 @@ def _app_routes(app: web.Application) -> set[tuple[str, str]]:
     found = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
-        if path.startswith("/admin/") and route.method != "HEAD":
+        if path.startswith("/admin/") and route.method not in ("HEAD", "*"):  # "*": the 405
             found.add((route.method.lower(), path))
     return found
 

@@ -145,6 +145,7 @@ class RecordedRequest:
     body: Any
     raw: bytes
     received_at: float
+    query: str = ""  # the query string as received
 
 
 @dataclass
@@ -240,7 +241,8 @@ async def _read_request(request: web.Request, state: UpstreamState) -> tuple[Any
     if state.record:
         headers = {k.lower(): v for k, v in request.headers.items()}
         state.requests.append(
-            RecordedRequest(request.method, request.path, headers, body, raw, time.monotonic())
+            RecordedRequest(request.method, request.path, headers, body, raw, time.monotonic(),
+                            request.query_string)
         )
     return body, ok
 

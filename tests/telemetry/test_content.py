@@ -127,3 +127,23 @@ async def test_span_and_event_puts_content_in_both(upstream: RunningUpstream) ->
     (event,) = span.events
     for name in ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"):
         assert attrs(span)[name] == dict(event.attributes or {})[name]
+
+
+def test_messages_blocks_become_semconv_parts() -> None:
+    """A Messages conversation's tool_use, tool_result and thinking blocks are captured as
+    the conventions' tool_call, tool_call_response and reasoning parts."""
+    from gateway.telemetry.content import input_messages
+
+    captured, _ = input_messages([
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "s"},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "12 C"}]}])
+    assert json.loads(captured) == [
+        {"role": "assistant", "parts": [
+            {"type": "reasoning", "content": "hmm"},
+            {"type": "tool_call", "id": "toolu_1", "name": "get_weather",
+             "arguments": {"city": "Oslo"}}]},
+        {"role": "user", "parts": [
+            {"type": "tool_call_response", "id": "toolu_1", "response": "12 C"}]}]

@@ -153,3 +153,27 @@ def test_failed_inference_counts_zero_unknown(hot: bool) -> None:
     (duration,) = tt.points(n.M_INFERENCE_DURATION)
     assert dict(duration.attributes)[n.ERROR_TYPE] == "timeout"
     assert tt.points(n.M_OPERATION_DURATION) == []
+
+
+@pytest.mark.parametrize("chosen", [Semconv(), Semconv(old=False, new=True),
+                                    Semconv(old=True, new=True)], ids=["v1.41", "latest", "dup"])
+def test_count_tokens_records_its_duration_only(chosen: Semconv) -> None:
+    """count_tokens is no inference in either generation: one
+    gen_ai.client.operation.duration point, no token metric, and a span whose usage is the
+    count the dialect read (not the attempt's zero usage)."""
+    tt = make_test_telemetry(semconv=chosen)
+    tt.telemetry.instruments.tallies.active.add((n.OP_COUNT_TOKENS,), 1)
+    recorder = AttemptRecorder(tt.telemetry, Context(), operation=n.OP_COUNT_TOKENS,
+                               provider_name="anthropic", model="claude",
+                               server_address="api.example", server_port=443,
+                               request_attributes={}, extra_attributes={})
+    recorder.finish(response_model=None, usage=Usage(), cost=Decimal(0),
+                    response_attributes={n.GEN_AI_USAGE_INPUT_TOKENS: 42})
+    emitted = {name for name in tt.metrics() if name.startswith("gen_ai.")}
+    assert emitted == {n.M_OPERATION_DURATION}
+    (duration,) = tt.points(n.M_OPERATION_DURATION)
+    assert dict(duration.attributes)[n.GEN_AI_OPERATION_NAME] == "count_tokens"
+    span = tt.finished_spans()[0]
+    assert span.name == "count_tokens claude"
+    assert attrs(span)[n.GEN_AI_USAGE_INPUT_TOKENS] == 42
+    assert n.GEN_AI_USAGE_OUTPUT_TOKENS not in attrs(span)

@@ -3,12 +3,18 @@ stream ends when the upstream's events go wrong."""
 
 from __future__ import annotations
 
+import orjson
+
 from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
 from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_NATIVE
 from gateway.translate.dialects import ChatViaMessages, MessagesViaChat, translation
 from tests.fakes import anthropic_wire as awire
+from tests.fakes import openai_wire as owire
+
+CHAT_REQUEST = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+MESSAGES_REQUEST = b'{"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}'
 
 
 class _Timer:
@@ -46,3 +52,58 @@ def test_translated_stream_ends_on_a_malformed_event() -> None:
     assert out.startswith(b"data: {") and out.rstrip().endswith(b"}")
     assert b'"code":"malformed_sse"' in out
     assert watcher.usage is not None and watcher.usage.input == 3
+
+
+def test_translated_answers_are_read_as_the_upstreams_own() -> None:
+    """A translated JSON answer's usage, attributes and captured output are what the
+    upstream's own dialect reads from it (the same telemetry as a native call), the
+    captured output in the conventions' shape; only the client's body is translated."""
+    claude = awire.message(
+        ident="msg_01", model="claude", stop_reason="tool_use", usage=awire.Usage(10, 7),
+        content=[awire.text_block("Let me look"),
+                 awire.tool_use_block("toolu_01", "get_weather", {"location": "Oslo"})])
+    via = translation(OpenAIChat(), ANTHROPIC_NATIVE)
+    assert via is not None
+    request = OpenAIChat().parse(CHAT_REQUEST)
+    reading = via.read_answer(request, dict(claude), "m", True, True)
+    native = AnthropicMessages().read_answer(request, dict(claude), "m", False, True)
+    assert (reading.usage, reading.attributes) == (native.usage, native.attributes)
+    assert reading.output_messages == native.output_messages
+    assert orjson.loads(reading.output_messages or "") == [{
+        "role": "assistant", "finish_reason": "tool_use",
+        "parts": [{"type": "text", "content": "Let me look"},
+                  {"type": "tool_call", "id": "toolu_01", "name": "get_weather",
+                   "arguments": {"location": "Oslo"}}]}]
+    assert orjson.loads(reading.body or b"")["object"] == "chat.completion"
+
+    gpt = owire.chat_completion(completion_id="chatcmpl-1", model="gpt-4.1", content="Hello",
+                                finish_reason="stop", usage=owire.Usage(5, 2),
+                                system_fingerprint="fp_1")
+    back = translation(AnthropicMessages(), OPENAI_NATIVE)
+    assert back is not None
+    request = AnthropicMessages().parse(MESSAGES_REQUEST)
+    reading = back.read_answer(request, dict(gpt), "m", True, True)
+    native = OpenAIChat().read_answer(request, dict(gpt), "m", False, True)
+    assert (reading.usage, reading.attributes) == (native.usage, native.attributes)
+    assert orjson.loads(reading.output_messages or "") == [{
+        "role": "assistant", "finish_reason": "stop",
+        "parts": [{"type": "text", "content": "Hello"}]}]
+    assert orjson.loads(reading.body or b"")["type"] == "message"
+    assert back.read_answer(request, dict(gpt), "m", True, False).output_messages is None
+
+
+def test_translated_streams_capture_the_upstreams_output() -> None:
+    """A translated stream's captured output is the upstream stream's, as a native
+    stream's would be: one assistant message with a part per Messages block."""
+    via = translation(OpenAIChat(), ANTHROPIC_NATIVE)
+    assert via is not None
+    request = OpenAIChat().parse(CHAT_REQUEST.replace(b"}]}", b'}], "stream": true}'))
+    events = awire.stream_events(ident="msg_01", model="claude", stop_reason="end_turn",
+                                 usage=awire.Usage(3, 4),
+                                 content=[awire.text_block("Streamed hello")])
+    watcher = via.watch(request, "m", False, _Timer(), True)
+    out = watcher.feed([e.strip() for e in events])
+    assert watcher.done and b"Streamed" in out
+    assert orjson.loads(watcher.output_messages() or "") == [{
+        "role": "assistant", "finish_reason": "end_turn",
+        "parts": [{"type": "text", "content": "Streamed hello"}]}]

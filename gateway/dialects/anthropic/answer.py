@@ -72,6 +72,27 @@ def response_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
     return attrs
 
 
+def output_parts(blocks: Any) -> list[dict[str, Any]]:
+    """A Messages answer's content blocks as the parts of the GenAI conventions' output
+    message: text, tool calls (client and server tools) and reasoning (thinking); other
+    blocks by their type only."""
+    parts: list[dict[str, Any]] = []
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "content": str(block.get("text", ""))})
+        elif kind in ("tool_use", "server_tool_use"):
+            parts.append({"type": "tool_call", "id": block.get("id"), "name": block.get("name"),
+                          "arguments": block.get("input")})
+        elif kind == "thinking":
+            parts.append({"type": "reasoning", "content": str(block.get("thinking", ""))})
+        else:
+            parts.append({"type": str(kind or "unknown")})
+    return parts
+
+
 def response_model(message: Mapping[str, Any]) -> str | None:
     model = message.get("model")
     return model if isinstance(model, str) else None

@@ -2,7 +2,8 @@
 token counting (`POST /v1/messages/count_tokens`), as dialects of the request path.
 
 The client's body passes to a native Anthropic upstream untouched but for the model
-id; its `anthropic-version` and `anthropic-beta` headers go along. Usage is the
+id; its `anthropic-version` and `anthropic-beta` headers and its `beta` query parameter
+go along. Usage is the
 answer's `usage`, or a stream's `message_start` usage updated by its final
 `message_delta`; the stream ends with `message_stop` (there is no `[DONE]`). Errors
 take Anthropic's shape, so the `anthropic` SDK raises its own classes.
@@ -16,7 +17,7 @@ import orjson
 
 from gateway.dialects.anthropic import errors as wire_errors
 from gateway.dialects.anthropic import stream as s
-from gateway.dialects.anthropic.answer import response_attributes, usage_from
+from gateway.dialects.anthropic.answer import output_parts, response_attributes, usage_from
 from gateway.dialects.anthropic.request import (
     check_count_tokens,
     check_messages,
@@ -25,6 +26,7 @@ from gateway.dialects.anthropic.request import (
     span_attributes,
 )
 from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
+from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError, UpstreamStatus
 from gateway.limits import DEFAULT_LIMITS, RequestLimits
 from gateway.telemetry import content
@@ -35,6 +37,9 @@ NAME: Final = "anthropic.messages"
 COUNT_TOKENS: Final = "anthropic.count_tokens"
 # The client's request headers a native upstream must see (the API version, beta features).
 FORWARD_HEADERS: Final = ("anthropic-version", "anthropic-beta")
+# The client's query parameters a native upstream must see: the SDK's beta client (and so
+# Claude Code) calls `/v1/messages?beta=true`.
+FORWARD_QUERY: Final = ("beta",)
 # The upstream's response headers Anthropic's clients read.
 PASS_HEADERS: Final = (
     "request-id", "retry-after", "anthropic-ratelimit-requests-limit",
@@ -56,6 +61,7 @@ class AnthropicMessages:
     upstream_path: str = "/v1/messages"
     pass_headers: tuple[str, ...] = PASS_HEADERS
     forward_headers: tuple[str, ...] = FORWARD_HEADERS
+    forward_query: tuple[str, ...] = FORWARD_QUERY  # see dialects.base.ForwardsQuery
 
     def __init__(self, limits: RequestLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits  # the bound on max_tokens (`limits:` in the config)
@@ -88,13 +94,11 @@ class AnthropicMessages:
         reading = Reading(usage_from(payload.get("usage")),
                           model if isinstance(model, str) else None,
                           response_attributes(payload), body)
-        if reading.usage is None or capture:
-            texts = _texts(payload)
-            reading.output_tokens = sum(estimate_text_tokens(t) for t in texts.values())
-            if capture and texts:
-                reason = payload.get("stop_reason")
-                reading.output_messages = content.output_messages(
-                    texts, dict.fromkeys(texts, str(reason or "")))
+        if reading.usage is None:
+            text = _text(payload)
+            reading.output_tokens = estimate_text_tokens(text) if text else 0
+        if capture:
+            reading.output_messages = captured_output(payload)
         return reading
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
@@ -118,12 +122,14 @@ class AnthropicMessages:
 
 
 class AnthropicCountTokens(AnthropicMessages):
-    """`POST /v1/messages/count_tokens`: forwarded to a native Anthropic upstream (the edge
+    """`POST /v1/messages/count_tokens`: forwarded to a native Anthropic upstream (the chain
     answers it from the gateway's estimate when the model's provider is not one). It costs
-    nothing, and its answer carries no usage."""
+    nothing and uses no tokens: its operation is `count_tokens`, whose CLIENT span carries
+    the count as `gen_ai.usage.input_tokens` (as OpenTelemetry's Go instrumentation of the
+    Anthropic SDK does) and whose only metric is the operation's duration."""
 
     name: str = COUNT_TOKENS
-    operation: str = "count_tokens"
+    operation: str = n.OP_COUNT_TOKENS
     routes: tuple[str, ...] = ("/v1/messages/count_tokens",)
     upstream_path: str = "/v1/messages/count_tokens"
 
@@ -136,7 +142,11 @@ class AnthropicCountTokens(AnthropicMessages):
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:
-        return Reading(Usage(), None, {})
+        counted = payload.get("input_tokens")
+        attrs: dict[str, Any] = {}
+        if isinstance(counted, int) and not isinstance(counted, bool):
+            attrs[n.GEN_AI_USAGE_INPUT_TOKENS] = counted
+        return Reading(Usage(), None, attrs)  # nothing used, nothing billed
 
     def local_answer(self, request: ClientRequest) -> bytes:
         return orjson.dumps({"input_tokens": request.prompt_tokens})
@@ -200,27 +210,32 @@ def captured_input(body: dict[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def _texts(payload: dict[str, Any]) -> dict[int, str]:
+def captured_output(payload: dict[str, Any]) -> str | None:
+    """gen_ai.output.messages of a Messages answer: one assistant message, a part per
+    content block, its stop reason as Anthropic names it; None without content."""
+    parts = output_parts(payload.get("content"))
+    if not parts:
+        return None
+    return content.assistant_message(parts, str(payload.get("stop_reason") or ""))
+
+
+def _text(payload: dict[str, Any]) -> str:
     blocks = payload.get("content")
     if not isinstance(blocks, list):
-        return {}
-    text = "".join(str(b.get("text", "")) for b in blocks
+        return ""
+    return "".join(str(b.get("text", "")) for b in blocks
                    if isinstance(b, dict) and b.get("type") == "text")
-    return {0: text} if text else {}
 
 
-class MessagesWatcher:
+class MessagesWatcher(StreamState):
     """Relays a Messages stream event by event: each event forwarded as it came (the
     model renamed in `message_start` when asked), read for usage, timing and the end."""
 
     def __init__(self, served: str | None, timer: ChunkTimer, capture: bool) -> None:
+        super().__init__()
         self._reader = s.MessagesStreamWatcher(capture=capture)
         self._served = served
         self._timer = timer
-        self.done = False
-        self.failure: StreamEnd | None = None
-        self.response_model: str | None = None
-        self.response_attributes: dict[str, Any] = {}
 
     @property
     def usage(self) -> Usage | None:
@@ -235,11 +250,11 @@ class MessagesWatcher:
         return self._reader.chunks
 
     def output_messages(self) -> str | None:
-        texts = self._reader.texts
-        if not texts:
+        reader = self._reader
+        parts = output_parts(reader.captured_blocks())
+        if not parts:
             return None
-        reason = self._reader.stop_reason or ""
-        return content.output_messages(texts, dict.fromkeys(texts, reason))
+        return content.assistant_message(parts, reader.stop_reason or "")
 
     def feed(self, events: list[bytes]) -> bytes:
         parts: list[bytes] = []

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from gateway.dialects.bodies import json_object, required_string
 from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
 from gateway.usage import estimate_text_tokens
@@ -26,16 +27,9 @@ _DOCUMENT_TOKENS: Final = 3000
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or InvalidRequest."""
-    if not raw:
-        raise InvalidRequest("There was an issue with the request body: it is empty.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("There was an issue with the request body: it is not valid JSON."
-                             ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("There was an issue with the request body: it must be a JSON object.")
-    return body
+    return json_object(raw, "There was an issue with the request body: it is empty.",
+                       "There was an issue with the request body: it is not valid JSON.",
+                       "There was an issue with the request body: it must be a JSON object.")
 
 
 def check_messages(body: Mapping[str, Any], max_tokens_limit: int) -> tuple[str, bool, int]:
@@ -76,12 +70,8 @@ def check_count_tokens(body: Mapping[str, Any]) -> str:
 
 
 def _model(body: Mapping[str, Any]) -> str:
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequest("model: Field required", param="model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("model: Input should be a non-empty string", param="model")
-    return model
+    return required_string(body, "model", "model: Field required",
+                           "model: Input should be a non-empty string")
 
 
 def _messages(body: Mapping[str, Any]) -> None:

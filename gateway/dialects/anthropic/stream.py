@@ -29,6 +29,7 @@ OTHER: Final = "other"  # block start/stop, message_delta, ping, comments
 MESSAGE_START: Final = b"message_start"
 MESSAGE_DELTA: Final = b"message_delta"
 MESSAGE_STOP: Final = b"message_stop"
+BLOCK_START: Final = b"content_block_start"
 BLOCK_DELTA: Final = b"content_block_delta"
 ERROR_EVENT: Final = b"error"
 
@@ -48,8 +49,8 @@ def event_name(event: bytes) -> bytes | None:
 class MessagesStreamWatcher:
     """Feed it each whole event (as `sse.SSESplitter` yields them) in order."""
 
-    __slots__ = ("_delta_usage", "_start_usage", "capture", "chunks", "error", "finished",
-                 "response_attributes", "response_model", "stop_reason", "texts")
+    __slots__ = ("_blocks", "_delta_usage", "_start_usage", "capture", "chunks", "error",
+                 "finished", "response_attributes", "response_model", "stop_reason")
 
     def __init__(self, *, capture: bool = False) -> None:
         self.capture = capture
@@ -59,7 +60,9 @@ class MessagesStreamWatcher:
         self.stop_reason: str | None = None
         self.response_model: str | None = None
         self.response_attributes: dict[str, Any] = {}
-        self.texts: dict[int, str] = {}  # captured text per content block index
+        # Content capture: each block by index, as content_block_start opened it, with
+        # its deltas appended (text, thinking, and a tool call's input as JSON text).
+        self._blocks: dict[int, dict[str, Any]] = {}
         self._start_usage: Any = None
         self._delta_usage: Any = None
 
@@ -87,6 +90,9 @@ class MessagesStreamWatcher:
             if self.capture:
                 self._capture(event)
             return CHUNK
+        if name == BLOCK_START and self.capture:
+            self._capture(event)
+            return OTHER
         if name in (MESSAGE_START, MESSAGE_DELTA, MESSAGE_STOP, ERROR_EVENT) or name is None:
             data = event_data(event)
             if data is None:
@@ -140,11 +146,38 @@ class MessagesStreamWatcher:
             payload = orjson.loads(data) if data is not None else None
         except orjson.JSONDecodeError:
             return
-        if not isinstance(payload, dict):
+        if not isinstance(payload, dict) or not isinstance(payload.get("index"), int):
+            return
+        index: int = payload["index"]
+        block = payload.get("content_block")
+        if isinstance(block, dict):  # content_block_start
+            self._blocks[index] = dict(block)
             return
         delta = payload.get("delta")
-        index = payload.get("index")
-        if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(index, int):
-            text = delta.get("text")
-            if isinstance(text, str):
-                self.texts[index] = self.texts.get(index, "") + text
+        if not isinstance(delta, dict):
+            return
+        opened = self._blocks.setdefault(index, {"type": "text", "text": ""})
+        for field, key in _DELTA_FIELDS:
+            piece = delta.get(field)
+            if isinstance(piece, str):
+                opened[key] = str(opened.get(key) or "") + piece
+
+    def captured_blocks(self) -> list[dict[str, Any]]:
+        """The content blocks captured so far, in index order, as a JSON answer has them
+        (a tool call's streamed input parsed, or kept as text when it is cut short)."""
+        blocks = []
+        for index in sorted(self._blocks):
+            block = self._blocks[index]
+            partial = block.pop(_PARTIAL, None)
+            if partial is not None:
+                try:
+                    block["input"] = orjson.loads(partial)
+                except orjson.JSONDecodeError:
+                    block["input"] = partial
+            blocks.append(block)
+        return blocks
+
+
+_PARTIAL: Final = "_partial_json"
+# Delta field -> the block key it extends (text_delta, thinking_delta, input_json_delta).
+_DELTA_FIELDS: Final = (("text", "text"), ("thinking", "thinking"), ("partial_json", _PARTIAL))

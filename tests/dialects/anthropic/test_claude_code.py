@@ -81,7 +81,7 @@ async def test_claude_code_answers_through_the_gateway(
         model: str | None) -> None:
     """`claude -p` with ANTHROPIC_BASE_URL at the gateway prints the upstream's answer; the
     gateway key (x-api-key, or Bearer with an auth token) is accepted and never forwarded,
-    Claude Code's beta list reaches the upstream, and the call is traced and costed. Its own
+    Claude Code's beta list and `?beta=true` reach the upstream, and the call is traced and costed. Its own
     model ids reach the upstream as they are through the `claude-*` entry; a configured
     model chosen with ANTHROPIC_MODEL gets its upstream id."""
     binary = await asyncio.to_thread(_claude)
@@ -115,6 +115,7 @@ async def test_claude_code_answers_through_the_gateway(
     else:
         assert seen.body["model"].startswith("claude-") and seen.body["model"] != "claude-*"
     assert seen.body["stream"] is True
+    assert seen.query == "beta=true"  # Claude Code calls the SDK's beta client
     assert seen.headers["x-api-key"] == UPSTREAM_KEY and "authorization" not in seen.headers
     assert "claude-code-20250219" in seen.headers["anthropic-beta"]
     assert GATEWAY_KEY not in orjson.dumps(seen.headers).decode()

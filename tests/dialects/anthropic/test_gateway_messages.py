@@ -17,12 +17,13 @@ import openai
 import orjson
 import pytest
 
+from gateway.telemetry.content import ContentMode
 from tests.fakes import anthropic_upstream as fake
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 from tests.fakes.openai_upstream import RunningUpstream, running_upstream
 from tests.spend.helpers import ledger_rows
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.telemetry import attrs, iter_points
+from tests.support.telemetry import attrs, iter_points, make_test_telemetry
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
@@ -121,6 +122,90 @@ async def test_create_reaches_the_native_upstream(rig: Rig) -> None:
     assert span["gateway.key.alias"] == "claude-code"
 
 
+async def test_request_fields_reach_a_native_upstream_untouched(rig: Rig) -> None:
+    """system, tools, tool_choice, thinking, metadata, stop_sequences, top_k, cache_control,
+    images and documents reach a native upstream as the client sent them: only `model`
+    becomes the upstream id."""
+    image = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+    sent: dict[str, Any] = {
+        "model": "claude-sonnet-4.5", "max_tokens": 2048, "top_k": 5, "temperature": 1,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral",
+                                                                           "ttl": "1h"}}],
+        "messages": [{"role": "user", "content": [
+            {"type": "image", "source": image},
+            {"type": "document", "source": pdf, "title": "spec", "citations": {"enabled": True}},
+            {"type": "text", "text": "Summarise both", "cache_control": {"type": "ephemeral"}}]}],
+        "tools": [WEATHER], "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "metadata": {"user_id": "user-7"}, "stop_sequences": ["\n\nHuman:"],
+    }
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{rig.gw.root}/v1/messages", data=orjson.dumps(sent),
+            headers={"x-api-key": GATEWAY_KEY, "anthropic-version": "2023-06-01"}) as resp:
+        assert resp.status == 200, await resp.text()
+    assert rig.claude.state.last_request.body == {**sent, "model": "claude-sonnet-4-5-20250929"}
+
+
+async def test_messages_calls_are_retried_like_chat_calls() -> None:
+    """A 529 from Claude is retried on the same model (the chain is the same for every
+    dialect): the client gets the second attempt's answer, the trace both attempts."""
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        claude.state.queue.append(Behaviour.error(529))
+        claude.state.behaviour = Behaviour(text="second time lucky")
+        config = _config(claude.base_url, oai.base_url).replace(
+            "retry: {max_attempts: 1}", "retry: {max_attempts: 2, initial_backoff_s: 0.01}")
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            message = await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
+                                                   messages=HELLO)
+            await asyncio.sleep(0.05)
+            spans = [attrs(s) for s in gw.telemetry.spans_named("chat claude-sonnet-4.5")]
+    assert message.content[0].type == "text" and message.content[0].text == "second time lucky"
+    assert len(claude.state.requests) == 2
+    assert [(s["gateway.attempt"], s.get("error.type")) for s in spans] == [(1, "529"), (2, None)]
+
+
+async def test_runaway_guard_holds_a_messages_loop() -> None:
+    """The same Messages request over and over from one key is a loop: past the threshold
+    the guard answers 429 in Anthropic's shape, before the upstream."""
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        config = _config(claude.base_url, oai.base_url) + (
+            "spend:\n  runaway: {action: throttle, loop_threshold: 2}\n")
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+                base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+            for _ in range(2):
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
+                                             messages=HELLO)
+            with pytest.raises(anthropic.RateLimitError) as info:
+                await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
+                                             messages=HELLO)
+    assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert "same request" in info.value.body["error"]["message"]  # type: ignore[index]
+    assert len(claude.state.requests) == 2
+
+
+async def test_beta_query_reaches_a_native_upstream_only(rig: Rig) -> None:
+    """Claude Code (the TypeScript SDK's beta client) calls `/v1/messages?beta=true`: a
+    native upstream gets the `beta` parameter and nothing else of the query; an
+    OpenAI-format upstream none of it."""
+    async with aiohttp.ClientSession() as http:
+        for model, query in (("claude-sonnet-4.5", "beta=true"),
+                             ("claude-sonnet-4.5", "other=x&beta=true"), ("gpt-4.1", "beta=true")):
+            body = orjson.dumps({"model": model, "max_tokens": 8, "messages": HELLO})
+            async with http.post(f"{rig.gw.root}/v1/messages?{query}", data=body,
+                                 headers={"x-api-key": GATEWAY_KEY}) as resp:
+                assert resp.status == 200, await resp.text()
+    assert [r.query for r in rig.claude.state.requests] == ["beta=true", "beta=true"]
+    assert [(r.path, r.query) for r in rig.oai.state.requests] == [("/v1/chat/completions", "")]
+
+
 async def test_streamed_caching_call_is_costed_to_the_micro_dollar(rig: Rig) -> None:
     """A stream with 5-minute writes, 1-hour writes and reads: span usage, the token metric
     and the cost agree with a hand computation at 1.25x, 2x and 0.1x of the input price."""
@@ -175,13 +260,25 @@ async def test_tool_use_round_trip(rig: Rig) -> None:
 
 async def test_count_tokens_native_and_estimated(rig: Rig) -> None:
     """count_tokens goes to a native Anthropic upstream, and is estimated by the gateway
-    for a model served in another dialect."""
+    for a model served in another dialect; the native call's CLIENT span is operation
+    `count_tokens` carrying the count, with a duration point and no token usage."""
     async with rig.client() as client:
         native = await client.messages.count_tokens(model="claude-sonnet-4.5", messages=HELLO)
         estimated = await client.messages.count_tokens(model="gpt-4.1", messages=HELLO)
     assert native.input_tokens == fake.wire.count_input_tokens({"messages": HELLO})
     assert rig.claude.state.last_request.path == "/v1/messages/count_tokens"
     assert estimated.input_tokens > 0 and not rig.oai.state.requests
+    await asyncio.sleep(0.05)
+    (span,) = rig.gw.telemetry.spans_named("count_tokens claude-sonnet-4.5")
+    span_attrs = attrs(span)
+    assert span_attrs["gen_ai.operation.name"] == "count_tokens"
+    assert span_attrs["gen_ai.usage.input_tokens"] == native.input_tokens
+    assert "gen_ai.usage.output_tokens" not in span_attrs and span_attrs["gateway.cost.usd"] == 0
+    counted = [p for p, _ in iter_points(rig.gw.telemetry, "gen_ai.client.token.usage")
+               if p["gen_ai.operation.name"] == "count_tokens"]
+    durations = [p for p, _ in iter_points(rig.gw.telemetry, "gen_ai.client.operation.duration")
+                 if p["gen_ai.operation.name"] == "count_tokens"]
+    assert not counted and len(durations) == 1  # the estimate called no upstream
 
 
 @pytest.mark.parametrize(("status", "error_class"), [
@@ -286,6 +383,48 @@ async def test_openai_client_reaches_a_claude_model(rig: Rig) -> None:
     assert span["gateway.cost.usd"] == pytest.approx((10 * 3 + 90 * 0.3 + 4 * 15) / 1e6)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_same_telemetry_and_cost_whatever_the_client_speaks(rig: Rig, stream: bool) -> None:
+    """The same Claude answer (with cache reads and writes) asked for by a Messages client
+    and by an OpenAI chat client: the CLIENT spans' provider, response, usage and cost
+    attributes, and the ledger rows, are identical."""
+    rig.claude.state.behaviour = Behaviour(text="Same answer", input_tokens=40, output_tokens=9,
+                                           cache_read=300, cache_write_5m=120)
+    async with rig.client() as client:
+        if stream:
+            async with client.messages.stream(model="claude-sonnet-4.5", max_tokens=64,
+                                              messages=HELLO) as streamed:
+                await streamed.get_final_message()
+        else:
+            await client.messages.create(model="claude-sonnet-4.5", max_tokens=64,
+                                         messages=HELLO)
+    async with rig.openai_client() as chat:
+        if stream:
+            chunks = await chat.chat.completions.create(model="claude-sonnet-4.5", max_tokens=64,
+                                                        messages=HELLO, stream=True)
+            async for _ in chunks:
+                pass
+        else:
+            await chat.chat.completions.create(model="claude-sonnet-4.5", max_tokens=64,
+                                               messages=HELLO)
+    await asyncio.sleep(0.05)
+    spans = [attrs(s) for s in rig.gw.telemetry.spans_named("chat claude-sonnet-4.5")]
+    assert len(spans) == 2
+
+    def compared(span: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in span.items()
+                if k.startswith(("gen_ai.usage.", "gen_ai.provider.", "gen_ai.response.model",
+                                 "gen_ai.response.finish_reasons", "gateway.cost", "server."))}
+
+    assert compared(spans[0]) == compared(spans[1])
+    assert compared(spans[0])["gen_ai.usage.input_tokens"] == 460
+    ledger = Path(rig.gw.config.storage.sqlite_path)
+    assert await eventually(lambda: len(ledger_rows(ledger)) == 2)
+    rows = ledger_rows(ledger)
+    assert [(r.cost_nanos, r.input_tokens, r.cached_tokens, r.output_tokens, r.provider)
+            for r in rows] == [(rows[0].cost_nanos, 460, 300, 9, "anthropic")] * 2
+
+
 async def test_openai_client_streams_from_a_claude_model(rig: Rig) -> None:
     """Streamed chat from kind anthropic: deltas, tool calls and the usage chunk."""
     rig.claude.state.behaviour = Behaviour(tool_call=("get_weather", {"location": "Oslo"}),
@@ -325,6 +464,45 @@ async def test_messages_client_reaches_an_openai_model(rig: Rig) -> None:
     assert [s["gen_ai.response.finish_reasons"] for s in spans] == [("stop",), ("stop",)]
     span = spans[-1]
     assert span["gen_ai.provider.name"] == "openai" and span["gen_ai.usage.output_tokens"] > 0
+
+
+async def test_translated_answers_capture_their_output() -> None:
+    """With content capture on, a translated call's CLIENT span carries the output as a
+    native call's would, JSON and streamed, in both directions: chat's choices for an
+    OpenAI-format upstream, one message of Messages blocks for Claude."""
+    tt = make_test_telemetry(ContentMode.SPAN_ONLY)
+    async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        claude.state.behaviour = Behaviour(text="Bonjour")
+        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(_config(claude.base_url, oai.base_url), environ=env,
+                                   telemetry=tt) as gw:
+            async with anthropic.AsyncAnthropic(base_url=gw.root, api_key=GATEWAY_KEY,
+                                                max_retries=0) as client:
+                message = await client.messages.create(model="gpt-4.1", max_tokens=50,
+                                                       messages=HELLO)
+                async with client.messages.stream(model="gpt-4.1", max_tokens=50,
+                                                  messages=HELLO) as stream:
+                    final = await stream.get_final_message()
+            async with openai.AsyncOpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY,
+                                          max_retries=0) as chat:
+                await chat.chat.completions.create(model="claude-sonnet-4.5", messages=HELLO)
+                streamed = await chat.chat.completions.create(
+                    model="claude-sonnet-4.5", messages=HELLO, stream=True)
+                async for _ in streamed:
+                    pass
+            await asyncio.sleep(0.05)
+    gpt = [orjson.loads(attrs(s)["gen_ai.output.messages"]) for s in tt.spans_named("chat gpt-4.1")]
+    assert [m[0]["parts"] for m in gpt] == [
+        [{"type": "text", "content": message.content[0].text}],  # type: ignore[union-attr]
+        [{"type": "text", "content": final.content[0].text}]]  # type: ignore[union-attr]
+    assert [m[0]["finish_reason"] for m in gpt] == ["stop", "stop"]
+    claude_spans = tt.spans_named("chat claude-sonnet-4.5")
+    assert [orjson.loads(attrs(s)["gen_ai.output.messages"]) for s in claude_spans] == [
+        [{"role": "assistant", "parts": [{"type": "text", "content": "Bonjour"}],
+          "finish_reason": "end_turn"}]] * 2
+    assert all("gen_ai.input.messages" in attrs(s) for s in claude_spans)
 
 
 async def test_untranslatable_request_is_a_clear_400(rig: Rig) -> None:

@@ -103,10 +103,21 @@ def test_disconnect_before_message_delta_is_still_charged() -> None:
     assert nothing == Usage(input=99, output=0, estimated=True)
 
 
-def test_capture_collects_text_per_block() -> None:
-    """With content capture on, text deltas are assembled per content block index."""
-    watcher, _ = _watch(b"".join(_events()), capture=True)
-    assert watcher.texts == {0: "Hello there, this is a streamed answer"}
+def test_capture_assembles_each_block() -> None:
+    """With content capture on, each content block is assembled from its start and deltas
+    as a JSON answer has it: thinking, text, and a tool call's input parsed."""
+    content = [wire.thinking_block("Let me think", "sig"), wire.text_block("Checking the weather"),
+               wire.tool_use_block("toolu_01", "get_weather", {"location": "Paris"})]
+    watcher, _ = _watch(b"".join(_events(content=content, stop_reason="tool_use")), pieces=7,
+                        capture=True)
+    blocks = watcher.captured_blocks()
+    assert [b["type"] for b in blocks] == ["thinking", "text", "tool_use"]
+    assert blocks[0]["thinking"] == "Let me think"
+    assert blocks[1]["text"] == "Checking the weather"
+    assert (blocks[2]["id"], blocks[2]["name"], blocks[2]["input"]) == (
+        "toolu_01", "get_weather", {"location": "Paris"})
+    uncaptured, _ = _watch(b"".join(_events(content=content)))
+    assert uncaptured.captured_blocks() == []
 
 
 def test_events_without_event_lines_are_read_by_their_type() -> None:

@@ -90,7 +90,7 @@ def push_otlp(lines: Sequence[Line], provider: str, thresholds: Thresholds,
         return []
     readers: list[MetricReader] = []
     for exporter_cls in _load(names, "opentelemetry_metrics_exporter"):
-        readers.append(PeriodicExportingMetricReader(exporter_cls(),  # type: ignore[arg-type]
+        readers.append(PeriodicExportingMetricReader(exporter_cls(),
                                                      export_interval_millis=3_600_000))
     meter_provider = MeterProvider(resource=resource_from_env(environ), metric_readers=readers,
                                    shutdown_on_exit=False)

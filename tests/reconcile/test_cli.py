@@ -51,8 +51,9 @@ OPENAI_LEDGER = [
     entry("2026-11-02", "gpt-4.1-2025-04-14", "openai", 10, 0, 10, 7777, status="pending"),
 ]
 
-SONNET: dict[str, Any] = {"price_input": D(3), "price_cache_read": D("0.3"), "price_cache_write_5m": D("3.75"),
-          "price_cache_write_1h": D(6), "price_output": D(15)}
+SONNET: dict[str, Any] = {"price_input": D(3), "price_cache_read": D("0.3"),
+                          "price_cache_write_5m": D("3.75"), "price_cache_write_1h": D(6),
+                          "price_output": D(15)}
 ANTHROPIC_BILLED = [
     # 0.6 + 0.3 + 0.375 + 0.3 + 0.45 = $2.025
     Billed("2026-11-01", "claude-sonnet-4-5-20250929", input=200_000, cache_read=1_000_000,

@@ -13,8 +13,8 @@ from gateway.config import GatewayConfig, ProviderConfig, load_from, schema_text
 from gateway.confread import ConfigError
 from gateway.fastpaths import select
 from gateway.providers.clients import route
-from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.reconcile import cli as reconcile_cli
+from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.spend import cli as spend_cli
 from gateway.spend import ledger_lock
 from gateway.telemetry.logs import FORMATS, configure_stderr, log_format_from

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Mapping
 
 import pytest
 
 from gateway.config import load
 from gateway.reconcile import cli as reconcile_cli
-from gateway.spend import ledger_sql
-from gateway.spend.ledger import COLUMNS, LedgerEntry
+from gateway.spend.ledger import LedgerEntry
+from tests.support import ledger_seed
+from tests.support.ledger_seed import seed_sqlite
+
+__all__ = ["SIM", "entry", "reconcile", "seed_sqlite"]
 
 SIM = """
 providers: {sim: {kind: mock, mock: {latency_ms: 0, ms_per_chunk: 0, jitter: 0}}}
@@ -23,27 +24,10 @@ models:
 """
 
 
-def at(day: str, hour: int = 12) -> float:
-    return datetime.strptime(day, "%Y-%m-%d").replace(hour=hour, tzinfo=UTC).timestamp()
-
-
 def entry(day: str, model: str, provider: str, input_tokens: int, cached: int, output: int,
           cost_nanos: int, *, hour: int = 12, status: str = "ok") -> LedgerEntry:
-    return LedgerEntry(at(day, hour), f"req-{model}-{day}-{hour}-{input_tokens}", "0" * 32,
-                       "web", "product", None, "chat", model, model, provider,
-                       input_tokens=input_tokens, output_tokens=output, cached_tokens=cached,
-                       cost_nanos=cost_nanos, status=status)
-
-
-def seed_sqlite(path: Path, entries: Iterable[LedgerEntry]) -> None:
-    conn = ledger_sql.connect(str(path), create=True)
-    try:
-        ledger_sql.init_schema(conn)
-        conn.executemany(ledger_sql.INSERT,
-                         [(*(getattr(e, c) for c in COLUMNS), None) for e in entries])
-        conn.commit()
-    finally:
-        conn.close()
+    return ledger_seed.entry(ledger_seed.at(day, hour), model, provider, input_tokens, cached,
+                             output, cost_nanos, status=status)
 
 
 async def reconcile(capsys: pytest.CaptureFixture[str], config_text: str,

@@ -39,7 +39,7 @@ def table(lines: Sequence[Line], title: str, thresholds: Thresholds) -> str:
     out = [title, ""]
     for index, row in enumerate(rows):
         if index == len(rows) - 1:
-            out.append("  ".join("-" * w for w in widths).rstrip())
+            out.append("  ".join("-" * w for w in widths[:-1]))
         cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
         cells += [c.rjust(w) for c, w in zip(row[2:-1], widths[2:-1], strict=True)]
         out.append("  ".join([*cells, row[-1]]).rstrip())

@@ -48,17 +48,22 @@ def table(lines: Sequence[Line], title: str, thresholds: Thresholds) -> str:
     return "\n".join(out)
 
 
+def exact(value: Decimal) -> str:
+    """A decimal string without trailing zeros or an exponent: "0.25", "10", "0"."""
+    return format(value.normalize(), "f") if value else "0"
+
+
 def _side(line: Line, which: str) -> dict[str, Any]:
     tally = line.ours if which == "ours" else line.theirs
     return {"input_tokens": tally.input_tokens, "cached_tokens": tally.cached_tokens,
-            "output_tokens": tally.output_tokens, "cost_usd": str(tally.cost_usd)}
+            "output_tokens": tally.output_tokens, "cost_usd": exact(tally.cost_usd)}
 
 
 def _line(line: Line, thresholds: Thresholds) -> dict[str, Any]:
     diff = line.diff_pct
     return {"day": line.day, "model": line.model, "ledger": _side(line, "ours"),
-            "provider": _side(line, "theirs"), "difference_usd": str(line.diff_usd),
-            "difference_pct": None if diff is None else str(round(diff, 4)),
+            "provider": _side(line, "theirs"), "difference_usd": exact(line.diff_usd),
+            "difference_pct": None if diff is None else exact(round(diff, 4)),
             "exceeds": thresholds.exceeded(line)}
 
 
@@ -71,6 +76,6 @@ def as_json(lines: Sequence[Line], provider: str, since: str, until: str,
         "thresholds": {"usd": str(thresholds.usd), "pct": str(thresholds.pct)},
         "lines": [_line(line, thresholds) for line in lines],
         "total": {"ledger": _side(summary, "ours"), "provider": _side(summary, "theirs"),
-                  "difference_usd": str(summary.diff_usd)},
+                  "difference_usd": exact(summary.diff_usd)},
         "exceeded": sum(1 for line in lines if thresholds.exceeded(line)),
     }, option=orjson.OPT_INDENT_2).decode()

@@ -19,7 +19,9 @@ from tests.fakes.admin_reports import AdminState, Billed
 from tests.fakes.anthropic_admin import running_anthropic_admin
 from tests.fakes.openai_admin import running_openai_admin
 from tests.reconcile.helpers import SIM, entry, reconcile, seed_sqlite
+from tests.support.ledger_seed import seed_redis_async
 from tests.support.otlp_receiver import http_receiver
+from tests.support.process import free_port
 
 pytestmark = pytest.mark.integration  # sockets: the fake admin APIs on ports
 
@@ -162,7 +164,7 @@ async def test_anthropic_cost_without_a_model_is_a_line_of_its_own(
     assert code == 1
     search = _lines(out)[("2026-11-03", "Web Search")]
     assert D(str(search["difference_usd"])) == D("0.1")
-    assert search["difference_pct"] == "100.0000" and search["exceeds"] is True
+    assert search["difference_pct"] == "100" and search["exceeds"] is True
     assert D(str(_lines(out)[("2026-11-03", "claude-haiku-4-5")]["difference_usd"])) == 0
 
 
@@ -226,3 +228,42 @@ async def test_the_difference_gauge_reaches_a_textfile_and_otlp(
                    if a.key == "gen_ai.request.model"): p.as_double for p in points}
     assert values == {"gpt-4.1": 0.0, "gpt-4.1-mini": 0.25}
     assert OPENAI_KEY not in text
+
+
+async def test_reconcile_reads_a_redis_ledger(capsys: pytest.CaptureFixture[str],
+                                              redis_url: str, redis_prefix: str) -> None:
+    """With the ledger in Redis the same comparison comes out at $0."""
+    await seed_redis_async(redis_url, redis_prefix, ANTHROPIC_LEDGER)
+    config = SIM + (f'storage: {{backend: redis, redis_url: "{redis_url}", '
+                    f'redis_prefix: "{redis_prefix}"}}\n')
+    async with running_anthropic_admin(AdminState(ANTHROPIC_KEY, ANTHROPIC_BILLED)) as base:
+        code, out, err = await reconcile(capsys, config, {"ANTHROPIC_ADMIN_KEY": ANTHROPIC_KEY},
+                                         "--provider", "anthropic", *WINDOW, "--base-url", base,
+                                         "--format", "json")
+    assert code == 0, err
+    assert orjson.loads(out)["total"]["ledger"]["cost_usd"] == "2.775"
+    assert orjson.loads(out)["total"]["difference_usd"] == "0"
+
+
+async def test_an_unreachable_admin_api_exits_3(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A base URL nobody listens on is one line naming it, exit 3 (not a traceback)."""
+    code, _, err = await reconcile(capsys, _config(tmp_path, []), {"OPENAI_ADMIN_KEY": OPENAI_KEY},
+                                   "--provider", "openai", *WINDOW, "--base-url",
+                                   f"http://127.0.0.1:{free_port()}/v1")
+    assert code == 3
+    assert err.startswith("error: cannot reach the OpenAI admin API at http://127.0.0.1:")
+    assert "Traceback" not in err and OPENAI_KEY not in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--since", "2026-13-01"), "--since '2026-13-01' is not a date"),
+    (("--since", "2026-11-05", "--until", "2026-11-01"), "--until must not be before --since"),
+    (("--since", "2026-11-01", "--threshold-usd", "-1"), "--threshold-usd must be a number"),
+])
+async def test_bad_arguments_exit_2(argv: tuple[str, ...], message: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad date, a reversed range or a negative threshold is a one-line error, exit 2."""
+    code, _, err = await reconcile(capsys, _config(tmp_path, []), {"OPENAI_ADMIN_KEY": "k"},
+                                   "--provider", "openai", *argv)
+    assert code == 2 and message in err

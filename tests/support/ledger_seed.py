@@ -38,13 +38,15 @@ def seed_sqlite(path: Path, entries: Iterable[LedgerEntry]) -> None:
         conn.close()
 
 
-def seed_redis(url: str, prefix: str, entries: Iterable[LedgerEntry]) -> None:
-    async def go() -> None:
-        store = RedisStore(url, prefix)
-        try:
-            for item in entries:
-                await store.settle(None, [], item.cost_nanos, item)
-        finally:
-            await store.close()
+async def seed_redis_async(url: str, prefix: str, entries: Iterable[LedgerEntry]) -> None:
+    store = RedisStore(url, prefix)
+    try:
+        for item in entries:
+            await store.settle(None, [], item.cost_nanos, item)
+    finally:
+        await store.close()
 
-    asyncio.run(go())
+
+def seed_redis(url: str, prefix: str, entries: Iterable[LedgerEntry]) -> None:
+    """`seed_redis_async` for tests without an event loop."""
+    asyncio.run(seed_redis_async(url, prefix, entries))

@@ -5,6 +5,7 @@ that never carries the key (scrubbed even when the provider echoes part of it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
@@ -15,6 +16,14 @@ import aiohttp
 from gateway.redact import scrub
 
 MAX_PAGES = 1000  # a provider that never says "no more" must not loop forever
+
+
+@contextlib.asynccontextmanager
+async def client(timeout_s: float = 120.0) -> AsyncIterator[aiohttp.ClientSession]:
+    """The HTTP session for one run (proxies from the environment, as curl would)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                     trust_env=True) as session:
+        yield session
 
 
 class AdminAPIError(Exception):

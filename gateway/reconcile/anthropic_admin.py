@@ -19,8 +19,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
-
 from gateway.reconcile.admin_http import AdminAPI, AdminAPIError, number
 from gateway.reconcile.compare import Key, Tally, tally
 from gateway.reconcile.names import base_model
@@ -33,9 +31,11 @@ VERSION = "2023-06-01"
 UNATTRIBUTED = "(unattributed)"
 
 
-def api(session: aiohttp.ClientSession, base_url: str, key: str) -> AdminAPI:
-    return AdminAPI(session, base_url, {"x-api-key": key, "anthropic-version": VERSION}, key,
-                    "the Anthropic admin API", KEY_ENV)
+LABEL = "the Anthropic admin API"
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"x-api-key": key, "anthropic-version": VERSION}
 
 
 def _stamp(moment: datetime) -> str:

@@ -17,11 +17,9 @@ from decimal import Decimal, InvalidOperation
 from types import ModuleType
 from typing import Any
 
-import aiohttp
-
 from gateway.config import GatewayConfig
 from gateway.reconcile import anthropic_admin, metrics, openai_admin, render
-from gateway.reconcile.admin_http import AdminAPIError
+from gateway.reconcile.admin_http import AdminAPI, AdminAPIError, client
 from gateway.reconcile.compare import Key, Tally, Thresholds, compare
 from gateway.reconcile.ledger_side import ledger_tallies
 from gateway.spend.cli import Store  # the spend commands' access to the configured store
@@ -85,10 +83,10 @@ def _period(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime
 
 async def provider_tallies(module: ModuleType, base_url: str, key: str, start: datetime,
                            end: datetime) -> dict[Key, Tally]:
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session:
-        result: dict[Key, Tally] = await module.report(module.api(session, base_url, key),
-                                                       start, end)
+    async with client() as session:
+        admin = AdminAPI(session, base_url, module.auth_headers(key), key, module.LABEL,
+                         module.KEY_ENV)
+        result: dict[Key, Tally] = await module.report(admin, start, end)
         return result
 
 

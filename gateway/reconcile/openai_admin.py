@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
-
 from gateway.reconcile.admin_http import AdminAPI, AdminAPIError, number
 from gateway.reconcile.compare import Key, Tally, tally
 from gateway.reconcile.names import base_model, line_item_model
@@ -29,9 +27,11 @@ DEFAULT_BASE = "https://api.openai.com/v1"
 UNATTRIBUTED = "(unattributed)"  # a cost result without a line item
 
 
-def api(session: aiohttp.ClientSession, base_url: str, key: str) -> AdminAPI:
-    return AdminAPI(session, base_url, {"authorization": f"Bearer {key}"}, key,
-                    "the OpenAI admin API", KEY_ENV)
+LABEL = "the OpenAI admin API"
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
 
 
 def _day(bucket: Mapping[str, Any]) -> str:

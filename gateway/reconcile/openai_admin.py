@@ -1,11 +1,12 @@
 """OpenAI's organization Costs and Usage APIs, read into per-day, per-model tallies.
 
-Costs: `GET /v1/organization/costs?start_time&end_time&bucket_width=1d&group_by=line_item`
+Costs: `GET /v1/organization/costs?start_time&end_time&bucket_width=1d&group_by[]=line_item`
 (`limit` up to 180 buckets a page): each bucket's `results[].amount.value` (dollars,
 a JSON number) with `amount.currency` "usd", attributed to the model of `line_item`.
-Usage: `GET /v1/organization/usage/completions?...&group_by=model` (`limit` up to 31
-a page): `input_tokens` (cache reads included), `input_cached_tokens`, `output_tokens`
-per `model`. Buckets carry `start_time` (Unix seconds, UTC midnight); pages chain with
+Usage: `GET /v1/organization/usage/completions?...&group_by[]=model` (`limit` up to 31
+a page): `input_tokens` (cache reads and writes included), `input_cached_tokens`,
+`output_tokens` per `model`. Arrays go as `name[]=value`, as OpenAI's own SDK sends
+them. Buckets carry `start_time` (Unix seconds, UTC midnight); pages chain with
 `has_more` and `next_page` (sent back as `page`). Auth: `Authorization: Bearer` admin key.
 """
 
@@ -48,14 +49,14 @@ async def report(admin: AdminAPI, start: datetime, end: datetime) -> dict[Key, T
               ("bucket_width", "1d")]
     out: dict[Key, Tally] = {}
     async for page in admin.pages("/organization/costs",
-                                  [*window, ("group_by", "line_item"),
+                                  [*window, ("group_by[]", "line_item"),
                                    ("limit", str(min(days, 180)))]):
         for bucket in page["data"]:
             day = _day(bucket)
             for result in bucket.get("results") or []:
                 add_cost(out, day, result)
     async for page in admin.pages("/organization/usage/completions",
-                                  [*window, ("group_by", "model"), ("limit", str(min(days, 31)))]):
+                                  [*window, ("group_by[]", "model"), ("limit", str(min(days, 31)))]):
         for bucket in page["data"]:
             day = _day(bucket)
             for result in bucket.get("results") or []:

@@ -59,7 +59,8 @@ def _page(request: web.Request, start: int, end: int, limit: int, results: Any) 
 
 def _cost(line_item: str | None, value: Decimal) -> dict[str, Any]:
     return {"object": "organization.costs.result", "amount": {"value": value, "currency": "usd"},
-            "line_item": line_item, "project_id": None}
+            "line_item": line_item, "project_id": None, "api_key_id": None, "user_id": None,
+            "api_source": None, "quantity": None, "quantity_unit": None}
 
 
 def _costs_of(grouped: bool) -> Any:
@@ -68,7 +69,9 @@ def _costs_of(grouped: bool) -> Any:
             return [_cost(None, sum((b.total_usd for b in billed), Decimal(0)))] if billed else []
         out = []
         for b in billed:
-            out += [_cost(f"{b.model}, {label}", b.cost(kind)) for kind, label in LINE_ITEMS]
+            for kind, label in LINE_ITEMS:
+                out.append(_cost(f"{b.model}, {label}", b.cost(kind)))
+                out[-1].update(quantity=getattr(b, kind), quantity_unit="tokens")
             if b.extra_usd:
                 out[-1]["amount"]["value"] += b.extra_usd
         return out
@@ -78,7 +81,8 @@ def _costs_of(grouped: bool) -> Any:
 def _usage(b: Billed, grouped: bool) -> dict[str, Any]:
     return {"object": "organization.usage.completions.result",
             "input_tokens": b.input + b.cache_read, "output_tokens": b.output,
-            "input_cached_tokens": b.cache_read, "input_audio_tokens": 0,
+            "input_cached_tokens": b.cache_read, "input_cache_write_tokens": 0,
+            "input_audio_tokens": 0,
             "output_audio_tokens": 0, "num_model_requests": 1, "project_id": None,
             "user_id": None, "api_key_id": None, "model": b.model if grouped else None,
             "batch": None, "service_tier": None}
@@ -88,7 +92,7 @@ async def costs(request: web.Request) -> web.Response:
     checked = _check(request, 180)
     if isinstance(checked, web.Response):
         return checked
-    grouped = "line_item" in request.query.getall("group_by", [])
+    grouped = "line_item" in request.query.getall("group_by[]", [])  # the SDK's array form
     return _page(request, *checked, _costs_of(grouped))
 
 
@@ -96,7 +100,7 @@ async def usage(request: web.Request) -> web.Response:
     checked = _check(request, 31)
     if isinstance(checked, web.Response):
         return checked
-    grouped = "model" in request.query.getall("group_by", [])
+    grouped = "model" in request.query.getall("group_by[]", [])
     return _page(request, *checked, lambda billed: [_usage(b, grouped) for b in billed])
 
 

@@ -105,7 +105,7 @@ async def test_openai_matching_ledger_shows_zero_difference(
     assert state.pages_of("/v1/organization/costs") == 2
     assert state.pages_of("/v1/organization/usage/completions") == 2
     _, query = state.requests[0]
-    assert query["group_by"] == ["line_item"] and query["bucket_width"] == ["1d"]
+    assert query["group_by[]"] == ["line_item"] and query["bucket_width"] == ["1d"]
     assert OPENAI_KEY not in out + err
 
 

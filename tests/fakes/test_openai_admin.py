@@ -8,6 +8,12 @@ from decimal import Decimal
 
 import pytest
 from openai import AsyncOpenAI
+from openai.types.admin.organization.usage_completions_response import (
+    DataResultOrganizationUsageCompletionsResult as CompletionsResult,
+)
+from openai.types.admin.organization.usage_costs_response import (
+    DataResultOrganizationCostsResult as CostsResult,
+)
 
 from tests.fakes.admin_reports import AdminState, Billed
 from tests.fakes.openai_admin import running_openai_admin
@@ -33,13 +39,13 @@ async def test_the_sdk_reads_the_fake_costs_and_usage() -> None:
         usage = await sdk.admin.organization.usage.completions(
             start_time=START, end_time=START + 86400, group_by=["model"], limit=1)
     assert costs.has_more and costs.next_page
-    first = costs.data[0].results
-    assert [type(r).__name__ for r in first] == ["DataResultOrganizationCostsResult"] * 3
+    first = [r for r in costs.data[0].results if isinstance(r, CostsResult)]
+    assert len(first) == len(costs.data[0].results) == 3
     assert [(r.line_item, r.amount.value if r.amount else None) for r in first] == [
         ("gpt-4.1-2025-04-14, input", 0.002), ("gpt-4.1-2025-04-14, cached input", 0.00025),
         ("gpt-4.1-2025-04-14, output", 0.0008)]
     result = usage.data[0].results[0]
-    assert type(result).__name__ == "DataResultOrganizationUsageCompletionsResult"
+    assert isinstance(result, CompletionsResult)
     assert (result.model, result.input_tokens, result.input_cached_tokens,
             result.output_tokens) == ("gpt-4.1-2025-04-14", 1500, 500, 100)
     assert state.requests[0][1]["group_by[]"] == ["line_item"]

@@ -1,7 +1,8 @@
 """`llm-gateway reconcile --provider openai|anthropic --since DATE`: the ledger's cost and
 tokens per UTC day and model beside the provider's own cost and usage reports, for a
 nightly job. Exit 0: within the thresholds; 1: a difference passes them; 2: bad
-arguments or no admin key; 3: the provider or the ledger could not be read.
+arguments or no admin key; 3: the provider or the ledger could not be read, or the
+metrics not exported.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from decimal import Decimal, InvalidOperation
 from types import ModuleType
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from gateway.config import GatewayConfig
 from gateway.reconcile import anthropic_admin, metrics, openai_admin, render
 from gateway.reconcile.admin_http import AdminAPI, AdminAPIError, client
-from gateway.reconcile.compare import Key, Tally, Thresholds, compare
+from gateway.reconcile.compare import Key, Line, Tally, Thresholds, compare
 from gateway.reconcile.ledger_side import ledger_tallies
 from gateway.spend.cli import Store  # the spend commands' access to the configured store
 
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace, config: GatewayConfig, environ: Mapping[str, s
     base_url = args.base_url or environ.get(module.BASE_ENV) or module.DEFAULT_BASE
     try:
         entries = Store(config).entries(start.timestamp(), end.timestamp())
-    except (sqlite3.Error, OSError, ConnectionError) as exc:
+    except (sqlite3.Error, OSError, ConnectionError, RedisError) as exc:
         print(f"error: the ledger is not readable: {exc}", file=sys.stderr)
         return UNREADABLE
     ours = ledger_tallies(entries, set(args.ledger_provider or [args.provider]))
@@ -126,18 +129,24 @@ def run(args: argparse.Namespace, config: GatewayConfig, environ: Mapping[str, s
                  f"ledger / provider; a line fails past ${thresholds.usd} and "
                  f"{thresholds.pct}%")
         print(render.table(lines, title, thresholds))
-    _export(lines, args, thresholds, environ)
+    exported = _export(lines, args, thresholds, environ)
     failed = sum(1 for line in lines if thresholds.exceeded(line))
     if failed:
         print(f"{failed} line(s) differ from {args.provider}'s report past the thresholds",
               file=sys.stderr)
         return EXCEEDED
-    return 0
+    return 0 if exported else UNREADABLE
 
 
-def _export(lines: list[Any], args: argparse.Namespace, thresholds: Thresholds,
-            environ: Mapping[str, str]) -> None:
-    if args.metrics_file:
-        metrics.write_textfile(args.metrics_file, metrics.prometheus_text(
-            lines, args.provider, thresholds, time.time()))
-    metrics.push_otlp(lines, args.provider, thresholds, environ)
+def _export(lines: list[Line], args: argparse.Namespace, thresholds: Thresholds,
+            environ: Mapping[str, str]) -> bool:
+    """Hand the gauges on; False (after saying why) when they could not be."""
+    try:
+        if args.metrics_file:
+            metrics.write_textfile(args.metrics_file, metrics.prometheus_text(
+                lines, args.provider, thresholds, time.time()))
+        metrics.push_otlp(lines, args.provider, thresholds, environ)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: the reconcile metrics were not exported: {exc}", file=sys.stderr)
+        return False
+    return True

@@ -267,3 +267,17 @@ async def test_bad_arguments_exit_2(argv: tuple[str, ...], message: str, tmp_pat
     code, _, err = await reconcile(capsys, _config(tmp_path, []), {"OPENAI_ADMIN_KEY": "k"},
                                    "--provider", "openai", *argv)
     assert code == 2 and message in err
+
+
+async def test_an_unwritable_metrics_file_is_an_error_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --metrics-file in a missing directory still prints the report, then exits 3 saying
+    the metrics were not exported."""
+    async with running_openai_admin(AdminState(OPENAI_KEY, OPENAI_BILLED)) as base:
+        code, out, err = await reconcile(
+            capsys, _config(tmp_path, OPENAI_LEDGER), {"OPENAI_ADMIN_KEY": OPENAI_KEY},
+            "--provider", "openai", *WINDOW, "--base-url", base,
+            "--metrics-file", str(tmp_path / "missing" / "r.prom"))
+    assert code == 3
+    assert "Reconciliation with openai" in out
+    assert err.startswith("error: the reconcile metrics were not exported:")

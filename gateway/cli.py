@@ -13,6 +13,7 @@ from gateway.config import GatewayConfig, ProviderConfig, load_from, schema_text
 from gateway.confread import ConfigError
 from gateway.fastpaths import select
 from gateway.providers.clients import route
+from gateway.reconcile import cli as reconcile_cli
 from gateway.resilience.summary import summary_lines as resilience_summary
 from gateway.spend import cli as spend_cli
 from gateway.spend import ledger_lock
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
     sub.add_parser("config-schema", help="print the config file's JSON Schema (for editors)")
     spend_cli.add_parsers(sub)
+    reconcile_cli.add_parser(sub)
     return parser
 
 
@@ -222,7 +224,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    commands = {"serve", "check-config", "config-schema", *spend_cli.COMMANDS}
+    commands = {"serve", "check-config", "config-schema", reconcile_cli.COMMAND,
+                *spend_cli.COMMANDS}
     if not args_list or (args_list[0] not in commands and args_list[0].startswith("-")
                          and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "serve")
@@ -232,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config-schema":
         print(schema_text(), end="")
         return 0
+    if args.command == reconcile_cli.COMMAND:
+        config = _load(args.config)
+        return 2 if config is None else reconcile_cli.run(args, config, os.environ)
     if args.command in spend_cli.COMMANDS:
         config = _load(args.config)
         return 2 if config is None else spend_cli.run(args, config)

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway.spend import report
+from gateway.spend import report, report_formats
 from gateway.spend.budgets import Budget, to_nanos
 from gateway.spend.windows import zone
 
@@ -155,8 +155,8 @@ def _spend(args: argparse.Namespace, client: AdminClient) -> int:
     total = answer["total"]["budget"]
     title = (f"Spend by {answer['by']}, {answer['label']} ({answer['timezone']}), "
              f"from {client.base_url}")
-    print(report.render(summary, answer["by"], title, per_group,
-                        _budget(total) if total else None))
+    print(report_formats.render(getattr(args, "format", "table"), summary, answer["by"], title,
+                                per_group, _budget(total) if total else None))
     return 0
 
 

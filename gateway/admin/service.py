@@ -26,6 +26,7 @@ from gateway.config import GatewayConfig
 from gateway.resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
 from gateway.spend import report
 from gateway.spend.backend import LocalBackend, RedisBackend
+from gateway.spend.budgeted import budgeted_groups, with_budgeted
 from gateway.spend.budgets import Budget, to_nanos
 from gateway.spend.config import hash_key, valid_name
 from gateway.spend.control import SpendControl
@@ -219,8 +220,9 @@ class AdminService:
         else:
             current = window_at(now, window, tz)
             start, end, label = current.start, now + 1, f"{window} {current.id}"
-        summary = await self._summary(control, by, start, end)
         budgets = list(control.budgets.all())
+        summary = with_budgeted(await self._summary(control, by, start, end),
+                                budgeted_groups(budgets, by))
         per_group, total_budget = ({}, None) if ranged else report.matching_budgets(
             budgets, by, window)
         return {"by": by, "window": window, "label": label, "timezone": str(tz),

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from gateway.admin import remote
 from gateway.config import GatewayConfig
-from gateway.spend import report
+from gateway.spend import report, report_formats
+from gateway.spend.budgeted import budgeted_groups, with_budgeted
 from gateway.spend.budgets import Budget, fmt_usd, to_nanos
 from gateway.spend.config import BudgetConfig, hash_key, valid_name
 from gateway.spend.control import OPEN_MODE_WARNING
@@ -68,6 +69,8 @@ def add_parsers(sub: Any) -> None:
                        help="the current day or month in spend.timezone (default: day)")
     spend.add_argument("--since", help="start date YYYY-MM-DD instead of the window's start")
     spend.add_argument("--until", help="last date YYYY-MM-DD, included (with --gateway)")
+    spend.add_argument("--format", choices=report_formats.FORMATS, default="table",
+                       help="table (default), json or csv")
     for parser in (create, listing, revoke, rotate, spend):
         parser.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
         parser.add_argument("--gateway", metavar="URL",
@@ -341,6 +344,7 @@ def cmd_spend(args: argparse.Namespace, config: GatewayConfig, store: Store) -> 
     for record in store.keys():
         if record.source == "store" and record.active:
             budgets += record.budgets(config.spend.timezone)
+    summary = with_budgeted(summary, budgeted_groups(budgets, args.by))
     per_group: dict[str, Budget] = {}
     total: Budget | None = None
     if not args.since:  # a budget's share only makes sense over its own window
@@ -348,7 +352,7 @@ def cmd_spend(args: argparse.Namespace, config: GatewayConfig, store: Store) -> 
     tz = zone(config.spend.timezone)
     title = (f"Spend by {args.by}, {label} ({config.spend.timezone}), "
              f"{local_time(window.start, tz)} to now")
-    print(report.render(summary, args.by, title, per_group, total))
+    print(report_formats.render(args.format, summary, args.by, title, per_group, total))
     return 0
 
 

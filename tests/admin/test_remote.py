@@ -4,6 +4,7 @@ the new direct-store commands (rotate, grouping by tag and user)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import openai
@@ -11,6 +12,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from gateway.cli import main
+from gateway.spend.config import hash_key
 from tests.admin.helpers import ADMIN_KEY, admin_gateway
 from tests.fakes.openai_upstream import RunningUpstream
 from tests.spend.helpers import MESSAGES, spend_config, spend_gateway
@@ -117,3 +119,30 @@ async def test_direct_rotate_and_spend_by_user(upstream: RunningUpstream, tmp_pa
     with pytest.raises(SystemExit) as info:
         main(["spend", "--by", "colour", "--config", str(config_file)])
     assert info.value.code == 2 and "unknown grouping" in capsys.readouterr().err
+
+
+async def test_spend_formats_over_the_admin_api_list_budgeted_keys(
+        upstream: RunningUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """spend --gateway --format json|csv lists a key with a budget but no calls at zero."""
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", ADMIN_KEY)
+    extra = f"""
+keys:
+  - {{alias: web, team: product, key_sha256: "{hash_key('sk-gw-web')}"}}
+  - {{alias: quiet, team: product, key_sha256: "{hash_key('sk-gw-q')}", budget_usd_per_day: 3}}
+"""
+    async with admin_gateway(upstream.base_url, tmp_path, extra) as (gw, _, _):
+        await _chat(gw.base_url, "sk-gw-web")
+        code, out, _ = await _cli(capsys, "spend", "--by", "key", "--format", "json",
+                                  "--gateway", gw.root)
+        assert code == 0
+        rows = {row["group"]: row for row in json.loads(out)["rows"]}
+        assert rows["web"]["calls"] == 1
+        assert rows["quiet"]["calls"] == 0 and rows["quiet"]["cost_usd"] == 0
+        assert rows["quiet"]["budget"]["limit_usd"] == 3.0
+        code, out, _ = await _cli(capsys, "spend", "--by", "key", "--format", "csv",
+                                  "--gateway", gw.root)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("key,calls,")
+    assert any(line.startswith("quiet,0,0,0,0,0,key:quiet:day,3,day,0") for line in lines)

@@ -31,7 +31,7 @@ LAYERS: dict[str, tuple[int, str]] = {
 AIOHTTP_ALLOWED = ("gateway.app", "gateway.state", "gateway.server", "gateway.edge",
                    "gateway.fastpaths.httpclient",
                    "gateway.providers.openai", "gateway.providers.registry",
-                   "gateway.spend.notify")
+                   "gateway.spend.notify", "gateway.reconcile.admin_http")
 
 
 def _modules() -> dict[str, ast.Module]:

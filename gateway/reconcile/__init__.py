@@ -1,0 +1,1 @@
+"""`llm-gateway reconcile`: the ledger's cost and tokens beside the provider's own reports."""

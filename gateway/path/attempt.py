@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -40,6 +41,7 @@ from gateway.telemetry.vocabulary import BoundedNames, status_error_type
 from gateway.translate.dialects import translation
 from gateway.usage import Usage
 
+_NO_COST = Decimal(0)  # a failed attempt's, with no usage
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
 
 
@@ -278,7 +280,7 @@ class AttemptRunner:
         recorder.finish(response_model=None, usage=None, cost=None,
                         error_type=error.error_type, error_message=message)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
-                               usage=None, cost=cost_usd(Usage(), model.price),
+                               usage=None, cost=_NO_COST,
                                error_type=error.error_type,
                                status=getattr(error, "status", None))
         return AttemptFailed(error, result)
@@ -301,11 +303,13 @@ class AttemptRunner:
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)
-        cost = cost_usd(usage, model.price)
+        pricing = model.pricing
+        cost = cost_usd(usage, pricing)
         if reading.output_messages is not None:
             _record_output(recorder, mode, reading.output_messages)
         recorder.finish(response_model=self.response_models(reading.response_model), usage=usage,
-                        cost=cost, response_attributes=reading.attributes)
+                        cost=cost if pricing.priced else None, unpriced=not pricing.priced,
+                        response_attributes=reading.attributes)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
                                usage=usage, cost=cost, status=response.status, committed=True)
         body = reading.body if reading.body is not None else raw
@@ -319,7 +323,8 @@ class AttemptRunner:
         usage = watcher.usage
         if usage is None:
             usage = estimated_usage(call, watcher.output_tokens())
-        cost = cost_usd(usage, model.price)
+        pricing = model.pricing
+        cost = cost_usd(usage, pricing)
         ending = stream.ending
         attrs = dict(watcher.response_attributes)
         attrs[n.GATEWAY_STREAM_END] = "done" if ending is None else ending.end
@@ -328,7 +333,7 @@ class AttemptRunner:
             _record_output(recorder, self.telemetry.content, output)
         error_type = None if ending is None else ending.error_type
         recorder.finish(response_model=self.response_models(watcher.response_model), usage=usage,
-                        cost=cost,
+                        cost=cost if pricing.priced else None, unpriced=not pricing.priced,
                         error_type=error_type,
                         error_message=None if ending is None else ending.message,
                         response_attributes=attrs)

@@ -97,6 +97,7 @@ class AttemptRecorder:
         response_model: str | None,
         usage: Usage | None,
         cost: Decimal | None,
+        unpriced: bool = False,
         error_type: str | None = None,
         error_message: str | None = None,
         response_attributes: Mapping[str, Any] | None = None,
@@ -152,6 +153,8 @@ class AttemptRecorder:
                     final[n.GATEWAY_USAGE_ESTIMATED] = True
             if cost is not None:
                 final[n.GATEWAY_COST_USD] = float(cost)
+            elif unpriced:  # the model has no price anywhere: no cost, never a silent $0
+                final[n.GATEWAY_COST_UNPRICED] = True
             if error_type is not None:
                 final[n.ERROR_TYPE] = error_type
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))

@@ -19,7 +19,7 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
-from gateway.coreconfig import ANTHROPIC_CACHE_PRICES, PRICE_FIELDS, ModelConfig
+from gateway.coreconfig import ANTHROPIC_CACHE_PRICES, PRICE_FIELDS, ModelConfig, Price
 from gateway.pricing import PICO_PER_MTOK_UNIT, UNPRICED, ModelPricing, Rates
 
 CATALOG = "genai-prices"
@@ -123,27 +123,33 @@ class Resolver:
         if model.price.catalog and model.upstream_model:
             found = self._lookup(model.upstream_model, provider)
         entry, catalog_prices = found if found is not None else (None, None)
-        anthropic = provider is not None and provider.provider_name == "anthropic"
-        own = model.price.set_fields()
-        catalog_columns = _catalog_columns(catalog_prices) if catalog_prices else []
-        base = _column(own, catalog_columns[0][1] if catalog_columns else {}, anthropic)
-        tiers = tuple((above, _column(own, prices, anthropic))
-                      for above, prices in catalog_columns[1:])
-        only_embeddings = model.operations == ("embeddings",)
-        missing = tuple(name for name in ("input", "output")
-                        if name not in base and not (name == "output" and only_embeddings))
-        if "output" not in base and "input" in base:
-            base["output"] = Cell(Decimal(0), "none (embeddings)")
-            for _, column in tiers:
-                column.setdefault("output", Cell(Decimal(0), "none (embeddings)"))
-        if not missing:
-            for column in (base, *(column for _, column in tiers)):
-                _fill(column, anthropic)
-        return PriceSheet(model.name, entry, base, tiers, missing)
+        return build_sheet(model.name, model.price, entry, catalog_prices,
+                           anthropic=provider is not None and provider.provider_name == "anthropic",
+                           only_embeddings=model.operations == ("embeddings",))
 
 
-def _column(own: Mapping[str, Decimal], catalog: Mapping[str, Decimal], anthropic: bool
-            ) -> Column:
+def build_sheet(name: str, price: Price, entry: str | None = None, catalog_prices: Any = None,
+                *, anthropic: bool = False, only_embeddings: bool = False) -> PriceSheet:
+    """A model's sheet from its config `price` and its catalog prices (None: not in it)."""
+    own = price.set_fields()
+    catalog_columns = _catalog_columns(catalog_prices) if catalog_prices is not None else []
+    base = _column(own, catalog_columns[0][1] if catalog_columns else {})
+    tiers = tuple((above, _column(own, prices)) for above, prices in catalog_columns[1:])
+    missing = tuple(kind for kind in ("input", "output")
+                    if kind not in base and not (kind == "output" and only_embeddings))
+    if not missing:
+        for column in (base, *(column for _, column in tiers)):
+            column.setdefault("output", Cell(Decimal(0), "none (embeddings)"))
+            _fill(column, anthropic)
+    return PriceSheet(name, entry, base, tiers, missing)
+
+
+def config_pricing(price: Price, *, anthropic: bool = False) -> ModelPricing:
+    """The prices of a config entry alone, with no catalog (tests, and `catalog: false`)."""
+    return build_sheet("", price, anthropic=anthropic).pricing()
+
+
+def _column(own: Mapping[str, Decimal], catalog: Mapping[str, Decimal]) -> Column:
     """One tier's prices set by the config or the catalog (the config's win)."""
     column = {name: Cell(value, catalog_version()) for name, value in catalog.items()}
     column.update({name: Cell(value, CONFIG) for name, value in own.items()})

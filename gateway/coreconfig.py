@@ -279,7 +279,7 @@ def default_operations(name: str, upstream_model: str) -> tuple[str, ...]:
 @section(frozen=True, config=STRICT)
 class ModelConfig:
     provider: RequiredStr
-    price: Annotated[Price, Field(alias="price_per_mtok")]
+    price: Annotated[Price, Field(alias="price_per_mtok")] = field(default_factory=Price)
     name: Name = ""
     # The effective prices, resolved from the catalog and `price` once at load (set by
     # `_resolve_pricing` when the loader passes a resolver, never read from the file).
@@ -303,8 +303,8 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
-        if data.get("price_per_mtok") is None and data.get("price") is None:
-            data["price_per_mtok"] = {}
+        if data.get("price_per_mtok") is None:  # none in the config: the catalog's
+            data.pop("price_per_mtok", None)
         if is_pattern(str(data.get("name", ""))):
             if data.get("upstream_model"):
                 fail_keys([("upstream_model", "a pattern entry sends each id upstream as "
@@ -321,11 +321,19 @@ class ModelConfig:
 
     @model_validator(mode="after")
     def _resolve_pricing(self, info: ValidationInfo) -> ModelConfig:
-        """Its effective prices, from the loader's resolver (catalog and config), once."""
+        """Its effective prices, once: from the loader's resolver (catalog and config), else
+        from its config entry alone (a model built in code)."""
+        from gateway.catalog import config_pricing  # it imports this module
+
         resolver = (info.context or {}).get("price_resolver")
         if resolver is not None:
-            # Part of building the object (the field is derived, like a cached property).
-            object.__setattr__(self, "pricing", resolver(self))
+            pricing = resolver(self)
+        elif self.pricing is not UNPRICED:
+            return self  # revalidated as part of the whole config: resolved already
+        else:
+            pricing = config_pricing(self.price)
+        # Part of building the object (the field is derived, like a cached property).
+        object.__setattr__(self, "pricing", pricing)
         return self
 
     @field_validator("operations")

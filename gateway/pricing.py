@@ -14,6 +14,7 @@ from decimal import Decimal
 from gateway.usage import Usage
 
 PICO_PER_USD = 10**12
+_USD_PER_PICO = Decimal("1e-12")
 # Prices are US dollars per million tokens; one pico-dollar per token is 10^-6 of that.
 PICO_PER_MTOK_UNIT = 10**6
 # The token types a price can be set for, in the order `Rates` holds them.
@@ -107,8 +108,8 @@ def cost_pico(usage: Usage, pricing: ModelPricing) -> int:
 
 
 def cost_usd(usage: Usage, pricing: ModelPricing) -> Decimal:
-    """`cost_pico` in US dollars (exact)."""
-    return Decimal(cost_pico(usage, pricing)).scaleb(-12)
+    """`cost_pico` in US dollars (exact: a product of exact decimals)."""
+    return Decimal(cost_pico(usage, pricing)) * _USD_PER_PICO
 
 
 def cache_savings_usd(usage: Usage, pricing: ModelPricing) -> float:
@@ -129,4 +130,4 @@ def worst_case_pico(prompt_tokens: int, max_output_tokens: int, pricing: ModelPr
 
 def worst_case_cost_usd(prompt_tokens: int, max_output_tokens: int,
                         pricing: ModelPricing) -> Decimal:
-    return Decimal(worst_case_pico(prompt_tokens, max_output_tokens, pricing)).scaleb(-12)
+    return Decimal(worst_case_pico(prompt_tokens, max_output_tokens, pricing)) * _USD_PER_PICO

@@ -166,7 +166,7 @@ def _cells(row: Row, budget: Budget | None) -> list[str]:
 
 
 # The columns of the token types beyond input, output and cache reads.
-TOKEN_TYPE_HEADER = ("cache write tok", "cache write 1h tok", "reasoning tok")
+TOKEN_TYPE_HEADER = ("write 5m tok", "write 1h tok", "reasoning tok")
 
 
 def _token_type_cells(row: Row) -> list[str]:

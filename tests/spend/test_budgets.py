@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from gateway.catalog import config_pricing
-
 from gateway.config import Price
 from gateway.spend.budgets import (
     Budget,

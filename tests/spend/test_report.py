@@ -24,7 +24,7 @@ def test_every_token_type_is_summed_per_group_and_in_the_total() -> None:
     text = render(summary, "model", "spend today", {}, None)
     lines = text.splitlines()
     assert lines[2].split() == ["model", "calls", "input", "tok", "output", "tok", "cached",
-                                "tok", "cache", "write", "tok", "cache", "write", "1h", "tok",
+                                "tok", "write", "5m", "tok", "write", "1h", "tok",
                                 "reasoning", "tok", "cost", "budget", "used"]
     claude = next(line.split() for line in lines if line.startswith("claude"))
     assert claude == ["claude", "2", "16,100", "510", "10,000", "2,050", "3,000", "0", "$0.0390"]

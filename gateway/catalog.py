@@ -90,7 +90,7 @@ class PriceSheet:
 
 
 def _rates(column: Column) -> Rates:
-    return Rates(*(_pico(column[name].usd_per_mtok) for name in PRICE_FIELDS))
+    return Rates(**{name: _pico(column[name].usd_per_mtok) for name in PRICE_FIELDS})
 
 
 def _pico(usd_per_mtok: Decimal) -> int:

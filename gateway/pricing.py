@@ -17,9 +17,6 @@ PICO_PER_USD = 10**12
 _USD_PER_PICO = Decimal("1e-12")
 # Prices are US dollars per million tokens; one pico-dollar per token is 10^-6 of that.
 PICO_PER_MTOK_UNIT = 10**6
-# The token types a price can be set for, in the order `Rates` holds them.
-TOKEN_TYPES = ("input", "cached_input", "cache_write", "cache_write_1h", "output", "reasoning",
-               "input_audio", "output_audio", "input_image", "output_image")
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,12 @@ class SpendHook(BaseHook):
         res, call.reservation = call.reservation, None
         usage = result.usage
         entry: LedgerEntry | None = None
-        priced = result.model.pricing.priced
-        actual = to_nanos(result.cost) if priced or usage is None else cost_nanos(usage, self._fallback)
+        pricing = result.model.pricing
+        priced = pricing.priced
+        if usage is None:
+            actual = to_nanos(result.cost)
+        else:  # integers only; an unpriced model at the fallback price
+            actual = cost_nanos(usage, pricing if priced else self._fallback)
         if usage is not None and (usage.input or usage.output or actual):
             entry = self._entry(call, result.model.name, result.provider_name,
                                 res.ts if res is not None else self.clock.now(),

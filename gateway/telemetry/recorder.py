@@ -17,7 +17,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway.fastpaths import BoundRecorder, add_keyed, bind, context_with, record_keyed
 from gateway.telemetry import names as n
-from gateway.telemetry.instruments import Plan
+from gateway.telemetry.instruments import Plan, UsageCounters
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
 
@@ -197,14 +197,30 @@ def _count_usage(plan: Plan, key: tuple[Any, ...], usage: Usage | None,
         add_keyed(counters.output, 0, unknown, usage_attributes, context)
         return
     text = (*key, n.MODALITY_TEXT)
-    add_keyed(counters.input, usage.input, text, usage_attributes, context)
-    add_keyed(counters.output, usage.output, text, usage_attributes, context)
+    if usage.input_audio or usage.input_image or usage.output_audio or usage.output_image:
+        _count_modalities(counters, key, usage, context)
+    else:
+        add_keyed(counters.input, usage.input, text, usage_attributes, context)
+        add_keyed(counters.output, usage.output, text, usage_attributes, context)
     if usage.cache_read:
         add_keyed(counters.cache_read, usage.cache_read, text, usage_attributes, context)
     if usage.cache_creation:
         add_keyed(counters.cache_write, usage.cache_creation, text, usage_attributes, context)
     if usage.reasoning:
         add_keyed(counters.reasoning, usage.reasoning, text, usage_attributes, context)
+
+
+def _count_modalities(counters: UsageCounters, key: tuple[Any, ...], usage: Usage,
+                      context: Context) -> None:
+    """Input and output split by modality: the audio and image parts, the rest as text."""
+    for counter, total, audio, image in (
+            (counters.input, usage.input, usage.input_audio, usage.input_image),
+            (counters.output, usage.output, usage.output_audio, usage.output_image)):
+        for modality, count in ((n.MODALITY_AUDIO, audio), (n.MODALITY_IMAGE, image)):
+            if count:
+                add_keyed(counter, count, (*key, modality), usage_attributes, context)
+        add_keyed(counter, max(0, total - audio - image), (*key, n.MODALITY_TEXT),
+                  usage_attributes, context)
 
 
 def usage_attributes(key: tuple[Any, ...]) -> dict[str, Any]:

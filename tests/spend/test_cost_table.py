@@ -4,6 +4,7 @@ an unpriced model, never free against a budget."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,10 +162,13 @@ async def test_messages_ledger_cost_equals_the_hand_computation(rig: Rig) -> Non
     assert rows[3].stream and rows[3].cache_write_1h_tokens == 3_000
 
 
-async def test_unpriced_model_is_served_flagged_and_charged_the_fallback(rig: Rig) -> None:
+async def test_unpriced_model_is_served_flagged_and_charged_the_fallback(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     """A model in neither the catalog nor the config: served, its span says unpriced (no
-    $0 cost), it is counted per model, and the ledger charges the documented fallback
-    ($15 in, $75 out per Mtok: 1,000 x 15 + 100 x 75 = 22,500 -> 22,500,000 nano-dollars)."""
+    $0 cost), it is counted per model and logged once, and the ledger charges the
+    documented fallback ($15 in, $75 out per Mtok: 1,000 x 15 + 100 x 75 = 22,500 ->
+    22,500,000 nano-dollars)."""
+    caplog.set_level(logging.WARNING, logger="gateway.path.lifecycle")
     async with rig.openai() as client:
         for _ in range(2):
             rig.oai.state.queue.append(oai.Behaviour(prompt_tokens=1_000, completion_tokens=100))
@@ -178,6 +182,8 @@ async def test_unpriced_model_is_served_flagged_and_charged_the_fallback(rig: Ri
     assert prom_value(text, "gateway_unpriced_calls_total",
                       {"gen_ai_request_model": "mystery"}) == 2
     assert prom_value(text, "gateway_cost_usd_total", {"gen_ai_request_model": "mystery"}) is None
+    logged = [r.getMessage() for r in caplog.records if "has no price" in r.getMessage()]
+    assert len(logged) == 1 and "'mystery'" in logged[0]
 
 
 async def test_cache_savings_are_counted_in_dollars(rig: Rig) -> None:

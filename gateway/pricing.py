@@ -75,30 +75,33 @@ UNPRICED = ModelPricing(FREE, (), False)
 def cost_pico(usage: Usage, pricing: ModelPricing) -> int:
     """The call's cost in pico-dollars. Input: cache reads at the cached price, cache writes
     at their lifetime's write price, audio and image tokens at theirs, the rest at the input
-    price. Output: reasoning, audio and image tokens at theirs, the rest at the output price."""
+    price. Output: reasoning, audio and image tokens at theirs, the rest at the output price.
+    A part larger than what is left of its total is capped (a confused upstream's counts
+    never bill more tokens than the call had). Conditionals, not min(): a builtin call costs
+    more than the arithmetic here."""
     r = pricing.rates(usage.input) if pricing.tiers else pricing.base
     rest = usage.input
-    cached = min(usage.cache_read, rest)
+    cached = usage.cache_read if usage.cache_read < rest else rest
     rest -= cached
     pico = cached * r.cached_input
     if usage.cache_creation:
-        written = min(usage.cache_creation, rest)
-        written_1h = min(usage.cache_creation_1h, written)
+        written = usage.cache_creation if usage.cache_creation < rest else rest
+        written_1h = usage.cache_creation_1h if usage.cache_creation_1h < written else written
         rest -= written
         pico += (written - written_1h) * r.cache_write + written_1h * r.cache_write_1h
     if usage.input_audio or usage.input_image:
-        audio = min(usage.input_audio, rest)
+        audio = usage.input_audio if usage.input_audio < rest else rest
         rest -= audio
-        image = min(usage.input_image, rest)
+        image = usage.input_image if usage.input_image < rest else rest
         rest -= image
         pico += audio * r.input_audio + image * r.input_image
     out = usage.output
     if usage.reasoning or usage.output_audio or usage.output_image:
-        reasoning = min(usage.reasoning, out)
+        reasoning = usage.reasoning if usage.reasoning < out else out
         out -= reasoning
-        audio = min(usage.output_audio, out)
+        audio = usage.output_audio if usage.output_audio < out else out
         out -= audio
-        image = min(usage.output_image, out)
+        image = usage.output_image if usage.output_image < out else out
         out -= image
         pico += reasoning * r.reasoning + audio * r.output_audio + image * r.output_image
     return pico + rest * r.input + out * r.output

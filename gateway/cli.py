@@ -8,10 +8,11 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from gateway import __version__, lograte, workers
+from gateway import __version__, lograte, pricetable, workers
 from gateway.config import GatewayConfig, ProviderConfig, load_from, schema_text
 from gateway.confread import ConfigError
 from gateway.fastpaths import select
+from gateway.pricing import ModelPricing
 from gateway.providers.clients import route
 from gateway.reconcile import cli as reconcile_cli
 from gateway.resilience.summary import summary_lines as resilience_summary
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and print a summary")
     check.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
     sub.add_parser("config-schema", help="print the config file's JSON Schema (for editors)")
+    prices = sub.add_parser("prices", help="print every model's effective prices and their sources")
+    prices.add_argument("--config", help="config file (default: $GATEWAY_CONFIG, else built in)")
     spend_cli.add_parsers(sub)
     reconcile_cli.add_parser(sub)
     return parser
@@ -169,9 +172,8 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
         route = serving.name
         if serving.name != model.provider:
             route = f"{serving.name} (stand-in: {model.provider} has no key)"
-        price = model.price
         lines.append(f"  {model.name:<22} -> {route:<12} upstream={model.upstream_model}  "
-                     f"$/Mtok in {price.input} out {price.output} cached {price.cached_input}  "
+                     f"{_price_summary(model.pricing)}  "
                      f"serves {'/'.join(model.operations) or 'all but embeddings'}")
     lines += server_lines(config)
     lines += spend_cli.summary_lines(config)
@@ -179,6 +181,16 @@ def summary(config: GatewayConfig, environ: Mapping[str, str]) -> list[str]:
     lines += ["", "telemetry:"]
     lines += [f"  {line}" for line in describe(environ)]
     return lines
+
+
+def _price_summary(pricing: ModelPricing) -> str:
+    """A model's base input, output and cached-input prices (`prices` has them all)."""
+    if not pricing.priced:
+        return "UNPRICED"
+    rates = pricing.base
+    tiers = f" (+{len(pricing.tiers)} tier)" if pricing.tiers else ""
+    return (f"$/Mtok in {rates.input / 1e6:g} out {rates.output / 1e6:g} "
+            f"cached {rates.cached_input / 1e6:g}{tiers}")
 
 
 def server_lines(config: GatewayConfig) -> list[str]:
@@ -210,6 +222,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(summary(config, os.environ)))
     problems, warnings = spend_cli.check(config, os.environ)
+    warnings += pricetable.warnings(config)
     problems += _network_problems(config, os.environ)
     for warning in warnings:
         print(f"\n{warning}")
@@ -224,7 +237,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    commands = {"serve", "check-config", "config-schema", reconcile_cli.COMMAND,
+    commands = {"serve", "check-config", "config-schema", "prices", reconcile_cli.COMMAND,
                 *spend_cli.COMMANDS}
     if not args_list or (args_list[0] not in commands and args_list[0].startswith("-")
                          and args_list[0] not in ("-h", "--help", "--version")):
@@ -238,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == reconcile_cli.COMMAND:
         config = _load(args.config)
         return 2 if config is None else reconcile_cli.run(args, config, os.environ)
+    if args.command == "prices":
+        config = _load(args.config)
+        if config is None:
+            return 2
+        print(pricetable.render(config))
+        return 0
     if args.command in spend_cli.COMMANDS:
         config = _load(args.config)
         return 2 if config is None else spend_cli.run(args, config)

@@ -24,6 +24,7 @@ import yaml
 from pydantic import TypeAdapter
 from pydantic.dataclasses import dataclass as section
 
+from gateway.catalog import resolver_for
 from gateway.confread import STRICT, ConfigError, EnvJsonSchema, fields_at, validate
 from gateway.coreconfig import (
     CORE_KEYS,
@@ -40,7 +41,6 @@ from gateway.coreconfig import (
     Secret,
     ServerConfig,
     StorageConfig,
-    anthropic_providers,
     named_entries,
 )
 from gateway.envsubst import FromEnv, substitute
@@ -117,13 +117,15 @@ def _core(tree: Mapping[str, Any], facts: FileFacts, problems: list[str]) -> Cor
     if isinstance(models, Mapping):
         models = {name: {k: v for k, v in entry.items() if k not in feature_keys}
                   if isinstance(entry, Mapping) else entry for name, entry in models.items()}
+    providers = tree.get("providers")
+    providers = providers if isinstance(providers, Mapping) else {}
     data = {**{k: tree[k] for k in CORE_KEYS if k in tree and tree[k] is not None},
             "providers": named_entries(tree, "providers", problems,
                                        ", ".join(sorted(fields_at(ProviderConfig, ())))) or {},
             "models": models or {}}
     core = validate(CoreConfig, data, "", problems, known_keys=_known_keys,
                     context={"providers": facts.providers,
-                             "anthropic_providers": anthropic_providers(tree)})
+                             "price_resolver": resolver_for(providers)})
     if models is None or (isinstance(models, Mapping) and not models):
         problems.append("models: at least one model is required")
     return core

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
@@ -26,9 +26,7 @@ from gateway.confread import (
     Check,
     Choice,
     Integer,
-    Money,
     Number,
-    RequiredMoney,
     RequiredStr,
     Str,
     StrList,
@@ -41,6 +39,7 @@ from gateway.confread import (
 )
 from gateway.envsubst import FromEnv
 from gateway.limits import RequestLimits
+from gateway.pricing import UNPRICED, ModelPricing
 from gateway.redact import looks_secret, secret_parts
 
 PROVIDER_KINDS = ("openai", "anthropic", "mock")
@@ -57,7 +56,8 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
                             "x-goog-api-key", "ocp-apim-subscription-key", "cookie"})
 # Anthropic bills prompt-cache reads at 0.1x the input price, five-minute writes at 1.25x
-# and one-hour writes at 2x: the defaults for a model served by provider_name anthropic.
+# and one-hour writes at 2x: the defaults for a model served by provider_name anthropic
+# when neither the config nor the catalog prices them.
 ANTHROPIC_CACHE_PRICES = (("cached_input", Decimal("0.1")), ("cache_write", Decimal("1.25")),
                           ("cache_write_1h", Decimal(2)))
 
@@ -226,31 +226,44 @@ class ProviderConfig:
         return key + self.header_secrets + proxy
 
 
+_PRICE = Annotated[Decimal | None, nullable(Check(money))]
+
+
 @section(frozen=True, config=STRICT)
 class Price:
-    """US dollars per million tokens. Prompt-cache writes (five-minute and one-hour entries)
-    cost plain input unless priced; a model of an anthropic provider defaults to Anthropic's
-    prices: cache reads 0.1x, five-minute writes 1.25x, one-hour writes 2x of input."""
+    """US dollars per million tokens, as the config sets them: each key overrides the
+    price catalog's for that token type (at every tier), and an unset one keeps it
+    (`gateway.catalog` resolves the effective prices)."""
 
-    input: RequiredMoney
-    output: RequiredMoney
-    cached_input: Money = Decimal(0)  # default: the input price
-    cache_write: Annotated[Decimal | None, nullable(Check(money))] = None
-    cache_write_1h: Annotated[Decimal | None, nullable(Check(money))] = None
+    input: _PRICE = None
+    output: _PRICE = None
+    cached_input: _PRICE = None
+    cache_write: _PRICE = None  # a five-minute cache entry (the default lifetime)
+    cache_write_1h: _PRICE = None
+    reasoning: _PRICE = None
+    input_audio: _PRICE = None
+    output_audio: _PRICE = None
+    input_image: _PRICE = None
+    output_image: _PRICE = None
+    # False: use no catalog price for this model, only the ones set here.
+    catalog: bool = True
 
-    @field_validator("input", "output", "cached_input", "cache_write", "cache_write_1h")
+    @field_validator("input", "output", "cached_input", "cache_write", "cache_write_1h",
+                     "reasoning", "input_audio", "output_audio", "input_image", "output_image")
     @classmethod
     def _at_most(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value > MAX_PRICE_PER_MTOK:  # a typo, and Decimal's range is finite
             fail(f"must be at most {MAX_PRICE_PER_MTOK} (US dollars per million tokens)")
         return value
 
-    @model_validator(mode="before")
-    @classmethod
-    def _cached_defaults_to_input(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("cached_input") is None and "input" in data:
-            return {**data, "cached_input": data["input"]}
-        return data
+    def set_fields(self) -> dict[str, Decimal]:
+        """The prices this entry sets, by token type."""
+        return {name: value for name in PRICE_FIELDS
+                if (value := getattr(self, name)) is not None}
+
+
+PRICE_FIELDS = ("input", "cached_input", "cache_write", "cache_write_1h", "output", "reasoning",
+                "input_audio", "output_audio", "input_image", "output_image")
 
 
 EMBEDDINGS = "embeddings"
@@ -267,8 +280,11 @@ def default_operations(name: str, upstream_model: str) -> tuple[str, ...]:
 @section(frozen=True, config=STRICT)
 class ModelConfig:
     provider: RequiredStr
-    price: Annotated[Price, Field(alias="price_per_mtok")]
+    price: Annotated[Price, Field(alias="price_per_mtok")] = field(default_factory=Price)
     name: Name = ""
+    # The effective prices, resolved from the catalog and `price` once at load (set by
+    # `_resolve_pricing` when the loader passes a resolver, never read from the file).
+    pricing: SkipJsonSchema[ModelPricing] = field(default=UNPRICED, repr=False, compare=False)
     upstream_model: Str = ""  # default: the model's name
     offline_provider: Str | None = None
     aliases: StrList = ()  # other ids clients may ask for (Claude Code's dated ones)
@@ -283,14 +299,13 @@ class ModelConfig:
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any, info: ValidationInfo) -> Any:
-        """A missing price still names its keys; `upstream_model` defaults to the name;
-        `operations` to what the names say (`default_operations`); a model of an anthropic
-        provider gets Anthropic's cache prices unless it sets them."""
+        """A missing price sets none; `upstream_model` defaults to the name; `operations`
+        to what the names say (`default_operations`)."""
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
-        if data.get("price_per_mtok") is None and data.get("price") is None:
-            data["price_per_mtok"] = {}
+        if data.get("price_per_mtok") is None:  # none in the config: the catalog's
+            data.pop("price_per_mtok", None)
         if is_pattern(str(data.get("name", ""))):
             if data.get("upstream_model"):
                 fail_keys([("upstream_model", "a pattern entry sends each id upstream as "
@@ -303,11 +318,24 @@ class ModelConfig:
                                          str(data.get("upstream_model") or ""))
             if default:
                 data["operations"] = list(default)
-        anthropic = (info.context or {}).get("anthropic_providers", ())
-        price = data.get("price_per_mtok")
-        if data.get("provider") in anthropic and isinstance(price, Mapping):
-            data["price_per_mtok"] = _anthropic_prices(price)
         return data
+
+    @model_validator(mode="after")
+    def _resolve_pricing(self, info: ValidationInfo) -> ModelConfig:
+        """Its effective prices, once: from the loader's resolver (catalog and config), else
+        from its config entry alone (a model built in code)."""
+        from gateway.catalog import config_pricing  # it imports this module
+
+        resolver = (info.context or {}).get("price_resolver")
+        if resolver is not None:
+            pricing = resolver(self)
+        elif self.pricing is not UNPRICED:
+            return self  # revalidated as part of the whole config: resolved already
+        else:
+            pricing = config_pricing(self.price)
+        # Part of building the object (the field is derived, like a cached property).
+        object.__setattr__(self, "pricing", pricing)
+        return self
 
     @field_validator("operations")
     @classmethod
@@ -483,33 +511,6 @@ def is_pattern(name: str) -> bool:
 
 def _default_provider_name(entry: Mapping[str, Any], key: str) -> str:
     return {"mock": "simulated", "anthropic": "anthropic"}.get(str(entry.get("kind")), key)
-
-
-def anthropic_providers(tree: Mapping[str, Any]) -> frozenset[str]:
-    """The keys of the providers whose gen_ai name is anthropic (their models' prices
-    default to Anthropic's cache multipliers)."""
-    providers = tree.get("providers")
-    found = set()
-    for key, entry in (providers.items() if isinstance(providers, Mapping) else ()):
-        entry = entry if isinstance(entry, Mapping) else {}
-        if (entry.get("provider_name") or _default_provider_name(entry, str(key))) == "anthropic":
-            found.add(str(key))
-    return frozenset(found)
-
-
-def _anthropic_prices(price: Mapping[str, Any]) -> dict[str, Any]:
-    """`price` with Anthropic's cache prices where it sets none (when its input is a number)."""
-    out = dict(price)
-    try:
-        base = Decimal(str(price.get("input")))
-    except (InvalidOperation, ValueError):
-        return out
-    if not base.is_finite():
-        return out
-    for key, factor in ANTHROPIC_CACHE_PRICES:
-        if out.get(key) is None:
-            out[key] = base * factor
-    return out
 
 
 def named_entries(tree: Mapping[str, Any], key: str, problems: list[str], allowed: str) -> Any:

@@ -12,7 +12,9 @@ from typing import Any
 class Usage:
     """Tokens of one call. `input` includes cached tokens and cache writes; `output` includes
     reasoning. `cache_creation` counts every cache write, `cache_creation_1h` the part of it
-    written with a one-hour lifetime (billed higher than the default five minutes)."""
+    written with a one-hour lifetime (billed higher than the default five minutes). The
+    audio and image counts are the parts of `input` and `output` in those modalities
+    (priced apart where the model's price list does)."""
 
     input: int = 0
     output: int = 0
@@ -21,6 +23,10 @@ class Usage:
     reasoning: int = 0
     estimated: bool = False
     cache_creation_1h: int = 0
+    input_audio: int = 0
+    output_audio: int = 0
+    input_image: int = 0
+    output_image: int = 0
 
     @property
     def total(self) -> int:
@@ -35,6 +41,10 @@ class Usage:
             self.reasoning + other.reasoning,
             self.estimated or other.estimated,
             self.cache_creation_1h + other.cache_creation_1h,
+            self.input_audio + other.input_audio,
+            self.output_audio + other.output_audio,
+            self.input_image + other.input_image,
+            self.output_image + other.output_image,
         )
 
 
@@ -59,23 +69,27 @@ def from_openai(usage: Any) -> Usage | None:
     completion = _int(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
-    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    cached = creation = audio_in = image_in = 0
+    if isinstance(prompt_details, dict):
+        cached = _int(prompt_details.get("cached_tokens"))
+        creation = _int(prompt_details.get("cache_creation_tokens"))
+        audio_in = _int(prompt_details.get("audio_tokens"))
+        image_in = _int(prompt_details.get("image_tokens"))
     # DeepSeek reports cache hits at top level.
     cached = cached or _int(usage.get("prompt_cache_hit_tokens"))
-    creation = 0
-    if isinstance(prompt_details, dict):
-        creation = _int(prompt_details.get("cache_creation_tokens"))
-    reasoning = (
-        _int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, dict)
-        else 0
-    )
+    reasoning = audio_out = 0
+    if isinstance(completion_details, dict):
+        reasoning = _int(completion_details.get("reasoning_tokens"))
+        audio_out = _int(completion_details.get("audio_tokens"))
     return Usage(
         input=prompt,
         output=completion,
         cache_read=min(cached, prompt),
         cache_creation=creation,
         reasoning=min(reasoning, completion),
+        input_audio=min(audio_in, prompt),
+        output_audio=min(audio_out, completion),
+        input_image=min(image_in, prompt),
     )
 
 

@@ -54,6 +54,24 @@ def test_check_config_names_bad_key_path(tmp_path: Path) -> None:
     assert "models.gpt-4.1.price_per_mtok.output: must be a number >= 0" in result.stderr
 
 
+def test_prices_and_check_config_name_an_unpriced_model(tmp_path: Path) -> None:
+    """`prices` prints each model's table and the unpriced one; `check-config` warns about
+    it and still exits 0 (it is served by default)."""
+    config = tmp_path / "g.yaml"
+    config.write_text(
+        "providers: {oai: {kind: openai, base_url: \"https://api.openai.com/v1\"}}\n"
+        "models:\n  gpt-4.1: {provider: oai}\n  in-house: {provider: oai}\n")
+    prices = run_cli("prices", "--config", str(config))
+    assert prices.returncode == 0, prices.stderr
+    assert "catalog: genai-prices " in prices.stdout
+    assert "gpt-4.1  (catalog entry openai/gpt-4.1)" in prices.stdout
+    assert "  in-house: no input or output price" in prices.stdout
+    check = run_cli("check-config", "--config", str(config))
+    assert check.returncode == 0, check.stderr
+    assert "warning: no price for in-house" in check.stdout
+    assert "in-house" in check.stdout and "UNPRICED" in check.stdout
+
+
 def test_gateway_config_env_names_the_file(tmp_path: Path) -> None:
     """GATEWAY_CONFIG is used when --config is absent."""
     config = tmp_path / "g.yaml"

@@ -76,7 +76,7 @@ def test_embedded_default_uses_simulator_without_keys() -> None:
     config = load(default_text(), {})
     for name in ("gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"):
         assert config.provider_for(config.models[name]).kind == "mock"
-    assert config.models["claude-sonnet-4.5"].price.output == Decimal("15")
+    assert config.models["claude-sonnet-4.5"].pricing.base.output == 15_000_000  # pico-$/token
 
 
 def test_embedded_default_uses_real_provider_when_key_set() -> None:
@@ -139,16 +139,18 @@ models:
 
 
 def test_anthropic_models_default_to_anthropic_cache_multipliers() -> None:
-    """A model of an anthropic provider prices cache reads 0.1x, 5-minute writes 1.25x, 1-hour 2x."""
+    """A model of an anthropic provider the catalog does not know prices cache reads 0.1x,
+    5-minute writes 1.25x, 1-hour 2x of input; set prices win; others bill them as input."""
     models = load(ANTHROPIC, {}).models
-    price = models["sonnet"].price
-    assert (price.cached_input, price.cache_write, price.cache_write_1h) == (
-        Decimal("0.3"), Decimal("3.75"), Decimal(6))
-    pinned = models["pinned"].price
+    rates = models["sonnet"].pricing.base  # pico-dollars per token: $/Mtok x 10^6
+    assert (rates.cached_input, rates.cache_write, rates.cache_write_1h) == (
+        300_000, 3_750_000, 6_000_000)
+    pinned = models["pinned"].pricing.base
     assert (pinned.cached_input, pinned.cache_write, pinned.cache_write_1h) == (
-        Decimal("0.5"), Decimal(4), Decimal(7))
-    gpt = models["gpt"].price
-    assert (gpt.cached_input, gpt.cache_write, gpt.cache_write_1h) == (Decimal(2), None, None)
+        500_000, 4_000_000, 7_000_000)
+    gpt = models["gpt"].pricing.base
+    assert (gpt.cached_input, gpt.cache_write, gpt.cache_write_1h) == (
+        2_000_000, 2_000_000, 2_000_000)
 
 
 def test_bad_cache_write_price_names_the_key_path() -> None:

@@ -28,9 +28,10 @@ def test_core_config_imports_no_feature() -> None:
     for module in CORE:
         gateway_imports = {name for name in _imports(module) if name.startswith("gateway")}
         # limits, attribution: core sections; redact: which provider header values are
-        # credentials
+        # credentials; pricing, catalog: a model's effective prices, resolved at load (core,
+        # not a feature)
         allowed = {"gateway.confread", "gateway.envsubst", "gateway.limits",
-                   "gateway.attribution", "gateway.redact"}
+                   "gateway.attribution", "gateway.redact", "gateway.pricing", "gateway.catalog"}
         assert gateway_imports <= allowed, (module, gateway_imports)
 
 

@@ -70,14 +70,9 @@ CASES: list[tuple[str, str, list[str]]] = [
      [
          'models.m1.offline_provider: names no provider',
      ]),
-    ('price_missing', BASE.replace(", price_per_mtok: {input: 1, output: 2}", ""),
-     [
-         'models.m1.price_per_mtok.input: is required',
-         'models.m1.price_per_mtok.output: is required',
-     ]),
     ('price_unknown', BASE.replace("output: 2}", "output: 2, colour: 1}"),
      [
-         'models.m1.price_per_mtok.colour: unknown key (expected one of: cache_write, cache_write_1h, cached_input, input, output)',
+         'models.m1.price_per_mtok.colour: unknown key (expected one of: cache_write, cache_write_1h, cached_input, catalog, input, input_audio, input_image, output, output_audio, output_image, reasoning)',
      ]),
     ('server_values', BASE + "server: {port: 70000, metrics_path: metrics, max_body_bytes: 0,"
                              " shutdown_timeout_s: -1, host: [1]}\n",
@@ -206,7 +201,7 @@ CASES: list[tuple[str, str, list[str]]] = [
          'spend.runaway.enabled: must be true or false',
          'spend.runaway.loop_threshold: must be an integer >= 2',
          'spend.runaway.colour: unknown key (expected one of: action, baseline_minutes, block_s, enabled, loop_threshold, loop_window_s, min_requests_per_minute, notify_cooldown_s, spike_factor, warmup_minutes)',
-         'spend.colour: unknown key (expected one of: default_max_tokens, key_refresh_s, notify, reservation_ttl_s, runaway, timezone, webhooks)',
+         'spend.colour: unknown key (expected one of: default_max_tokens, key_refresh_s, notify, reservation_ttl_s, runaway, timezone, unpriced, unpriced_price_per_mtok, webhooks)',
      ]),
 ]
 

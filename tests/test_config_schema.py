@@ -73,7 +73,7 @@ def test_schema_refuses_what_the_loader_refuses() -> None:
     """An unknown key, a negative price or a bad choice is a schema error, as in check-config."""
     document = yaml.load(default_text(), Loader=YamlLoader)
     document["colour"] = "red"
-    document["models"]["gpt-4.1"]["price_per_mtok"]["output"] = -1
+    document["models"]["gpt-4.1"]["price_per_mtok"] = {"output": -1}
     document["providers"]["sim"]["kind"] = "bogus"
     found = _errors(document)
     assert any(e.startswith(": Additional properties") for e in found)

@@ -2,11 +2,13 @@
 
 from decimal import Decimal
 
+from gateway.catalog import config_pricing
 from gateway.config import Price
 from gateway.pricing import cost_usd, worst_case_cost_usd
 from gateway.usage import Usage, estimate_prompt_tokens, from_openai
 
-PRICE = Price(input=Decimal("2.5"), output=Decimal("8"), cached_input=Decimal("0.625"))
+PRICE = config_pricing(Price(input=Decimal("2.5"), output=Decimal("8"),
+                             cached_input=Decimal("0.625")))
 
 
 def test_reads_openai_usage_with_details() -> None:
@@ -17,6 +19,16 @@ def test_reads_openai_usage_with_details() -> None:
         "completion_tokens_details": {"reasoning_tokens": 200},
     })
     assert usage == Usage(input=2000, output=300, cache_read=1024, reasoning=200)
+
+
+def test_reads_openai_audio_and_image_token_details() -> None:
+    """Audio and image tokens are read from the details objects, as parts of input and output."""
+    usage = from_openai({
+        "prompt_tokens": 500, "completion_tokens": 300,
+        "prompt_tokens_details": {"audio_tokens": 120, "image_tokens": 80},
+        "completion_tokens_details": {"audio_tokens": 250},
+    })
+    assert usage == Usage(input=500, output=300, input_audio=120, output_audio=250, input_image=80)
 
 
 def test_missing_usage_is_none() -> None:
@@ -48,8 +60,8 @@ def test_prompt_estimate_grows_with_text() -> None:
     assert long > short > 0
 
 
-SONNET = Price(input=Decimal(3), output=Decimal(15), cached_input=Decimal("0.3"),
-               cache_write=Decimal("3.75"), cache_write_1h=Decimal(6))
+SONNET = config_pricing(Price(input=Decimal(3), output=Decimal(15), cached_input=Decimal("0.3"),
+                              cache_write=Decimal("3.75"), cache_write_1h=Decimal(6)))
 
 
 def test_cache_writes_at_their_lifetime_price() -> None:

@@ -162,7 +162,10 @@ def _spend(args: argparse.Namespace, client: AdminClient) -> int:
 
 def _row(data: Mapping[str, Any]) -> report.Row:
     return report.Row(data["group"], data["calls"], data["input_tokens"], data["output_tokens"],
-                      data["cached_tokens"], to_nanos_float(data["cost_usd"]))
+                      data["cached_tokens"], to_nanos_float(data["cost_usd"]),
+                      # absent from a gateway older than these columns
+                      data.get("cache_write_tokens", 0), data.get("cache_write_1h_tokens", 0),
+                      data.get("reasoning_tokens", 0), data.get("unpriced_calls", 0))
 
 
 def _budget(data: Mapping[str, Any]) -> Budget:

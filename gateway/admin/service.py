@@ -370,7 +370,10 @@ def _row(row: report.Row, budget: Budget | None) -> dict[str, Any]:
     out: dict[str, Any] = {"group": row.group, "calls": row.calls,
                            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
                            "cached_tokens": row.cached_tokens, "cost_usd": row.cost_nanos / 1e9,
-                           "budget": None}
+                           "cache_write_tokens": row.cache_write_tokens,
+                           "cache_write_1h_tokens": row.cache_write_1h_tokens,
+                           "reasoning_tokens": row.reasoning_tokens,
+                           "unpriced_calls": row.unpriced_calls, "budget": None}
     if budget is not None:
         out["budget"] = {"name": budget.name, "limit_usd": budget.limit_nanos / 1e9,
                          "window": budget.window,

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -43,6 +44,7 @@ from gateway.telemetry.vocabulary import BoundedNames, status_error_type
 from gateway.translate.dialects import translation
 from gateway.usage import Usage
 
+_NO_COST = Decimal(0)  # a failed attempt's, with no usage
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
 _CLIENT_ENDS = frozenset((n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED))  # not the upstream's doing
 _log = logging.getLogger("gateway.upstream")
@@ -293,7 +295,7 @@ class AttemptRunner:
                          call.request_id, model.name, provider.config.name, error.error_type,
                          status)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
-                               usage=None, cost=cost_usd(Usage(), model.price),
+                               usage=None, cost=_NO_COST,
                                error_type=error.error_type,
                                status=getattr(error, "status", None))
         return AttemptFailed(error, result)
@@ -315,11 +317,13 @@ class AttemptRunner:
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)
-        cost = cost_usd(usage, model.price)
+        pricing = model.pricing
+        cost = cost_usd(usage, pricing)
         if reading.output_messages is not None:
             recorder.record_output(reading.output_messages)
         recorder.finish(response_model=self.response_models(reading.response_model), usage=usage,
-                        cost=cost, response_attributes=reading.attributes)
+                        cost=cost if pricing.priced else None, unpriced=not pricing.priced,
+                        response_attributes=reading.attributes)
         result = AttemptResult(model=model, provider_name=provider.config.provider_name,
                                usage=usage, cost=cost, status=response.status, committed=True)
         body = reading.body if reading.body is not None else raw
@@ -333,7 +337,8 @@ class AttemptRunner:
         usage = watcher.usage
         if usage is None:
             usage = estimated_usage(call, watcher.output_tokens())
-        cost = cost_usd(usage, model.price)
+        pricing = model.pricing
+        cost = cost_usd(usage, pricing)
         ending = stream.ending
         attrs = dict(watcher.response_attributes)
         attrs[n.GATEWAY_STREAM_END] = "done" if ending is None else ending.end
@@ -347,7 +352,7 @@ class AttemptRunner:
                              call.request_id, model.name, stream.provider.config.name,
                              ending.end, ending.error_type)
         recorder.finish(response_model=self.response_models(watcher.response_model), usage=usage,
-                        cost=cost,
+                        cost=cost if pricing.priced else None, unpriced=not pricing.priced,
                         error_type=error_type,
                         error_message=None if ending is None else ending.message,
                         response_attributes=attrs)

@@ -22,6 +22,7 @@ from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook
+from gateway.pricing import cache_savings_usd
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
 from gateway.telemetry.content import ContentMode
@@ -81,6 +82,7 @@ class Lifecycle:
         # The allow-listed tags as labels of the gateway's per-request series (none unless
         # the operator lists tag names: `attribution.metric_tags`).
         self.tag_labels = attribution.TagLabels(config.attribution)
+        self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None) -> Visit:
@@ -176,6 +178,9 @@ class Lifecycle:
                     final[n.GATEWAY_FALLBACK_REASON] = call.fallback_reason
                 if call.attempts:
                     final[n.GATEWAY_COST_USD] = float(call.cost)
+                    if any(not a.model.pricing.priced and a.usage is not None
+                           for a in call.attempts):
+                        final[n.GATEWAY_COST_UNPRICED] = True  # the cost leaves those out
             if error_type is not None:
                 final[n.ERROR_TYPE] = error_type
             if status >= 500 or (error_type is not None and status >= 400):
@@ -191,15 +196,35 @@ class Lifecycle:
             usage = attempt.usage
             if usage is None or not (usage.input or usage.output):
                 continue
-            key: tuple[Any, ...] = (operation, attempt.model.name, attempt.provider_name,
-                                    alias, team)
-            add_keyed(instruments.cost, float(attempt.cost), (*key, labels) if labels else key,
-                      _cost_attributes, call.server_context)
+            model = attempt.model
+            key: tuple[Any, ...] = (operation, model.name, attempt.provider_name, alias, team)
+            labelled = (*key, labels) if labels else key
+            if model.pricing.priced:
+                add_keyed(instruments.cost, float(attempt.cost), labelled, _cost_attributes,
+                          call.server_context)
+                if usage.cache_read:
+                    add_keyed(instruments.cache_savings,
+                              cache_savings_usd(usage, model.pricing), labelled,
+                              _cost_attributes, call.server_context)
+            else:
+                self._unpriced(model.name, call)
             tokens = instruments.tallies.tokens
             for kind, value in (("input", usage.input), ("output", usage.output),
-                                ("cache_read", usage.cache_read), ("reasoning", usage.reasoning)):
+                                ("cache_read", usage.cache_read),
+                                ("cache_write", usage.cache_creation),
+                                ("reasoning", usage.reasoning)):
                 if value:
                     tokens.add((*key, kind, labels) if labels else (*key, kind), value)
+
+    def _unpriced(self, model: str, call: Call) -> None:
+        """A call to a model with no price: counted, and logged once per model."""
+        add_keyed(self.telemetry.instruments.unpriced_calls, 1, (model,), _unpriced_attributes,
+                  call.server_context)
+        if model not in self._unpriced_logged:
+            self._unpriced_logged.add(model)
+            _log.warning("model '%s' has no price (not in the price catalog, none in the "
+                         "config): its calls are served and counted in "
+                         "gateway_unpriced_calls_total, their cost is unknown", model)
 
 
 def _refused(visit: Visit, status: int, error_type: str) -> None:
@@ -229,6 +254,10 @@ def server_attributes(attributes: dict[str, Any], scheme: str, path: str, host: 
         attributes[n.SERVER_ADDRESS] = address
     if port.isdigit():
         attributes[n.SERVER_PORT] = int(port)
+
+
+def _unpriced_attributes(key: tuple[Any, ...]) -> dict[str, Any]:
+    return {n.GEN_AI_REQUEST_MODEL: key[0]}
 
 
 def _overhead_attributes(key: tuple[Any, ...]) -> dict[str, Any]:

@@ -15,15 +15,15 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.config import Price
-from gateway.pricing import input_ceiling, worst_case_cost_usd
+from gateway.pricing import ModelPricing, cost_pico, worst_case_pico
 from gateway.spend.config import DEFAULT_THRESHOLDS, BudgetConfig
 from gateway.spend.windows import Window, WindowTracker, duration, local_time, zone
-from gateway.usage import MAX_TOKENS
+from gateway.usage import MAX_TOKENS, Usage
 
 NANOS_PER_USD = 1_000_000_000
 ATTRIBUTED = ("user", "tag")  # scopes that depend on the request, not on key and model
 _NANOS = Decimal(NANOS_PER_USD)
+PICO_PER_NANO = 1000
 # The most one attempt can reserve or be charged: 2^53 nano-dollars, about $9.0 million.
 # Every amount stays exact in a double (Redis Lua's numbers, SQLite's TOTAL) and far
 # inside SQLite's and orjson's 64-bit integers, so no sum of amounts can overflow there;
@@ -157,24 +157,16 @@ def output_tokens_reserved(body: Mapping[str, Any], max_tokens: int | None, defa
     return min((max_tokens or default) * n, MAX_TOKENS)
 
 
-def nano_prices(price: Price) -> tuple[int, int] | tuple[()]:
-    """(input, output) in nano-dollars per token when exact integers (prices with at most
-    three decimals per million tokens), so the hot path needs no Decimal; else ()."""
-    per_token = (input_ceiling(price) * 1000, price.output * 1000)
-    if all(p == p.to_integral_value() for p in per_token):
-        return int(per_token[0]), int(per_token[1])
-    return ()
+def worst_case_nanos(prompt_tokens: int, output_tokens: int, pricing: ModelPricing) -> int:
+    """Upper bound of an attempt's cost: no cache discount (and every input token at the
+    dearest input price), every output token used (at most MAX_NANOS); integers only."""
+    pico = worst_case_pico(prompt_tokens, output_tokens, pricing)
+    return clamp_nanos(-(-pico // PICO_PER_NANO))
 
 
-def worst_case_nanos(prompt_tokens: int, output_tokens: int, price: Price) -> int:
-    """Upper bound of an attempt's cost: no cache discount (and every input token a cache
-    write, where writes cost more), every output token used (at most MAX_NANOS)."""
-    return to_nanos(worst_case_cost_usd(prompt_tokens, output_tokens, price))
-
-
-def worst_case_exact(prompt_tokens: int, output_tokens: int, prices: tuple[int, int]) -> int:
-    """`worst_case_nanos` with integer nano-dollar prices per token (the hot path)."""
-    return clamp_nanos(prompt_tokens * prices[0] + output_tokens * prices[1])
+def cost_nanos(usage: Usage, pricing: ModelPricing) -> int:
+    """A call's cost in nano-dollars, rounded up (never under-counted); integers only."""
+    return clamp_nanos(-(-cost_pico(usage, pricing) // PICO_PER_NANO))
 
 
 class ThresholdTracker:

@@ -304,6 +304,20 @@ class NotifySettings:
     backoff_s: Annotated[float, Number()] = 1.0
 
 
+# The price budgets reserve and charge a call to a model with no price at: as dear as
+# the dearest widely used models' list prices, so that a budget is not under-charged.
+UNPRICED_INPUT = Decimal(15)
+UNPRICED_OUTPUT = Decimal(75)
+
+
+@section(frozen=True, config=STRICT)
+class UnpricedPrice:
+    """US dollars per million tokens, for calls to models with no price (flagged in the ledger)."""
+
+    input: Annotated[Decimal, Check(money)] = UNPRICED_INPUT
+    output: Annotated[Decimal, Check(money)] = UNPRICED_OUTPUT
+
+
 @section(frozen=True, config=STRICT)
 class SpendConfig:
     """The `spend:` section, with the keys and budgets the file defines."""
@@ -317,6 +331,10 @@ class SpendConfig:
     webhooks: tuple[WebhookConfig, ...] = ()
     notify: NotifySettings = field(default_factory=NotifySettings)
     runaway: RunawayConfig = field(default_factory=RunawayConfig)
+    # A call to a model with no price anywhere (catalog or config): served (and charged to
+    # budgets at `unpriced_price_per_mtok`, flagged in the ledger), or refused with 403.
+    unpriced: Annotated[str, Choice("serve", "refuse")] = "serve"
+    unpriced_price_per_mtok: UnpricedPrice = field(default_factory=UnpricedPrice)
     # From the top-level `keys:` and `budgets:` (key shorthand budgets included).
     keys: SkipJsonSchema[tuple[KeyConfig, ...]] = ()
     budgets: SkipJsonSchema[tuple[BudgetConfig, ...]] = ()

@@ -26,17 +26,17 @@ from gateway import attribution, errors
 from gateway.call import AttemptResult, Call
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.hooks import BaseHook
+from gateway.pricing import PICO_PER_MTOK_UNIT, ModelPricing, Rates
 from gateway.spend.backend import Backend
 from gateway.spend.budgets import (
     Budget,
     BudgetSet,
     Refusal,
     ThresholdTracker,
+    cost_nanos,
     fmt_usd,
-    nano_prices,
     output_tokens_reserved,
     to_nanos,
-    worst_case_exact,
     worst_case_nanos,
 )
 from gateway.spend.config import SpendConfig
@@ -44,7 +44,7 @@ from gateway.spend.ledger import OK, UNSETTLED, LedgerEntry, Reservation
 from gateway.spend.metrics import SpendMetrics
 from gateway.spend.notify import Notifier
 from gateway.spend.notify_formats import Notice
-from gateway.spend.refusals import RunawayRefused, SpendUnavailable
+from gateway.spend.refusals import RunawayRefused, SpendUnavailable, UnpricedRefused
 from gateway.spend.runaway import RunawayGuard, Verdict
 from gateway.spend.windows import Clock, Window, duration, local_time
 from gateway.telemetry import names as n
@@ -67,7 +67,8 @@ class SpendHook(BaseHook):
         self.runaway = runaway
         self.thresholds = ThresholdTracker()
         self._blocked_noticed: dict[str, str] = {}  # budget -> window id already announced
-        self._nano_prices: dict[str, tuple[int, int] | tuple[()]] = {}
+        self._fallback = fallback_pricing(config.spend)
+        self._refuse_unpriced = config.spend.unpriced == "refuse"
         self._provider_names: Mapping[str, str] = {
             name: config.provider_for(model).provider_name for name, model in config.models.items()}
 
@@ -112,6 +113,11 @@ class SpendHook(BaseHook):
     async def on_attempt(self, call: Call, model: ModelConfig) -> None:
         if call.reservation is not None:
             await self._settle_abnormal(call)
+        if not model.pricing.priced and self._refuse_unpriced:
+            raise UnpricedRefused(
+                f"The model '{model.name}' has no price (not in the gateway's price catalog, "
+                "none in its config), and this gateway refuses calls whose cost it cannot "
+                "know (spend.unpriced: refuse).", param="model")
         principal = call.principal
         provider = self._provider_names.get(model.name, "")
         named = attribution.of(call.state)
@@ -129,6 +135,7 @@ class SpendHook(BaseHook):
             entry = self._entry(call, model.name, provider, now, attempt)
             entry.input_tokens, entry.output_tokens, entry.cost_nanos = prompt, output, amount
             entry.status, entry.estimated = self.backend.journal_status, True
+            entry.unpriced = not model.pricing.priced
             return entry
 
         res = Reservation(budgets, windows, amount, now, attempt, journal)
@@ -161,14 +168,21 @@ class SpendHook(BaseHook):
         res, call.reservation = call.reservation, None
         usage = result.usage
         entry: LedgerEntry | None = None
-        actual = to_nanos(result.cost)
+        pricing = result.model.pricing
+        priced = pricing.priced
+        if usage is None:
+            actual = to_nanos(result.cost)
+        else:  # integers only; an unpriced model at the fallback price
+            actual = cost_nanos(usage, pricing if priced else self._fallback)
         if usage is not None and (usage.input or usage.output or actual):
             entry = self._entry(call, result.model.name, result.provider_name,
                                 res.ts if res is not None else self.clock.now(),
                                 res.attempt if res is not None else len(call.attempts))
             entry.input_tokens, entry.output_tokens = usage.input, usage.output
             entry.cached_tokens, entry.reasoning_tokens = usage.cache_read, usage.reasoning
-            entry.cost_nanos, entry.estimated = actual, usage.estimated
+            entry.cache_write_tokens = usage.cache_creation - usage.cache_creation_1h
+            entry.cache_write_1h_tokens = usage.cache_creation_1h
+            entry.cost_nanos, entry.estimated, entry.unpriced = actual, usage.estimated, not priced
             entry.status = result.error_type or OK
         else:
             actual = 0
@@ -225,12 +239,8 @@ class SpendHook(BaseHook):
                              claim_ttl_s=window.end - now + 86400, context=context)
 
     def _worst_case(self, model: ModelConfig, prompt: int, output: int) -> int:
-        prices = self._nano_prices.get(model.name)
-        if prices is None:
-            prices = self._nano_prices[model.name] = nano_prices(model.price)
-        if prices:
-            return worst_case_exact(prompt, output, prices)
-        return worst_case_nanos(prompt, output, model.price)
+        pricing = model.pricing if model.pricing.priced else self._fallback
+        return worst_case_nanos(prompt, output, pricing)
 
     def _entry(self, call: Call, served: str, provider: str, ts: float, attempt: int
                ) -> LedgerEntry:
@@ -244,3 +254,12 @@ class SpendHook(BaseHook):
             model_requested=call.model.name, model_served=served, provider=provider,
             stream=call.client.stream, attempt=attempt, tags=found.tags_json(),
             end_user=found.user)
+
+
+def fallback_pricing(spend: SpendConfig) -> ModelPricing:
+    """The prices budgets charge a call to an unpriced model at (every input token type
+    at the input price, every output type at the output price)."""
+    price = spend.unpriced_price_per_mtok
+    pin = int(price.input * PICO_PER_MTOK_UNIT)
+    pout = int(price.output * PICO_PER_MTOK_UNIT)
+    return ModelPricing(Rates(pin, pin, pin, pin, pout, pout, pin, pout, pin, pout))

@@ -47,13 +47,20 @@ class LedgerEntry:
     attempt: int
     tags: str  # the request's tags as a JSON object ("" when none), see gateway/attribution.py
     end_user: str  # the end user the client named ("" when none)
+    # Cache writes by lifetime: five-minute (the default) and one-hour entries; part of input.
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    # The model had no price: cost_nanos is at spend.unpriced_price_per_mtok, not a list price.
+    unpriced: bool
 
     def __init__(self, ts: float, request_id: str, trace_id: str, key_alias: str, team: str,
                  key_id: str | None, operation: str, model_requested: str, model_served: str,
                  provider: str, input_tokens: int = 0, output_tokens: int = 0,
                  cached_tokens: int = 0, reasoning_tokens: int = 0, cost_nanos: int = 0,
                  status: str = OK, estimated: bool = False, stream: bool = False,
-                 attempt: int = 1, tags: str = "", end_user: str = "") -> None:
+                 attempt: int = 1, tags: str = "", end_user: str = "",
+                 cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0,
+                 unpriced: bool = False) -> None:
         # Written out (init=False): the generated __init__ stays interpreted in the compiled build.
         self.ts = ts
         self.request_id = request_id
@@ -76,6 +83,9 @@ class LedgerEntry:
         self.attempt = attempt
         self.tags = tags
         self.end_user = end_user
+        self.cache_write_tokens = cache_write_tokens
+        self.cache_write_1h_tokens = cache_write_1h_tokens
+        self.unpriced = unpriced
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "trace_id", "key_alias", "team", "key_id", "operation",
     "model_requested", "model_served", "provider", "input_tokens", "output_tokens",
     "cached_tokens", "reasoning_tokens", "cost_nanos", "status", "estimated", "stream",
-    "attempt", "tags", "end_user",
+    "attempt", "tags", "end_user", "cache_write_tokens", "cache_write_1h_tokens", "unpriced",
 )
 
 SCHEMA = """
@@ -44,7 +44,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     attempt INTEGER NOT NULL,
     owner TEXT,
     tags TEXT NOT NULL DEFAULT '',
-    end_user TEXT NOT NULL DEFAULT ''
+    end_user TEXT NOT NULL DEFAULT '',
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+    unpriced INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
 CREATE INDEX IF NOT EXISTS ledger_pending ON ledger(owner) WHERE status = 'pending';
@@ -96,6 +99,9 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ledger", "tags", "TEXT NOT NULL DEFAULT ''"),
     ("ledger", "end_user", "TEXT NOT NULL DEFAULT ''"),
     ("keys", "expires_at", "REAL"),
+    ("ledger", "cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("ledger", "cache_write_1h_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("ledger", "unpriced", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

@@ -21,3 +21,10 @@ class SpendUnavailable(errors.ServiceUnavailable):
     """The spend store cannot record: refuse rather than spend money nobody accounts for."""
 
     code = "spend_store_unavailable"
+
+
+class UnpricedRefused(errors.PermissionDenied):
+    """`spend.unpriced: refuse` and the model has no price: no call whose cost is unknown."""
+
+    code = "model_unpriced"
+    error_type = "model_unpriced"

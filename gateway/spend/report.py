@@ -55,6 +55,21 @@ class Row:
     output_tokens: int = 0
     cached_tokens: int = 0
     cost_nanos: int = 0
+    # Every token type the ledger keeps (cache writes by lifetime), and the calls charged
+    # at the unpriced fallback price.
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    unpriced_calls: int = 0
+
+    def add(self, other: Row) -> None:
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+# The Row counts a total adds up, in the order the SQL selects them.
+SUMMED = ("calls", "input_tokens", "output_tokens", "cached_tokens", "cost_nanos",
+          "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "unpriced_calls")
 
 
 @dataclass
@@ -67,11 +82,7 @@ class Summary:
     def total(self) -> Row:
         total = Row("total")
         for row in self.rows:
-            total.calls += row.calls
-            total.input_tokens += row.input_tokens
-            total.output_tokens += row.output_tokens
-            total.cached_tokens += row.cached_tokens
-            total.cost_nanos += row.cost_nanos
+            total.add(row)
         return total
 
 
@@ -88,11 +99,9 @@ def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
         row = rows.get(group)
         if row is None:
             row = rows[group] = Row(group)
-        row.calls += 1
-        row.input_tokens += entry.input_tokens
-        row.output_tokens += entry.output_tokens
-        row.cached_tokens += entry.cached_tokens
-        row.cost_nanos += entry.cost_nanos
+        row.add(Row(group, 1, entry.input_tokens, entry.output_tokens, entry.cached_tokens,
+                    entry.cost_nanos, entry.cache_write_tokens, entry.cache_write_1h_tokens,
+                    entry.reasoning_tokens, int(entry.unpriced)))
     summary.rows = sorted(rows.values(), key=lambda r: (-r.cost_nanos, r.group))
     return summary
 
@@ -102,11 +111,12 @@ def summarize_sqlite(conn: sqlite3.Connection, by: str, start: float, end: float
     cur = conn.execute(
         # TOTAL (a double) rather than SUM, which raises past 2^63; exact below 2^53.
         f"SELECT {column} AS grp, COUNT(*), TOTAL(input_tokens), TOTAL(output_tokens), "
-        "TOTAL(cached_tokens), TOTAL(cost_nanos) FROM ledger WHERE ts >= ? AND ts < ? "
+        "TOTAL(cached_tokens), TOTAL(cost_nanos), TOTAL(cache_write_tokens), "
+        "TOTAL(cache_write_1h_tokens), TOTAL(reasoning_tokens), TOTAL(unpriced) "
+        "FROM ledger WHERE ts >= ? AND ts < ? "
         "AND status != ? GROUP BY grp ORDER BY TOTAL(cost_nanos) DESC, grp",
         (*params, start, end, PENDING))
-    rows = [Row(str(r[0]) or NO_GROUP, int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
-            for r in cur]
+    rows = [Row(str(r[0]) or NO_GROUP, *(int(value) for value in r[1:])) for r in cur]
     pending = conn.execute("SELECT COUNT(*), TOTAL(cost_nanos) FROM ledger "
                            "WHERE ts >= ? AND ts < ? AND status = ?", (start, end, PENDING)).fetchone()
     return Summary(rows, int(pending[0]), int(pending[1]))
@@ -122,7 +132,8 @@ def _pct(spent: int, budget: Budget | None) -> tuple[str, str]:
 def render(summary: Summary, by: str, title: str, budgets: Mapping[str, Budget],
            total_budget: Budget | None) -> str:
     """The table: one line per group, then the total; budget columns where one applies."""
-    header = (by, "calls", "input tok", "output tok", "cached tok", "cost", "budget", "used")
+    header = (by, "calls", "input tok", "output tok", "cached tok", *TOKEN_TYPE_HEADER, "cost",
+              "budget", "used")
     lines: list[Sequence[str]] = [header]
     for row in summary.rows:
         lines.append(_cells(row, budgets.get(row.group)))
@@ -137,6 +148,10 @@ def render(summary: Summary, by: str, title: str, budgets: Mapping[str, Budget],
         out.append("  ".join(cells).rstrip())
     if not summary.rows:
         out.insert(2, "(no spend recorded in this period)")
+    unpriced = summary.total.unpriced_calls
+    if unpriced:
+        out.append(f"\n{unpriced} calls were to models with no price: their cost is charged "
+                   "at spend.unpriced_price_per_mtok, not a list price.")
     if summary.pending_calls:
         out.append(f"\n{summary.pending_calls} calls in flight, holding up to "
                    f"{fmt_usd(summary.pending_nanos)}, are not included.")
@@ -146,7 +161,17 @@ def render(summary: Summary, by: str, title: str, budgets: Mapping[str, Budget],
 def _cells(row: Row, budget: Budget | None) -> list[str]:
     limit, used = _pct(row.cost_nanos, budget)
     return [row.group, f"{row.calls:,}", f"{row.input_tokens:,}", f"{row.output_tokens:,}",
-            f"{row.cached_tokens:,}", fmt_usd(row.cost_nanos), limit, used]
+            f"{row.cached_tokens:,}", *_token_type_cells(row), fmt_usd(row.cost_nanos), limit,
+            used]
+
+
+# The columns of the token types beyond input, output and cache reads.
+TOKEN_TYPE_HEADER = ("write 5m tok", "write 1h tok", "reasoning tok")
+
+
+def _token_type_cells(row: Row) -> list[str]:
+    return [f"{row.cache_write_tokens:,}", f"{row.cache_write_1h_tokens:,}",
+            f"{row.reasoning_tokens:,}"]
 
 
 def matching_budgets(budgets: Iterable[Budget], by: str, window: str

@@ -44,7 +44,8 @@ def _row(entry: LedgerEntry) -> tuple[Any, ...]:
             entry.key_id, entry.operation, entry.model_requested, entry.model_served,
             entry.provider, entry.input_tokens, entry.output_tokens, entry.cached_tokens,
             entry.reasoning_tokens, entry.cost_nanos, entry.status, entry.estimated,
-            entry.stream, entry.attempt, entry.tags, entry.end_user)
+            entry.stream, entry.attempt, entry.tags, entry.end_user, entry.cache_write_tokens,
+            entry.cache_write_1h_tokens, entry.unpriced)
 
 
 def recover_pending(conn: sqlite3.Connection, session: str) -> int:
@@ -404,10 +405,10 @@ def entries(conn: sqlite3.Connection, start: float, end: float) -> Iterable[Ledg
     """Every row in [start, end), oldest first (tests and exports)."""
     cur = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM ledger WHERE ts >= ? AND ts < ? "
                        "ORDER BY id", (start, end))
-    estimated, stream = COLUMNS.index("estimated"), COLUMNS.index("stream")
+    flags = [COLUMNS.index(name) for name in ("estimated", "stream", "unpriced")]
     for row in cur:
         values = list(row)
-        values[estimated] = bool(values[estimated])  # SQLite stores booleans as 0/1
-        values[stream] = bool(values[stream])
+        for index in flags:
+            values[index] = bool(values[index])  # SQLite stores booleans as 0/1
         yield LedgerEntry(*values)
 

@@ -93,6 +93,8 @@ class Instruments:
     operation_output_tokens: Recorder
     usage: UsageCounters
     cost: Adder
+    unpriced_calls: Adder
+    cache_savings: Adder
     overhead: Recorder
     fallbacks: Counter
     retries: Counter
@@ -150,6 +152,11 @@ def _histograms(meter: Meter, hot: HotMetrics | None) -> dict[str, Any]:
             out[field] = meter.create_histogram(name, unit=unit, description=description,
                                                 explicit_bucket_boundaries_advisory=list(bounds))
     out["cost"] = _counter(meter, hot, n.M_COST, "{USD}", "Cost of upstream calls in US dollars.")
+    out["unpriced_calls"] = _counter(meter, hot, n.M_UNPRICED_CALLS, "{call}",
+                                     "Upstream calls to a model with no price (no cost recorded).")
+    out["cache_savings"] = _counter(
+        meter, hot, n.M_CACHE_SAVINGS, "{USD}",
+        "What prompt-cache reads saved against paying the full input price, in US dollars.")
     return out
 
 

@@ -63,6 +63,7 @@ URL_SCHEME: Final = "url.scheme"
 # --- gateway's own attributes ----------------------------------------------
 GATEWAY_REQUEST_ID: Final = "gateway.request.id"
 GATEWAY_COST_USD: Final = "gateway.cost.usd"
+GATEWAY_COST_UNPRICED: Final = "gateway.cost.unpriced"  # true: the model has no price
 GATEWAY_MODEL_REQUESTED: Final = "gateway.model.requested"
 GATEWAY_MODEL_SERVED: Final = "gateway.model.served"
 GATEWAY_KEY_ALIAS: Final = "gateway.key.alias"
@@ -101,6 +102,8 @@ OP_COUNT_TOKENS: Final = "count_tokens"
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
 MODALITY_TEXT: Final = "text"  # what the OpenAI dialects' usage counts
+MODALITY_AUDIO: Final = "audio"  # the audio part of a usage (OpenAI's audio_tokens details)
+MODALITY_IMAGE: Final = "image"
 MODALITY_UNKNOWN: Final = "unknown"  # an inference that reported no usage
 ERROR_OTHER: Final = "_OTHER"
 ERROR_TIMEOUT: Final = "timeout"
@@ -140,6 +143,10 @@ M_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.reasonin
 M_REQUESTS: Final = "gateway.requests"
 # gateway_cost_usd_total
 M_COST: Final = "gateway.cost.usd"
+# gateway_unpriced_calls_total (by gen_ai.request.model: calls to a model with no price)
+M_UNPRICED_CALLS: Final = "gateway.unpriced_calls"
+# gateway_cache_savings_usd_total (what cache reads saved against the full input price)
+M_CACHE_SAVINGS: Final = "gateway.cache.savings.usd"
 # gateway_tokens_total (by model, provider, token type, key alias, team)
 M_TOKENS: Final = "gateway.tokens"
 # gateway_overhead_seconds (time spent in the gateway, not waiting on upstream)

@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from gateway.fastpaths import BoundRecorder, add_keyed, bind, context_with, record_keyed
 from gateway.telemetry import names as n
 from gateway.telemetry.content import ContentMode
-from gateway.telemetry.instruments import Plan
+from gateway.telemetry.instruments import Plan, UsageCounters
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
 
@@ -113,6 +113,7 @@ class AttemptRecorder:
         response_model: str | None,
         usage: Usage | None,
         cost: Decimal | None,
+        unpriced: bool = False,
         error_type: str | None = None,
         error_message: str | None = None,
         response_attributes: Mapping[str, Any] | None = None,
@@ -168,6 +169,8 @@ class AttemptRecorder:
                     final[n.GATEWAY_USAGE_ESTIMATED] = True
             if cost is not None:
                 final[n.GATEWAY_COST_USD] = float(cost)
+            elif unpriced:  # the model has no price anywhere: no cost, never a silent $0
+                final[n.GATEWAY_COST_UNPRICED] = True
             if error_type is not None:
                 final[n.ERROR_TYPE] = error_type
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))
@@ -232,8 +235,11 @@ def _count_usage(plan: Plan, key: tuple[Any, ...], usage: Usage | None,
         add_keyed(counters.output, 0, unknown, usage_attributes, context)
         return
     text = (*key, n.MODALITY_TEXT)
-    add_keyed(counters.input, usage.input, text, usage_attributes, context)
-    add_keyed(counters.output, usage.output, text, usage_attributes, context)
+    if usage.input_audio or usage.input_image or usage.output_audio or usage.output_image:
+        _count_modalities(counters, key, usage, context)
+    else:
+        add_keyed(counters.input, usage.input, text, usage_attributes, context)
+        add_keyed(counters.output, usage.output, text, usage_attributes, context)
     if usage.cache_read:
         add_keyed(counters.cache_read, usage.cache_read, text, usage_attributes, context)
     if usage.cache_creation:
@@ -255,6 +261,19 @@ def _split_content(attributes: dict[str, Any], mode: ContentMode,
 
 
 CONTENT_KEYS = (n.GEN_AI_INPUT_MESSAGES, n.GEN_AI_SYSTEM_INSTRUCTIONS)
+
+
+def _count_modalities(counters: UsageCounters, key: tuple[Any, ...], usage: Usage,
+                      context: Context) -> None:
+    """Input and output split by modality: the audio and image parts, the rest as text."""
+    for counter, total, audio, image in (
+            (counters.input, usage.input, usage.input_audio, usage.input_image),
+            (counters.output, usage.output, usage.output_audio, usage.output_image)):
+        for modality, count in ((n.MODALITY_AUDIO, audio), (n.MODALITY_IMAGE, image)):
+            if count:
+                add_keyed(counter, count, (*key, modality), usage_attributes, context)
+        add_keyed(counter, max(0, total - audio - image), (*key, n.MODALITY_TEXT),
+                  usage_attributes, context)
 
 
 def usage_attributes(key: tuple[Any, ...]) -> dict[str, Any]:

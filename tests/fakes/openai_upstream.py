@@ -60,7 +60,8 @@ class Behaviour:
     last user message, see openai_wire.reply_words); `prompt_tokens` and
     `completion_tokens` override the derived counts; `cached_tokens` and
     `reasoning_tokens` fill the usage details (reasoning tokens are part of
-    completion_tokens, as with OpenAI); `chunks` is the number of content
+    completion_tokens, as with OpenAI), and so do `audio_prompt_tokens` and
+    `audio_completion_tokens` (parts of prompt and completion); `chunks` is the number of content
     deltas in a stream (default one per word).
 
     Timing: `latency_s` before the response headers (every response);
@@ -84,6 +85,8 @@ class Behaviour:
     completion_tokens: int | None = None
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
     chunks: int | None = None
     finish_reason: str = "stop"
     response_model: str | None = None
@@ -325,7 +328,8 @@ def _usage(behaviour: Behaviour, messages: list[Any], visible_tokens: int) -> wi
     completion = behaviour.completion_tokens
     if completion is None:
         completion = visible_tokens + behaviour.reasoning_tokens
-    return wire.Usage(prompt, completion, behaviour.cached_tokens, behaviour.reasoning_tokens)
+    return wire.Usage(prompt, completion, behaviour.cached_tokens, behaviour.reasoning_tokens,
+                      behaviour.audio_prompt_tokens, behaviour.audio_completion_tokens)
 
 
 def _reply(behaviour: Behaviour, messages: list[Any]) -> list[str]:

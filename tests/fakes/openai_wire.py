@@ -124,16 +124,19 @@ class Usage:
     completion_tokens: int
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
 
     def to_json(self) -> JSON:
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens,
+                                      "audio_tokens": self.audio_prompt_tokens},
             "completion_tokens_details": {
                 "reasoning_tokens": self.reasoning_tokens,
-                "audio_tokens": 0,
+                "audio_tokens": self.audio_completion_tokens,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
             },

@@ -66,7 +66,7 @@ def test_config_defaults() -> None:
         'base_url: "https://api.anthropic.com", ', ""), {"ANTHROPIC_API_KEY": KEY})
     claude = config.providers["claude"]
     assert (claude.base_url, claude.provider_name) == ("https://api.anthropic.com", "anthropic")
-    assert config.models["claude-sonnet-4.5"].price.cache_write == Decimal("3.75")
+    assert config.models["claude-sonnet-4.5"].pricing.base.cache_write == 3_750_000  # $3.75/Mtok
 
 
 async def test_sends_key_and_default_version(provider: AnthropicProvider,

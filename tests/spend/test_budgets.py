@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from gateway.catalog import config_pricing
 from gateway.config import Price
 from gateway.spend.budgets import (
     Budget,
@@ -49,7 +50,7 @@ def test_worst_case_uses_max_tokens_times_n_or_the_default() -> None:
     assert output_tokens_reserved({}, None, 4096, "chat") == 4096
     assert output_tokens_reserved({"n": 3}, 100, 4096, "chat") == 300
     assert output_tokens_reserved({}, None, 4096, "embeddings") == 0
-    price = Price(Decimal("2.5"), Decimal(8), Decimal("0.625"))
+    price = config_pricing(Price(Decimal("2.5"), Decimal(8), Decimal("0.625")))
     assert worst_case_nanos(12, 100, price) == 12 * 2500 + 100 * 8000
 
 

@@ -165,11 +165,15 @@ budgets:
     lines = by_team.stdout.splitlines()
     # each call: 1000 in at $2.5 + 1000 out at $8 per Mtok = $0.0105
     data = next(line for line in lines if line.startswith("data"))
-    assert data.split() == ["data", "2", "2,000", "2,000", "0", "$0.0210", "$0.5000/day", "4.2%"]
+    # (calls, input, output, cache reads, cache writes 5m and 1h, reasoning tokens)
+    assert data.split() == ["data", "2", "2,000", "2,000", "0", "0", "0", "0", "$0.0210",
+                            "$0.5000/day", "4.2%"]
     product = next(line for line in lines if line.startswith("product"))
-    assert product.split()[:6] == ["product", "1", "1,000", "1,000", "0", "$0.0105"]
+    assert product.split()[:9] == ["product", "1", "1,000", "1,000", "0", "0", "0", "0",
+                                   "$0.0105"]
     total = lines[-1].split()
-    assert total == ["total", "3", "3,000", "3,000", "0", "$0.0315", "$1.00/day", "3.1%"]
+    assert total == ["total", "3", "3,000", "3,000", "0", "0", "0", "0", "$0.0315",
+                     "$1.00/day", "3.1%"]
     by_key = cli("spend", "--config", "g.yaml", "--by", "key", "--since", "2020-01-01",
                  cwd=tmp_path, env=env)
     assert "since 2020-01-01" in by_key.stdout

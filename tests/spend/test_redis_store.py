@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from gateway.spend.budgets import Budget
@@ -66,6 +67,27 @@ async def test_settle_swaps_hold_for_cost_and_appends_the_entry(store: RedisStor
     assert await store.settle(res, _counters(store), 120, entry) == [120, 120]
     assert await store.levels(_counters(store)) == [(120, 0), (120, 0)]
     assert [e.cost_nanos async for e in store.entries(0, 10)] == [120]
+
+
+async def test_entries_written_before_the_token_type_columns_read_with_defaults(
+        store: RedisStore) -> None:
+    """An entry an older gateway appended (no cache-write or unpriced fields) reads back
+    with zero cache writes and priced; a new entry keeps its token types and its flag."""
+    old = {"ts": 1.0, "request_id": "old", "trace_id": "", "key_alias": "k", "team": "t",
+           "key_id": None, "operation": "chat", "model_requested": "m", "model_served": "m",
+           "provider": "p", "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0,
+           "reasoning_tokens": 0, "cost_nanos": 7, "status": "ok", "estimated": False,
+           "stream": False, "attempt": 1, "tags": "", "end_user": ""}
+    await store.client.xadd(store.ledger_key, {"e": orjson.dumps(old)})
+    res = _res(500)
+    await store.reserve(res)
+    new = LedgerEntry(2.0, "new", "", "k", "t", None, "chat", "m", "m", "p", input_tokens=9,
+                      cost_nanos=120, cache_write_tokens=3, cache_write_1h_tokens=4,
+                      unpriced=True)
+    await store.settle(res, _counters(store), 120, new)
+    found = [(e.request_id, e.cache_write_tokens, e.cache_write_1h_tokens, e.unpriced)
+             async for e in store.entries(0, 10)]
+    assert found == [("old", 0, 0, False), ("new", 3, 4, True)]
 
 
 async def test_alert_budgets_never_refuse(store: RedisStore) -> None:

@@ -235,7 +235,8 @@ class Stack:
 
 
 def gateway_config() -> dict[str, Any]:
-    """The embedded default config plus resilience settings that make every panel's series appear.
+    """The embedded default config plus resilience settings that make every panel's series
+    appear, and a model with no price.
 
     gemini-2.5-flash falls back to gpt-4.1 (so a forced 500 yields retries and
     a fallback), and the embeddings model's circuit opens on its first failure
@@ -246,6 +247,8 @@ def gateway_config() -> dict[str, Any]:
     models["gemini-2.5-flash"]["fallbacks"] = ["gpt-4.1"]
     models["text-embedding-3-small"]["circuit_breaker"] = {"failure_threshold": 1, "cooldown_s": 600}
     models["text-embedding-3-small"]["retry"] = {"max_attempts": 1}
+    # A model with no price anywhere (not in the catalog, none set): the unpriced panel's.
+    models["in-house-llm"] = {"provider": "sim"}
     return dict(config)
 
 
@@ -284,6 +287,8 @@ async def drive_traffic(base_url: str, round_no: int) -> int:
             )
         )
         calls.append(client.embeddings.create(model="text-embedding-3-small", input=["a", "b c"]))
+        calls.append(client.chat.completions.create(
+            model="in-house-llm", messages=[{"role": "user", "content": "no price"}], max_tokens=8))
         # A long prompt (>= 1024 tokens): the simulated provider reports cached input tokens.
         long_prompt = " ".join(f"line {i} of the incident log" for i in range(400))
         calls.append(

@@ -177,3 +177,21 @@ def test_count_tokens_records_its_duration_only(chosen: Semconv) -> None:
     assert span.name == "count_tokens claude"
     assert attrs(span)[n.GEN_AI_USAGE_INPUT_TOKENS] == 42
     assert n.GEN_AI_USAGE_OUTPUT_TOKENS not in attrs(span)
+
+
+def test_audio_and_image_tokens_count_under_their_modality() -> None:
+    """The new generation's usage counters split input and output by gen_ai.token.modality:
+    the audio and image parts under theirs, the rest as text; v1.41's token usage keeps
+    its input and output totals."""
+    tt = make_test_telemetry(semconv=Semconv(old=True, new=True))
+    _recorder(tt).finish(response_model="claude", cost=Decimal(0),
+                         usage=Usage(input=1000, output=300, input_audio=200, input_image=50,
+                                     output_audio=120))
+
+    def by_modality(name: str) -> dict[str, int]:
+        return {dict(p.attributes)[n.GEN_AI_TOKEN_MODALITY]: p.value for p in tt.points(name)}
+
+    assert by_modality(n.M_USAGE_INPUT_TOKENS) == {"text": 750, "audio": 200, "image": 50}
+    assert by_modality(n.M_USAGE_OUTPUT_TOKENS) == {"text": 180, "audio": 120}
+    totals = {dict(p.attributes)[n.GEN_AI_TOKEN_TYPE]: p.sum for p in tt.points(n.M_TOKEN_USAGE)}
+    assert totals == {"input": 1000, "output": 300}

@@ -28,11 +28,13 @@ class UpstreamRequest:
     directives: Mapping[str, str]  # x-mock-* for the simulator
     raw: bytes | None  # `body` already serialised, when the client's bytes fit unchanged
     context: Context | None  # the attempt's CLIENT span, for instrumented HTTP clients
+    method: str  # POST, but for the stored-response routes (GET, DELETE)
 
     def __init__(self, operation: str, path: str, body: dict[str, Any], stream: bool,
                  model: ModelConfig, headers: dict[str, str] | None = None,
                  directives: Mapping[str, str] | None = None, raw: bytes | None = None,
-                 context: Context | None = None) -> None:  # see gateway.call.AttemptResult
+                 context: Context | None = None,
+                 method: str = "POST") -> None:  # see gateway.call.AttemptResult
         self.operation = operation
         self.path = path
         self.body = body
@@ -42,6 +44,7 @@ class UpstreamRequest:
         self.directives = {} if directives is None else directives
         self.raw = raw
         self.context = context
+        self.method = method
 
 
 class UpstreamResponse(Protocol):

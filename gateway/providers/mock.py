@@ -24,8 +24,8 @@ import orjson
 
 from gateway.config import ProviderConfig
 from gateway.dialects.anthropic.request import estimate_prompt_tokens as estimate_messages_prompt
-from gateway.dialects.registry import SIMULATOR_NATIVE
 from gateway.dialects.openai_responses.wire import estimate_prompt_tokens as estimate_input
+from gateway.dialects.registry import SIMULATOR_NATIVE
 from gateway.providers import mock_messages, mock_responses
 from gateway.providers.base import UpstreamRequest
 from gateway.usage import estimate_prompt_tokens

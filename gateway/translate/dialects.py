@@ -2,7 +2,8 @@
 client's dialect but speaks one the gateway translates to, the attempt runs with one
 of these in its place. Each is the client's dialect towards the client (its parse,
 request attributes, error shapes) and the upstream's towards the upstream (its path,
-body, usage, events), with `chat_messages` and `chat_messages_stream` in between.
+body, usage, events), with `chat_messages`, `chat_responses` and their `_stream`
+modules in between.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ from gateway.dialects.base import (
 )
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.openai_chat import ChatWatcher
+from gateway.dialects.openai_responses import responses
+from gateway.dialects.openai_responses import wire as responses_wire
 from gateway.errors import GatewayError
 from gateway.telemetry import names as n
 from gateway.translate import chat_messages as tm
+from gateway.translate import chat_responses as tr
 from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
+from gateway.translate.chat_responses_stream import ChatToResponsesStream, ResponsesToChatStream
 from gateway.usage import Usage, from_openai
 
 
@@ -136,6 +141,85 @@ class MessagesViaChat(_Translation):
         return anthropic.upstream_error(status, openai_wire.upstream_error(status, body))
 
 
+class ResponsesViaChat(_Translation):
+    """A Responses client served by a chat completions upstream. Nothing is stored
+    upstream, so the answer's id cannot be retrieved later (and is not remembered)."""
+
+    upstream_name = CHAT
+    upstream_path = "/chat/completions"
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tr.responses_to_chat_request(request.body)
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        model = payload.get("model")
+        answer = tr.chat_to_responses_answer(payload, request.body, model=served if rename else None)
+        attributes = openai_wire.response_attributes(payload)
+        attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = [responses_wire.finish_reason(answer)]
+        return Reading(from_openai(payload.get("usage")), model if isinstance(model, str) else None,
+                       attributes, orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
+                                ChatToResponsesStream(request.body, model=served if rename else None),
+                                self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return openai_wire.event_error(data)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return openai_wire.upstream_error(status, body)
+
+
+class ChatViaResponses(_Translation):
+    """A chat completions client served by an upstream that speaks only the Responses API
+    (asked to store nothing)."""
+
+    upstream_name = responses.NAME
+    upstream_path = responses.OpenAIResponses.upstream_path
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tr.chat_to_responses_request(request.body)
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        model = payload.get("model")
+        answer = tr.responses_to_chat_answer(payload, model=served if rename else None)
+        return Reading(responses_wire.usage_from(payload.get("usage")),
+                       model if isinstance(model, str) else None,
+                       responses_wire.response_attributes(payload), orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        options = request.body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return TranslatedStream(
+            responses.ResponsesWatcher(served, False, timer, capture, _keep_nothing),
+            ResponsesToChatStream(include_usage=include_usage, model=served if rename else None),
+            self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return responses_wire.event_error(data)
+
+    def first_token(self, event: bytes) -> bool:
+        return responses.first_token(event)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return openai_wire.upstream_error(status, body)
+
+
+def _keep_nothing(response_id: str, model: str) -> None:
+    """A translated call's response is never retrieved by its id."""
+
+
 class EventTranslator(Protocol):
     """Turns one upstream event into the client's bytes (see chat_messages_stream)."""
 
@@ -194,6 +278,8 @@ class TranslatedStream:
 _TRANSLATIONS: Final[tuple[tuple[str, str, Callable[[Dialect], Dialect]], ...]] = (
     (CHAT, anthropic.NAME, ChatViaMessages),
     (anthropic.NAME, CHAT, MessagesViaChat),
+    (responses.NAME, CHAT, ResponsesViaChat),
+    (CHAT, responses.NAME, ChatViaResponses),
 )
 
 

@@ -40,6 +40,11 @@ class ResponseEvents:
         self._calls: dict[int, JSON] = {}  # a caller's key (chat's tool index) -> its item
 
     @property
+    def sequence(self) -> int:
+        """The next event's sequence number."""
+        return self._sequence
+
+    @property
     def output(self) -> list[JSON]:
         output: list[JSON] = self.response["output"]
         return output

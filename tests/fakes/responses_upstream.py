@@ -60,6 +60,7 @@ class State:
     requests: list[Seen] = field(default_factory=list)
     stored: dict[str, JSON] = field(default_factory=dict)
     stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    script: list[Behaviour] = field(default_factory=list)  # answers in turn, then `behaviour`
 
     @property
     def last(self) -> Seen:
@@ -137,7 +138,7 @@ class Fake:
         refused = self._check(request)
         if refused is not None:
             return refused
-        b = self.state.behaviour
+        b = self.state.script.pop(0) if self.state.script else self.state.behaviour
         if b.status:
             extra = {"retry-after": b.retry_after} if b.retry_after else {}
             return _error(b.status, f"Simulated error {b.status}.",

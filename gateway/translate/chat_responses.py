@@ -165,10 +165,12 @@ def chat_usage_to_responses(usage: Any) -> JSON | None:
         return None
     prompt = usage.get("prompt_tokens_details")
     completion = usage.get("completion_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else {}
+    completion = completion if isinstance(completion, dict) else {}
     return responses_usage(
         int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-        int((prompt or {}).get("cached_tokens") or 0) if isinstance(prompt, dict) else 0,
-        int((completion or {}).get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0)
+        int(prompt.get("cached_tokens") or 0), int(completion.get("reasoning_tokens") or 0),
+        int(prompt.get("cache_creation_tokens") or 0))
 
 
 INCOMPLETE_BY_FINISH: Final[Mapping[str, str]] = {"length": "max_output_tokens",

@@ -79,7 +79,8 @@ def _error(status: int, message: str, kind: str, code: str | None,
 
 
 def _usage(b: Behaviour) -> JSON:
-    return {"input_tokens": b.input_tokens, "input_tokens_details": {"cached_tokens": b.cached_tokens},
+    return {"input_tokens": b.input_tokens,
+            "input_tokens_details": {"cached_tokens": b.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": b.output_tokens,
             "output_tokens_details": {"reasoning_tokens": b.reasoning_tokens},
             "total_tokens": b.input_tokens + b.output_tokens}
@@ -120,6 +121,10 @@ def _output(body: JSON, b: Behaviour) -> list[JSON]:
     return output
 
 
+def _lower(request: web.Request) -> dict[str, str]:
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
 class Fake:
     def __init__(self, state: State) -> None:
         self.state = state
@@ -134,7 +139,7 @@ class Fake:
     async def create(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = orjson.loads(raw)
-        self.state.requests.append(Seen("POST", request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+        self.state.requests.append(Seen("POST", request.path, _lower(request), body))
         refused = self._check(request)
         if refused is not None:
             return refused
@@ -209,7 +214,7 @@ class Fake:
         return out
 
     async def stored(self, request: web.Request) -> web.Response:
-        self.state.requests.append(Seen(request.method, request.path, {k.lower(): v for k, v in request.headers.items()}, None))
+        self.state.requests.append(Seen(request.method, request.path, _lower(request), None))
         refused = self._check(request)
         if refused is not None:
             return refused

@@ -187,9 +187,11 @@ def skeleton(body: JSON, model: str, created_at: int, response_id: str | None = 
     }
 
 
-def usage(input_tokens: int, output_tokens: int, cached: int = 0, reasoning: int = 0) -> JSON:
+def usage(input_tokens: int, output_tokens: int, cached: int = 0, reasoning: int = 0,
+          cache_write: int = 0) -> JSON:
     """A `usage` object as the API reports it."""
-    return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
+    return {"input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": cache_write},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": input_tokens + output_tokens}

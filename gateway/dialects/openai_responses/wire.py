@@ -2,9 +2,9 @@
 attributes, usage and finish reasons of a `response` object, and the typed SSE events
 (`event: <type>` + `data: {"type": <type>, "sequence_number", ...}`).
 
-Usage lives in the final `response` object: `input_tokens` (cached included, as
-`input_tokens_details.cached_tokens`), `output_tokens` (reasoning included, as
-`output_tokens_details.reasoning_tokens`).
+Usage lives in the final `response` object: `input_tokens` (cache reads and writes
+included, as `input_tokens_details.cached_tokens` and `.cache_write_tokens`),
+`output_tokens` (reasoning included, as `output_tokens_details.reasoning_tokens`).
 """
 
 from __future__ import annotations
@@ -124,10 +124,13 @@ def usage_from(usage: Any) -> Usage | None:
     output = _count(usage.get("output_tokens"))
     inputs = usage.get("input_tokens_details")
     outputs = usage.get("output_tokens_details")
-    cached = _count(inputs.get("cached_tokens")) if isinstance(inputs, dict) else 0
+    cached = written = 0
+    if isinstance(inputs, dict):
+        cached = _count(inputs.get("cached_tokens"))
+        written = _count(inputs.get("cache_write_tokens"))
     reasoning = _count(outputs.get("reasoning_tokens")) if isinstance(outputs, dict) else 0
     return Usage(input=prompt, output=output, cache_read=min(cached, prompt),
-                 reasoning=min(reasoning, output))
+                 cache_creation=min(written, prompt), reasoning=min(reasoning, output))
 
 
 def finish_reason(response: Mapping[str, Any]) -> str:

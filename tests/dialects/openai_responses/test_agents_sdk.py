@@ -71,7 +71,7 @@ async def test_streamed_agent_turn_against_a_responses_upstream(
         gateway: tuple[RunningGateway, RunningResponses],
         client: openai.AsyncOpenAI) -> None:
     """Runner.run_streamed: the same turn over the relayed event streams."""
-    gw, up = gateway
+    up = gateway[1]
     up.state.script = [fake.Behaviour(tool_call=("get_weather", '{"city":"Oslo"}')),
                        fake.Behaviour(text="Sunny in Oslo today.")]
     result = Runner.run_streamed(_agent(client, "gpt-4.1"), "Weather in Oslo?", run_config=NO_TRACING)
@@ -85,7 +85,6 @@ async def test_agent_turn_against_the_simulator(
         gateway: tuple[RunningGateway, RunningResponses],
         client: openai.AsyncOpenAI) -> None:
     """With no key, the simulator answers an agent's turn, plain and streamed."""
-    gw, _ = gateway
     result = await Runner.run(_agent(client, "sim-gpt"), "Hello", run_config=NO_TRACING)
     streamed = Runner.run_streamed(_agent(client, "sim-gpt"), "Hello", run_config=NO_TRACING)
     async for _ in streamed.stream_events():
@@ -99,6 +98,5 @@ async def test_agent_turn_on_a_chat_only_model(
         client: openai.AsyncOpenAI) -> None:
     """An agent on a model whose provider speaks only chat completions runs through the
     gateway's translation."""
-    gw, _ = gateway
     result = await Runner.run(_agent(client, "chat-only"), "Hello", run_config=NO_TRACING)
     assert result.final_output == "This is a fake reply to: Hello"

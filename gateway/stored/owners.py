@@ -4,8 +4,9 @@ backend (`storage:`), so that it survives a restart and every replica finds it.
 The request path tells `ResponseOwners.remember` synchronously (from the Responses
 dialect, as the answer or the stream's `response.created` passes): the owner goes into
 a bounded in-memory map at once, so this process finds it straight away, and is
-written to the store in the background, off the request's path. Entries are kept 30
-days, as long as OpenAI keeps a stored response.
+written to the store in the background, off the request's path, the owners of one
+loop iteration (or of however many arrived while the last write ran) in one write.
+Entries are kept 30 days, as long as OpenAI keeps a stored response.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class OwnerStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def put(self, response_id: str, owner: Owner) -> None: ...
+    async def put(self, owners: list[tuple[str, Owner]]) -> None: ...
 
     async def get(self, response_id: str) -> Owner | None: ...
 
@@ -74,9 +75,21 @@ class SqliteOwners:
         async with self._lock:
             return await asyncio.to_thread(lambda: conn.execute(sql, args).fetchall())
 
-    async def put(self, response_id: str, owner: Owner) -> None:
-        await self._run("INSERT OR REPLACE INTO response_owners VALUES (?, ?, ?, ?)",
-                        (response_id, owner[0], owner[1], time.time()))
+    async def put(self, owners: list[tuple[str, Owner]]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the response owners store is not open")
+        now = time.time()
+        rows = [(ident, owner[0], owner[1], now) for ident, owner in owners]
+
+        def write() -> None:
+            with conn:  # one transaction for the batch
+                conn.execute("BEGIN")
+                conn.executemany("INSERT OR REPLACE INTO response_owners VALUES (?, ?, ?, ?)",
+                                 rows)
+
+        async with self._lock:
+            await asyncio.to_thread(write)
 
     async def get(self, response_id: str) -> Owner | None:
         rows = await self._run("SELECT provider, model FROM response_owners WHERE id = ? AND "
@@ -100,8 +113,11 @@ class RedisOwners:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def put(self, response_id: str, owner: Owner) -> None:
-        await self.client.set(self.prefix + response_id, f"{owner[0]}\n{owner[1]}", ex=KEEP_S)
+    async def put(self, owners: list[tuple[str, Owner]]) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for ident, owner in owners:
+                pipe.set(self.prefix + ident, f"{owner[0]}\n{owner[1]}", ex=KEEP_S)
+            await pipe.execute()
 
     async def get(self, response_id: str) -> Owner | None:
         value = await self.client.get(self.prefix + response_id)
@@ -128,7 +144,8 @@ class ResponseOwners:
         self.config = config
         self.store = store
         self._recent: OrderedDict[str, Owner] = OrderedDict()
-        self._writes: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[str, Owner]] = []  # not yet handed to the store
+        self._writer: asyncio.Task[None] | None = None
         self._open = False
 
     def remember(self, response_id: str, model: str) -> None:
@@ -138,10 +155,11 @@ class ResponseOwners:
             return
         owner = (found.provider, model)
         self._keep(response_id, owner)
-        if self._open:
-            task = asyncio.get_running_loop().create_task(self._write(response_id, owner))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
+        if not self._open:
+            return
+        self._pending.append((response_id, owner))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
 
     def _keep(self, response_id: str, owner: Owner) -> None:
         self._recent[response_id] = owner
@@ -149,11 +167,17 @@ class ResponseOwners:
         if len(self._recent) > _CACHED:
             self._recent.popitem(last=False)
 
-    async def _write(self, response_id: str, owner: Owner) -> None:
+    async def _write(self) -> None:
+        """Write what is pending, batch by batch, until nothing is."""
         try:
-            await self.store.put(response_id, owner)
-        except Exception:
-            _log.exception("could not store the owner of response %s", response_id[:100])
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self.store.put(batch)
+                except Exception:
+                    _log.exception("could not store the owners of %d responses", len(batch))
+        finally:
+            self._writer = None
 
     async def owner(self, response_id: str) -> Owner | None:
         """The (provider, model) that created `response_id`, or None."""
@@ -178,6 +202,6 @@ class ResponseOwners:
             yield
         finally:
             self._open = False
-            if self._writes:
-                await asyncio.gather(*self._writes, return_exceptions=True)
+            if self._writer is not None:
+                await self._writer
             await self.store.close()

@@ -75,10 +75,45 @@ async def test_redis_owner_store_round_trip(redis_session: RedisServer, redis_pr
     store = RedisOwners(redis_session.url, redis_prefix)
     await store.open()
     try:
-        await store.put("resp_9", ("oai", "gpt-4.1"))
+        await store.put([("resp_9", ("oai", "gpt-4.1")), ("resp_8", ("oai", "gpt-4.1"))])
         assert await store.get("resp_9") == ("oai", "gpt-4.1")
         assert 0 < await store.client.ttl(f"{redis_prefix}response:resp_9") <= 30 * 86400
         await store.delete("resp_9")
         assert await store.get("resp_9") is None
     finally:
         await store.close()
+
+
+class CountingStore:
+    """An in-memory OwnerStore that counts its writes."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, str]] = {}
+        self.writes = 0
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def put(self, owners: list[tuple[str, tuple[str, str]]]) -> None:
+        self.writes += 1
+        self.rows.update(owners)
+
+    async def get(self, response_id: str) -> tuple[str, str] | None:
+        return self.rows.get(response_id)
+
+    async def delete(self, response_id: str) -> None:
+        self.rows.pop(response_id, None)
+
+
+async def test_owners_of_one_burst_are_written_together() -> None:
+    """A hundred responses remembered in one loop iteration cost one write, and every
+    owner is in the store once the lifecycle ends."""
+    store = CountingStore()
+    owners = ResponseOwners(_config(), store)
+    async for _ in owners.lifecycle(None):
+        for index in range(100):
+            owners.remember(f"resp_{index}", "gpt-4.1")
+    assert store.writes == 1 and len(store.rows) == 100

@@ -10,6 +10,7 @@ it) is a 404 in OpenAI's shape.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -29,6 +30,8 @@ ROUTES = (("/v1/responses/{response_id}", ("GET", "DELETE"), ""),
           ("/v1/responses/{response_id}/cancel", ("POST",), "/cancel"),
           ("/v1/responses/{response_id}/input_items", ("GET",), "/input_items"))
 _PASS = ("x-request-id", "openai-processing-ms", "openai-version")
+# What a response id looks like (`resp_...`): anything else is never sent upstream.
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 class NotStored(errors.GatewayError):
@@ -67,7 +70,7 @@ class StoredResponses:
             raise errors.InvalidRequest("The gateway does not resume streams of stored "
                                         "responses; retrieve it without stream=true.",
                                         param="stream")
-        owner = await self.owners.owner(response_id)
+        owner = await self.owners.owner(response_id) if _ID.match(response_id) else None
         allowed = principal.allowed_models
         if owner is None or (allowed is not None and owner[1] not in allowed):
             raise NotStored(f"Response with id '{response_id[:100]}' not found.")
@@ -105,8 +108,7 @@ class StoredResponses:
             raise errors.UpstreamUnreachable(
                 f"the connection to provider '{provider.config.name}' failed: "
                 f"{type(exc).__name__}") from None
-        finally:
-            elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
         headers = {name: value for name in _PASS if (value := answer.headers.get(name))}
         headers["x-gateway-upstream-ms"] = f"{elapsed * 1000:.1f}"
         return answer.status, body, headers

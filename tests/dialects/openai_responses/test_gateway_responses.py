@@ -62,11 +62,13 @@ resilience:
   retry: {{max_attempts: 1}}
 keys:
   - {{alias: agents, team: dev, key_env: GATEWAY_KEY}}
+  - {{alias: sim-only, team: dev, key_env: SIM_ONLY_KEY, allowed_models: [sim-gpt]}}
 {extra}
 """
 
 
-ENV = {"OPENAI_API_KEY": UPSTREAM_KEY, "RELAY_KEY": "sk-relay", "GATEWAY_KEY": GATEWAY_KEY}
+ENV = {"OPENAI_API_KEY": UPSTREAM_KEY, "RELAY_KEY": "sk-relay", "GATEWAY_KEY": GATEWAY_KEY,
+       "SIM_ONLY_KEY": "sk-gw-sim-only-4567"}
 
 
 @dataclass
@@ -315,3 +317,23 @@ async def test_simulator_answers_the_whole_responses_surface(rig: Rig) -> None:
     assert span["gen_ai.provider.name"] == "simulated"
     points = list(iter_points(rig.gw.telemetry, "gen_ai.client.token.usage"))
     assert any(a.get("gen_ai.request.model") == "sim-gpt" for a, _ in points)
+
+
+async def test_stored_routes_need_a_key_and_the_model(rig: Rig) -> None:
+    """Without the gateway key the stored routes are a 401; a key not allowed the model
+    that made the response gets a 404 as if it did not exist; an id that is no id is never
+    sent upstream."""
+    async with rig.client() as client:
+        made = await client.responses.create(model="gpt-4.1", input="mine")
+    async with openai.AsyncOpenAI(base_url=rig.gw.base_url, api_key="sk-wrong",
+                                  max_retries=0) as stranger:
+        with pytest.raises(openai.AuthenticationError):
+            await stranger.responses.retrieve(made.id)
+    async with openai.AsyncOpenAI(base_url=rig.gw.base_url, api_key=ENV["SIM_ONLY_KEY"],
+                                  max_retries=0) as limited:
+        with pytest.raises(openai.NotFoundError):
+            await limited.responses.retrieve(made.id)
+    async with rig.client() as client:
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.retrieve("resp_1%0D%0AHost: evil")
+    assert [s.method for s in rig.up.state.requests] == ["POST"]

@@ -216,6 +216,61 @@ class ChatViaResponses(_Translation):
         return openai_wire.upstream_error(status, body)
 
 
+class ResponsesViaMessages(_Translation):
+    """A Responses client served by an Anthropic Messages upstream: through chat completions,
+    both mappings in a row (Responses -> chat -> Messages, and back)."""
+
+    upstream_name = anthropic.NAME
+    upstream_path = anthropic.AnthropicMessages.upstream_path
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tm.chat_to_messages_request(tr.responses_to_chat_request(request.body))
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        model = payload.get("model")
+        chat = tm.messages_to_chat_answer(payload)
+        answer = tr.chat_to_responses_answer(chat, request.body, model=served if rename else None)
+        return Reading(usage_from(payload.get("usage")), model if isinstance(model, str) else None,
+                       messages_attributes(payload), orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        return TranslatedStream(
+            anthropic.MessagesWatcher(None, timer, capture),
+            Chained(MessagesToChatStream(include_usage=True),
+                    ChatToResponsesStream(request.body, model=served if rename else None)),
+            self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return anthropic.event_error(data)
+
+    def first_token(self, event: bytes) -> bool:
+        return anthropic.first_token(event)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return tm.messages_error_to_chat(anthropic.upstream_error(status, body))
+
+
+class Chained:
+    """Two event translators in a row: what the first makes of an event, split into events,
+    is fed to the second."""
+
+    def __init__(self, first: EventTranslator, second: EventTranslator) -> None:
+        self._first = first
+        self._second = second
+        self.done = False
+
+    def feed(self, event: bytes) -> bytes:
+        middle = self._first.feed(event)
+        out = b"".join(self._second.feed(part) for part in middle.split(b"\n\n") if part)
+        self.done = self._second.done
+        return out
+
+
 def _keep_nothing(response_id: str, model: str) -> None:
     """A translated call's response is never retrieved by its id."""
 
@@ -280,6 +335,7 @@ _TRANSLATIONS: Final[tuple[tuple[str, str, Callable[[Dialect], Dialect]], ...]] 
     (anthropic.NAME, CHAT, MessagesViaChat),
     (responses.NAME, CHAT, ResponsesViaChat),
     (CHAT, responses.NAME, ChatViaResponses),
+    (responses.NAME, anthropic.NAME, ResponsesViaMessages),
 )
 
 

@@ -133,7 +133,8 @@ def captured_input(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, str):
         messages.append({"role": "user", "content": value})
     elif isinstance(value, list):
-        messages.extend(item for item in value if isinstance(item, dict) and "role" in item)
+        messages.extend(_as_message(item) for item in value
+                        if isinstance(item, dict) and "role" in item)
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
         messages.insert(0, {"role": "system", "content": instructions})
@@ -142,6 +143,17 @@ def captured_input(body: dict[str, Any]) -> dict[str, Any]:
     if system is not None:
         attrs[n.GEN_AI_SYSTEM_INSTRUCTIONS] = system
     return attrs
+
+
+def _as_message(item: dict[str, Any]) -> dict[str, Any]:
+    """An input message item with its `input_text`/`output_text` parts as text parts."""
+    parts = item.get("content")
+    if not isinstance(parts, list):
+        return item
+    return {"role": item["role"], "content": [
+        {"type": "text", "text": part.get("text", "")}
+        if isinstance(part, dict) and part.get("type") in ("input_text", "output_text")
+        else part for part in parts]}
 
 
 class ResponsesWatcher:

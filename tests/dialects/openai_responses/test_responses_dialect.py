@@ -149,3 +149,17 @@ def test_the_preamble_is_no_first_token() -> None:
     """The first-token deadline waits past created, in_progress and the first item."""
     dialect = OpenAIResponses()
     assert [dialect.first_token(e) for e in STREAM] == [False, False, True, True, True]
+
+
+def test_captured_input_reads_instructions_and_text_parts() -> None:
+    """With content capture on, instructions are the system instructions and input_text
+    parts are text in gen_ai.input.messages."""
+    dialect = OpenAIResponses()
+    request = dialect.parse(orjson.dumps({
+        "model": "m", "instructions": "Be brief.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "hello"}]}]}))
+    attrs = dialect.request_attributes(request, True)
+    assert "Be brief." in attrs["gen_ai.system_instructions"]
+    messages = orjson.loads(attrs["gen_ai.input.messages"])
+    assert messages[-1]["parts"] == [{"type": "text", "content": "hello"}]
+    assert attrs["openai.api.type"] == "responses"

@@ -19,11 +19,13 @@ from gateway.admin.service import AdminService
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
+from gateway.dialects.openai_responses.responses import NAME as RESPONSES
 from gateway.dialects.registry import Dialects, default_dialects
 from gateway.edge.admin import AdminApi
 from gateway.edge.body import BodyLimits
 from gateway.edge.proxy import Proxy
 from gateway.edge.routes import add_routes
+from gateway.edge.stored import StoredResponses
 from gateway.fastpaths import HttpClient, select, use_coarse_timers
 from gateway.hooks import Authenticator, CallHook, OpenAccess
 from gateway.path.attempt import AttemptRunner
@@ -38,6 +40,7 @@ from gateway.resilience.ratelimit import build_rate_limit_hook
 from gateway.router import FallbackRouter, Router
 from gateway.spend.control import SpendControl, build_spend
 from gateway.state import GATEWAY, GatewayState
+from gateway.stored.owners import ResponseOwners, make_store
 from gateway.telemetry.setup import Telemetry, setup_telemetry
 
 _log = logging.getLogger("gateway.admin")
@@ -107,7 +110,9 @@ def create_app(
     rate_limits = build_rate_limit_hook(config, tel.instruments, clock)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
-    served = Dialects(default_dialects(config.limits) if dialects is None else dialects)
+    owners = ResponseOwners(config, make_store(config.storage))
+    served = Dialects(default_dialects(config.limits, owners.remember) if dialects is None
+                      else dialects)
     chain = Chain(runner, router or FallbackRouter(config), hooks)
     auth = authenticator or OpenAccess()
     lifecycle = Lifecycle(config, tel, auth, hooks)
@@ -146,6 +151,10 @@ def create_app(
 
     app.cleanup_ctx.append(scrub_logs)
     app.cleanup_ctx.append(upstream_session)
+    stored: StoredResponses | None = None
+    if any(dialect.name == RESPONSES for dialect in served):
+        app.cleanup_ctx.append(owners.lifecycle)
+        stored = StoredResponses(config, owners, provider_map, auth, scrubber)
     if spend is not None:
         app.cleanup_ctx.append(spend.lifecycle)
     if rate_limits is not None:
@@ -163,7 +172,7 @@ def create_app(
                                   chain.breakers), _admin_keys(env))
     # /metrics on the API port unless it has a port of its own (gateway/edge/metrics.py)
     metrics_path = config.server.metrics_path if config.server.metrics_port is None else None
-    add_routes(app, proxy, served, metrics_path, admin)
+    add_routes(app, proxy, served, metrics_path, admin, stored)
     return app
 
 

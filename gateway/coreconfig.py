@@ -23,6 +23,7 @@ from pydantic.json_schema import SkipJsonSchema
 from gateway.attribution import AttributionConfig
 from gateway.confread import (
     STRICT,
+    Bool,
     Check,
     Choice,
     Integer,
@@ -147,6 +148,10 @@ class ProviderConfig:
     # Its own HTTP(S) proxy, over the environment's HTTPS_PROXY/HTTP_PROXY ("": none).
     proxy: Str | None = None
     ca_file: Str | None = None  # a PEM bundle to verify its TLS certificate with ("": none)
+    # An OpenAI-compatible upstream that has the Responses API (`/responses`) gets Responses
+    # clients' calls as they are; false (most relays and open-model servers): the gateway
+    # translates them to chat completions.
+    responses_api: Bool = True
     # What one upstream answer may make the gateway hold (docs/security.md): one SSE event,
     # and one JSON answer or error body after decompression.
     max_event_bytes: Annotated[int, Integer(1024)] = DEFAULT_MAX_EVENT_BYTES

@@ -36,7 +36,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     ('provider_unknown', BASE.replace("{kind: mock}", "{kind: mock, colour: red}"),
      [
          'providers.sim.colour: unknown key (expected one of: api_key, base_url, ca_file, connect_timeout_s, headers, kind, max_event_bytes, max_response_bytes, mock, provider_name, proxy, '
-         'timeout_s)',
+         'responses_api, timeout_s)',
      ]),
     ('proxy_scheme', BASE.replace("provider_name: openai", 'provider_name: openai, proxy: "socks5://p:1"'),
      [

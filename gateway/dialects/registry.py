@@ -15,20 +15,26 @@ from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicM
 from gateway.dialects.base import Dialect
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
+from gateway.dialects.openai_responses import responses as openai_responses
+from gateway.dialects.openai_responses.responses import OpenAIResponses, Remember
 from gateway.limits import DEFAULT_LIMITS, RequestLimits
 
-# What the OpenAI-compatible providers speak natively.
-OPENAI_NATIVE = frozenset({openai_chat.NAME, openai_embeddings.NAME})
+# What the OpenAI-compatible providers speak natively (the Responses API unless the
+# provider says `responses_api: false`: then it is translated to chat completions).
+OPENAI_NATIVE = frozenset({openai_chat.NAME, openai_embeddings.NAME, openai_responses.NAME})
+OPENAI_CHAT_ONLY = OPENAI_NATIVE - {openai_responses.NAME}
 # What Anthropic's own API (`kind: anthropic`) speaks natively.
 ANTHROPIC_NATIVE = frozenset({anthropic_messages.NAME, anthropic_messages.COUNT_TOKENS})
 # The simulator answers in both.
 SIMULATOR_NATIVE = OPENAI_NATIVE | ANTHROPIC_NATIVE
 
 
-def default_dialects(limits: RequestLimits = DEFAULT_LIMITS) -> list[Dialect]:
+def default_dialects(limits: RequestLimits = DEFAULT_LIMITS,
+                     remember: Remember | None = None) -> list[Dialect]:
     """The dialects served unless `create_app` is given others, with the config's
-    request `limits`."""
-    return [OpenAIChat(limits), OpenAIEmbeddings(), AnthropicMessages(limits),
+    request `limits`; `remember` is told which model served each stored response."""
+    responses = OpenAIResponses(limits) if remember is None else OpenAIResponses(limits, remember)
+    return [OpenAIChat(limits), OpenAIEmbeddings(), responses, AnthropicMessages(limits),
             AnthropicCountTokens()]
 
 

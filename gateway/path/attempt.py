@@ -182,8 +182,11 @@ class AttemptRunner:
             raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
-        dialect = self.dialect_for(call.client.dialect, provider)
-        request = self.upstream_request(call, model, provider, dialect)
+        try:  # a translation refuses what it cannot carry (a built-in tool, say)
+            dialect = self.dialect_for(call.client.dialect, provider)
+            request = self.upstream_request(call, model, provider, dialect)
+        except errors.GatewayError as refused:
+            raise self.fail(model, provider, recorder, refused) from None
         request.context = recorder.context
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         started = _Started()

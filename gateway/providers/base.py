@@ -29,12 +29,13 @@ class UpstreamRequest:
     raw: bytes | None  # `body` already serialised, when the client's bytes fit unchanged
     context: Context | None  # the attempt's CLIENT span, for instrumented HTTP clients
     query: str  # the client's query parameters a native upstream must see, encoded; or ""
+    method: str  # POST, but for the stored-response routes (GET, DELETE)
 
     def __init__(self, operation: str, path: str, body: dict[str, Any], stream: bool,
                  model: ModelConfig, headers: dict[str, str] | None = None,
                  directives: Mapping[str, str] | None = None, raw: bytes | None = None,
                  context: Context | None = None,
-                 query: str = "") -> None:  # see gateway.call.AttemptResult
+                 query: str = "", method: str = "POST") -> None:  # see gateway.call.AttemptResult
         self.operation = operation
         self.path = path
         self.body = body
@@ -45,6 +46,7 @@ class UpstreamRequest:
         self.raw = raw
         self.context = context
         self.query = query
+        self.method = method
 
 
 class UpstreamResponse(Protocol):

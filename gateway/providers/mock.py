@@ -1,6 +1,7 @@
 """The built-in simulated provider (`kind: mock`): answers in OpenAI's exact wire
-format (JSON and SSE, with usage), and in Anthropic's Messages format on the
-Messages paths (`mock_messages`), with realistic latency and token counts, so the
+format (JSON and SSE, with usage), in the Responses API's format on its paths
+(`mock_responses`), and in Anthropic's Messages format on the Messages paths
+(`mock_messages`), with realistic latency and token counts, so the
 gateway shows real metrics and traces with no API key. Load tests and the demo
 stack use it too.
 
@@ -23,8 +24,9 @@ import orjson
 
 from gateway.config import ProviderConfig
 from gateway.dialects.anthropic.request import estimate_prompt_tokens as estimate_messages_prompt
+from gateway.dialects.openai_responses.wire import estimate_prompt_tokens as estimate_input
 from gateway.dialects.registry import SIMULATOR_NATIVE
-from gateway.providers import mock_messages
+from gateway.providers import mock_messages, mock_responses
 from gateway.providers.base import UpstreamRequest
 from gateway.usage import estimate_prompt_tokens
 
@@ -89,6 +91,7 @@ class MockProvider:
         self.dialects = SIMULATOR_NATIVE
         self._random = random.Random(config.mock.seed)
         self._prompt_cache = mock_messages.PromptCache()
+        self._responses = mock_responses.ResponsesSimulator()
 
     @property
     def server_address(self) -> str | None:
@@ -123,7 +126,24 @@ class MockProvider:
             return MockResponse(200, mock_messages.count_tokens(request.body))
         if messages:
             return self._messages(request)
+        if request.path.startswith("/responses/"):
+            status, body = self._responses.stored(request.method, request.path[11:])
+            return MockResponse(status, body)
+        if request.path == "/responses":
+            return self._response(request)
         return self._chat(request)
+
+    def _response(self, request: UpstreamRequest) -> MockResponse:
+        body = request.body
+        limit = body.get("max_output_tokens")
+        words, cut = self._words(estimate_input(body), limit if isinstance(limit, int) else None)
+        headers = {"x-request-id": f"req_{uuid.uuid4().hex}"}
+        ms_per_chunk = self.config.mock.ms_per_chunk
+        if not body.get("stream"):
+            answer = self._responses.answer(body, words, cut)
+            return _Delayed(200, orjson.dumps(answer), ms_per_chunk * len(words) / 1000, headers)
+        return MockResponse(200, chunks=self._responses.stream(body, words, cut),
+                            chunk_delay_s=ms_per_chunk / 1000, headers=headers)
 
     def _words(self, prompt_tokens: int, limit: int | None) -> tuple[list[str], bool]:
         """The reply's words, and whether the output limit cut them short."""

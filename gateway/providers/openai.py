@@ -84,8 +84,9 @@ class AiohttpEndpoint:
             self._proxy_headers = None
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
 
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> OpenAIResponse:
-        response = await self._session.post(self._base_url + path, data=body,
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str],
+                   method: str = "POST") -> OpenAIResponse:
+        response = await self._session.request(method, self._base_url + path, data=body,
                                             headers={**self._headers, **headers},
                                             timeout=self._timeout, proxy=self._proxy,
                                             proxy_headers=self._proxy_headers, ssl=self._ssl)
@@ -93,12 +94,13 @@ class AiohttpEndpoint:
 
 
 class _Poster(Protocol):
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str],
+                   method: str = "POST") -> UpstreamResponse:
         ...
 
 
 class OpenAIProvider:
-    """Sends chat completions and embeddings to an OpenAI-compatible base URL."""
+    """Sends chat completions, embeddings and Responses calls to an OpenAI-compatible base URL."""
 
     def __init__(self, config: ProviderConfig, transport: HttpClient | aiohttp.ClientSession,
                  dialects: frozenset[str] = OPENAI_NATIVE, *, proxy: str | None = None,
@@ -146,6 +148,8 @@ class OpenAIProvider:
             token = otel_context.attach(request.context)
         try:
             path = f"{request.path}?{request.query}" if request.query else request.path
+            if request.method != "POST":
+                return await self._endpoint.post(path, body, request.headers, request.method)
             return await self._endpoint.post(path, body, request.headers)
         except TimeoutError:
             raise UpstreamTimeout(

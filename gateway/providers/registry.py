@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 
 import aiohttp
 
-from gateway.config import GatewayConfig
-from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_NATIVE
+from gateway.config import GatewayConfig, ProviderConfig
+from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_CHAT_ONLY, OPENAI_NATIVE
 from gateway.fastpaths import HttpClient
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Provider
@@ -30,12 +30,12 @@ def build_providers(config: GatewayConfig, routes: Mapping[str, Route],
         elif routes[name].aiohttp:
             assert session is not None
             route = routes[name]
-            adapter, dialects = _adapter(provider.kind)
+            adapter, dialects = _adapter(provider)
             built = adapter(provider, session, dialects, proxy=route.proxy_url,
                             proxy_headers=route.proxy_headers, ssl_context=route.ssl_context)
         else:
             assert http_client is not None
-            adapter, dialects = _adapter(provider.kind)
+            adapter, dialects = _adapter(provider)
             built = adapter(provider, http_client, dialects)
         extra = extra_dialects.get(provider.kind)
         if extra:
@@ -44,8 +44,8 @@ def build_providers(config: GatewayConfig, routes: Mapping[str, Route],
     return providers
 
 
-def _adapter(kind: str) -> tuple[type[OpenAIProvider], frozenset[str]]:
-    """The adapter class of a provider kind that goes over HTTP, and the dialects it speaks."""
-    if kind == "anthropic":
+def _adapter(provider: ProviderConfig) -> tuple[type[OpenAIProvider], frozenset[str]]:
+    """The adapter class of a provider that goes over HTTP, and the dialects it speaks."""
+    if provider.kind == "anthropic":
         return AnthropicProvider, ANTHROPIC_NATIVE
-    return OpenAIProvider, OPENAI_NATIVE
+    return OpenAIProvider, OPENAI_NATIVE if provider.responses_api else OPENAI_CHAT_ONLY

@@ -2,7 +2,8 @@
 client's dialect but speaks one the gateway translates to, the attempt runs with one
 of these in its place. Each is the client's dialect towards the client (its parse,
 request attributes, error shapes) and the upstream's towards the upstream (its path,
-body, usage, events), with `chat_messages` and `chat_messages_stream` in between.
+body, usage, events), with `chat_messages`, `chat_responses` and their `_stream`
+modules in between.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from gateway.dialects.base import (
 )
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.openai_chat import ChatWatcher, OpenAIChat
+from gateway.dialects.openai_responses import responses
+from gateway.dialects.openai_responses import wire as responses_wire
 from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError
 from gateway.translate import chat_messages as tm
+from gateway.translate import chat_responses as tr
 from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
+from gateway.translate.chat_responses_stream import ChatToResponsesStream, ResponsesToChatStream
 from gateway.usage import Usage
 
 # The upstream's own dialect reads a translated answer (usage, response attributes, the
@@ -136,6 +141,138 @@ class MessagesViaChat(_Translation):
         return anthropic.upstream_error(status, openai_wire.upstream_error(status, body))
 
 
+class ResponsesViaChat(_Translation):
+    """A Responses client served by a chat completions upstream. Nothing is stored
+    upstream, so the answer's id cannot be retrieved later (and is not remembered)."""
+
+    upstream_name = CHAT
+    upstream_path = "/chat/completions"
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tr.responses_to_chat_request(request.body)
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        reading = _CHAT.read_answer(request, payload, served, False, capture)
+        answer = tr.chat_to_responses_answer(payload, request.body, model=served if rename else None)
+        reading.body = orjson.dumps(answer)
+        return reading
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
+                                ChatToResponsesStream(request.body, model=served if rename else None),
+                                self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return openai_wire.event_error(data)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return openai_wire.upstream_error(status, body)
+
+
+class ChatViaResponses(_Translation):
+    """A chat completions client served by an upstream that speaks only the Responses API
+    (asked to store nothing)."""
+
+    upstream_name = responses.NAME
+    upstream_path = responses.OpenAIResponses.upstream_path
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tr.chat_to_responses_request(request.body)
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        model = payload.get("model")
+        answer = tr.responses_to_chat_answer(payload, model=served if rename else None)
+        return Reading(responses_wire.usage_from(payload.get("usage")),
+                       model if isinstance(model, str) else None,
+                       responses_wire.response_attributes(payload), orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        options = request.body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return TranslatedStream(
+            responses.ResponsesWatcher(served, False, timer, capture, _keep_nothing),
+            ResponsesToChatStream(include_usage=include_usage, model=served if rename else None),
+            self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return responses_wire.event_error(data)
+
+    def first_token(self, event: bytes) -> bool:
+        return responses.first_token(event)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return openai_wire.upstream_error(status, body)
+
+
+class ResponsesViaMessages(_Translation):
+    """A Responses client served by an Anthropic Messages upstream: through chat completions,
+    both mappings in a row (Responses -> chat -> Messages, and back)."""
+
+    upstream_name = anthropic.NAME
+    upstream_path = anthropic.AnthropicMessages.upstream_path
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tm.chat_to_messages_request(tr.responses_to_chat_request(request.body))
+        body["model"] = upstream_model
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        reading = _MESSAGES.read_answer(request, payload, served, False, capture)
+        chat = tm.messages_to_chat_answer(payload)
+        answer = tr.chat_to_responses_answer(chat, request.body, model=served if rename else None)
+        reading.body = orjson.dumps(answer)
+        return reading
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        return TranslatedStream(
+            anthropic.MessagesWatcher(None, timer, capture),
+            Chained(MessagesToChatStream(include_usage=True),
+                    ChatToResponsesStream(request.body, model=served if rename else None)),
+            self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return anthropic.event_error(data)
+
+    def first_token(self, event: bytes) -> bool:
+        return anthropic.first_token(event)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return tm.messages_error_to_chat(anthropic.upstream_error(status, body))
+
+
+class Chained:
+    """Two event translators in a row: what the first makes of an event, split into events,
+    is fed to the second."""
+
+    def __init__(self, first: EventTranslator, second: EventTranslator) -> None:
+        self._first = first
+        self._second = second
+        self.done = False
+
+    def feed(self, event: bytes) -> bytes:
+        middle = self._first.feed(event)
+        out = b"".join(self._second.feed(part) for part in middle.split(b"\n\n") if part)
+        self.done = self._second.done
+        return out
+
+
+def _keep_nothing(response_id: str, model: str) -> None:
+    """A translated call's response is never retrieved by its id."""
+
+
 class EventTranslator(Protocol):
     """Turns one upstream event into the client's bytes (see chat_messages_stream)."""
 
@@ -190,6 +327,9 @@ class TranslatedStream(StreamState):
 _TRANSLATIONS: Final[tuple[tuple[str, str, Callable[[Dialect], Dialect]], ...]] = (
     (CHAT, anthropic.NAME, ChatViaMessages),
     (anthropic.NAME, CHAT, MessagesViaChat),
+    (responses.NAME, CHAT, ResponsesViaChat),
+    (CHAT, responses.NAME, ChatViaResponses),
+    (responses.NAME, anthropic.NAME, ResponsesViaMessages),
 )
 
 

@@ -57,11 +57,13 @@ class Endpoint:
             lines.append(f"{name}: {value}")
         self._head_tail = ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
-        """POST `body` to base path + `path`; per-request `headers` are added after the fixed ones."""
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str],
+                   method: str = "POST") -> HttpResponse:
+        """POST `body` to base path + `path` (or send it with `method`); per-request `headers`
+        are added after the fixed ones."""
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()
                         if _safe(name, value))
-        head = (f"POST {self._path_prefix}{path} HTTP/1.1\r\n").encode("latin-1") + self._head_tail \
+        head = (f"{method} {self._path_prefix}{path} HTTP/1.1\r\n").encode("latin-1") + self._head_tail \
             + f"{extra}Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
         return await self._pool.request(head + body, self.read_timeout, self.connect_timeout,
                                         self.max_body)

@@ -1,0 +1,207 @@
+"""Remembers which provider (and model) created each stored response, in the storage
+backend (`storage:`), so that it survives a restart and every replica finds it.
+
+The request path tells `ResponseOwners.remember` synchronously (from the Responses
+dialect, as the answer or the stream's `response.created` passes): the owner goes into
+a bounded in-memory map at once, so this process finds it straight away, and is
+written to the store in the background, off the request's path, the owners of one
+loop iteration (or of however many arrived while the last write ran) in one write.
+Entries are kept 30 days, as long as OpenAI keeps a stored response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any, Final, Protocol
+
+import redis.asyncio as aioredis
+
+from gateway.config import GatewayConfig, StorageConfig
+from gateway.spend.ledger_sql import connect
+
+_log = logging.getLogger(__name__)
+KEEP_S: Final = 30 * 86400
+_CACHED: Final = 4096
+Owner = tuple[str, str]  # (provider, model) as named in the config
+
+
+class OwnerStore(Protocol):
+    """Durable id -> owner storage."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def put(self, owners: list[tuple[str, Owner]]) -> None: ...
+
+    async def get(self, response_id: str) -> Owner | None: ...
+
+    async def delete(self, response_id: str) -> None: ...
+
+
+class SqliteOwners:
+    """The owners in a table of the gateway's SQLite file (one connection, in a thread)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()  # one statement at a time on the shared connection
+
+    async def open(self) -> None:
+        self._conn = await asyncio.to_thread(self._open)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = connect(self.path)
+        conn.execute("CREATE TABLE IF NOT EXISTS response_owners (id TEXT PRIMARY KEY, "
+                     "provider TEXT NOT NULL, model TEXT NOT NULL, created REAL NOT NULL)")
+        conn.execute("DELETE FROM response_owners WHERE created < ?", (time.time() - KEEP_S,))
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            async with self._lock:
+                await asyncio.to_thread(conn.close)
+
+    async def _run(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the response owners store is not open")
+        async with self._lock:
+            return await asyncio.to_thread(lambda: conn.execute(sql, args).fetchall())
+
+    async def put(self, owners: list[tuple[str, Owner]]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the response owners store is not open")
+        now = time.time()
+        rows = [(ident, owner[0], owner[1], now) for ident, owner in owners]
+
+        def write() -> None:
+            with conn:  # one transaction for the batch
+                conn.execute("BEGIN")
+                conn.executemany("INSERT OR REPLACE INTO response_owners VALUES (?, ?, ?, ?)",
+                                 rows)
+
+        async with self._lock:
+            await asyncio.to_thread(write)
+
+    async def get(self, response_id: str) -> Owner | None:
+        rows = await self._run("SELECT provider, model FROM response_owners WHERE id = ? AND "
+                               "created >= ?", (response_id, time.time() - KEEP_S))
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def delete(self, response_id: str) -> None:
+        await self._run("DELETE FROM response_owners WHERE id = ?", (response_id,))
+
+
+class RedisOwners:
+    """The owners as Redis keys under the configured prefix, each expiring after 30 days."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = f"{prefix}response:"
+        self.client: Any = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+
+    async def open(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def put(self, owners: list[tuple[str, Owner]]) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for ident, owner in owners:
+                pipe.set(self.prefix + ident, f"{owner[0]}\n{owner[1]}", ex=KEEP_S)
+            await pipe.execute()
+
+    async def get(self, response_id: str) -> Owner | None:
+        value = await self.client.get(self.prefix + response_id)
+        if value is None:
+            return None
+        provider, _, model = value.decode().partition("\n")
+        return provider, model
+
+    async def delete(self, response_id: str) -> None:
+        await self.client.delete(self.prefix + response_id)
+
+
+def make_store(storage: StorageConfig) -> OwnerStore:
+    """The store of the configured backend."""
+    if storage.backend == "redis" and storage.redis_url:
+        return RedisOwners(storage.redis_url, storage.redis_prefix)
+    return SqliteOwners(storage.sqlite_path)
+
+
+class ResponseOwners:
+    """The owners of stored responses: recent ones in memory, all of them in the store."""
+
+    def __init__(self, config: GatewayConfig, store: OwnerStore) -> None:
+        self.config = config
+        self.store = store
+        self._recent: OrderedDict[str, Owner] = OrderedDict()
+        self._pending: list[tuple[str, Owner]] = []  # not yet handed to the store
+        self._writer: asyncio.Task[None] | None = None
+        self._open = False
+
+    def remember(self, response_id: str, model: str) -> None:
+        """`model` (by its configured name) created `response_id`: keep its provider."""
+        found = self.config.models.get(model)
+        if found is None:
+            return
+        owner = (found.provider, model)
+        self._keep(response_id, owner)
+        if not self._open:
+            return
+        self._pending.append((response_id, owner))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    def _keep(self, response_id: str, owner: Owner) -> None:
+        self._recent[response_id] = owner
+        self._recent.move_to_end(response_id)
+        if len(self._recent) > _CACHED:
+            self._recent.popitem(last=False)
+
+    async def _write(self) -> None:
+        """Write what is pending, batch by batch, until nothing is."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self.store.put(batch)
+                except Exception:
+                    _log.exception("could not store the owners of %d responses", len(batch))
+        finally:
+            self._writer = None
+
+    async def owner(self, response_id: str) -> Owner | None:
+        """The (provider, model) that created `response_id`, or None."""
+        found = self._recent.get(response_id)
+        if found is not None or not self._open:
+            return found
+        found = await self.store.get(response_id)
+        if found is not None:
+            self._keep(response_id, found)
+        return found
+
+    async def forget(self, response_id: str) -> None:
+        self._recent.pop(response_id, None)
+        if self._open:
+            await self.store.delete(response_id)
+
+    async def lifecycle(self, app: Any) -> AsyncIterator[None]:
+        """aiohttp cleanup context: open the store; at the end, finish the writes and close."""
+        await self.store.open()
+        self._open = True
+        try:
+            yield
+        finally:
+            self._open = False
+            if self._writer is not None:
+                await self._writer
+            await self.store.close()

@@ -186,7 +186,7 @@ class AttemptRunner:
             dialect = self.dialect_for(call.client.dialect, provider)
             request = self.upstream_request(call, model, provider, dialect)
         except errors.GatewayError as refused:
-            raise self.fail(model, provider, recorder, refused) from None
+            raise self.fail(call, model, provider, recorder, refused) from None
         request.context = recorder.context
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         started = _Started()

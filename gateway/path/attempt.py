@@ -113,7 +113,8 @@ class AttemptRunner:
     def upstream_request(self, call: Call, model: ModelConfig, provider: Provider,
                          dialect: Dialect) -> UpstreamRequest:
         client = call.client
-        body, raw = dialect.upstream_body(client, model.upstream_id(client.model))
+        upstream_id = model.upstream_id(client.model)
+        body, raw = dialect.upstream_body(client, upstream_id)
         directives: dict[str, str] = {}
         if provider.config.kind == "mock":  # only the simulator reads them
             directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
@@ -122,9 +123,12 @@ class AttemptRunner:
             value = call.headers.get(name)
             if value is not None:
                 headers[name] = value
+        path = dialect.upstream_path
+        if "{" in path:  # the call's own path (see dialects.base.RoutesUpstream)
+            path = getattr(dialect, "upstream_route")(client, upstream_id)
         return UpstreamRequest(
             operation=call.operation,
-            path=dialect.upstream_path,
+            path=path,
             body=body,
             stream=client.stream,
             model=model,

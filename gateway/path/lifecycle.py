@@ -92,11 +92,17 @@ class Lifecycle:
     async def authenticate(self, visit: Visit, headers: Mapping[str, str]) -> None:
         visit.principal = await self.authenticator.authenticate(headers)
 
-    def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str]) -> Call:
-        """The call for this body: parsed by the dialect, its model looked up and allowed."""
+    def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str],
+              routed: tuple[Mapping[str, str], Mapping[str, str]] | None = None) -> Call:
+        """The call for this body: parsed by the dialect (with the route's parameters and
+        query when `routed`: see dialects.base.RoutedDialect), its model looked up and
+        allowed."""
         principal = visit.principal
         assert principal is not None  # authenticate() came first
-        client = visit.dialect.parse(raw)
+        if routed is None:
+            client = visit.dialect.parse(raw)
+        else:
+            client = getattr(visit.dialect, "parse_routed")(raw, *routed)
         model = self.config.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(

@@ -8,11 +8,12 @@ from collections.abc import Iterable, Mapping
 import aiohttp
 
 from gateway.config import GatewayConfig
-from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_NATIVE
+from gateway.dialects.registry import ANTHROPIC_NATIVE, GEMINI_NATIVE, OPENAI_NATIVE
 from gateway.fastpaths import HttpClient
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Provider
 from gateway.providers.clients import Route
+from gateway.providers.gemini import GeminiProvider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai import OpenAIProvider
 
@@ -48,4 +49,6 @@ def _adapter(kind: str) -> tuple[type[OpenAIProvider], frozenset[str]]:
     """The adapter class of a provider kind that goes over HTTP, and the dialects it speaks."""
     if kind == "anthropic":
         return AnthropicProvider, ANTHROPIC_NATIVE
+    if kind == "gemini":
+        return GeminiProvider, GEMINI_NATIVE
     return OpenAIProvider, OPENAI_NATIVE

@@ -93,6 +93,7 @@ LABEL_LIMIT: Final = "gateway.limit"
 # --- values ------------------------------------------------------------------
 OP_CHAT: Final = "chat"
 OP_EMBEDDINGS: Final = "embeddings"
+OP_GENERATE_CONTENT: Final = "generate_content"  # Gemini's generateContent
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
 MODALITY_TEXT: Final = "text"  # what the OpenAI dialects' usage counts

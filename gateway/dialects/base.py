@@ -11,8 +11,8 @@ a dialect may live in an interpreted module (a test's) while the path is compile
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError

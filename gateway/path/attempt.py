@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -24,7 +24,7 @@ from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, ModelConfig
-from gateway.dialects.base import Dialect
+from gateway.dialects.base import Dialect, RoutesUpstream
 from gateway.fastpaths import BodyTooLarge, Deadline
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.pricing import cost_usd
@@ -125,7 +125,7 @@ class AttemptRunner:
                 headers[name] = value
         path = dialect.upstream_path
         if "{" in path:  # the call's own path (see dialects.base.RoutesUpstream)
-            path = getattr(dialect, "upstream_route")(client, upstream_id)
+            path = cast(RoutesUpstream, dialect).upstream_route(client, upstream_id)
         return UpstreamRequest(
             operation=call.operation,
             path=path,

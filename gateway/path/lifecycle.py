@@ -10,7 +10,7 @@ import random
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from gateway import errors
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
-from gateway.dialects.base import Dialect
+from gateway.dialects.base import Dialect, RoutedDialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook
 from gateway.telemetry import names as n
@@ -102,7 +102,7 @@ class Lifecycle:
         if routed is None:
             client = visit.dialect.parse(raw)
         else:
-            client = getattr(visit.dialect, "parse_routed")(raw, *routed)
+            client = cast(RoutedDialect, visit.dialect).parse_routed(raw, *routed)
         model = self.config.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(

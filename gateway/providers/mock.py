@@ -1,8 +1,8 @@
 """The built-in simulated provider (`kind: mock`): answers in OpenAI's exact wire
 format (JSON and SSE, with usage), in Anthropic's Messages format on the
-Messages paths (`mock_messages`) and in Gemini's on its paths (`mock_gemini`), with realistic latency and token counts, so the
-gateway shows real metrics and traces with no API key. Load tests and the demo
-stack use it too.
+Messages paths (`mock_messages`) and in Gemini's on its paths (`mock_gemini`), with
+realistic latency and token counts, so the gateway shows real metrics and traces
+with no API key. Load tests and the demo stack use it too.
 
 Request headers steer it (the load generator uses them): `x-mock-latency-ms`
 adds latency, `x-mock-error: 429|500|503` answers that error.

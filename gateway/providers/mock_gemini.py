@@ -30,7 +30,7 @@ def action(path: str) -> str | None:
     if "/models/" not in path:
         return None
     tail = path.rpartition("/models/")[2]
-    name, sep, rest = tail.partition(":")
+    _name, sep, rest = tail.partition(":")
     return rest.partition("?")[0] if sep else None
 
 

@@ -33,7 +33,41 @@ def parse_json(raw: bytes) -> dict[str, Any]:
                              ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("Invalid JSON payload received. The body must be a JSON object.")
-    return body
+    return json_names(body)
+
+
+# Google's JSON parser takes a field by its proto name (`max_output_tokens`) as well as its
+# JSON name (`maxOutputTokens`), and the SDK sends some nested ones so (`thinking_budget`):
+# the gateway reads the JSON names, so these are renamed once, as the body is parsed.
+_PROTO_NAMES: Final = frozenset({
+    "generation_config", "system_instruction", "tool_config", "function_calling_config",
+    "allowed_function_names", "function_declarations", "max_output_tokens", "stop_sequences",
+    "top_p", "top_k", "candidate_count", "response_mime_type", "response_schema",
+    "response_json_schema", "thinking_config", "thinking_budget", "include_thoughts",
+    "presence_penalty", "frequency_penalty", "inline_data", "mime_type", "function_call",
+    "function_response", "parameters_json_schema", "cached_content", "safety_settings",
+    "file_data", "generate_content_request", "task_type", "output_dimensionality",
+    "response_modalities", "thinking_level",
+})
+# Values that are the client's own data (arguments, results, schemas): never renamed.
+_OPAQUE: Final = frozenset({"args", "response", "parameters", "parametersJsonSchema",
+                            "responseSchema", "responseJsonSchema"})
+
+
+def json_names(value: Any) -> Any:
+    """`value` with the proto field names above renamed to their JSON names, in place."""
+    if isinstance(value, dict):
+        for key in [k for k in value if k in _PROTO_NAMES]:
+            head, *rest = key.split("_")
+            value.setdefault(head + "".join(w.title() for w in rest), value.pop(key))
+        for key, item in value.items():
+            if key not in _OPAQUE and isinstance(item, dict | list):
+                json_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                json_names(item)
+    return value
 
 
 def model_of(path_model: str) -> str:

@@ -299,3 +299,75 @@ async def test_function_declarations_pass_through_natively(rig: Rig) -> None:
     assert answer.function_calls[0].args == {"city": "Oslo"}
     sent = rig.google.state.requests[-1].body
     assert sent["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+
+
+async def test_budget_refusal_is_resource_exhausted() -> None:
+    """A blocking budget refuses a Gemini call in Google's shape (429 RESOURCE_EXHAUSTED,
+    which the SDK raises as its ClientError), before anything reaches the upstream."""
+    async with running_gemini(api_key=UPSTREAM_KEY) as google, \
+            running_upstream(api_key="sk-openai-up") as oai:
+        config = _config(google.base_url, oai.base_url) + """
+budgets:
+  - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}
+"""
+        env = {"GEMINI_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+               "GATEWAY_KEY": GATEWAY_KEY}
+        async with running_gateway(config, environ=env) as gw:
+            client = genai.Client(api_key=GATEWAY_KEY,
+                                  http_options=types.HttpOptions(base_url=gw.root))
+            with pytest.raises(genai_errors.ClientError) as caught:
+                await client.aio.models.generate_content(
+                    model="gemini-2.5-flash", contents="hi",
+                    config=types.GenerateContentConfig(max_output_tokens=60_000))
+            assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+            assert "budget" in (caught.value.message or "").lower()
+        assert google.state.requests == []
+
+
+SIM_CONFIG = """
+providers:
+  sim: {kind: mock, mock: {latency_ms: 0, ms_per_chunk: 0, completion_tokens: 9, jitter: 0}}
+models:
+  gemini-2.5-flash: {provider: sim, price_per_mtok: {input: 0.3, output: 2.5}}
+  gemini-embedding-001: {provider: sim, price_per_mtok: {input: 0.15, output: 0}}
+"""
+
+
+async def test_the_simulator_speaks_gemini_to_the_sdk() -> None:
+    """With no key, the simulator answers every Gemini call the SDK makes in Gemini's wire
+    format: text with thinking tokens, a stream, a required function call, counts, vectors."""
+    async with running_gateway(SIM_CONFIG, environ={}) as gw:
+        client = genai.Client(api_key="unused", http_options=types.HttpOptions(
+            base_url=gw.root))
+        answer = await client.aio.models.generate_content(model="gemini-2.5-flash",
+                                                          contents="hello there")
+        metadata = answer.usage_metadata
+        assert answer.text and metadata is not None
+        assert metadata.candidates_token_count == 9 and metadata.thoughts_token_count == 18
+        chunks = [c async for c in await client.aio.models.generate_content_stream(
+            model="gemini-2.5-flash", contents="hello there",
+            config=types.GenerateContentConfig(
+                thinking_config=types.ThinkingConfig(thinking_budget=0)))]
+        assert len(chunks) > 1 and "".join(c.text or "" for c in chunks).split() == \
+            (answer.text or "").split()
+        last = chunks[-1].usage_metadata
+        assert last is not None and last.thoughts_token_count is None
+        called = await client.aio.models.generate_content(
+            model="gemini-2.5-flash", contents="weather in Oslo?",
+            config=types.GenerateContentConfig(
+                tools=[types.Tool(function_declarations=[WEATHER])],
+                tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+                    mode=types.FunctionCallingConfigMode.ANY))))
+        assert called.function_calls is not None
+        assert called.function_calls[0].name == "get_weather"
+        assert called.function_calls[0].args == {"city": "simulated"}
+        counted = await client.aio.models.count_tokens(model="gemini-2.5-flash",
+                                                       contents="hello there")
+        assert counted.total_tokens and counted.total_tokens > 0
+        embedded = await client.aio.models.embed_content(model="gemini-embedding-001",
+                                                         contents="x")
+        assert embedded.embeddings is not None and len(embedded.embeddings[0].values or []) == 256
+        span = dict(gw.telemetry.spans_named("generate_content gemini-2.5-flash")[0].attributes
+                    or {})
+        assert span["gen_ai.provider.name"] == "simulated"
+        assert span["gen_ai.usage.reasoning.output_tokens"] == 18

@@ -33,7 +33,8 @@ def parse_json(raw: bytes) -> dict[str, Any]:
                              ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("Invalid JSON payload received. The body must be a JSON object.")
-    return json_names(body)
+    json_names(body)
+    return body
 
 
 # Google's JSON parser takes a field by its proto name (`max_output_tokens`) as well as its

@@ -371,3 +371,15 @@ async def test_the_simulator_speaks_gemini_to_the_sdk() -> None:
                     or {})
         assert span["gen_ai.provider.name"] == "simulated"
         assert span["gen_ai.usage.reasoning.output_tokens"] == 18
+
+
+async def test_count_tokens_of_a_chat_model_is_the_gateways_estimate(rig: Rig) -> None:
+    """countTokens for a model whose provider does not speak Gemini is answered by the
+    gateway from its estimate, never sent upstream; embedding with a chat model is a 400."""
+    client = rig.client()
+    counted = await client.aio.models.count_tokens(model="gpt-4.1", contents="hello there")
+    assert counted.total_tokens == 4 + 3  # 4 per turn, about 4 characters a token
+    assert rig.oai.state.requests == []
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await client.aio.models.embed_content(model="gpt-4.1", contents="x")
+    assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"

@@ -5,7 +5,7 @@ the gateway's trace and spend show it.
 
 The package is installed with npm into a cache directory once (`GEMINI_CLI_CACHE`,
 default ~/.cache/llm-gateway-tests/gemini-cli); the test is skipped only when npm is
-not installed.
+not installed or Node.js is older than the CLI needs (20).
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def _gemini() -> Path:
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is not installed: Gemini CLI cannot be installed here")
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
+    major = node.stdout.strip().lstrip("v").split(".")[0]
+    if not major.isdigit() or int(major) < 20:
+        pytest.skip(f"Gemini CLI needs Node.js 20 or later (found {node.stdout.strip()!r})")
     cache = Path(os.environ.get("GEMINI_CLI_CACHE",
                                 Path.home() / ".cache" / "llm-gateway-tests" / "gemini-cli"))
     prefix = cache / VERSION

@@ -23,6 +23,7 @@ from tests.fakes.gemini_upstream import Behaviour, RunningGemini, running_gemini
 from tests.fakes.openai_upstream import RunningUpstream, running_upstream
 from tests.spend.helpers import ledger_rows
 from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.telemetry import iter_points
 from tests.support.waiting import eventually
 
 pytestmark = [
@@ -127,6 +128,12 @@ async def test_generate_content_reaches_the_native_upstream(rig: Rig, version: s
     expected = (Decimal(630) * Decimal("0.3") + Decimal(400) * Decimal("0.075")
                 + Decimal(170) * Decimal("2.5")) / 1_000_000
     assert span["gateway.cost.usd"] == pytest.approx(float(expected))
+    tokens = {(p["gen_ai.token.type"], p["gen_ai.provider.name"]): point.sum
+              for p, point in iter_points(rig.gw.telemetry, "gen_ai.client.token.usage")}
+    assert tokens[("input", "gcp.gemini")] == 1030 and tokens[("output", "gcp.gemini")] == 170
+    by_kind = {p["gen_ai.token.type"]: point.value
+               for p, point in iter_points(rig.gw.telemetry, "gateway.tokens")}
+    assert by_kind["cache_read"] == 400 and by_kind["reasoning"] == 120
     assert await eventually(rig.ledger)
     row = rig.ledger()[0]
     assert (row.input_tokens, row.output_tokens, row.cached_tokens, row.reasoning_tokens) == (

@@ -153,3 +153,18 @@ def test_watcher_stops_at_an_error_chunk_and_a_malformed_one() -> None:
     out = broken.feed([b"data: {nope"])
     assert broken.failure is not None and broken.failure.end == "malformed"
     assert orjson.loads(out.removeprefix(b"data: "))["error"]["code"] == 502
+
+
+def test_a_field_given_by_both_names_is_read_once() -> None:
+    """`generationConfig` and `generation_config` together: the JSON name wins, the proto one
+    is dropped, so the upstream reads the limit the gateway checked; a proto-named limit
+    past the gateway's bound is refused like a JSON-named one."""
+    body = {**HELLO, "generationConfig": {"maxOutputTokens": 10},
+            "generation_config": {"max_output_tokens": 900_000_000}}
+    request = GeminiGenerate().parse_routed(orjson.dumps(body), {"model": "m"}, {})
+    assert request.max_tokens == 10
+    sent, raw = request.dialect.upstream_body(request, "m")
+    assert raw is None and sent == {**HELLO, "generationConfig": {"maxOutputTokens": 10}}
+    with pytest.raises(InvalidRequest, match="at most"):
+        GeminiGenerate().parse_routed(orjson.dumps(
+            {**HELLO, "generation_config": {"max_output_tokens": 900_000_000}}), {"model": "m"}, {})

@@ -23,7 +23,7 @@ from gateway.dialects.gemini.answer import (
 )
 from gateway.sse import event_data
 from gateway.telemetry import content
-from gateway.usage import Usage, estimate_text_tokens
+from gateway.usage import Usage
 
 
 class GeminiWatcher:
@@ -133,7 +133,3 @@ def event_error(data: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     return None if found is None else f"{found[1]}: {found[2]}"
-
-
-def output_estimate(payload: dict[str, Any]) -> int:
-    return sum(estimate_text_tokens(t) for t in texts(payload).values())

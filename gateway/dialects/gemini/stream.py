@@ -23,6 +23,7 @@ from gateway.dialects.gemini.answer import (
 )
 from gateway.sse import event_data
 from gateway.telemetry import content
+from gateway.telemetry.vocabulary import error_code
 from gateway.usage import Usage
 
 
@@ -91,7 +92,7 @@ class GeminiWatcher:
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
         error = wire_errors.read_error(payload)
         if error is not None:
-            self.failure = StreamEnd("upstream_error", error[1],
+            self.failure = StreamEnd("upstream_error", error_code(error[1]),
                                      "the upstream reported an error mid-stream")
             self.done = True
             return event + b"\n\n"

@@ -43,8 +43,9 @@ from gateway.limits import RequestLimits
 from gateway.pricing import UNPRICED, ModelPricing
 from gateway.redact import looks_secret, secret_parts
 
-PROVIDER_KINDS = ("openai", "anthropic", "mock")
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "mock")
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 DEFAULT_PORT = 8080
 MAX_PRICE_PER_MTOK = Decimal(1_000_000)  # $1 a token
 # What one upstream may make the gateway hold (docs/security.md explains the choice): one SSE
@@ -180,8 +181,9 @@ class ProviderConfig:
     def _default_name(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and not data.get("provider_name"):
             data = {**data, "provider_name": _default_provider_name(data, data.get("name", ""))}
-        if isinstance(data, Mapping) and data.get("kind") == "anthropic" and not data.get("base_url"):
-            data = {**data, "base_url": ANTHROPIC_BASE_URL}
+        native = {"anthropic": ANTHROPIC_BASE_URL, "gemini": GEMINI_BASE_URL}
+        if isinstance(data, Mapping) and data.get("kind") in native and not data.get("base_url"):
+            data = {**data, "base_url": native[str(data.get("kind"))]}
         return data
 
     @field_validator("base_url")
@@ -515,7 +517,8 @@ def is_pattern(name: str) -> bool:
 
 
 def _default_provider_name(entry: Mapping[str, Any], key: str) -> str:
-    return {"mock": "simulated", "anthropic": "anthropic"}.get(str(entry.get("kind")), key)
+    return {"mock": "simulated", "anthropic": "anthropic", "gemini": "gcp.gemini"}.get(
+        str(entry.get("kind")), key)
 
 
 def named_entries(tree: Mapping[str, Any], key: str, problems: list[str], allowed: str) -> Any:

@@ -225,8 +225,7 @@ def test_env_example_base_urls_reach_the_paths_the_default_expects() -> None:
     embedded default uses without it (the OpenAI-compatible path included)."""
     example = (ROOT / ".env.example").read_text()
     urls = dict(re.findall(r"^# ([A-Z]+_BASE_URL)=(\S+)$", example, re.MULTILINE))
-    assert set(urls) == {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL",
-                         "DEEPSEEK_BASE_URL"}
+    assert set(urls) == {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "DEEPSEEK_BASE_URL"}
     default = load(default_text(), {})
     for variable, url in urls.items():
         configured = load(default_text(), {variable: url})

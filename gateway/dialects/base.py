@@ -1,5 +1,5 @@
 """The dialect seam: what one client API (OpenAI chat completions, embeddings, and
-next Anthropic Messages, the Responses API, Gemini) tells the request path.
+Anthropic Messages, Gemini, and next the Responses API) tells the request path.
 
 A dialect parses the client's body into the canonical call (`ClientRequest`),
 rewrites it for the upstream, reads usage and response attributes from a JSON
@@ -11,6 +11,7 @@ a dialect may live in an interpreted module (a test's) while the path is compile
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -194,6 +195,29 @@ class ForwardsQuery(Protocol):
     the client's query reaches an upstream of another dialect."""
 
     forward_query: tuple[str, ...]  # the parameter names passed on, values as sent
+
+
+class RoutedDialect(Protocol):
+    """A dialect whose URL carries part of the call (Gemini's `models/{model}:generateContent`):
+    the edge, seeing `parse_routed` when it builds the route (never per request), passes the
+    route's parameters and the query to it instead of calling `parse`. `query_key` names a
+    query parameter a client may send its key in and the header the edge moves it to before
+    authenticating (so it is checked, scrubbed and never logged like that header)."""
+
+    query_key: tuple[str, str]
+
+    def parse_routed(self, raw: bytes, path: Mapping[str, str],
+                     query: Mapping[str, str]) -> ClientRequest:
+        ...
+
+
+class RoutesUpstream(Protocol):
+    """A dialect whose upstream path depends on the call (the model in Gemini's URL): its
+    `upstream_path` holds a `{` template and the attempt asks `upstream_route` for the
+    call's own path. Looked up by name, only when the template says so."""
+
+    def upstream_route(self, request: ClientRequest, upstream_model: str) -> str:
+        ...
 
 
 class AnswersLocally(Protocol):

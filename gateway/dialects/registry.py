@@ -13,6 +13,7 @@ from gateway.dialects import openai_chat, openai_embeddings
 from gateway.dialects.anthropic import messages as anthropic_messages
 from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
 from gateway.dialects.base import Dialect
+from gateway.dialects.gemini import generate as gemini
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
 from gateway.dialects.openai_responses import responses as openai_responses
@@ -25,8 +26,11 @@ OPENAI_NATIVE = frozenset({openai_chat.NAME, openai_embeddings.NAME, openai_resp
 OPENAI_CHAT_ONLY = OPENAI_NATIVE - {openai_responses.NAME}
 # What Anthropic's own API (`kind: anthropic`) speaks natively.
 ANTHROPIC_NATIVE = frozenset({anthropic_messages.NAME, anthropic_messages.COUNT_TOKENS})
-# The simulator answers in both.
-SIMULATOR_NATIVE = OPENAI_NATIVE | ANTHROPIC_NATIVE
+# What Gemini's own API (`kind: gemini`) speaks natively.
+GEMINI_NATIVE = frozenset({gemini.NAME, gemini.STREAM, gemini.COUNT_TOKENS, gemini.EMBED,
+                           gemini.BATCH_EMBED})
+# The simulator answers in all of them.
+SIMULATOR_NATIVE = OPENAI_NATIVE | ANTHROPIC_NATIVE | GEMINI_NATIVE
 
 
 def default_dialects(limits: RequestLimits = DEFAULT_LIMITS,
@@ -35,7 +39,8 @@ def default_dialects(limits: RequestLimits = DEFAULT_LIMITS,
     request `limits`; `remember` is told which model served each stored response."""
     responses = OpenAIResponses(limits) if remember is None else OpenAIResponses(limits, remember)
     return [OpenAIChat(limits), OpenAIEmbeddings(), responses, AnthropicMessages(limits),
-            AnthropicCountTokens()]
+            AnthropicCountTokens(), gemini.GeminiGenerate(limits), gemini.GeminiStream(limits),
+            gemini.GeminiCountTokens(), gemini.GeminiEmbed(), gemini.GeminiBatchEmbed()]
 
 
 class Dialects:

@@ -12,9 +12,10 @@ the upstream headers passed on).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway import errors
 from gateway.call import Call
@@ -58,27 +59,39 @@ class Proxy:
 
     def handler(self, dialect: Dialect, route: str
                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """The aiohttp handler of one of `dialect`'s routes."""
+        """The aiohttp handler of one of `dialect`'s routes (a routed dialect's, see
+        dialects.base.RoutedDialect, gets the route's parameters and query)."""
+        routed = getattr(dialect, "parse_routed", None) is not None
+        query_key: tuple[str, str] | None = getattr(dialect, "query_key", None)
+
         async def handle(request: web.Request) -> web.StreamResponse:
             if request.method != "POST":
                 error = errors.MethodNotAllowed(
                     f"{request.method} is not allowed on {request.path}; use POST.")
                 return stamped(request, route, dialect_error(dialect, error, {"allow": "POST"}))
-            return await self.handle(request, dialect, route)
+            if not routed:
+                return await self.handle(request, dialect, route)
+            headers = _with_query_key(request, query_key)
+            return await self.handle(request, dialect, route, headers,
+                                     (request.match_info, request.query))
         return handle
 
-    async def handle(self, request: web.Request, dialect: Dialect,
-                     route: str) -> web.StreamResponse:
+    async def handle(self, request: web.Request, dialect: Dialect, route: str,
+                     headers: Mapping[str, str] | None = None,
+                     routed: tuple[Mapping[str, str], Mapping[str, str]] | None = None
+                     ) -> web.StreamResponse:
         task = self.inflight.enter()
         life = self.lifecycle
-        visit = life.open(request.headers, dialect, route,
+        if headers is None:
+            headers = request.headers
+        visit = life.open(headers, dialect, route,
                           url=(request.scheme, request.path, request.host))
         status = 500
         error_type: str | None = None
         try:
-            await life.authenticate(visit, request.headers)
-            call = life.admit(visit, await self._read_body(request), request.headers,
-                              request.query_string)
+            await life.authenticate(visit, headers)
+            call = life.admit(visit, await self._read_body(request), headers,
+                              request.query_string, routed)
             answer = await self.chain.dispatch(call)
             if isinstance(answer, JsonAnswer):
                 status = answer.status
@@ -143,3 +156,18 @@ class Proxy:
 
     async def _read_body(self, request: web.Request) -> bytes:
         return await read_body(request, self.limits)
+
+
+def _with_query_key(request: web.Request, query_key: tuple[str, str] | None
+                    ) -> Mapping[str, str]:
+    """The request's headers, plus the key a client sent as a query parameter (Gemini's
+    `?key=`) in the header the dialect names, unless that header is there already."""
+    if query_key is None:
+        return request.headers
+    param, header = query_key
+    key = request.query.get(param)
+    if not key or header in request.headers:
+        return request.headers
+    headers = CIMultiDict(request.headers)
+    headers[header] = key
+    return headers

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -27,7 +27,7 @@ from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, ModelConfig
-from gateway.dialects.base import Dialect
+from gateway.dialects.base import Dialect, RoutesUpstream
 from gateway.fastpaths import BodyTooLarge, Deadline
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.pricing import cost_usd
@@ -120,7 +120,8 @@ class AttemptRunner:
     def upstream_request(self, call: Call, model: ModelConfig, provider: Provider,
                          dialect: Dialect) -> UpstreamRequest:
         client = call.client
-        body, raw = dialect.upstream_body(client, model.upstream_id(client.model))
+        upstream_id = model.upstream_id(client.model)
+        body, raw = dialect.upstream_body(client, upstream_id)
         directives: dict[str, str] = {}
         if provider.config.kind == "mock":  # only the simulator reads them
             directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
@@ -132,9 +133,12 @@ class AttemptRunner:
         query = ""
         if call.query:  # rare: clients of the OpenAI dialects send none
             query = forwarded_query(call.query, getattr(dialect, "forward_query", ()))
+        path = dialect.upstream_path
+        if "{" in path:  # the call's own path (see dialects.base.RoutesUpstream)
+            path = cast(RoutesUpstream, dialect).upstream_route(client, upstream_id)
         return UpstreamRequest(
             operation=call.operation,
-            path=dialect.upstream_path,
+            path=path,
             body=body,
             stream=client.stream,
             model=model,

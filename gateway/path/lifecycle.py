@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -19,7 +19,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from gateway import attribution, errors
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
-from gateway.dialects.base import Dialect
+from gateway.dialects.base import Dialect, RoutedDialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook
 from gateway.pricing import cache_savings_usd
@@ -103,12 +103,18 @@ class Lifecycle:
         visit.principal = await self.authenticator.authenticate(headers)
 
     def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str],
-              query: str = "") -> Call:
-        """The call for this body: parsed by the dialect, its model looked up and allowed
-        (`query`: the request's query string, for a dialect that forwards some of it)."""
+              query: str = "",
+              routed: tuple[Mapping[str, str], Mapping[str, str]] | None = None) -> Call:
+        """The call for this body: parsed by the dialect (with the route's parameters and
+        query when `routed`: see dialects.base.RoutedDialect), its model looked up and
+        allowed (`query`: the request's query string, for a dialect that forwards some of
+        it)."""
         principal = visit.principal
         assert principal is not None  # authenticate() came first
-        client = visit.dialect.parse(raw)
+        if routed is None:
+            client = visit.dialect.parse(raw)
+        else:
+            client = cast(RoutedDialect, visit.dialect).parse_routed(raw, *routed)
         model = self.config.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(

@@ -1,9 +1,9 @@
 """The built-in simulated provider (`kind: mock`): answers in OpenAI's exact wire
 format (JSON and SSE, with usage), in the Responses API's format on its paths
-(`mock_responses`), and in Anthropic's Messages format on the Messages paths
-(`mock_messages`), with realistic latency and token counts, so the
-gateway shows real metrics and traces with no API key. Load tests and the demo
-stack use it too.
+(`mock_responses`), in Anthropic's Messages format on the Messages paths
+(`mock_messages`) and in Gemini's on its paths (`mock_gemini`), with realistic latency
+and token counts, so the gateway shows real metrics and traces with no API key. Load
+tests and the demo stack use it too.
 
 Request headers steer it (the load generator uses them): `x-mock-latency-ms`
 adds latency, `x-mock-error: 429|500|503` answers that error.
@@ -24,9 +24,10 @@ import orjson
 
 from gateway.config import ProviderConfig
 from gateway.dialects.anthropic.request import estimate_prompt_tokens as estimate_messages_prompt
+from gateway.dialects.gemini.request import estimate_prompt_tokens as estimate_gemini_prompt
 from gateway.dialects.openai_responses.wire import estimate_prompt_tokens as estimate_input
 from gateway.dialects.registry import SIMULATOR_NATIVE
-from gateway.providers import mock_messages, mock_responses
+from gateway.providers import mock_gemini, mock_messages, mock_responses
 from gateway.providers.base import UpstreamRequest
 from gateway.usage import estimate_prompt_tokens
 
@@ -115,11 +116,17 @@ class MockProvider:
         if latency_s:
             await asyncio.sleep(latency_s)
         messages = request.path.endswith(("/messages", "/messages/count_tokens"))
+        gemini = mock_gemini.action(request.path)
         if error:
+            if gemini is not None:
+                headers = {"retry-after": "1"} if error == 429 else {}
+                return MockResponse(error, mock_gemini.error(error), headers=headers)
             if messages:
                 headers = {"retry-after": "1"} if error == 429 else {}
                 return MockResponse(error, mock_messages.error(error), headers=headers)
             return _error(error)
+        if gemini is not None:
+            return self._gemini(request, gemini)
         if request.operation == "embeddings":
             return MockResponse(200, orjson.dumps(self._embeddings(request.body)))
         if request.path.endswith("/messages/count_tokens"):
@@ -163,6 +170,21 @@ class MockProvider:
             return _Delayed(200, orjson.dumps(answer), ms_per_chunk * len(words) / 1000, headers)
         return MockResponse(200, chunks=mock_messages.stream(answer),
                             chunk_delay_s=ms_per_chunk / 1000, headers=headers)
+
+    def _gemini(self, request: UpstreamRequest, action: str) -> MockResponse:
+        body = request.body
+        if action == "countTokens":
+            return MockResponse(200, mock_gemini.count_tokens(body))
+        if action in ("embedContent", "batchEmbedContents"):
+            return MockResponse(200, mock_gemini.embed(body, action == "batchEmbedContents"))
+        words, cut = self._words(estimate_gemini_prompt(body), mock_gemini.max_output(body))
+        answer = mock_gemini.answer(body, request.model.upstream_id(request.model.name), words,
+                                    cut)
+        ms_per_chunk = self.config.mock.ms_per_chunk
+        if action != "streamGenerateContent":
+            return _Delayed(200, orjson.dumps(answer), ms_per_chunk * len(words) / 1000)
+        return MockResponse(200, chunks=mock_gemini.stream(answer),
+                            chunk_delay_s=ms_per_chunk / 1000)
 
     def _chat(self, request: UpstreamRequest) -> MockResponse:
         body = request.body

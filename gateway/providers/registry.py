@@ -8,11 +8,17 @@ from collections.abc import Iterable, Mapping
 import aiohttp
 
 from gateway.config import GatewayConfig, ProviderConfig
-from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_CHAT_ONLY, OPENAI_NATIVE
+from gateway.dialects.registry import (
+    ANTHROPIC_NATIVE,
+    GEMINI_NATIVE,
+    OPENAI_CHAT_ONLY,
+    OPENAI_NATIVE,
+)
 from gateway.fastpaths import HttpClient
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Provider
 from gateway.providers.clients import Route
+from gateway.providers.gemini import GeminiProvider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai import OpenAIProvider
 
@@ -48,4 +54,6 @@ def _adapter(provider: ProviderConfig) -> tuple[type[OpenAIProvider], frozenset[
     """The adapter class of a provider that goes over HTTP, and the dialects it speaks."""
     if provider.kind == "anthropic":
         return AnthropicProvider, ANTHROPIC_NATIVE
+    if provider.kind == "gemini":
+        return GeminiProvider, GEMINI_NATIVE
     return OpenAIProvider, OPENAI_NATIVE if provider.responses_api else OPENAI_CHAT_ONLY

@@ -91,10 +91,12 @@ def config_records(keys: Iterable[KeyConfig]) -> list[KeyRecord]:
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     """The key a client presents: `Authorization: Bearer <key>` (the OpenAI SDK, and the
-    Anthropic SDK with an auth token), else `x-api-key` (the Anthropic SDK, Claude Code)."""
+    Anthropic SDK with an auth token), else `x-api-key` (the Anthropic SDK, Claude Code),
+    else `x-goog-api-key` (the google-genai SDK; its `?key=` the edge moved there)."""
     value = headers.get("Authorization") or headers.get("authorization")
     if not value:
-        key = headers.get("x-api-key") or headers.get("X-Api-Key")
+        key = (headers.get("x-api-key") or headers.get("X-Api-Key")
+               or headers.get("x-goog-api-key"))
         return key.strip() or None if key else None
     scheme, _, token = value.partition(" ")
     token = token.strip()
@@ -169,8 +171,8 @@ class KeyAuthenticator:
         if token is None:
             raise errors.AuthenticationFailed(
                 "You didn't provide an API key. Send your gateway key in the Authorization "
-                "header as 'Bearer <key>' (the OpenAI SDK's api_key) or in x-api-key (the "
-                "Anthropic SDK's).")
+                "header as 'Bearer <key>' (the OpenAI SDK's api_key), in x-api-key (the "
+                "Anthropic SDK's) or in x-goog-api-key (the google-genai SDK's).")
         digest = hash_key(token)
         principal = self._by_hash.get(digest)
         if principal is None:

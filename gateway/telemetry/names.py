@@ -99,6 +99,7 @@ OP_EMBEDDINGS: Final = "embeddings"
 # (it is no inference), so a custom one, the API's own name, as OpenTelemetry's Go
 # instrumentation of the Anthropic SDK and the Gemini instrumentations name it.
 OP_COUNT_TOKENS: Final = "count_tokens"
+OP_GENERATE_CONTENT: Final = "generate_content"  # Gemini's generateContent
 TOKEN_INPUT: Final = "input"
 TOKEN_OUTPUT: Final = "output"
 MODALITY_TEXT: Final = "text"  # what the OpenAI dialects' usage counts

@@ -30,6 +30,9 @@ KNOWN_CODES: Final = frozenset({
     "context_length_exceeded", "invalid_request_error", "invalid_api_key",
     "authentication_error", "permission_error", "not_found_error", "model_not_found",
     "content_filter", "content_policy_violation", "bad_gateway", "connection_error",
+    # Google's status names (Gemini's error chunks)
+    "INVALID_ARGUMENT", "FAILED_PRECONDITION", "PERMISSION_DENIED", "NOT_FOUND",
+    "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED",
     *_STATUS_TEXT.values(),
 })
 

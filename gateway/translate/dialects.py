@@ -2,8 +2,8 @@
 client's dialect but speaks one the gateway translates to, the attempt runs with one
 of these in its place. Each is the client's dialect towards the client (its parse,
 request attributes, error shapes) and the upstream's towards the upstream (its path,
-body, usage, events), with `chat_messages`, `chat_responses` and their `_stream`
-modules in between.
+body, usage, events), with `chat_messages`, `chat_responses`, `chat_gemini` and their
+`_stream` modules in between.
 """
 
 from __future__ import annotations
@@ -22,14 +22,21 @@ from gateway.dialects.base import (
     Reading,
     StreamWatcher,
 )
+from gateway.dialects.gemini import answer as gemini_answer
+from gateway.dialects.gemini import errors as gemini_errors
+from gateway.dialects.gemini import generate as gemini
+from gateway.dialects.gemini import stream as gemini_stream
+from gateway.dialects.gemini.stream import GeminiWatcher
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.openai_chat import ChatWatcher, OpenAIChat
 from gateway.dialects.openai_responses import responses
 from gateway.dialects.openai_responses import wire as responses_wire
 from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError
+from gateway.translate import chat_gemini as tg
 from gateway.translate import chat_messages as tm
 from gateway.translate import chat_responses as tr
+from gateway.translate.chat_gemini_stream import ChatToGeminiStream, GeminiToChatStream
 from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
 from gateway.translate.chat_responses_stream import ChatToResponsesStream, ResponsesToChatStream
 from gateway.usage import Usage
@@ -273,6 +280,94 @@ def _keep_nothing(response_id: str, model: str) -> None:
     """A translated call's response is never retrieved by its id."""
 
 
+class ChatViaGemini(_Translation):
+    """An OpenAI chat completions client served by a Gemini upstream (generateContent, or
+    its SSE stream when the client streams)."""
+
+    upstream_name = gemini.NAME
+    upstream_path = "/v1beta/models/{model}"  # the action is the call's: `upstream_route`
+
+    def upstream_route(self, request: ClientRequest, upstream_model: str) -> str:
+        template = gemini.GeminiStream if request.stream else gemini.GeminiGenerate
+        return gemini.upstream_route(template.upstream_path, upstream_model)
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        return tg.chat_to_gemini_request(request.body), None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        answer = tg.gemini_to_chat_answer(payload, model=served if rename else None)
+        return Reading(gemini_answer.usage_from(payload.get("usageMetadata")),
+                       gemini_answer.response_model(payload),
+                       gemini_answer.response_attributes(payload), orjson.dumps(answer))
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        options = request.body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return TranslatedStream(
+            GeminiWatcher(None, timer, capture),
+            GeminiToChatStream(include_usage=include_usage, model=served if rename else None),
+            self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return gemini_stream.event_error(data)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return openai_wire.upstream_error(status, _google_to_openai(status, body))
+
+
+class GeminiViaChat(_Translation):
+    """A Gemini client (generateContent or its stream) served by an OpenAI chat completions
+    upstream."""
+
+    upstream_name = CHAT
+    upstream_path = "/chat/completions"
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        body = tg.gemini_to_chat_request(request.body)
+        body["model"] = upstream_model
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body, None
+
+    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
+                    rename: bool, capture: bool) -> Reading:
+        reading = _CHAT.read_answer(request, payload, served, False, capture)
+        answer = tg.chat_to_gemini_answer(payload, model=served if rename else None)
+        reading.body = orjson.dumps(answer)
+        return reading
+
+    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
+              capture: bool) -> TranslatedStream:
+        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
+                                ChatToGeminiStream(model=served if rename else None),
+                                self.client.stream_error)
+
+    def event_error(self, data: bytes) -> str | None:
+        return openai_wire.event_error(data)
+
+    def upstream_error(self, status: int, body: bytes) -> bytes:
+        return gemini_errors.upstream_error(status, body)
+
+
+def _google_to_openai(status: int, body: bytes) -> bytes:
+    """A Google error body in OpenAI's shape (its message and status name kept)."""
+    try:
+        found = gemini_errors.read_error(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return body
+    if found is None:
+        return body
+    _code, name, message = found
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None,
+                                   "code": name}})
+
+
 class EventTranslator(Protocol):
     """Turns one upstream event into the client's bytes (see chat_messages_stream)."""
 
@@ -330,6 +425,9 @@ _TRANSLATIONS: Final[tuple[tuple[str, str, Callable[[Dialect], Dialect]], ...]] 
     (responses.NAME, CHAT, ResponsesViaChat),
     (CHAT, responses.NAME, ChatViaResponses),
     (responses.NAME, anthropic.NAME, ResponsesViaMessages),
+    (CHAT, gemini.NAME, ChatViaGemini),
+    (gemini.NAME, CHAT, GeminiViaChat),
+    (gemini.STREAM, CHAT, GeminiViaChat),
 )
 
 

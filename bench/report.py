@@ -47,6 +47,7 @@ class TargetRun:
     peak_rss_mb: float | None = None
     failure: str | None = None
     skipped: str | None = None  # why the target was not run (not a failure)
+    notes: list[str] = field(default_factory=list)  # what of it was not measured, and why
 
 
 def _find(runs: Sequence[TargetRun], target: str, mode: str, conns: int,
@@ -266,6 +267,7 @@ def render(runs: Sequence[TargetRun], header: Sequence[str],
     if checks:
         parts += ["", "## Targets (gateway, 100% sampling)", "", *checks]
     skipped = [f"- {run.name}: {run.skipped}" for run in runs if run.skipped]
+    skipped += [f"- {run.name}: {note}" for run in runs for note in run.notes]
     if skipped:
         parts += ["", "## Skipped (not failures)", "", *skipped]
     failures = [f"- {run.name}: {run.failure}" for run in runs if run.failure]

@@ -77,6 +77,7 @@ class Live:
     run: report.TargetRun
     cells: dict[tuple[str, str, int], list[report.Cell]] = field(default_factory=dict)
     ttfc: load.TtfcSamples = field(default_factory=load.TtfcSamples)
+    modes: tuple[str, ...] = ("json", "stream")  # a peer that fails a mode is measured without it
 
     @property
     def name(self) -> str:
@@ -118,7 +119,7 @@ async def _start_all(
         else:
             child = targets.start_gateway(spec, upstream, sink, opts.gateway_cmd, work, log_dir,
                                           code)
-        started.append(Live(spec, child, run))
+        started.append(Live(spec, child, run, modes=opts.modes))
     live: list[Live] = []
     for target in started:
         try:
@@ -126,8 +127,16 @@ async def _start_all(
                 path, timeout_s = READY[target.spec.kind]
                 await procs.wait_ready(target.child, path, timeout_s=timeout_s)
             for mode in opts.modes:
-                await load.check_answer(target.child.url + "/v1/chat/completions", _body(mode),
-                                        target.spec.client_key, target.spec.headers(upstream.url))
+                try:
+                    await load.check_answer(target.child.url + "/v1/chat/completions", _body(mode),
+                                            target.spec.client_key, target.spec.headers(upstream.url))
+                except load.LoadError as exc:
+                    if target.name not in targets.PEERS or len(target.modes) == 1:
+                        raise
+                    # A peer that cannot do one mode is compared on the other, with the reason.
+                    target.modes = tuple(m for m in target.modes if m != mode)
+                    target.run.notes.append(f"{mode} not measured: {str(exc).splitlines()[0]}")
+                    print(f"{target.name}: {target.run.notes[-1]}", flush=True)
                 target.run.requests_sent += 1
             live.append(target)
         except (procs.NotReadyError, load.LoadError) as exc:
@@ -173,7 +182,7 @@ async def _measure(live: list[Live], opts: Options, work: Path, upstream: procs.
         for mode in opts.modes:
             for conns in opts.connections:
                 for target in order:
-                    if target.run.failure is None:
+                    if target.run.failure is None and mode in target.modes:
                         script = scripts[target.name, mode]
                         await _guarded(target, _cell(target, mode, conns, script, opts))
     if "stream" not in opts.modes or opts.ttfc_requests <= 0:
@@ -182,7 +191,7 @@ async def _measure(live: list[Live], opts: Options, work: Path, upstream: procs.
     body = _body("stream", targets.TRICKLE_MODEL)
     for _ in range(TTFC_ROUNDS):
         for target in live:
-            if target.run.failure is None:
+            if target.run.failure is None and "stream" in target.modes:
                 await _guarded(target, _ttfc(target, body, per_round, upstream))
 
 

@@ -3,7 +3,8 @@
 - `POST /v1/chat/completions`, `/v1/embeddings`, `GET /v1/models`: the tests' fake OpenAI
   API (`tests/fakes/openai_upstream.py`), key in `Authorization: Bearer`; models named
   `bench-clock-<events>x<ms>` stream clock events instead (bench/wire.py);
-- `POST /v1/messages`: Anthropic Messages, key in `x-api-key`, `anthropic-version` required;
+- `POST /v1/messages`: Anthropic Messages, key in `x-api-key` (or a bearer token),
+  `anthropic-version` required;
 - `POST /v1/responses`: OpenAI Responses, key in `Authorization: Bearer`;
 - `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`:
   Gemini, key in `x-goog-api-key` or `?key=`;
@@ -118,7 +119,8 @@ def _anthropic_error(status: int, message: str) -> web.Response:
 async def messages(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     raw, body = await _body(request)
-    if request.headers.get("x-api-key") != config.api_key:
+    presented = request.headers.get("x-api-key") or request.headers.get("Authorization", "")[7:]
+    if presented != config.api_key:  # x-api-key, or a bearer token as recent SDKs send
         return _anthropic_error(401, "invalid x-api-key")
     if "anthropic-version" not in request.headers:
         return _anthropic_error(400, "anthropic-version: header is required")

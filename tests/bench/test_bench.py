@@ -29,7 +29,8 @@ async def upstream() -> AsyncIterator[RunningUpstream]:
 
 @pytest.fixture
 async def proxy_url(upstream: RunningUpstream) -> AsyncIterator[str]:
-    runner = web.AppRunner(bare_proxy.create_app(upstream.base_url, KEY), access_log=None)
+    root = upstream.base_url.removesuffix("/v1")
+    runner = web.AppRunner(bare_proxy.create_app(root, KEY), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
@@ -89,7 +90,7 @@ def test_gateway_config_deep_merges_extras(tmp_path: Path) -> None:
     """Extra YAML merges into the generated config without dropping the base models."""
     extra = tmp_path / "extra.yaml"
     extra.write_text("models:\n  gpt-4.1: {price_per_mtok: {input: 3}}\nkeys: {k1: {}}\n")
-    config = yaml.safe_load(gateway_config.render("http://u/v1", ["gpt-4.1", "b"], extra))
+    config = yaml.safe_load(gateway_config.render("http://u", ["gpt-4.1", "b"], extra))
     assert config["models"]["gpt-4.1"]["price_per_mtok"] == {
         "input": 3,
         "output": 8,
@@ -221,15 +222,17 @@ def test_litellm_is_skipped_not_failed_when_unavailable() -> None:
     """Without LiteLLM the target is reported as skipped, and a run with only skips exits 0."""
     specs = targets.specs(targets.DEFAULT, "uvloop", {}, None)
     absent = targets.LitellmProbe("py", None, "litellm is not importable by py")
-    to_run, skipped = run.select(specs, absent)
-    assert [s.name for s in to_run] == ["direct", "bare", "gateway", "gateway-10pct", "gateway-py"]
+    portkey = targets.PortkeyProbe(Path("pk"), "1.15.2")
+    to_run, skipped = run.select(specs, absent, portkey)
+    assert [s.name for s in to_run] == ["direct", "bare", "gateway", "gateway-10pct", "gateway-py",
+                                        "portkey"]
     assert [(r.name, r.skipped) for r in skipped] == [("litellm", "litellm is not importable by py")]
     assert run.exit_status(skipped) == 0
     assert run.exit_status([*skipped, report.TargetRun("gateway", "gw", failure="401")]) == 1
     text = report.render(skipped, [])
     assert "## Skipped (not failures)\n\n- litellm: litellm is not importable by py" in text
     assert "| litellm | LiteLLM proxy, 1 worker, defaults (skipped) |" in text
-    to_run, skipped = run.select(specs, targets.LitellmProbe("py", "1.2.3"))
+    to_run, skipped = run.select(specs, targets.LitellmProbe("py", "1.2.3"), portkey)
     assert [s.name for s in to_run] == list(targets.DEFAULT) and skipped == []
 
 

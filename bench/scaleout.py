@@ -175,9 +175,9 @@ async def measure(layout: str, processes: int, duration_s: float, cap_usd: float
                 port = procs.free_port()
             argv = [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--host",
                     "127.0.0.1", "--port", str(port), *extra]
+            env = {**targets.python_env(code), "BENCH_METRICS_TOKEN": METRICS_TOKEN}
             children.append(procs.start(f"scaleout-{layout}-{i}", argv, url=f"http://127.0.0.1:{port}",
-                                        log_dir=work / "logs", cwd=code,
-                                        env={**targets.python_env(code), "BENCH_METRICS_TOKEN": METRICS_TOKEN}))
+                                        log_dir=work / "logs", cwd=code, env=env))
         try:
             for child in children:
                 await procs.wait_ready(child, "/health", timeout_s=60)

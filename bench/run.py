@@ -263,8 +263,9 @@ async def _sink_stats(sink: procs.Child, reset: bool = False) -> dict[str, int]:
             return stats
 
 
-async def _finish(live: list[Live], upstream: procs.Child, sink: procs.Child) -> None:
-    """Stop the targets (SIGTERM flushes telemetry), then read what the sink received from each."""
+async def _finish(live: list[Live], upstream: procs.Child, sink: procs.Child) -> str:
+    """Stop the targets (SIGTERM flushes telemetry), then read what the sink received from each;
+    returns a line on the telemetry's volume (bytes per span, the sink's CPU per span)."""
     for target in live:
         with contextlib.suppress(OSError):
             target.run.peak_rss_mb = target.child.rss_mb()[1]
@@ -281,6 +282,13 @@ async def _finish(live: list[Live], upstream: procs.Child, sink: procs.Child) ->
             target.run.metric_exports = stats.get(f"metrics_exports:{target.name}", 0)
         target.run.cells = [_median_cell(cells) for cells in target.cells.values()]
         target.run.ttfc = target.ttfc.summary()
+    spans = sum(v for k, v in stats.items() if k.startswith("spans:"))
+    if not spans:
+        return ""
+    return (f"The OTLP sink received {spans:,} spans in {stats.get('traces_exports', 0):,} exports, "
+            f"{stats.get('traces_bytes', 0) / spans:,.0f} bytes a span (protobuf, uncompressed), and "
+            f"{sink.cpu_seconds() * 1e6 / spans:,.1f} µs of the sink's CPU a span (decoding and "
+            "counting only: the floor of what a collector spends on them, metrics included).")
 
 
 def _header(opts: Options, litellm: targets.LitellmProbe | None,
@@ -385,6 +393,7 @@ async def _main(opts: Options, code: Path) -> int:
         failed: list[report.TargetRun] = []
         dialect_notes: dict[str, str] = {}
         long_rows: list[longstreams.Row] = []
+        volume = ""
         try:
             auth = {"Authorization": f"Bearer {targets.UPSTREAM_KEY}"}
             await procs.wait_ready(upstream, "/v1/models", headers=auth)
@@ -396,7 +405,7 @@ async def _main(opts: Options, code: Path) -> int:
             long_rows = await _long_streams(live, opts, work, upstream)
         finally:
             try:
-                await _finish(live, upstream, sink)
+                volume = await _finish(live, upstream, sink)
             except Exception as exc:  # report what was measured even if the sink went away
                 print(f"could not collect telemetry counts: {exc!r}", file=sys.stderr)
             for target in live:
@@ -407,6 +416,8 @@ async def _main(opts: Options, code: Path) -> int:
     sections = report.dialect_sections(runs, dialect_notes, opts.dialect_targets)
     if long_rows:
         sections.append(("Long streams (CPU and added latency per event)", longstreams.table(long_rows)))
+    if volume:
+        sections.append(("Telemetry volume", volume))
     text = report.render(runs, _header(opts, litellm, portkey), sections)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     opts.output.write_text(text)

@@ -68,7 +68,8 @@ def config(storage: dict[str, str], cap_usd: float) -> str:
 
 
 @contextmanager
-def redis_server(work: Path) -> Iterator[str]:
+def redis_server(work: Path) -> Iterator[tuple[str, int]]:
+    """A throwaway redis-server: its URL and pid."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not on the PATH (apt-get install redis-server)")
@@ -77,7 +78,7 @@ def redis_server(work: Path) -> Iterator[str]:
                              "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -125,6 +126,7 @@ class Result:
     cap_ok: int  # 200s in the cap phase
     cap_refused: int
     cut_off: int  # requests wrk may have left in flight when it stopped: its connections x its runs
+    redis_us_per_call: float | None = None  # redis-server CPU per call in the load phase
 
     @property
     def metrics_match(self) -> bool:
@@ -164,7 +166,7 @@ async def measure(layout: str, processes: int, duration_s: float, cap_usd: float
     load_script = load.write_lua(work / "load.lua", body, LOAD_KEY)
     cap_script = load.write_lua(work / "cap.lua", body, CAP_KEY)
     children: list[procs.Child] = []
-    with _storage(layout, work) as storage:
+    with _storage(layout, work) as (storage, redis_pid):
         path = work / f"{layout}.yaml"
         path.write_text(config(storage, cap_usd))
         count = 1 if layout == "workers" else processes
@@ -190,9 +192,11 @@ async def measure(layout: str, processes: int, duration_s: float, cap_usd: float
                 checks += 1
             warm = await _drive(urls, load_script, 2)
             before = sum(workers.tree_cpu_s(c.pid) for c in children)
+            redis_before = workers.tree_cpu_s(redis_pid) if redis_pid else 0.0
             started = time.monotonic()
             loaded = await _drive(urls, load_script, duration_s)
             cores = (sum(workers.tree_cpu_s(c.pid) for c in children) - before) / (time.monotonic() - started)
+            redis_cpu = workers.tree_cpu_s(redis_pid) - redis_before if redis_pid else 0.0
             capped = await _drive(urls, cap_script, CAP_SECONDS)
             await asyncio.sleep(2.5)  # workers share their series every second
             pages = await _pages(urls[:1] if layout == "workers" else urls)
@@ -208,23 +212,26 @@ async def measure(layout: str, processes: int, duration_s: float, cap_usd: float
         load_rps=sum(r.rps for r in loaded), load_p50_ms=max(r.p50_ms for r in loaded),
         gateway_cores=cores, wrk_requests=sent, counted=tally(pages), cap_usd=cap_usd,
         cap_ok=sum(r.requests for r in capped) - cap_refused, cap_refused=cap_refused,
-        cut_off=per * len(runs))
+        cut_off=per * len(runs),
+        redis_us_per_call=redis_cpu * 1e6 / max(1, sum(r.requests for r in loaded)) if redis_pid else None)
 
 
 @contextmanager
-def _storage(layout: str, work: Path) -> Iterator[dict[str, str]]:
+def _storage(layout: str, work: Path) -> Iterator[tuple[dict[str, str], int | None]]:
+    """The storage section, and the pid of the redis-server if there is one."""
     if layout == "workers":
-        yield {"backend": "sqlite", "sqlite_path": str(work / "ledger.sqlite3")}
+        yield {"backend": "sqlite", "sqlite_path": str(work / "ledger.sqlite3")}, None
         return
-    with redis_server(work) as url:
-        yield {"backend": "redis", "redis_url": url, "redis_prefix": "bench"}
+    with redis_server(work) as (url, pid):
+        yield {"backend": "redis", "redis_url": url, "redis_prefix": "bench"}, pid
 
 
 def table(results: list[Result]) -> str:
     lines = ["| layout | req/s (load phase) | p50 ms | gateway cores | requests completed (wrk) "
              "| counted in `gateway_requests_total`, by status | 200 / 429 in the cap phase "
-             "| capped team's cost / cap, USD | metrics account for every request | within the cap |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| capped team's cost / cap, USD | metrics account for every request | within the cap "
+             "| Redis CPU µs/call |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for r in results:
         lines.append(
             f"| {r.layout} | {r.load_rps:,.0f} | {r.load_p50_ms:.2f} | {r.gateway_cores:.2f} "
@@ -232,7 +239,8 @@ def table(results: list[Result]) -> str:
             f"({', '.join(f'{k}: {v:,.0f}' for k, v in sorted((r.counted.by_status or {}).items()))}) "
             f"| {r.cap_ok:,} / {r.cap_refused:,} "
             f"| {r.counted.capped_cost:.4f} / {r.cap_usd:g} | {'yes' if r.metrics_match else '**NO**'} "
-            f"| {'yes' if r.within_cap else '**NO**'} |")
+            f"| {'yes' if r.within_cap else '**NO**'} "
+            f"| {'-' if r.redis_us_per_call is None else f'{r.redis_us_per_call:.1f}'} |")
     return "\n".join(lines)
 
 

@@ -284,3 +284,82 @@ def test_a_cell_with_no_completed_request_shows_no_latency() -> None:
     row = next(line for line in table.splitlines() if line.startswith("| litellm"))
     assert "none completed" in row and "-0" not in row and "+" not in row
     assert "LiteLLM completed none" in report.litellm_table(runs)
+
+
+def _dcell(target: str, dialect: str, mode: str, rps: float) -> report.Cell:
+    result = load.WrkResult(requests=int(rps * 2), duration_s=2.0, p50_ms=1.0, p90_ms=1.0, p99_ms=1.0,
+                            errors=0, bytes=0)
+    return report.Cell(target, mode, 32, result, 100.0, dialect)
+
+
+def test_dialect_rows_compare_each_dialect_with_its_own_bare_cells_and_flag_low_ones() -> None:
+    """Each dialect's gateway cell is divided by the bare proxy's cell of the same dialect; below
+    0.65 it is flagged in the table and in the checks; skipped dialects are listed with the reason."""
+    runs = [
+        report.TargetRun("bare", "floor", [_dcell("bare", "chat", "json", 1000),
+                                           _dcell("bare", "messages", "json", 1000),
+                                           _dcell("bare", "messages", "stream", 500)]),
+        report.TargetRun("gateway", "gw", [_dcell("gateway", "chat", "json", 700),
+                                           _dcell("gateway", "messages", "json", 800),
+                                           _dcell("gateway", "messages", "stream", 300)]),
+    ]
+    notes = {"gemini": "gateway does not serve it: 404"}
+    sections = dict(report.dialect_sections(runs, notes, ("bare", "gateway")))
+    table = sections["Dialects (gateway vs the bare pass-through of the same calls)"]
+    assert "| chat | json | 32 | 1,000 | 700 | 0.70 |" in table
+    assert "| messages | json | 32 | 1,000 | 800 | 0.80 |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| messages | stream"))
+    assert "| 0.60 |" in row and row.endswith("**NO** |")
+    assert sections["Dialects not measured"] == "- gemini: skipped: gateway does not serve it: 404"
+    checks = report.target_checks(runs)
+    assert "- [ ] messages stream at 32 conns >= 0.65 of bare (0.60): NOT met" in checks
+    assert run.exit_status([], notes) == 0
+    assert run.exit_status([], {"gemini": "FAILED on gateway: 500"}) == 1
+
+
+def test_gemini_rows_get_a_provider_only_when_the_gateway_knows_the_kind() -> None:
+    """Anthropic and Gemini models sit on providers of their own kind at the upstream's root,
+    chat on the OpenAI provider at /v1; a kind the gateway lacks adds nothing."""
+    with_gemini = gateway_config.base("http://u", ["gpt-4.1"], ("openai", "anthropic", "gemini"))
+    assert with_gemini["providers"]["up"]["base_url"] == "http://u/v1"
+    assert with_gemini["providers"]["anth"] == {
+        "kind": "anthropic", "base_url": "http://u", "api_key": "${BENCH_UPSTREAM_KEY:-sk-bench}",
+        "timeout_s": 30}
+    assert with_gemini["providers"]["gem"]["kind"] == "gemini"
+    assert with_gemini["models"]["gemini-bench"]["provider"] == "gem"
+    assert with_gemini["models"]["claude-bench"]["provider"] == "anth"
+    without = gateway_config.base("http://u", ["gpt-4.1"], ("openai", "anthropic", "mock"))
+    assert "gem" not in without["providers"] and "gemini-bench" not in without["models"]
+
+
+def test_portkey_is_found_only_where_it_was_installed(tmp_path: Path) -> None:
+    """The probe names the npm command when the package is absent, and finds the version and
+    server script where it was installed; Portkey is sent the upstream key and routing headers."""
+    absent = targets.probe_portkey(tmp_path)
+    assert not absent.available and "npm install @portkey-ai/gateway@" in absent.reason
+    package = tmp_path / "node_modules/@portkey-ai/gateway"
+    (package / "build").mkdir(parents=True)
+    (package / "package.json").write_text('{"version": "1.15.2"}')
+    assert not targets.probe_portkey(tmp_path).available  # no server script yet
+    (package / "build/start-server.js").write_text("")
+    found = targets.probe_portkey(tmp_path)
+    if found.reason.startswith("node is not on the PATH"):
+        pytest.skip("node is not installed")
+    assert found.available and found.version == "1.15.2" and found.server.exists()
+    headers = _spec("portkey").headers("http://127.0.0.1:9")
+    assert headers["Authorization"] == f"Bearer {targets.UPSTREAM_KEY}"
+    assert headers["x-portkey-provider"] == "openai"
+    assert headers["x-portkey-custom-host"] == "http://127.0.0.1:9/v1"
+
+
+def test_report_gives_the_gateways_ratio_to_each_peer() -> None:
+    """Beside LiteLLM, Portkey gets its own section of gateway / peer ratios; a mode a peer could
+    not serve is listed with the reason."""
+    runs = [
+        report.TargetRun("bare", "floor", [_cell("bare", 1000, 2.0)]),
+        report.TargetRun("gateway", "gw", [_cell("gateway", 700, 2.5)]),
+        report.TargetRun("portkey", "pk", [_cell("portkey", 350, 5.0)], notes=["stream not measured: 500"]),
+    ]
+    assert "| json | 32 | 700 | 350 | 2.0x | 0.350 |" in report.peer_table(runs, "portkey")
+    text = report.render(runs, [])
+    assert "## Gateway vs Portkey" in text and "- portkey: stream not measured: 500" in text

@@ -92,8 +92,8 @@ def _body(mode: str, model: str = targets.MODEL) -> dict[str, object]:
 
 
 # Where each kind of target says it is up, and how long it may take (LiteLLM imports for seconds).
-READY = {"bare": ("/health", 30.0), "gateway": ("/health", 30.0), "litellm": ("/health/liveliness", 120.0),
-         "portkey": ("/", 60.0)}
+READY = {"bare": ("/health", 60.0), "gateway": ("/health", 120.0), "litellm": ("/health/liveliness", 180.0),
+         "portkey": ("/", 120.0)}  # generous: a loaded machine can take a minute to import
 CHAT = dialects.ALL["chat"]
 
 

@@ -184,7 +184,7 @@ async def measure(layout: str, processes: int, duration_s: float, cap_usd: float
             for child in children:
                 await procs.wait_ready(child, "/health", timeout_s=60)
             if layout == "workers":
-                await workers._all_listening(port, processes)
+                await workers.all_listening(port, processes)
             urls = [c.url for c in children]
             checks = 0
             for url in urls:

@@ -21,8 +21,7 @@ _MARK = "BENCH_JSON "
 _LUA = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {key}"
+{headers}
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -37,9 +36,14 @@ end
 """
 
 
-def write_lua(path: Path, body: dict[str, Any], api_key: str) -> Path:
+def write_lua(path: Path, body: dict[str, Any], api_key: str,
+              headers: dict[str, str] | None = None) -> Path:
+    """wrk's script: POST `body` with `headers` (default: JSON and the key as a bearer token)."""
     text = json.dumps(body, separators=(",", ":"))
-    path.write_text(_LUA.format(body=text, key=api_key, mark=_MARK))
+    if headers is None:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    path.write_text(_LUA.format(body=text, headers=lines, mark=_MARK))
     return path
 
 
@@ -60,6 +64,10 @@ class WrkResult:
 
 class LoadError(RuntimeError):
     """wrk failed or printed no summary."""
+
+
+class NotServedError(LoadError):
+    """The target answered 404 for the path: it does not serve that dialect (yet)."""
 
 
 async def run_wrk(
@@ -157,11 +165,10 @@ async def _one_stream(
 
 
 async def measure_ttfc(
-    url: str, body: dict[str, Any], api_key: str, *, requests: int, warmup: int = 10
+    url: str, body: dict[str, Any], headers: dict[str, str], *, requests: int, warmup: int = 10
 ) -> TtfcSamples:
     """Sequential streams over one keep-alive connection, like a single interactive user."""
     payload = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
     connector = aiohttp.TCPConnector(limit=1)
     samples = TtfcSamples()
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -174,15 +181,21 @@ async def measure_ttfc(
     return samples
 
 
-async def check_answer(url: str, body: dict[str, Any], api_key: str) -> None:
-    """One request before measuring, so a misconfigured target fails loudly instead of fast."""
-    headers = {"Authorization": f"Bearer {api_key}"}
+async def check_answer(url: str, body: dict[str, Any], api_key: str,
+                       headers: dict[str, str] | None = None, stream_end: bytes = b"[DONE]") -> None:
+    """One request before measuring, so a misconfigured target fails loudly instead of fast;
+    a 404 raises NotServedError (the target does not serve this path)."""
+    headers = headers if headers is not None else {"Authorization": f"Bearer {api_key}"}
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, json=body, headers=headers) as response,
     ):
-        text = await response.text()
+        raw = await response.read()
+        text = raw.decode(errors="replace")
+        if response.status == 404:
+            raise NotServedError(f"{url} answered 404: {text[:300]}")
         if response.status != 200:
             raise LoadError(f"{url} answered {response.status}: {text[:500]}")
-        if body.get("stream") and "[DONE]" not in text:
-            raise LoadError(f"{url} stream ended without [DONE]: {text[-300:]}")
+        streamed = body.get("stream") is True or "alt=sse" in url
+        if streamed and stream_end not in raw:
+            raise LoadError(f"{url} stream ended without {stream_end.decode()}: {text[-300:]}")

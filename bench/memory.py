@@ -39,7 +39,7 @@ def _start_gateway(upstream: procs.Child, sink: procs.Child, work: Path, code: P
     spec = targets.TargetSpec("gateway", "gateway", "gateway, OTLP export, 100% sampled",
                               targets.UPSTREAM_KEY, {"OTEL_TRACES_SAMPLER": "always_on"})
     config = work / "memory.yaml"
-    config.write_text(gateway_config.render(upstream.url + "/v1", [targets.MODEL, SLOW_MODEL],
+    config.write_text(gateway_config.render(upstream.url, [targets.MODEL, SLOW_MODEL],
                                             ledger=work / "ledger.sqlite3"))
     port = procs.free_port()
     env = targets.python_env(code)

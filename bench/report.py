@@ -11,7 +11,10 @@ BARE = "bare"
 DIRECT = "direct"
 GATEWAY = "gateway"
 LITELLM = "litellm"
+PORTKEY = "portkey"
+PEERS = {LITELLM: "LiteLLM", PORTKEY: "Portkey"}
 LITELLM_FACTOR = 20.0  # performance target: the gateway serves >= 20x LiteLLM's non-streamed req/s
+DIALECT_FLOOR = 0.65  # a dialect row below this share of the bare proxy's req/s is a bug
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class Cell:
     connections: int
     result: WrkResult
     cpu_us_per_request: float
+    dialect: str = "chat"
 
     @property
     def cpu_percent(self) -> float:
@@ -43,14 +47,16 @@ class TargetRun:
     peak_rss_mb: float | None = None
     failure: str | None = None
     skipped: str | None = None  # why the target was not run (not a failure)
+    notes: list[str] = field(default_factory=list)  # what of it was not measured, and why
 
 
-def _find(runs: Sequence[TargetRun], target: str, mode: str, conns: int) -> Cell | None:
+def _find(runs: Sequence[TargetRun], target: str, mode: str, conns: int,
+          dialect: str = "chat") -> Cell | None:
     for run in runs:
         if run.name != target:
             continue
         for cell in run.cells:
-            if cell.mode == mode and cell.connections == conns:
+            if cell.mode == mode and cell.connections == conns and cell.dialect == dialect:
                 return cell
     return None
 
@@ -61,7 +67,7 @@ def throughput_table(runs: Sequence[TargetRun]) -> str:
         "| p50 added vs bare, ms | CPU µs/req | CPU % | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    cells = [c for run in runs for c in run.cells]
+    cells = [c for run in runs for c in run.cells if c.dialect == "chat"]
     order = sorted({(c.mode, c.connections) for c in cells}, key=lambda k: (k[0] != "json", k[1]))
     for mode, conns in order:
         bare = _find(runs, BARE, mode, conns)
@@ -85,20 +91,21 @@ def throughput_table(runs: Sequence[TargetRun]) -> str:
     return "\n".join(lines)
 
 
-def litellm_table(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> str:
-    """The gateway's throughput and p50 against LiteLLM's, cell by cell; empty without both."""
+def peer_table(runs: Sequence[TargetRun], peer: str, gateway: str = GATEWAY) -> str:
+    """The gateway's throughput and p50 against a peer's, cell by cell; empty without both."""
+    label = PEERS.get(peer, peer)
     lines = [
-        "| mode | conns | gateway req/s | LiteLLM req/s | gateway / LiteLLM | LiteLLM req/s vs bare "
-        "| gateway p50 ms | LiteLLM p50 ms | gateway CPU µs/req | LiteLLM CPU µs/req |",
+        f"| mode | conns | gateway req/s | {label} req/s | gateway / {label} | {label} req/s vs bare "
+        f"| gateway p50 ms | {label} p50 ms | gateway CPU µs/req | {label} CPU µs/req |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    keys = {(c.mode, c.connections) for run in runs if run.name == LITELLM for c in run.cells}
+    keys = {(c.mode, c.connections) for run in runs if run.name == peer for c in run.cells}
     for mode, conns in sorted(keys, key=lambda k: (k[0] != "json", k[1])):
-        gw, lt = _find(runs, gateway, mode, conns), _find(runs, LITELLM, mode, conns)
+        gw, lt = _find(runs, gateway, mode, conns), _find(runs, peer, mode, conns)
         if gw is None or lt is None:
             continue
         bare = _find(runs, BARE, mode, conns)
-        ratio = f"{gw.result.rps / lt.result.rps:.1f}x" if lt.result.rps else "LiteLLM completed none"
+        ratio = f"{gw.result.rps / lt.result.rps:.1f}x" if lt.result.rps else f"{label} completed none"
         vs_bare = f"{lt.result.rps / bare.result.rps:.3f}" if bare and bare.result.rps else "-"
         lines.append(
             f"| {mode} | {conns} | {gw.result.rps:,.0f} | {lt.result.rps:,.0f} | {ratio} | {vs_bare} "
@@ -106,6 +113,56 @@ def litellm_table(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> str:
             f"| {lt.cpu_us_per_request:,.0f} |"
         )
     return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def litellm_table(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> str:
+    return peer_table(runs, LITELLM, gateway)
+
+
+def dialect_table(runs: Sequence[TargetRun], names: Sequence[str], gateway: str = GATEWAY) -> str:
+    """Per dialect, mode and connection count: the bare proxy against the gateway (each
+    dialect against its own bare pass-through), flagged below DIALECT_FLOOR."""
+    lines = [
+        "| dialect | mode | conns | bare req/s | gateway req/s | gateway vs bare | p50 added, ms "
+        "| bare CPU µs/req | gateway CPU µs/req | gateway CPU % | errors | >= 0.65 of bare |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    keys = {(c.dialect, c.mode, c.connections) for run in runs if run.name == gateway
+            for c in run.cells if c.dialect in names}
+    order = {name: i for i, name in enumerate(names)}
+    for dialect, mode, conns in sorted(keys, key=lambda k: (order[k[0]], k[1] != "json", k[2])):
+        gw = _find(runs, gateway, mode, conns, dialect)
+        bare = _find(runs, BARE, mode, conns, dialect)
+        if gw is None or bare is None or not bare.result.rps:
+            continue
+        ratio = gw.result.rps / bare.result.rps
+        lines.append(
+            f"| {dialect} | {mode} | {conns} | {bare.result.rps:,.0f} | {gw.result.rps:,.0f} "
+            f"| {ratio:.2f} | {gw.result.p50_ms - bare.result.p50_ms:+.2f} "
+            f"| {bare.cpu_us_per_request:,.0f} | {gw.cpu_us_per_request:,.0f} | {gw.cpu_percent:.0f} "
+            f"| {gw.result.errors + bare.result.errors} | {'yes' if ratio >= DIALECT_FLOOR else '**NO**'} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def dialect_sections(runs: Sequence[TargetRun], notes: dict[str, str],
+                     dialect_targets: Sequence[str]) -> list[tuple[str, str]]:
+    """The dialects table (chat rows from the main table at the same connection counts) and
+    the dialects skipped or failed, with the reason."""
+    names = ["chat", *dict.fromkeys(c.dialect for run in runs for c in run.cells if c.dialect != "chat")]
+    conns = {c.connections for run in runs for c in run.cells if c.dialect != "chat"}
+    chat_only = [TargetRun(run.name, run.description,
+                           [c for c in run.cells if c.dialect != "chat" or c.connections in conns])
+                 for run in runs if run.name in dialect_targets]
+    sections: list[tuple[str, str]] = []
+    table = dialect_table(chat_only, names) if len(names) > 1 else ""
+    if table:
+        sections.append(("Dialects (gateway vs the bare pass-through of the same calls)", table))
+    if notes:
+        sections.append(("Dialects not measured", "\n".join(
+            f"- {name}: {'' if note.startswith('FAILED') else 'skipped: '}{note}"
+            for name, note in notes.items())))
+    return sections
 
 
 def ttfc_table(runs: Sequence[TargetRun]) -> str:
@@ -169,6 +226,14 @@ def target_checks(runs: Sequence[TargetRun], gateway: str = GATEWAY) -> list[str
         assert gw is not None and bare is not None
         added = gw.ttfc_p50_ms - bare.ttfc_p50_ms
         checks.append(_check("added TTFC p50 <= 1 ms (performance target)", added <= 1.0))
+    for run in runs:
+        for cell in run.cells:
+            if run.name == gateway and cell.dialect != "chat":
+                floor = _find(runs, BARE, cell.mode, cell.connections, cell.dialect)
+                if floor and floor.result.rps:
+                    share = cell.result.rps / floor.result.rps
+                    checks.append(_check(f"{cell.dialect} {cell.mode} at {cell.connections} conns >= "
+                                         f"{DIALECT_FLOOR} of bare ({share:.2f})", share >= DIALECT_FLOOR))
     json_conns = sorted({c.connections for run in runs if run.name == LITELLM for c in run.cells})
     for conns in json_conns:
         ours, theirs = _find(runs, gateway, "json", conns), _find(runs, LITELLM, "json", conns)
@@ -184,20 +249,25 @@ def _check(label: str, ok: bool) -> str:
     return f"- [{'x' if ok else ' '}] {label}: {'met' if ok else 'NOT met'}"
 
 
-def render(runs: Sequence[TargetRun], header: Sequence[str]) -> str:
+def render(runs: Sequence[TargetRun], header: Sequence[str],
+           sections: Sequence[tuple[str, str]] = ()) -> str:
     parts = ["# Benchmark results", "", *header, "", "## Throughput and latency", ""]
     parts.append(throughput_table(runs))
     ttfc = ttfc_table(runs)
     if ttfc:
         parts += ["", "## Streaming: time to first chunk (one connection, sequential)", "", ttfc]
-    versus = litellm_table(runs)
-    if versus:
-        parts += ["", "## Gateway vs LiteLLM", "", versus]
+    for peer, label in PEERS.items():
+        versus = peer_table(runs, peer)
+        if versus:
+            parts += ["", f"## Gateway vs {label}", "", versus]
+    for title, text in sections:
+        parts += ["", f"## {title}", "", text]
     parts += ["", "## Processes", "", process_table(runs)]
     checks = target_checks(runs)
     if checks:
         parts += ["", "## Targets (gateway, 100% sampling)", "", *checks]
     skipped = [f"- {run.name}: {run.skipped}" for run in runs if run.skipped]
+    skipped += [f"- {run.name}: {note}" for run in runs for note in run.notes]
     if skipped:
         parts += ["", "## Skipped (not failures)", "", *skipped]
     failures = [f"- {run.name}: {run.failure}" for run in runs if run.failure]

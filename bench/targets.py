@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -31,20 +32,29 @@ UPSTREAM_KEY = "sk-bench"  # the fake upstream accepts only this key
 CLIENT_KEY = "sk-bench-client"  # the virtual key in bench/spend.yaml; also LiteLLM's master key
 SPEND_CONFIG = ROOT / "bench" / "spend.yaml"
 ALL = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "gateway-nospend", "gateway-extra",
-       "gateway-base", "litellm")
-DEFAULT = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "litellm")
+       "gateway-base", "litellm", "portkey")
+DEFAULT = ("direct", "bare", "gateway", "gateway-10pct", "gateway-py", "litellm", "portkey")
+PEERS = ("litellm", "portkey")  # other gateways, measured on chat completions only
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
-    kind: str  # direct | bare | gateway | litellm
+    kind: str  # direct | bare | gateway | litellm | portkey
     description: str
     client_key: str  # what the load generator sends as `Authorization: Bearer ...`
     env: dict[str, str] = field(default_factory=dict)
     extra_configs: tuple[Path, ...] = ()  # merged into the gateway config, in order
     source: bool = False  # a gateway that runs the source tree even when the run uses the compiled build
     code: Path | None = None  # a gateway that runs this directory's code instead (`--baseline`)
+
+    def headers(self, upstream_url: str) -> dict[str, str]:
+        """What the load generator sends besides the body: JSON, the key, and for Portkey
+        the headers that route the call to the upstream."""
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.client_key}"}
+        if self.kind == "portkey":
+            headers.update(portkey_headers(upstream_url))
+        return headers
 
 
 def specs(
@@ -106,6 +116,8 @@ def specs(
             code=baseline,
         ),
         "litellm": TargetSpec("litellm", "litellm", "LiteLLM proxy, 1 worker, defaults", CLIENT_KEY),
+        "portkey": TargetSpec("portkey", "portkey", "Portkey gateway (Node.js), headless, defaults",
+                              UPSTREAM_KEY),
     }
     return [known[name] for name in names]
 
@@ -123,12 +135,11 @@ def start_upstream(completion_tokens: int, loop: str, log_dir: Path) -> procs.Ch
     argv = [
         sys.executable,
         "-m",
-        "tests.fakes.openai_upstream",
+        "bench.upstream",
         "--port",
         str(port),
         "--api-key",
         UPSTREAM_KEY,
-        "--any-model",
         "--completion-tokens",
         str(completion_tokens),
         "--model-behaviour",
@@ -156,7 +167,7 @@ def start_bare(spec: TargetSpec, upstream: procs.Child, loop: str, log_dir: Path
         "--port",
         str(port),
         "--upstream",
-        upstream.url + "/v1",
+        upstream.url,
         "--api-key",
         UPSTREAM_KEY,
         "--loop",
@@ -170,7 +181,7 @@ def gateway_config_text(spec: TargetSpec, upstream_url: str, work: Path) -> str:
     """The variant's config: every model on the upstream, its own ledger in `work`, then its extras."""
     ledger = work / f"{spec.name}.sqlite3"
     models = [MODEL, TRICKLE_MODEL]
-    return gateway_config.render(upstream_url + "/v1", models, *spec.extra_configs, ledger=ledger)
+    return gateway_config.render(upstream_url, models, *spec.extra_configs, ledger=ledger)
 
 
 def start_gateway(
@@ -303,3 +314,57 @@ def start_litellm(
     url = f"http://127.0.0.1:{port}"
     # cwd is the run's temp dir: LiteLLM reads a `.env` from its working directory.
     return procs.start(spec.name, argv, url=url, log_dir=log_dir, cwd=work, env=litellm_env())
+
+
+# --- Portkey ------------------------------------------------------------------
+
+PORTKEY_VERSION = "1.15.2"
+PORTKEY_SERVER = Path("node_modules/@portkey-ai/gateway/build/start-server.js")
+
+
+def portkey_headers(upstream_url: str) -> dict[str, str]:
+    """Portkey routes by header: an OpenAI-compatible provider at the upstream's /v1."""
+    return {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream_url + "/v1"}
+
+
+@dataclass(frozen=True)
+class PortkeyProbe:
+    """Whether Portkey's gateway is installed in `directory` and node can run it, or why not."""
+
+    directory: Path
+    version: str | None
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.version is not None
+
+    @property
+    def server(self) -> Path:
+        return self.directory / PORTKEY_SERVER
+
+
+def probe_portkey(directory: Path) -> PortkeyProbe:
+    hint = (f"install it with `npm install @portkey-ai/gateway@{PORTKEY_VERSION}` in a directory "
+            "and pass it as --portkey-dir (or BENCH_PORTKEY_DIR)")
+    if shutil.which("node") is None:
+        return PortkeyProbe(directory, None, f"node is not on the PATH; {hint}")
+    package = directory / "node_modules/@portkey-ai/gateway/package.json"
+    try:
+        version = str(json.loads(package.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return PortkeyProbe(directory, None, f"no @portkey-ai/gateway in {directory}; {hint}")
+    if not (directory / PORTKEY_SERVER).exists():
+        return PortkeyProbe(directory, None, f"{directory / PORTKEY_SERVER} is missing; {hint}")
+    return PortkeyProbe(directory, version)
+
+
+def start_portkey(spec: TargetSpec, probe: PortkeyProbe, work: Path, log_dir: Path) -> procs.Child:
+    """`node start-server.js --port=N --headless` (no UI, no log store), NODE_ENV=production;
+    listens on every interface, the port chosen free on 127.0.0.1."""
+    port = procs.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["NODE_ENV"] = "production"
+    argv = ["node", str(probe.server), f"--port={port}", "--headless"]
+    return procs.start(spec.name, argv, url=f"http://127.0.0.1:{port}", log_dir=log_dir, cwd=work,
+                       env=env)

@@ -87,7 +87,7 @@ def listening_sockets(port: int) -> int:
     return count
 
 
-async def _all_listening(port: int, workers: int, timeout_s: float = 60.0) -> None:
+async def all_listening(port: int, workers: int, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while listening_sockets(port) < workers:
         if time.monotonic() > deadline:
@@ -118,7 +118,7 @@ async def measure(workers: int, duration_s: float, script: Path, work: Path,
     try:
         await procs.wait_ready(child, "/health")
         try:  # /health answers once the first worker is up
-            await _all_listening(port, workers)
+            await all_listening(port, workers)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; the gateway's log:\n{child.log_tail(40)}") from None
         url = child.url + "/v1/chat/completions"

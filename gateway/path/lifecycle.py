@@ -20,7 +20,7 @@ from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
-from gateway.hooks import Authenticator, CallHook
+from gateway.hooks import Authenticator, CallHook, overriding
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
 from gateway.telemetry.setup import Telemetry
@@ -73,6 +73,7 @@ class Lifecycle:
         self.telemetry = telemetry
         self.authenticator = authenticator
         self.hooks = list(hooks)
+        self._on_finish = overriding(self.hooks, "on_finish")
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None) -> Visit:
@@ -122,7 +123,7 @@ class Lifecycle:
         if call is not None:
             call.status = status
             call.error_type = error_type
-            for hook in self.hooks:
+            for hook in self._on_finish:
                 await hook.on_finish(call)
         self._end(visit, call, status, error_type)
         self.telemetry.instruments.tallies.active.add((visit.dialect.operation,), -1)

@@ -147,6 +147,7 @@ class ChatWatcher:
         for event in events:
             if self._fast and self._plain_chunk(event):
                 parts.append(self._relay_plain(event))
+                parts.append(b"\n\n")
                 continue
             data = event_data(event)
             if data is None:  # comment or keep-alive: pass on
@@ -173,26 +174,41 @@ class ChatWatcher:
     def _plain_chunk(self, event: bytes) -> bool:
         """A mid-stream content chunk that carries nothing to read (no usage, no finish
         reason, no error), recognised in the raw bytes of compact JSON so the common
-        case skips parsing. Anything unusual takes the parsing path."""
+        case skips parsing. Anything unusual takes the parsing path.
+
+        Each search runs once over the event (this is per event, and the event is
+        longer than the JSON parse of it is slow): one `"finish_reason"` key, null;
+        choices; no usage object, no error, one line."""
+        if not (self._seen_first and event.startswith(b'data: {"') and event.endswith(b"}")):
+            return False
+        reason = event.find(b'"finish_reason"')
         return (
-            self._seen_first
-            and event.startswith(b'data: {"')
-            and event.endswith(b"}")
-            and b"\n" not in event
-            and b'"finish_reason":null' in event
+            reason > 0
+            and event.startswith(b':null', reason + 15)
+            and event.find(b'"finish_reason"', reason + 15) < 0
             and b'"choices":[{' in event
             and b'"usage":{' not in event
             and b'"error"' not in event
-            and event.count(b'"finish_reason"') == 1
+            and b"\n" not in event
         )
 
     def _relay_plain(self, event: bytes) -> bytes:
+        """The event to forward (without its blank line), counted and timed."""
         self.timer.chunk()
-        if b'"content":"' in event and b'"content":""' not in event:
+        text = event.find(b'"content":"')
+        # counted unless some content is empty (none can start before the first)
+        if text > 0 and event[text + 11] != 0x22 and event.find(b'"content":""', text) < 0:
             self.content_chunks += 1
-        if self.strip_null_usage and b'"usage":null' in event:
-            event = event.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
-        return event + b"\n\n"
+        if self.strip_null_usage:
+            usage = event.find(b'"usage":null')
+            if usage > 0:
+                if event[usage - 1] == 0x2C and event.find(b'"usage":null', usage + 12) < 0:
+                    cut = event[:usage - 1] + event[usage + 12:]  # the one `,"usage":null`
+                    # as the two replaces below, unless the cut joined a `"usage":null,`
+                    if cut.find(b'"usage":null,', max(0, usage - 14), usage + 12) < 0:
+                        return cut
+                event = event.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
+        return event
 
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
         if wire.is_error_event(payload):

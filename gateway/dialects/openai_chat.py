@@ -23,6 +23,9 @@ from gateway.usage import Usage, estimate_prompt_tokens, estimate_text_tokens, f
 
 NAME = "openai.chat_completions"
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
+# What a prefix skipped by the plain-chunk path must not contain: the start of every
+# pattern that path searches for (so none can lie in it, whole or in part, but at its end).
+_PREFIX_MARKS = (b'"finish_reason', b'"usage', b'"error', b'"content', b"\n")
 
 
 class OpenAIChat:
@@ -133,6 +136,11 @@ class ChatWatcher:
         self._seen_first = False
         # Raw-byte fast path for plain chunks; off where every chunk must be rewritten or read.
         self._fast = not capture and not rename
+        # The first chunk's bytes up to its choices (id, object, created, model, ...: the
+        # same in every chunk of a stream), when nothing searched for is in them; a chunk
+        # that starts with them is searched from just before their end only.
+        self._prefix = b""
+        self._skip = 0
 
     def output_tokens(self) -> int:
         return self.content_chunks
@@ -181,26 +189,29 @@ class ChatWatcher:
         choices; no usage object, no error, one line."""
         if not (self._seen_first and event.startswith(b'data: {"') and event.endswith(b"}")):
             return False
-        reason = event.find(b'"finish_reason"')
+        # From `at` on: no pattern searched for (20 bytes at most) lies in the prefix.
+        at = self._skip if self._skip and event.startswith(self._prefix) else 0
+        reason = event.find(b'"finish_reason"', at)
         return (
             reason > 0
             and event.startswith(b':null', reason + 15)
             and event.find(b'"finish_reason"', reason + 15) < 0
-            and b'"choices":[{' in event
-            and b'"usage":{' not in event
-            and b'"error"' not in event
-            and b"\n" not in event
+            and (at > 0 or b'"choices":[{' in event)
+            and event.find(b'"usage":{', at) < 0
+            and event.find(b'"error"', at) < 0
+            and event.find(b"\n", at) < 0
         )
 
     def _relay_plain(self, event: bytes) -> bytes:
         """The event to forward (without its blank line), counted and timed."""
         self.timer.chunk()
-        text = event.find(b'"content":"')
+        at = self._skip if self._skip and event.startswith(self._prefix) else 0
+        text = event.find(b'"content":"', at)
         # counted unless some content is empty (none can start before the first)
         if text > 0 and event[text + 11] != 0x22 and event.find(b'"content":""', text) < 0:
             self.content_chunks += 1
         if self.strip_null_usage:
-            usage = event.find(b'"usage":null')
+            usage = event.find(b'"usage":null', at)
             if usage > 0:
                 if event[usage - 1] == 0x2C and event.find(b'"usage":null', usage + 12) < 0:
                     cut = event[:usage - 1] + event[usage + 12:]  # the one `,"usage":null`
@@ -225,6 +236,7 @@ class ChatWatcher:
         if not self._seen_first:
             self._seen_first = True
             self.timer.first_chunk()
+            self._learn_prefix(event)
             self.response_attributes = wire.response_attributes(payload)
             model = payload.get("model")
             self.response_model = model if isinstance(model, str) else None
@@ -244,6 +256,17 @@ class ChatWatcher:
         if not event.startswith(b"data: ") or b"\n" in event:
             return b"data: " + orjson.dumps(payload) + b"\n\n"
         return event + b"\n\n"
+
+    def _learn_prefix(self, event: bytes) -> None:
+        """Remember the first chunk's bytes up to `"choices":[{` when none of the
+        patterns the fast path searches for (nor a part of one) is in them."""
+        end = event.find(b'"choices":[{')
+        if end < 0:
+            return
+        prefix = event[:end + 12]
+        if not any(mark in prefix for mark in _PREFIX_MARKS):
+            self._prefix = prefix
+            self._skip = max(0, len(prefix) - 24)  # a match may begin in the last 19 bytes
 
     def _read_choices(self, choices: Any) -> None:
         if not isinstance(choices, list):

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.admin.auth import OFF_MESSAGE, AdminKeys
-from gateway.admin.calls import DEFAULT_SIZE, CallLog
+from gateway.admin.calls import DEFAULT_SIZE, CallLog, TagReader
 from gateway.admin.service import AdminService
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig
@@ -105,8 +105,12 @@ def create_app(
     if spend is not None:
         authenticator = authenticator or spend.authenticator
         hooks = [*hooks, *spend.hooks]  # last: others refuse before a budget reservation
+    admin_keys = _admin_keys(env)
     call_log = CallLog(_recent_size(env))
-    hooks = [call_log, *hooks]  # before spend: the ledger records the call's tags and user
+    # The ring and traffic buckets are read only through the admin API: fed when it is
+    # on; the tags and end user are read either way.
+    tags = call_log if admin_keys.enabled else TagReader()
+    hooks = [tags, *hooks]  # before spend: the ledger records the call's tags and user
     rate_limits = build_rate_limit_hook(config, tel.instruments, clock)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
@@ -169,7 +173,7 @@ def create_app(
         app.on_cleanup.append(flush_telemetry)
 
     admin = AdminApi(AdminService(config, spend, call_log, env.get(ENV_TRACE_URL, ""),
-                                  chain.breakers), _admin_keys(env))
+                                  chain.breakers), admin_keys)
     # /metrics on the API port unless it has a port of its own (gateway/edge/metrics.py)
     metrics_path = config.server.metrics_path if config.server.metrics_port is None else None
     add_routes(app, proxy, served, metrics_path, admin, stored)

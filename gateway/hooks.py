@@ -7,7 +7,7 @@ it needs and is registered in `create_app`, so the path never imports them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from gateway.call import ANONYMOUS, AttemptResult, Call, Principal
@@ -59,3 +59,11 @@ class BaseHook:
 
     async def on_finish(self, call: Call) -> None:
         return None
+
+
+def overriding(hooks: Sequence[CallHook], method: str) -> tuple[CallHook, ...]:
+    """The hooks whose `method` does something: a `BaseHook` subclass that kept the
+    no-op is left out, so a hook needing one of the four seams costs nothing at the
+    other three (the path awaits each hook it calls)."""
+    idle = getattr(BaseHook, method)
+    return tuple(hook for hook in hooks if getattr(type(hook), method, None) is not idle)

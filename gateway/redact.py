@@ -19,6 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 _ECHOED_KEY = re.compile(rb"(API key provided: )[^\s\"'.,]+", re.IGNORECASE)
 _KEY_LIKE = re.compile(rb"\b(sk|gk|AIza)[-_A-Za-z0-9*]{8,}")
+# What makes `Scrubber.text` change a text other than a configured secret: the same
+# patterns on str (ASCII word boundaries, as on the UTF-8 bytes), searched in one pass.
+_SUSPECT_TEXT = r"API key provided|\b(?:sk|gk|AIza)[-_A-Za-z0-9*]{8,}"
 _SECRET_SHAPE = re.compile(r"^(?:(?:Bearer|Basic|Token)\s+)?(?:sk|gk|AIza|key)[-_A-Za-z0-9]{12,}$|"
                            r"^[A-Za-z0-9+/_=-]{32,}$", re.IGNORECASE)
 _SCHEME = re.compile(r"^(?:Bearer|Basic|Token)\s+", re.IGNORECASE)
@@ -59,7 +62,7 @@ def proxy_secrets(environ: Mapping[str, str]) -> list[str]:
 class Scrubber:
     """Removes a fixed set of secrets, echoed keys and key-shaped tokens from text."""
 
-    __slots__ = ("_bytes", "_text", "secrets")
+    __slots__ = ("_bytes", "_suspect", "_text", "secrets")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         unique = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
@@ -67,6 +70,10 @@ class Scrubber:
         self._bytes = re.compile(b"|".join(re.escape(s.encode()) for s in unique)) \
             if unique else None
         self._text = re.compile("|".join(re.escape(s) for s in unique)) if unique else None
+        # Any secret, echoed key or key-shaped token: one search says whether `text`
+        # has anything to scrub (most texts, e.g. rate-limit headers, have not).
+        self._suspect = re.compile("|".join([*(re.escape(s) for s in unique), _SUSPECT_TEXT]),
+                                   re.ASCII)
 
     def bytes(self, data: bytes) -> bytes:
         """`data` without any secret (error bodies, error events)."""
@@ -77,6 +84,8 @@ class Scrubber:
 
     def text(self, text: str) -> str:
         """`text` without any secret (messages for spans, logs and clients)."""
+        if self._suspect.search(text) is None:
+            return text
         if self._text is not None and self._text.search(text) is not None:
             text = self._text.sub(REDACTED.decode(), text)
         if "API key provided" in text or _KEY_LIKE.search(text.encode()) is not None:

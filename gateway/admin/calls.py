@@ -1,6 +1,8 @@
 """Recent calls and traffic without a trace backend: a hook that reads each call's
 tags and end user on the way in, and on the way out adds it to a bounded ring
 of the last N calls and to per-minute traffic buckets, in this process's memory.
+Only the admin API reads the ring and the buckets, so with it off the gateway
+registers `TagReader` (the way in only) instead.
 
 Prompt and completion text is never kept here. Under `serve --workers N` or
 several replicas each process has its own ring: the admin API says so.
@@ -21,12 +23,9 @@ from gateway.telemetry import names as n
 DEFAULT_SIZE = 500
 
 
-class CallLog(BaseHook):
-    """The ring of recent calls and the traffic buckets, fed by the request path."""
-
-    def __init__(self, size: int = DEFAULT_SIZE, traffic: Traffic | None = None) -> None:
-        self.calls: deque[dict[str, Any]] = deque(maxlen=max(1, size))
-        self.traffic = traffic or Traffic()
+class TagReader(BaseHook):
+    """Reads each call's tags and end user into its state (the ledger and the spans
+    carry them); all the call log does when nothing can read the log."""
 
     async def on_request(self, call: Call) -> None:
         found = attribution.read(call.headers, call.client.body)
@@ -39,6 +38,14 @@ class CallLog(BaseHook):
             if found.user:
                 attrs[n.USER_ID] = found.user
             span.set_attributes(attrs)
+
+
+class CallLog(TagReader):
+    """The ring of recent calls and the traffic buckets, fed by the request path."""
+
+    def __init__(self, size: int = DEFAULT_SIZE, traffic: Traffic | None = None) -> None:
+        self.calls: deque[dict[str, Any]] = deque(maxlen=max(1, size))
+        self.traffic = traffic or Traffic()
 
     async def on_finish(self, call: Call) -> None:
         now = time.time()

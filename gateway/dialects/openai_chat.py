@@ -23,6 +23,9 @@ from gateway.usage import Usage, estimate_prompt_tokens, estimate_text_tokens, f
 
 NAME = "openai.chat_completions"
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
+# What a prefix skipped by the plain-chunk path must not contain: the start of every
+# pattern that path searches for (so none can lie in it, whole or in part, but at its end).
+_PREFIX_MARKS = (b'"finish_reason', b'"usage', b'"error', b'"content', b"\n")
 
 
 class OpenAIChat(wire.OpenAIErrorShapes):
@@ -121,6 +124,11 @@ class ChatWatcher:
         self._seen_first = False
         # Raw-byte fast path for plain chunks; off where every chunk must be rewritten or read.
         self._fast = not capture and not rename
+        # The first chunk's bytes up to its choices (id, object, created, model, ...: the
+        # same in every chunk of a stream), when nothing searched for is in them; a chunk
+        # that starts with them is searched from just before their end only.
+        self._prefix = b""
+        self._skip = 0
 
     def output_tokens(self) -> int:
         return self.content_chunks
@@ -135,6 +143,7 @@ class ChatWatcher:
         for event in events:
             if self._fast and self._plain_chunk(event):
                 parts.append(self._relay_plain(event))
+                parts.append(b"\n\n")
                 continue
             data = event_data(event)
             if data is None:  # comment or keep-alive: pass on
@@ -161,26 +170,44 @@ class ChatWatcher:
     def _plain_chunk(self, event: bytes) -> bool:
         """A mid-stream content chunk that carries nothing to read (no usage, no finish
         reason, no error), recognised in the raw bytes of compact JSON so the common
-        case skips parsing. Anything unusual takes the parsing path."""
+        case skips parsing. Anything unusual takes the parsing path.
+
+        Each search runs once over the event (this is per event, and the event is
+        longer than the JSON parse of it is slow): one `"finish_reason"` key, null;
+        choices; no usage object, no error, one line."""
+        if not (self._seen_first and event.startswith(b'data: {"') and event.endswith(b"}")):
+            return False
+        # From `at` on: no pattern searched for (20 bytes at most) lies in the prefix.
+        at = self._skip if self._skip and event.startswith(self._prefix) else 0
+        reason = event.find(b'"finish_reason"', at)
         return (
-            self._seen_first
-            and event.startswith(b'data: {"')
-            and event.endswith(b"}")
-            and b"\n" not in event
-            and b'"finish_reason":null' in event
-            and b'"choices":[{' in event
-            and b'"usage":{' not in event
-            and b'"error"' not in event
-            and event.count(b'"finish_reason"') == 1
+            reason > 0
+            and event.startswith(b':null', reason + 15)
+            and event.find(b'"finish_reason"', reason + 15) < 0
+            and (at > 0 or b'"choices":[{' in event)
+            and event.find(b'"usage":{', at) < 0
+            and event.find(b'"error"', at) < 0
+            and event.find(b"\n", at) < 0
         )
 
     def _relay_plain(self, event: bytes) -> bytes:
+        """The event to forward (without its blank line), counted and timed."""
         self.timer.chunk()
-        if b'"content":"' in event and b'"content":""' not in event:
+        at = self._skip if self._skip and event.startswith(self._prefix) else 0
+        text = event.find(b'"content":"', at)
+        # counted unless some content is empty (none can start before the first)
+        if text > 0 and event[text + 11] != 0x22 and event.find(b'"content":""', text) < 0:
             self.content_chunks += 1
-        if self.strip_null_usage and b'"usage":null' in event:
-            event = event.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
-        return event + b"\n\n"
+        if self.strip_null_usage:
+            usage = event.find(b'"usage":null', at)
+            if usage > 0:
+                if event[usage - 1] == 0x2C and event.find(b'"usage":null', usage + 12) < 0:
+                    cut = event[:usage - 1] + event[usage + 12:]  # the one `,"usage":null`
+                    # as the two replaces below, unless the cut joined a `"usage":null,`
+                    if cut.find(b'"usage":null,', max(0, usage - 14), usage + 12) < 0:
+                        return cut
+                event = event.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
+        return event
 
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
         if wire.is_error_event(payload):
@@ -197,6 +224,7 @@ class ChatWatcher:
         if not self._seen_first:
             self._seen_first = True
             self.timer.first_chunk()
+            self._learn_prefix(event)
             self.response_attributes = wire.response_attributes(payload)
             model = payload.get("model")
             self.response_model = model if isinstance(model, str) else None
@@ -216,6 +244,17 @@ class ChatWatcher:
         if not event.startswith(b"data: ") or b"\n" in event:
             return b"data: " + orjson.dumps(payload) + b"\n\n"
         return event + b"\n\n"
+
+    def _learn_prefix(self, event: bytes) -> None:
+        """Remember the first chunk's bytes up to `"choices":[{` when none of the
+        patterns the fast path searches for (nor a part of one) is in them."""
+        end = event.find(b'"choices":[{')
+        if end < 0:
+            return
+        prefix = event[:end + 12]
+        if not any(mark in prefix for mark in _PREFIX_MARKS):
+            self._prefix = prefix
+            self._skip = max(0, len(prefix) - 24)  # a match may begin in the last 19 bytes
 
     def _read_choices(self, choices: Any) -> None:
         if not isinstance(choices, list):

@@ -75,13 +75,15 @@ class GuardedHandler(web.RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and data and self._awaiting_head():
-            self._head_timer = self._loop.call_later(self._header_timeout_s, self._head_late)
+        waiting = self._head_timer is None and bool(data) and self._awaiting_head()
         heads = self._request_count
         super().data_received(data)
-        if self._head_timer is not None and self._request_count != heads:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._request_count != heads:  # a head arrived whole: no deadline to keep
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+        elif waiting and self._awaiting_head():  # part of a head: its deadline starts now
+            self._head_timer = self._loop.call_later(self._header_timeout_s, self._head_late)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_timer is not None:

@@ -26,7 +26,7 @@ import orjson
 from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock, LoopClock
-from gateway.config import GatewayConfig, ModelConfig
+from gateway.config import GatewayConfig, ModelConfig, ProviderConfig
 from gateway.dialects.base import Dialect, RoutesUpstream
 from gateway.fastpaths import BodyTooLarge, Deadline
 from gateway.path.answer import EventStream, JsonAnswer
@@ -102,9 +102,21 @@ class AttemptRunner:
             secret for p in config.providers.values() for secret in p.secrets)
         # Upstream-reported model names become metric labels: bounded, and scrubbed once.
         self.response_models = BoundedNames(clean=self.scrubber.text)
+        # model name -> (its provider's config, the unset key variable or None): the
+        # config is frozen, so worked out once per model instead of on every attempt.
+        self._provider_of: dict[str, tuple[ProviderConfig, str | None]] = {}
+
+    def provider_config(self, model: ModelConfig) -> tuple[ProviderConfig, str | None]:
+        """The config of the provider serving `model` (`GatewayConfig.provider_for`) and
+        the variable its API key should come from when that is not set."""
+        found = self._provider_of.get(model.name)
+        if found is None:
+            provider = self.config.provider_for(model)
+            found = self._provider_of[model.name] = (provider, provider.api_key_missing)
+        return found
 
     def provider_for(self, model: ModelConfig) -> Provider:
-        return self.providers[self.config.provider_for(model).name]
+        return self.providers[self.provider_config(model)[0].name]
 
     def dialect_for(self, client: Dialect, provider: Provider) -> Dialect:
         """The client's dialect when the provider speaks it, else the translation that
@@ -179,10 +191,10 @@ class AttemptRunner:
                   deadlines: AttemptDeadlines) -> JsonAnswer | EventStream:
         """Send the attempt and wait until its answer starts (the whole JSON body, or the
         first SSE event), all before anything reaches the client; raises AttemptFailed."""
-        provider = self.provider_for(model)
+        config, variable = self.provider_config(model)
+        provider = self.providers[config.name]
         recorder = self.start_recorder(call, model, provider, attempt_number)
-        if not provider.config.usable:
-            variable = provider.config.api_key_missing
+        if variable is not None:  # the provider is not usable
             raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))

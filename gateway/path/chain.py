@@ -23,7 +23,7 @@ from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock
 from gateway.config import ModelConfig
-from gateway.hooks import CallHook
+from gateway.hooks import CallHook, overriding
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.attempt import AttemptFailed, AttemptRunner
 from gateway.resilience import outcome
@@ -64,6 +64,10 @@ class Chain:
         self.runner = runner
         self.router = router
         self.hooks = list(hooks)
+        # Per seam, only the hooks that implement it (each await costs a coroutine).
+        self._on_request = overriding(self.hooks, "on_request")
+        self._on_attempt = overriding(self.hooks, "on_attempt")
+        self._on_attempt_done = overriding(self.hooks, "on_attempt_done")
         self.config = runner.config
         self.clock: Clock = runner.clock  # deadlines, retry pauses, breakers: one clock
         self.instruments = runner.telemetry.instruments
@@ -73,7 +77,7 @@ class Chain:
         self._breaker_of: dict[str, CircuitBreaker | None] = {}  # model name -> its breaker
 
     async def dispatch(self, call: Call) -> Answer:
-        for hook in self.hooks:
+        for hook in self._on_request:
             await hook.on_request(call)
         chain = self.router.chain(call)
         asked = self.config.resilience.policy(call.model.name)
@@ -152,7 +156,7 @@ class Chain:
                               breaker: CircuitBreaker | None, fallback_left: bool) -> None:
         """The hooks' say on this attempt; a budget may send the call down the chain."""
         try:
-            for hook in self.hooks:
+            for hook in self._on_attempt:
                 await hook.on_attempt(call, model)
         except errors.BudgetExceeded as exc:
             if breaker is not None:
@@ -195,7 +199,7 @@ class Chain:
             await self._done(call, failed.result)
             raise
         call.served_model = model
-        call.served_provider = self.config.provider_for(model).provider_name
+        call.served_provider = self.runner.provider_config(model)[0].provider_name
         if isinstance(answer, JsonAnswer):
             await self._done(call, answer.result)
         return answer
@@ -216,7 +220,7 @@ class Chain:
 
     async def _done(self, call: Call, result: AttemptResult) -> None:
         call.attempts.append(result)
-        for hook in self.hooks:
+        for hook in self._on_attempt_done:
             await hook.on_attempt_done(call, result)
 
     def _breaker(self, model: ModelConfig, policy: ModelPolicy) -> CircuitBreaker | None:

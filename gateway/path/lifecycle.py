@@ -21,7 +21,7 @@ from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect, RoutedDialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
-from gateway.hooks import Authenticator, CallHook
+from gateway.hooks import Authenticator, CallHook, overriding
 from gateway.pricing import cache_savings_usd
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
@@ -83,6 +83,7 @@ class Lifecycle:
         # the operator lists tag names: `attribution.metric_tags`).
         self.tag_labels = attribution.TagLabels(config.attribution)
         self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
+        self._on_finish = overriding(self.hooks, "on_finish")
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None) -> Visit:
@@ -145,7 +146,7 @@ class Lifecycle:
         if call is not None:
             call.status = status
             call.error_type = error_type
-            for hook in self.hooks:
+            for hook in self._on_finish:
                 await hook.on_finish(call)
         if error_type is not None and (call is None or not call.attempts):
             _refused(visit, status, error_type)

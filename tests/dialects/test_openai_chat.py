@@ -99,6 +99,28 @@ def test_watcher_strips_usage_the_client_did_not_ask_for() -> None:
     assert (ticks.first, ticks.chunks, watcher.output_tokens()) == (1, 2, 2)
 
 
+def test_watcher_reads_chunks_after_the_first_from_past_their_shared_prefix() -> None:
+    """Chunks starting with the first chunk's bytes up to its choices are searched from
+    there on: null usage cut, content counted (empty content not), and a finish reason
+    or a usage object after the prefix still read."""
+    head = b'data: {"id":"chatcmpl-9xYz","object":"chat.completion.chunk","created":1,"choices":[{'
+
+    def chunk(delta: bytes, finish: bytes = b"null", tail: bytes = b',"usage":null') -> bytes:
+        return head + b'"index":0,"delta":{' + delta + b'},"finish_reason":' + finish + b"}]" \
+            + tail + b"}"
+
+    ticks = Ticks()
+    watcher = CHAT.watch(CHAT.parse(_raw(stream=True)), "gpt-4.1", False, ticks, False)
+    out = watcher.feed([chunk(b'"role":"assistant","content":""'), chunk(b'"content":"a"'),
+                        chunk(b'"content":""'), chunk(b'"content":"b"', tail=b"")])
+    assert out.count(head) == 4 and b'"usage"' not in out
+    assert (ticks.first, ticks.chunks, watcher.output_tokens()) == (1, 3, 2)
+    out = watcher.feed([chunk(b"", finish=b'"stop"'),
+                        chunk(b"", tail=b',"usage":{"prompt_tokens":3,"completion_tokens":2}')])
+    assert watcher.finish_reasons == {0: "stop"}
+    assert watcher.usage is not None and watcher.usage.output == 2
+
+
 def test_watcher_ends_on_an_error_event_and_on_malformed_data() -> None:
     """An error chunk is forwarded and ends the stream; a malformed one becomes an error event."""
     watcher = CHAT.watch(CHAT.parse(_raw(stream=True)), "gpt-4.1", False, Ticks(), False)

@@ -4,6 +4,8 @@ the new direct-store commands (rotate, grouping by tag and user)."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -143,6 +145,8 @@ keys:
         code, out, _ = await _cli(capsys, "spend", "--by", "key", "--format", "csv",
                                   "--gateway", gw.root)
     assert code == 0
-    lines = out.splitlines()
-    assert lines[0].startswith("key,calls,")
-    assert any(line.startswith("quiet,0,0,0,0,0,key:quiet:day,3,day,0") for line in lines)
+    assert out.startswith("key,calls,")
+    quiet = next(row for row in csv.DictReader(io.StringIO(out)) if row["key"] == "quiet")
+    assert quiet["calls"] == "0" and float(quiet["cost_usd"]) == 0
+    assert quiet["input_tokens"] == quiet["output_tokens"] == "0"
+    assert float(quiet["budget_limit_usd"]) == 3, quiet

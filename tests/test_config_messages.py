@@ -27,7 +27,7 @@ CASES: list[tuple[str, str, list[str]]] = [
      ]),
     ('root_unknown', BASE + "colour: red\n",
      [
-         'colour: unknown key (expected one of: budgets, keys, limits, models, providers, rate_limits, resilience, server, spend, storage, telemetry)',
+         'colour: unknown key (expected one of: attribution, budgets, keys, limits, models, providers, rate_limits, resilience, server, spend, storage, telemetry)',
      ]),
     ('model_unknown', BASE.replace("output: 2}}", "output: 2}, colour: red}"),
      [

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from openai import AsyncOpenAI
 
+from gateway.spend.config import hash_key
 from tests.admin.helpers import ADMIN_KEY, Admin
 from tests.fakes.openai_upstream import RunningUpstream
 from tests.spend.helpers import MESSAGES, spend_gateway
@@ -19,10 +20,14 @@ pytestmark = pytest.mark.integration  # sockets: two gateways, Redis and the fak
 
 async def test_replicas_share_keys_and_spend_not_recent_calls(
         upstream: RunningUpstream, redis_url: str, redis_prefix: str) -> None:
-    """A key created on replica A works on B's very next request; both report B's call in
-    the spend by key; each one's recent calls are its own, and say so."""
+    """A key created on replica A works on B's very next request (B, requiring keys, looks
+    a key it does not know up in the store); both report B's call in the spend by key; each
+    one's recent calls are its own, and say so. (A gateway with no key at all runs open,
+    and an open replica sees a key made elsewhere within a second instead.)"""
     config = upstream_config(upstream.base_url, extra=f"""
 storage: {{backend: redis, redis_url: "{redis_url}", redis_prefix: "{redis_prefix}"}}
+keys:
+  - {{alias: ops, team: ops, key_sha256: "{hash_key('sk-gw-ops')}"}}
 """)
     env = {"GATEWAY_ADMIN_KEYS": ADMIN_KEY}
     async with spend_gateway(config, environ=env) as (a, _), \

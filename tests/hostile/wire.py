@@ -45,7 +45,10 @@ class Connection:
         sends); raises TimeoutError after `limit_s`."""
         started = time.monotonic()
         async with asyncio.timeout(limit_s):
-            while await self.reader.read(65536):
+            try:
+                while await self.reader.read(65536):
+                    pass
+            except ConnectionResetError:  # closed while the client was still sending: a reset
                 pass
         return time.monotonic() - started
 

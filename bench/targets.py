@@ -181,7 +181,17 @@ def gateway_config_text(spec: TargetSpec, upstream_url: str, work: Path) -> str:
     """The variant's config: every model on the upstream, its own ledger in `work`, then its extras."""
     ledger = work / f"{spec.name}.sqlite3"
     models = [MODEL, TRICKLE_MODEL]
-    return gateway_config.render(upstream_url, models, *spec.extra_configs, ledger=ledger)
+    kinds = None if spec.code is None else _kinds_in(spec.code)
+    return gateway_config.render(upstream_url, models, *spec.extra_configs, ledger=ledger,
+                                 kinds=kinds)
+
+
+def _kinds_in(tree: Path) -> tuple[str, ...]:
+    """The provider kinds another tree's gateway accepts (`--baseline`: an older commit may
+    not know the newer kinds, and must not be given a config that names them)."""
+    providers = tree / "gateway" / "providers"
+    return ("openai", "mock", *(kind for kind in ("anthropic", "gemini")
+                                if any(providers.glob(f"{kind}.*"))))
 
 
 def start_gateway(

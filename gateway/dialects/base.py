@@ -188,6 +188,17 @@ class MarksFirstToken(Protocol):
         ...
 
 
+class NumbersErrors(Protocol):
+    """A stream watcher whose dialect numbers its events (the Responses API's
+    `sequence_number`): the gateway's own mid-stream error event (the upstream died, a
+    deadline cut the stream) is written by the watcher, numbered after the last event
+    relayed, in place of the dialect's `stream_error`. Looked up by name, once, when such
+    an event is written."""
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        ...
+
+
 class ForwardsQuery(Protocol):
     """A dialect whose client may put parameters in the query string that a native
     upstream must see (Anthropic's `?beta=true`, sent by the SDK's beta client and Claude

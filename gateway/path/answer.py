@@ -147,7 +147,16 @@ class EventStream:
         if self.watcher.done:
             return b""
         self.cut_short(INCOMPLETE)
-        return self.dialect.stream_error(INCOMPLETE.message, INCOMPLETE.error_type)
+        return self.error_event(INCOMPLETE.message, INCOMPLETE.error_type)
+
+    def error_event(self, message: str, code: str) -> bytes:
+        """The gateway's own error event ending this stream: the watcher's when it numbers
+        its events (dialects.base.NumbersErrors), else the dialect's."""
+        own = getattr(self.watcher, "stream_error", None)
+        if own is not None:
+            event: bytes = own(message, code)
+            return event
+        return self.dialect.stream_error(message, code)
 
     def cut_short(self, end: StreamEnd) -> None:
         self.cut = end

@@ -79,7 +79,7 @@ async def relay(stream: EventStream, out: ClientStream, opening: Awaitable[Any],
             stream.cut_short(_CLIENT_GONE)
         else:  # the server is stopping (shutdown deadline passed): tell the client why
             stream.cut_short(_STOPPED)
-            event = stream.dialect.stream_error("the gateway is shutting down", n.ERROR_CANCELLED)
+            event = stream.error_event("the gateway is shutting down", n.ERROR_CANCELLED)
             await _last_words(out, event)
         raise
     except TimeoutError as exc:
@@ -99,7 +99,7 @@ async def _upstream_failed(stream: EventStream, out: ClientStream, end: str, err
     message = f"the upstream stream failed: {detail or type(exc).__name__}"
     stream.cut_short(StreamEnd(end, error_type, message))
     try:
-        await out.write(stream.dialect.stream_error(message, error_type))
+        await out.write(stream.error_event(message, error_type))
         await out.write_eof()
     except (ConnectionError, RuntimeError):
         stream.cut_short(_CLIENT_GONE)

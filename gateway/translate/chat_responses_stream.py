@@ -118,10 +118,12 @@ class ChatToResponsesStream:
         self.done = True
         error = payload.get("error")
         error = error if isinstance(error, dict) else {}
-        sequence = 0 if self._events is None else self._events.sequence
-        return wire.error_event(str(error.get("message") or "the upstream failed"),
-                                str(error.get("code") or error.get("type") or "upstream_error"),
-                                sequence)
+        return self.stream_error(str(error.get("message") or "the upstream failed"),
+                                 str(error.get("code") or error.get("type") or "upstream_error"))
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """An `error` event numbered after the last event written (dialects.base.NumbersErrors)."""
+        return wire.error_event(message, code, 0 if self._events is None else self._events.sequence)
 
 
 class ResponsesToChatStream:

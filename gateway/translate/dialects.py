@@ -268,6 +268,8 @@ class Chained:
         self._first = first
         self._second = second
         self.done = False
+        # the second numbers the client's events, so it numbers the gateway's error event too
+        self.stream_error: Callable[[str, str], bytes] | None = getattr(second, "stream_error", None)
 
     def feed(self, event: bytes) -> bytes:
         middle = self._first.feed(event)
@@ -404,7 +406,7 @@ class TranslatedStream(StreamState):
             reader.feed([event])
             if reader.failure is not None and reader.failure.end == "malformed":
                 self.failure = reader.failure
-                parts.append(self._stream_error(reader.failure.message, "malformed_sse"))
+                parts.append(self.stream_error(reader.failure.message, "malformed_sse"))
                 self.done = True
                 break
             parts.append(translator.feed(event))
@@ -415,6 +417,13 @@ class TranslatedStream(StreamState):
                 self.done = True
                 break
         return b"".join(parts)
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """The gateway's own error event: the translator's when it numbers the client's
+        events (a Responses client's), else the client dialect's."""
+        own = getattr(self._translator, "stream_error", None)
+        event: bytes = (own or self._stream_error)(message, code)
+        return event
 
 
 # Which translation serves a client dialect on an upstream that speaks another: by the

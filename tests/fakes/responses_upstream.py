@@ -31,7 +31,8 @@ class Behaviour:
     arguments JSON) answered as a function_call item; usage `input_tokens`,
     `cached_tokens`, `output_tokens`, `reasoning_tokens` (a reasoning item when > 0).
     Faults: `status` answers that error (`retry_after` adds the header); in streams
-    `chunk_delay_s` between events, `fail_after_deltas` ends with `response.failed`."""
+    `chunk_delay_s` between events, `fail_after_deltas` ends with `response.failed`,
+    `close_after_deltas` ends the body cleanly there, with no final event."""
 
     text: str | None = None
     tool_call: tuple[str, str] | None = None
@@ -43,6 +44,7 @@ class Behaviour:
     retry_after: str | None = None
     chunk_delay_s: float = 0.0
     fail_after_deltas: int | None = None
+    close_after_deltas: int | None = None
 
 
 @dataclass
@@ -190,6 +192,9 @@ class Fake:
                             failed = _response(body, "failed", [], None)
                             failed["error"] = {"code": "server_error", "message": "The model failed."}
                             await send("response.failed", {"response": failed})
+                            return out
+                        if b.close_after_deltas is not None and count == b.close_after_deltas:
+                            await out.write_eof()
                             return out
                         await send("response.output_text.delta", {**where, "delta": piece,
                                                                   "logprobs": []})

@@ -169,7 +169,8 @@ class ResponsesWatcher:
         self._remember = remember
         self._seen_delta = False
         self._usage: Usage | None = None
-        self._sequence = -1
+        self._sequence = -1  # the last sequence_number read from an event parsed anyway
+        self._last = b""  # the last event relayed, read for its number only on error
         self.deltas = 0
         self.text = ""
         self.reason = ""
@@ -196,7 +197,17 @@ class ResponsesWatcher:
             if self.done:
                 break
             parts.append(self._event(event))
+            self._last = event
         return b"".join(parts)
+
+    def stream_error(self, message: str, code: str) -> bytes:
+        """The gateway's own `error` event, numbered after the last event relayed (the
+        API's numbers run on by one, so the SDK sees one unbroken sequence)."""
+        return wire.error_event(message, code, self._next_sequence())
+
+    def _next_sequence(self) -> int:
+        last = wire.sequence_number(self._last) if self._last else None
+        return (self._sequence if last is None else last) + 1
 
     def _event(self, event: bytes) -> bytes:
         kind = wire.event_type(event)
@@ -214,7 +225,7 @@ class ResponsesWatcher:
             self.failure = StreamEnd("malformed", "malformed_sse",
                                      "the upstream sent a malformed event")
             self.done = True
-            return wire.error_event(self.failure.message, "malformed_sse", self._sequence + 1)
+            return wire.error_event(self.failure.message, "malformed_sse", self._next_sequence())
         sequence = payload.get("sequence_number")
         if isinstance(sequence, int):
             self._sequence = sequence

@@ -203,6 +203,17 @@ def error_event(message: str, code: str, sequence_number: int) -> bytes:
                          "sequence_number": sequence_number})
 
 
+def sequence_number(event: bytes) -> int | None:
+    """An event's `sequence_number`, None when it has none."""
+    data = event_data(event)
+    try:
+        payload = orjson.loads(data) if data is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    number = payload.get("sequence_number") if isinstance(payload, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
 def event_error(data: bytes) -> str | None:
     """The message when an event reports an error (`error`, `response.failed`), else None."""
     if b'"error"' not in data and b"response.failed" not in data:

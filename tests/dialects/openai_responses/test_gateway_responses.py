@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.fakes import responses_upstream as fake
-from tests.fakes.openai_upstream import RunningUpstream, running_upstream
+from tests.fakes.openai_upstream import Behaviour, RunningUpstream, running_upstream
 from tests.fakes.responses_upstream import RunningResponses, running_responses
 from tests.spend.helpers import ledger_rows
 from tests.support.gateway import RunningGateway, running_gateway
@@ -259,6 +259,28 @@ async def test_fallback_to_a_chat_model_still_streams_responses_events(rig: Rig)
     assert final.output_text == "This is a fake reply to: fall back"
     await asyncio.sleep(0.05)
     assert rig.span("chat-only")["gateway.fallback.reason"] == "status_5xx"
+
+
+async def test_upstream_dying_mid_stream_ends_with_the_next_sequence_number(rig: Rig) -> None:
+    """An upstream that closes mid-stream: the gateway's own `error` event, parsed by
+    responses.stream, is numbered right after the last event relayed."""
+    rig.up.state.behaviour = fake.Behaviour(text="a long enough answer", close_after_deltas=3)
+    async with rig.client() as client, client.responses.stream(
+            model="gpt-4.1", input="then die") as stream:
+        events = [event async for event in stream]
+    assert [e.type for e in events[-2:]] == ["response.output_text.delta", "error"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+async def test_a_translated_stream_cut_short_keeps_its_numbering(rig: Rig) -> None:
+    """A chat upstream translated for a Responses client closes before [DONE]: the error
+    event follows the translated events' sequence numbers without a gap."""
+    rig.chat.state.behaviour = Behaviour(content="one two three four five", close_after_events=3)
+    async with rig.client() as client, client.responses.stream(
+            model="chat-only", input="then die") as stream:
+        events = [event async for event in stream]
+    assert events[-1].type == "error" and len(events) > 3
+    assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
 async def test_budget_refuses_in_openais_shape() -> None:

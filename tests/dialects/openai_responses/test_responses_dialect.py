@@ -163,3 +163,18 @@ def test_captured_input_reads_instructions_and_text_parts() -> None:
     messages = orjson.loads(attrs["gen_ai.input.messages"])
     assert messages[-1]["parts"] == [{"type": "text", "content": "hello"}]
     assert attrs["openai.api.type"] == "responses"
+
+
+def test_the_gateways_error_event_is_numbered_after_the_last_event_relayed() -> None:
+    """After deltas (which the watcher does not parse), the watcher's own error event takes
+    the number after the last relayed event's; before any event it is 0."""
+    dialect = OpenAIResponses()
+    request = dialect.parse(b'{"model": "m", "input": "hi", "stream": true}')
+    watcher = dialect.watch(request, "m", False, Timer(), False)
+    assert b'"sequence_number":0' in watcher.stream_error("cut", "timeout")
+    watcher.feed(STREAM[:2])
+    watcher.feed(STREAM[2:4])
+    event = watcher.stream_error("the upstream stream failed", "timeout")
+    payload = orjson.loads(event.split(b"data: ", 1)[1])
+    assert payload == {"type": "error", "code": "timeout", "param": None,
+                       "message": "the upstream stream failed", "sequence_number": 4}

@@ -158,7 +158,7 @@ def create_app(
     stored: StoredResponses | None = None
     if any(dialect.name == RESPONSES for dialect in served):
         app.cleanup_ctx.append(owners.lifecycle)
-        stored = StoredResponses(config, owners, provider_map, auth, scrubber)
+        stored = StoredResponses(config, owners, provider_map, lifecycle, rate_limits, scrubber)
     if spend is not None:
         app.cleanup_ctx.append(spend.lifecycle)
     if rate_limits is not None:

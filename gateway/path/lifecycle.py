@@ -47,7 +47,8 @@ class Visit:
     """One proxied request from its headers to its last byte; the `Call` once admitted.
 
     `open` sets the dialect, request id, span, context and start; `authenticate` the
-    principal; `admit` the model label and the call; nothing else writes them.
+    principal; `admit` the model label and the call (`admit_stored` the label alone, for
+    a call on a stored response); nothing else writes them.
     """
 
     __slots__ = ("call", "context", "dialect", "model_label", "principal", "request_id", "span",
@@ -86,22 +87,27 @@ class Lifecycle:
         self._on_finish = overriding(self.hooks, "on_finish")
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
-             url: tuple[str, str, str] | None = None) -> Visit:
+             url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:
         """`url` is the request's (scheme, path, Host header) for the SERVER span."""
         started = time.perf_counter()
         rid = request_id(headers)
         parent = tracecontext.extract(headers)
-        attributes: dict[str, Any] = {n.HTTP_REQUEST_METHOD: "POST", n.HTTP_ROUTE: route,
+        attributes: dict[str, Any] = {n.HTTP_REQUEST_METHOD: method, n.HTTP_ROUTE: route,
                                       n.GATEWAY_REQUEST_ID: rid}
         if url is not None:
             server_attributes(attributes, *url)
         span = self.telemetry.tracer.start_span(
-            f"POST {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
+            f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
         self.telemetry.instruments.tallies.active.add((dialect.operation,), 1)
         return Visit(dialect, rid, span, context_with(span, parent), started)
 
     async def authenticate(self, visit: Visit, headers: Mapping[str, str]) -> None:
         visit.principal = await self.authenticator.authenticate(headers)
+
+    def admit_stored(self, visit: Visit, model: str) -> None:
+        """A call on a stored response (no `Call`, no tokens): labelled with the model that
+        made the response."""
+        visit.model_label = model
 
     def admit(self, visit: Visit, raw: bytes, headers: Mapping[str, str],
               query: str = "",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from opentelemetry.context import Context
+
 from gateway import errors
 from gateway.call import Call
 from gateway.clock import MONOTONIC, TimeSource
@@ -42,14 +44,25 @@ class RateLimitHook(BaseHook):
         if limit.unlimited:
             return
         tokens = estimate_tokens(call) if limit.tokens_per_minute else 0
+        await self._take(alias, limit, tokens, call.server_context)
+        if tokens:
+            call.state[_STATE] = tokens
+
+    async def take_request(self, alias: str, context: Context | None) -> None:
+        """One request that uses no tokens (a call on a stored response), from `alias`'s
+        request bucket; raises RateLimited as `on_request` does."""
+        limit = self.config.for_key(alias)
+        if not limit.unlimited:
+            await self._take(alias, limit, 0, context)
+
+    async def _take(self, alias: str, limit: RateLimit, tokens: int,
+                    context: Context | None) -> None:
         decision = await self.limiter.acquire(alias, limit, tokens)
         if not decision.allowed:
             kind = decision.limit or RPM
             self.instruments.rate_limited.add(
-                1, {n.GATEWAY_KEY_ALIAS: alias, n.LABEL_LIMIT: kind}, context=call.server_context)
+                1, {n.GATEWAY_KEY_ALIAS: alias, n.LABEL_LIMIT: kind}, context=context)
             raise _refusal(alias, kind, limit, decision.retry_after_s)
-        if tokens:
-            call.state[_STATE] = tokens
 
     async def on_finish(self, call: Call) -> None:
         estimate = call.state.pop(_STATE, None)

@@ -359,3 +359,35 @@ async def test_stored_routes_need_a_key_and_the_model(rig: Rig) -> None:
         with pytest.raises(openai.NotFoundError):
             await client.responses.retrieve("resp_1%0D%0AHost: evil")
     assert [s.method for s in rig.up.state.requests] == ["POST"]
+
+
+async def test_stored_routes_are_rate_limited_and_counted_as_requests() -> None:
+    """The stored routes take a request from the key's rate limit (a 429 with Retry-After
+    once it is spent), and each is one gateway_requests_total point labelled with the
+    stored-response operation and the owning model, with no token or cost point added."""
+    extra = "rate_limits:\n  keys:\n    agents: {requests_per_minute: 3, tokens_per_minute: null}"
+    async with running_responses(api_key=UPSTREAM_KEY) as up, \
+            running_upstream(api_key="sk-relay") as chat, \
+            running_gateway(config(up.base_url, chat.base_url, extra), environ=ENV) as gw, \
+            openai.AsyncOpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY,
+                               max_retries=0) as client:
+        made = await client.responses.create(model="gpt-4.1", input="keep it")
+        await asyncio.sleep(0.05)
+        tokens_before = len(list(iter_points(gw.telemetry, "gateway.tokens")))
+        await client.responses.retrieve(made.id)
+        await client.responses.delete(made.id)
+        with pytest.raises(openai.RateLimitError) as info:
+            await client.responses.retrieve(made.id)
+    assert info.value.code == "rate_limit_exceeded" and info.value.response.headers["retry-after"]
+    assert [s.method for s in up.state.requests] == ["POST", "GET", "DELETE"]
+    await asyncio.sleep(0.05)
+    stored = [(a, p.value) for a, p in iter_points(gw.telemetry, "gateway.requests")
+              if a["gen_ai.operation.name"] == "responses.stored"]
+    by_status = {a["http.response.status_code"]: value for a, value in stored}
+    assert by_status == {200: 2, 429: 1}
+    assert {a["gen_ai.request.model"] for a, _ in stored if a["http.response.status_code"] == 200
+            } == {"gpt-4.1"}
+    assert all(a["gateway.key.alias"] == "agents" for a, _ in stored)
+    assert len(list(iter_points(gw.telemetry, "gateway.tokens"))) == tokens_before
+    spans = gw.telemetry.spans_named("GET /v1/responses/{response_id}")
+    assert spans and attrs(spans[0])["http.response.status_code"] == 200

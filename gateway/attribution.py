@@ -3,7 +3,11 @@
 Tags come from the `x-gateway-tags` header (`project=alpha,feature=search`) and
 from the OpenAI `metadata` object of the body (valid string pairs only); the
 header wins on a name both give. The end user is the body's `user` field, else the
-`x-gateway-user` header. Both are client input that ends up in the ledger and on
+`x-gateway-user` header, else (Anthropic's Messages) the body's `metadata.user_id`,
+which Claude Code fills in by itself: that one is never refused (Anthropic takes it
+freely), only ignored when it is not printable ASCII, and an id longer than `MAX_USER`
+is shortened to its start plus a hash of the whole, so distinct ids stay distinct. Both
+are client input that ends up in the ledger and on
 spans, so names and values are validated and length-limited, and a call carries
 at most `MAX_TAGS` tags; a bad header or user id is a 400 naming the problem. Tags are
 never metric labels (their values are unbounded) unless the operator allow-lists a tag
@@ -13,6 +17,7 @@ values per process are (`TagLabels`); the end user never is.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +42,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Printable ASCII without the header's own separators and quotes.
 _VALUE = re.compile(r"^[A-Za-z0-9 _.:/@+#~-]{1,128}$")
 _USER = re.compile(r"^[\x21-\x7e]{1,128}$")
+_USER_CHARS = re.compile(r"^[\x21-\x7e]{1,4096}$")  # Anthropic's `metadata.user_id`, unshortened
+_HASH_BYTES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +120,11 @@ def of(state: Mapping[str, Any]) -> Attribution:
     return found if isinstance(found, Attribution) else NONE
 
 
-def read(headers: Mapping[str, str], body: Mapping[str, Any]) -> Attribution:
-    """The call's tags and end user, or `errors.InvalidRequest` for a bad one."""
+def read(headers: Mapping[str, str], body: Mapping[str, Any],
+         user_in_metadata: bool = False) -> Attribution:
+    """The call's tags and end user, or `errors.InvalidRequest` for a bad one.
+    `user_in_metadata`: the body's `metadata` is Anthropic's, whose `user_id` names the
+    end user (and is no tag)."""
     header = headers.get(TAGS_HEADER)
     metadata = body.get("metadata")
     user = body.get("user")
@@ -122,7 +132,11 @@ def read(headers: Mapping[str, str], body: Mapping[str, Any]) -> Attribution:
     if header is None and not metadata and not user and header_user is None:
         return NONE  # the common case costs four lookups
     tags: dict[str, str] = {}
+    metadata_user = ""
     if isinstance(metadata, dict):
+        if user_in_metadata:
+            metadata = dict(metadata)
+            metadata_user = _metadata_user(metadata.pop("user_id", None))
         # OpenAI's own field, which OpenAI accepts more freely: pairs that are not valid
         # tags are passed on upstream but not recorded, rather than refused.
         for name, value in metadata.items():
@@ -138,7 +152,19 @@ def read(headers: Mapping[str, str], body: Mapping[str, Any]) -> Attribution:
         raise errors.InvalidRequest(
             f"the end user id must be 1 to {MAX_USER} printable ASCII characters without spaces",
             param="user")
-    return Attribution(tuple(sorted(tags.items())), chosen)
+    return Attribution(tuple(sorted(tags.items())), chosen or metadata_user)
+
+
+def _metadata_user(value: object) -> str:
+    """Anthropic's `metadata.user_id` as an end user id: "" when it is not printable ASCII
+    without spaces; past `MAX_USER`, its start and a hash of the whole (Claude Code's ids
+    run to about 160 characters, their distinct part at the end)."""
+    if not isinstance(value, str) or not _USER_CHARS.match(value):
+        return ""
+    if len(value) <= MAX_USER:
+        return value
+    digest = hashlib.blake2b(value.encode(), digest_size=_HASH_BYTES).hexdigest()
+    return f"{value[:MAX_USER - 2 * _HASH_BYTES - 1]}~{digest}"
 
 
 def parse_header(text: str) -> dict[str, str]:

@@ -27,6 +27,36 @@ def test_user_from_body_else_header() -> None:
     assert attribution.read({"x-gateway-user": "h-1"}, {}).user == "h-1"
 
 
+CLAUDE_CODE_USER = ("user_" + "ab12" * 16 + "_account_0f8fad5b-d9cb-469f-a165-70867728950e"
+                    "_session_7c9e6679-7425-40de-944b-e07fc1f90ae7")
+
+
+def test_anthropic_metadata_user_id_is_the_end_user_after_the_explicit_ones() -> None:
+    """Anthropic's metadata.user_id names the end user (and is no tag) when neither the
+    `user` field nor the x-gateway-user header does; in an OpenAI body it is a tag."""
+    body = {"metadata": {"user_id": "dev-7", "run": "r1"}}
+    found = attribution.read({}, body, user_in_metadata=True)
+    assert (found.user, found.tag_dict()) == ("dev-7", {"run": "r1"})
+    assert attribution.read({"x-gateway-user": "h-1"}, body, user_in_metadata=True).user == "h-1"
+    openai_body = attribution.read({}, body)
+    assert (openai_body.user, openai_body.tag_dict()) == ("", {"user_id": "dev-7", "run": "r1"})
+    assert body == {"metadata": {"user_id": "dev-7", "run": "r1"}}  # the body is not touched
+
+
+def test_a_long_metadata_user_id_is_shortened_keeping_distinct_ids_distinct() -> None:
+    """Claude Code's ~160-character user_id becomes 128 characters (its start, `~`, a hash
+    of the whole); another session of the same account stays another user; an id that is
+    not printable ASCII is ignored rather than refused."""
+    first = attribution.read({}, {"metadata": {"user_id": CLAUDE_CODE_USER}}, True).user
+    other = CLAUDE_CODE_USER[:-4] + "0000"
+    second = attribution.read({}, {"metadata": {"user_id": other}}, True).user
+    assert len(first) == attribution.MAX_USER == len(second) and first != second
+    assert first.startswith(CLAUDE_CODE_USER[:100]) and first[-17] == "~"
+    assert first == attribution.read({}, {"metadata": {"user_id": CLAUDE_CODE_USER}}, True).user
+    for bad in ("has space", "naïve", 7, ""):
+        assert attribution.read({}, {"metadata": {"user_id": bad}}, True).user == ""
+
+
 def test_metadata_pairs_that_are_not_tags_are_skipped() -> None:
     """OpenAI accepts freer metadata, so bad pairs are not recorded rather than refused."""
     found = attribution.read({}, {"metadata": {"ok": "yes", "bad name": "x", "n": 3,

@@ -17,6 +17,7 @@ from typing import Any
 from gateway import attribution
 from gateway.admin.traffic import Traffic
 from gateway.call import Call
+from gateway.dialects.anthropic.messages import NAME as ANTHROPIC_MESSAGES
 from gateway.hooks import BaseHook
 from gateway.telemetry import names as n
 
@@ -28,7 +29,8 @@ class TagReader(BaseHook):
     carry them); all the call log does when nothing can read the log."""
 
     async def on_request(self, call: Call) -> None:
-        found = attribution.read(call.headers, call.client.body)
+        found = attribution.read(call.headers, call.client.body,
+                                 call.client.dialect.name == ANTHROPIC_MESSAGES)
         if found is attribution.NONE:
             return
         call.state[attribution.STATE_KEY] = found

@@ -147,6 +147,25 @@ async def test_request_fields_reach_a_native_upstream_untouched(rig: Rig) -> Non
     assert rig.claude.state.last_request.body == {**sent, "model": "claude-sonnet-4-5-20250929"}
 
 
+async def test_claude_codes_user_id_is_the_calls_end_user(rig: Rig) -> None:
+    """metadata.user_id as Claude Code sends it becomes the call's end user, bounded to 128
+    characters, on the SERVER span and in the ledger, and is a label of no metric."""
+    user_id = ("user_" + "9f" * 32 + "_account_0f8fad5b-d9cb-469f-a165-70867728950e"
+               "_session_7c9e6679-7425-40de-944b-e07fc1f90ae7")
+    async with rig.client() as client:
+        await client.messages.create(model="claude-sonnet-4.5", max_tokens=16, messages=HELLO,
+                                     metadata={"user_id": user_id})
+    assert rig.claude.state.last_request.body["metadata"] == {"user_id": user_id}
+    assert await eventually(lambda: ledger_rows(Path(rig.gw.config.storage.sqlite_path)))
+    row = ledger_rows(Path(rig.gw.config.storage.sqlite_path))[-1]
+    assert len(row.end_user) == 128 and row.end_user.startswith(user_id[:100])
+    server = [attrs(s) for s in rig.gw.telemetry.spans_named("POST /v1/messages")]
+    assert server[-1]["user.id"] == row.end_user
+    for metric in ("gateway.requests", "gateway.tokens", "gateway.cost.usd"):
+        for labels, _ in iter_points(rig.gw.telemetry, metric):
+            assert user_id[:20] not in str(labels)
+
+
 async def test_messages_calls_are_retried_like_chat_calls() -> None:
     """A 529 from Claude is retried on the same model (the chain is the same for every
     dialect): the client gets the second attempt's answer, the trace both attempts."""

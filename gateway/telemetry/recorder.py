@@ -155,16 +155,7 @@ class AttemptRecorder:
             if self.first_chunk_s is not None:
                 final[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
             if usage is not None and plan.record_usage:
-                final[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-                if plan.record_output:  # embeddings have no output tokens
-                    final[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
-                if usage.cache_read:
-                    final[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
-                if usage.cache_creation:
-                    for name in plan.cache_write_keys:
-                        final[name] = usage.cache_creation
-                if usage.reasoning:
-                    final[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+                usage_attributes_into(final, usage, plan)
                 if usage.estimated:
                     final[n.GATEWAY_USAGE_ESTIMATED] = True
             if cost is not None:
@@ -193,11 +184,24 @@ class AttemptRecorder:
             if name.startswith("gen_ai."):
                 attributes[name] = value
         if usage is not None:
-            attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-            if self._plan.record_output:
-                attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+            usage_attributes_into(attributes, usage, self._plan)
         attributes.update(event)
         self.telemetry.events.emit(self.span, self.context, attributes)
+
+
+def usage_attributes_into(attributes: dict[str, Any], usage: Usage, plan: Plan) -> None:
+    """The `gen_ai.usage.*` attributes of a span or details event: input, output (not for
+    embeddings), and the cache-read, cache-write and reasoning parts when non-zero."""
+    attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
+    if plan.record_output:  # embeddings have no output tokens
+        attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+    if usage.cache_read:
+        attributes[n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
+    if usage.cache_creation:
+        for name in plan.cache_write_keys:
+            attributes[name] = usage.cache_creation
+    if usage.reasoning:
+        attributes[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
 
 
 class _BoundAll:

@@ -67,8 +67,9 @@ async def test_event_only_puts_content_in_the_details_event(upstream: RunningUps
                                                             stream: bool) -> None:
     """EVENT_ONLY with a logs pipeline: the CLIENT span carries no content, and one
     gen_ai.client.inference.operation.details event (a log record in the span's context)
-    carries input, system instructions and output with the call's attributes."""
-    upstream.state.behaviour = Behaviour(content="Hi back")
+    carries input, system instructions and output with the call's attributes, its usage
+    with the cache-read and reasoning parts as on the span."""
+    upstream.state.behaviour = Behaviour(content="Hi back", cached_tokens=3, reasoning_tokens=2)
     tt = make_test_telemetry(ContentMode.EVENT_ONLY, logs=True)
     try:
         async with running_gateway(upstream_config(upstream.base_url),
@@ -95,6 +96,9 @@ async def test_event_only_puts_content_in_the_details_event(upstream: RunningUps
                  "gen_ai.response.model", "gen_ai.response.id", "gen_ai.usage.input_tokens",
                  "gen_ai.usage.output_tokens", "server.address"):
         assert e[name] == a[name], name
+    assert (e["gen_ai.usage.cache_read.input_tokens"],
+            e["gen_ai.usage.reasoning.output_tokens"]) == (3, 2)
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 3
 
 
 @pytest.mark.integration

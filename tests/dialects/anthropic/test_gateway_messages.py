@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from gateway.telemetry.content import ContentMode
+from gateway.telemetry.semconv import Semconv
 from tests.fakes import anthropic_upstream as fake
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 from tests.fakes.openai_upstream import RunningUpstream, running_upstream
@@ -483,6 +484,28 @@ async def test_messages_client_reaches_an_openai_model(rig: Rig) -> None:
     assert [s["gen_ai.response.finish_reasons"] for s in spans] == [("stop",), ("stop",)]
     span = spans[-1]
     assert span["gen_ai.provider.name"] == "openai" and span["gen_ai.usage.output_tokens"] > 0
+
+
+async def test_the_details_event_carries_cache_writes_and_reads(rig: Rig) -> None:
+    """EVENT_ONLY: the details event of a Messages call carries the cache-write and
+    cache-read counts under the span's names (both generations' cache-write names)."""
+    tt = make_test_telemetry(ContentMode.EVENT_ONLY, semconv=Semconv(old=True, new=True))
+    rig.claude.state.behaviour = Behaviour(text="cached", cache_write_5m=50, cache_read=40)
+    env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+           "GATEWAY_KEY": GATEWAY_KEY}
+    async with running_gateway(_config(rig.claude.base_url, rig.oai.base_url), environ=env,
+                               telemetry=tt) as gw, anthropic.AsyncAnthropic(
+            base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
+        await client.messages.create(model="claude-sonnet-4.5", max_tokens=16, messages=HELLO)
+    (span,) = tt.spans_named("chat claude-sonnet-4.5")
+    (event,) = span.events
+    details = dict(event.attributes or {})
+    for name in ("gen_ai.usage.cache_read.input_tokens",
+                 "gen_ai.usage.cache_creation.input_tokens",
+                 "gen_ai.usage.cache_write.input_tokens"):
+        assert details[name] == attrs(span)[name], name
+    assert details["gen_ai.usage.cache_read.input_tokens"] == 40
+    assert details["gen_ai.usage.cache_write.input_tokens"] == 50
 
 
 async def test_translated_answers_capture_their_output() -> None:

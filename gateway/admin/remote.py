@@ -165,7 +165,8 @@ def _row(data: Mapping[str, Any]) -> report.Row:
                       data["cached_tokens"], to_nanos_float(data["cost_usd"]),
                       # absent from a gateway older than these columns
                       data.get("cache_write_tokens", 0), data.get("cache_write_1h_tokens", 0),
-                      data.get("reasoning_tokens", 0), data.get("unpriced_calls", 0))
+                      data.get("reasoning_tokens", 0), data.get("unpriced_calls", 0),
+                      *(data.get(name, 0) for name in report.MEDIA_TOKENS))
 
 
 def _budget(data: Mapping[str, Any]) -> Budget:

@@ -373,7 +373,9 @@ def _row(row: report.Row, budget: Budget | None) -> dict[str, Any]:
                            "cache_write_tokens": row.cache_write_tokens,
                            "cache_write_1h_tokens": row.cache_write_1h_tokens,
                            "reasoning_tokens": row.reasoning_tokens,
-                           "unpriced_calls": row.unpriced_calls, "budget": None}
+                           "unpriced_calls": row.unpriced_calls,
+                           **{name: getattr(row, name) for name in report.MEDIA_TOKENS},
+                           "budget": None}
     if budget is not None:
         out["budget"] = {"name": budget.name, "limit_usd": budget.limit_nanos / 1e9,
                          "window": budget.window,

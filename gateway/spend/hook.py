@@ -182,6 +182,8 @@ class SpendHook(BaseHook):
             entry.cached_tokens, entry.reasoning_tokens = usage.cache_read, usage.reasoning
             entry.cache_write_tokens = usage.cache_creation - usage.cache_creation_1h
             entry.cache_write_1h_tokens = usage.cache_creation_1h
+            entry.input_audio_tokens, entry.output_audio_tokens = usage.input_audio, usage.output_audio
+            entry.input_image_tokens, entry.output_image_tokens = usage.input_image, usage.output_image
             entry.cost_nanos, entry.estimated, entry.unpriced = actual, usage.estimated, not priced
             entry.status = result.error_type or OK
         else:

@@ -52,6 +52,11 @@ class LedgerEntry:
     cache_write_1h_tokens: int
     # The model had no price: cost_nanos is at spend.unpriced_price_per_mtok, not a list price.
     unpriced: bool
+    # Audio and image tokens (parts of input and output), priced at their own rates.
+    input_audio_tokens: int
+    output_audio_tokens: int
+    input_image_tokens: int
+    output_image_tokens: int
 
     def __init__(self, ts: float, request_id: str, trace_id: str, key_alias: str, team: str,
                  key_id: str | None, operation: str, model_requested: str, model_served: str,
@@ -60,7 +65,9 @@ class LedgerEntry:
                  status: str = OK, estimated: bool = False, stream: bool = False,
                  attempt: int = 1, tags: str = "", end_user: str = "",
                  cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0,
-                 unpriced: bool = False) -> None:
+                 unpriced: bool = False, input_audio_tokens: int = 0,
+                 output_audio_tokens: int = 0, input_image_tokens: int = 0,
+                 output_image_tokens: int = 0) -> None:
         # Written out (init=False): the generated __init__ stays interpreted in the compiled build.
         self.ts = ts
         self.request_id = request_id
@@ -86,6 +93,10 @@ class LedgerEntry:
         self.cache_write_tokens = cache_write_tokens
         self.cache_write_1h_tokens = cache_write_1h_tokens
         self.unpriced = unpriced
+        self.input_audio_tokens = input_audio_tokens
+        self.output_audio_tokens = output_audio_tokens
+        self.input_image_tokens = input_image_tokens
+        self.output_image_tokens = output_image_tokens
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,6 +18,7 @@ COLUMNS: tuple[str, ...] = (
     "model_requested", "model_served", "provider", "input_tokens", "output_tokens",
     "cached_tokens", "reasoning_tokens", "cost_nanos", "status", "estimated", "stream",
     "attempt", "tags", "end_user", "cache_write_tokens", "cache_write_1h_tokens", "unpriced",
+    "input_audio_tokens", "output_audio_tokens", "input_image_tokens", "output_image_tokens",
 )
 
 SCHEMA = """
@@ -47,7 +48,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     end_user TEXT NOT NULL DEFAULT '',
     cache_write_tokens INTEGER NOT NULL DEFAULT 0,
     cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
-    unpriced INTEGER NOT NULL DEFAULT 0
+    unpriced INTEGER NOT NULL DEFAULT 0,
+    input_audio_tokens INTEGER NOT NULL DEFAULT 0,
+    output_audio_tokens INTEGER NOT NULL DEFAULT 0,
+    input_image_tokens INTEGER NOT NULL DEFAULT 0,
+    output_image_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ledger_ts ON ledger(ts);
 CREATE INDEX IF NOT EXISTS ledger_pending ON ledger(owner) WHERE status = 'pending';
@@ -102,6 +107,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ledger", "cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
     ("ledger", "cache_write_1h_tokens", "INTEGER NOT NULL DEFAULT 0"),
     ("ledger", "unpriced", "INTEGER NOT NULL DEFAULT 0"),
+    ("ledger", "input_audio_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("ledger", "output_audio_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("ledger", "input_image_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("ledger", "output_image_tokens", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

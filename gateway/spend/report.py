@@ -61,15 +61,24 @@ class Row:
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     unpriced_calls: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
 
     def add(self, other: Row) -> None:
         for name in SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+# The audio and image parts of input and output, as the ledger and a report row name them.
+MEDIA_TOKENS = ("input_audio_tokens", "output_audio_tokens", "input_image_tokens",
+                "output_image_tokens")
 # The Row counts a total adds up, in the order the SQL selects them.
 SUMMED = ("calls", "input_tokens", "output_tokens", "cached_tokens", "cost_nanos",
-          "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "unpriced_calls")
+          "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "unpriced_calls",
+          *MEDIA_TOKENS)
+_MEDIA_SQL = ", ".join(f"TOTAL({name})" for name in MEDIA_TOKENS)
 
 
 @dataclass
@@ -101,7 +110,9 @@ def aggregate(entries: Iterable[LedgerEntry], by: str) -> Summary:
             row = rows[group] = Row(group)
         row.add(Row(group, 1, entry.input_tokens, entry.output_tokens, entry.cached_tokens,
                     entry.cost_nanos, entry.cache_write_tokens, entry.cache_write_1h_tokens,
-                    entry.reasoning_tokens, int(entry.unpriced)))
+                    entry.reasoning_tokens, int(entry.unpriced), entry.input_audio_tokens,
+                    entry.output_audio_tokens, entry.input_image_tokens,
+                    entry.output_image_tokens))
     summary.rows = sorted(rows.values(), key=lambda r: (-r.cost_nanos, r.group))
     return summary
 
@@ -112,7 +123,8 @@ def summarize_sqlite(conn: sqlite3.Connection, by: str, start: float, end: float
         # TOTAL (a double) rather than SUM, which raises past 2^63; exact below 2^53.
         f"SELECT {column} AS grp, COUNT(*), TOTAL(input_tokens), TOTAL(output_tokens), "
         "TOTAL(cached_tokens), TOTAL(cost_nanos), TOTAL(cache_write_tokens), "
-        "TOTAL(cache_write_1h_tokens), TOTAL(reasoning_tokens), TOTAL(unpriced) "
+        "TOTAL(cache_write_1h_tokens), TOTAL(reasoning_tokens), TOTAL(unpriced), "
+        f"{_MEDIA_SQL} "
         "FROM ledger WHERE ts >= ? AND ts < ? "
         "AND status != ? GROUP BY grp ORDER BY TOTAL(cost_nanos) DESC, grp",
         (*params, start, end, PENDING))
@@ -132,12 +144,13 @@ def _pct(spent: int, budget: Budget | None) -> tuple[str, str]:
 def render(summary: Summary, by: str, title: str, budgets: Mapping[str, Budget],
            total_budget: Budget | None) -> str:
     """The table: one line per group, then the total; budget columns where one applies."""
-    header = (by, "calls", "input tok", "output tok", "cached tok", *TOKEN_TYPE_HEADER, "cost",
-              "budget", "used")
+    media = has_media(summary.total)
+    header = (by, "calls", "input tok", "output tok", "cached tok", *TOKEN_TYPE_HEADER,
+              *(MEDIA_HEADER if media else ()), "cost", "budget", "used")
     lines: list[Sequence[str]] = [header]
     for row in summary.rows:
-        lines.append(_cells(row, budgets.get(row.group)))
-    lines.append(_cells(summary.total, total_budget))
+        lines.append(_cells(row, budgets.get(row.group), media))
+    lines.append(_cells(summary.total, total_budget, media))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = [title, ""]
     for index, line in enumerate(lines):
@@ -158,20 +171,30 @@ def render(summary: Summary, by: str, title: str, budgets: Mapping[str, Budget],
     return "\n".join(out)
 
 
-def _cells(row: Row, budget: Budget | None) -> list[str]:
+def _cells(row: Row, budget: Budget | None, media: bool = False) -> list[str]:
     limit, used = _pct(row.cost_nanos, budget)
     return [row.group, f"{row.calls:,}", f"{row.input_tokens:,}", f"{row.output_tokens:,}",
-            f"{row.cached_tokens:,}", *_token_type_cells(row), fmt_usd(row.cost_nanos), limit,
-            used]
+            f"{row.cached_tokens:,}", *_token_type_cells(row, media), fmt_usd(row.cost_nanos),
+            limit, used]
 
 
-# The columns of the token types beyond input, output and cache reads.
+# The columns of the token types beyond input, output and cache reads; the audio and
+# image ones only in a period that has any (most have none).
 TOKEN_TYPE_HEADER = ("write 5m tok", "write 1h tok", "reasoning tok")
+MEDIA_HEADER = ("audio in tok", "audio out tok", "image in tok", "image out tok")
 
 
-def _token_type_cells(row: Row) -> list[str]:
-    return [f"{row.cache_write_tokens:,}", f"{row.cache_write_1h_tokens:,}",
-            f"{row.reasoning_tokens:,}"]
+def has_media(row: Row) -> bool:
+    """Whether a row counts any audio or image tokens."""
+    return any(getattr(row, name) for name in MEDIA_TOKENS)
+
+
+def _token_type_cells(row: Row, media: bool = False) -> list[str]:
+    cells = [f"{row.cache_write_tokens:,}", f"{row.cache_write_1h_tokens:,}",
+             f"{row.reasoning_tokens:,}"]
+    if media:
+        cells += [f"{getattr(row, name):,}" for name in MEDIA_TOKENS]
+    return cells
 
 
 def matching_budgets(budgets: Iterable[Budget], by: str, window: str

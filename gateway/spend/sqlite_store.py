@@ -45,7 +45,8 @@ def _row(entry: LedgerEntry) -> tuple[Any, ...]:
             entry.provider, entry.input_tokens, entry.output_tokens, entry.cached_tokens,
             entry.reasoning_tokens, entry.cost_nanos, entry.status, entry.estimated,
             entry.stream, entry.attempt, entry.tags, entry.end_user, entry.cache_write_tokens,
-            entry.cache_write_1h_tokens, entry.unpriced)
+            entry.cache_write_1h_tokens, entry.unpriced, entry.input_audio_tokens,
+            entry.output_audio_tokens, entry.input_image_tokens, entry.output_image_tokens)
 
 
 def recover_pending(conn: sqlite3.Connection, session: str) -> int:

@@ -126,7 +126,8 @@ MESSAGES_CALLS: list[tuple[ant.Behaviour, int]] = [
 
 async def test_chat_completions_ledger_cost_equals_the_hand_computation(rig: Rig) -> None:
     """Cached input, reasoning priced apart, audio in and out, and both sides of Gemini 2.5
-    Pro's 200k tier: each ledger row's cost is the hand computation to the nano-dollar."""
+    Pro's 200k tier: each ledger row's cost is the hand computation to the nano-dollar, and
+    the audio tokens are kept in their own columns."""
     async with rig.openai() as client:
         for model, behaviour, _ in CHAT_CALLS:
             rig.oai.state.queue.append(behaviour)
@@ -139,6 +140,8 @@ async def test_chat_completions_ledger_cost_equals_the_hand_computation(rig: Rig
                                (200_000, 50_000, 2_000, 500), (200_001, 50_000, 2_000, 500),
                                (5_000, 1_000, 800, 0)]
     assert not any(r.unpriced for r in rows)
+    assert [(r.input_audio_tokens, r.output_audio_tokens, r.input_image_tokens,
+             r.output_image_tokens) for r in rows][-1] == (3_000, 600, 0, 0)
 
 
 async def test_messages_ledger_cost_equals_the_hand_computation(rig: Rig) -> None:

@@ -71,8 +71,8 @@ async def test_settle_swaps_hold_for_cost_and_appends_the_entry(store: RedisStor
 
 async def test_entries_written_before_the_token_type_columns_read_with_defaults(
         store: RedisStore) -> None:
-    """An entry an older gateway appended (no cache-write or unpriced fields) reads back
-    with zero cache writes and priced; a new entry keeps its token types and its flag."""
+    """An entry an older gateway appended (no cache-write, unpriced, audio or image fields)
+    reads back with zeros and priced; a new entry keeps its token types and its flag."""
     old = {"ts": 1.0, "request_id": "old", "trace_id": "", "key_alias": "k", "team": "t",
            "key_id": None, "operation": "chat", "model_requested": "m", "model_served": "m",
            "provider": "p", "input_tokens": 10, "output_tokens": 5, "cached_tokens": 0,
@@ -83,11 +83,15 @@ async def test_entries_written_before_the_token_type_columns_read_with_defaults(
     await store.reserve(res)
     new = LedgerEntry(2.0, "new", "", "k", "t", None, "chat", "m", "m", "p", input_tokens=9,
                       cost_nanos=120, cache_write_tokens=3, cache_write_1h_tokens=4,
-                      unpriced=True)
+                      unpriced=True, input_audio_tokens=5, output_audio_tokens=6,
+                      input_image_tokens=7, output_image_tokens=8)
     await store.settle(res, _counters(store), 120, new)
     found = [(e.request_id, e.cache_write_tokens, e.cache_write_1h_tokens, e.unpriced)
              async for e in store.entries(0, 10)]
     assert found == [("old", 0, 0, False), ("new", 3, 4, True)]
+    media = [(e.input_audio_tokens, e.output_audio_tokens, e.input_image_tokens,
+              e.output_image_tokens) async for e in store.entries(0, 10)]
+    assert media == [(0, 0, 0, 0), (5, 6, 7, 8)]
 
 
 async def test_alert_budgets_never_refuse(store: RedisStore) -> None:

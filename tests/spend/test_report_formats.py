@@ -35,6 +35,8 @@ def test_json_carries_every_column_in_dollars_with_budget_use() -> None:
                                "output_tokens": 2000, "cached_tokens": 500, "cost_usd": 0.021,
                                "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
                                "reasoning_tokens": 0, "unpriced_calls": 0,
+                               "input_audio_tokens": 0, "output_audio_tokens": 0,
+                               "input_image_tokens": 0, "output_image_tokens": 0,
                                "budget": {"name": "key:etl", "limit_usd": 1.0, "window": "day",
                                           "used_pct": 2.1}}
     assert data["rows"][1]["budget"] is None
@@ -51,10 +53,11 @@ def test_csv_has_a_header_named_by_the_grouping_and_exact_dollars() -> None:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["key", "calls", "input_tokens", "output_tokens", "cached_tokens",
                        "cost_usd", "cache_write_tokens", "cache_write_1h_tokens",
-                       "reasoning_tokens", "unpriced_calls", "budget", "budget_limit_usd",
-                       "budget_window", "budget_used_pct"]
+                       "reasoning_tokens", "unpriced_calls", "input_audio_tokens",
+                       "output_audio_tokens", "input_image_tokens", "output_image_tokens",
+                       "budget", "budget_limit_usd", "budget_window", "budget_used_pct"]
     assert rows[1] == ["etl", "2", "2000", "2000", "500", "0.021", "0", "0", "0", "0",
-                       "key:etl", "10", "day", "0.21"]
+                       "0", "0", "0", "0", "key:etl", "10", "day", "0.21"]
     assert rows[2][:6] == ["web", "1", "1000", "1000", "0", "0.0105"]
     assert rows[3][:6] == ["total", "3", "3000", "3000", "500", "0.0315"]
 

@@ -50,6 +50,8 @@ def _check_report(capsys: pytest.CaptureFixture[str], config: Path) -> None:
                              "output_tokens": 0, "cached_tokens": 0, "cost_usd": 0,
                              "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
                              "reasoning_tokens": 0, "unpriced_calls": 0,
+                             "input_audio_tokens": 0, "output_audio_tokens": 0,
+                             "input_image_tokens": 0, "output_image_tokens": 0,
                              "budget": {"name": "key:quiet:day", "limit_usd": 2.0,
                                         "window": "day", "used_pct": 0.0}}
     assert rows["idle"]["calls"] == 0 and rows["idle"]["budget"] is None  # a monthly budget
@@ -59,8 +61,8 @@ def _check_report(capsys: pytest.CaptureFixture[str], config: Path) -> None:
     assert lines[0][:6] == ["key", "calls", "input_tokens", "output_tokens", "cached_tokens",
                             "cost_usd"]
     idle = next(line for line in lines if line[0] == "idle")
-    assert idle[1:10] == ["0"] * 9 and idle[10:] == ["key:idle:month", "5",
-                                                                   "month", "0.0"]
+    assert idle[1:14] == ["0"] * 13 and idle[14:] == ["key:idle:month", "5",
+                                                                    "month", "0.0"]
     assert lines[-1][:2] == ["total", "2"]
     table = _run(capsys, "spend", "--config", str(config), "--by", "key")
     assert any(line.split()[:9] == ["quiet", *["0"] * 7, "$0.00"]

@@ -302,18 +302,24 @@ async def test_a_write_sqlite_refuses_fails_alone(tmp_path: Path) -> None:
 
 
 def test_a_ledger_from_before_attribution_gets_the_new_columns(tmp_path: Path) -> None:
-    """A file written before tags, end users, key expiry, cache writes by lifetime and the
-    unpriced flag gains those columns (with their defaults) when opened, keeping its rows."""
+    """A file written before tags, end users, key expiry, cache writes by lifetime, the
+    unpriced flag and audio and image tokens gains those columns (with their defaults) when
+    opened, keeping its rows."""
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
     added = (",\n    tags TEXT NOT NULL DEFAULT '',\n    end_user TEXT NOT NULL DEFAULT '',"
              "\n    cache_write_tokens INTEGER NOT NULL DEFAULT 0,"
              "\n    cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,"
-             "\n    unpriced INTEGER NOT NULL DEFAULT 0")
+             "\n    unpriced INTEGER NOT NULL DEFAULT 0,"
+             "\n    input_audio_tokens INTEGER NOT NULL DEFAULT 0,"
+             "\n    output_audio_tokens INTEGER NOT NULL DEFAULT 0,"
+             "\n    input_image_tokens INTEGER NOT NULL DEFAULT 0,"
+             "\n    output_image_tokens INTEGER NOT NULL DEFAULT 0")
     assert added in ledger_sql.SCHEMA
     old_schema = ledger_sql.SCHEMA.replace(added, "").replace(",\n    expires_at REAL", "")
     assert "tags" not in old_schema and "expires_at" not in old_schema
     assert "unpriced" not in old_schema and "cache_write" not in old_schema
+    assert "audio" not in old_schema and "image" not in old_schema
     old.executescript(old_schema)
     old.execute("INSERT INTO ledger (ts, request_id, trace_id, key_alias, team, operation, "
                 "model_requested, model_served, provider, input_tokens, output_tokens, "
@@ -329,6 +335,8 @@ def test_a_ledger_from_before_attribution_gets_the_new_columns(tmp_path: Path) -
         assert [(r.request_id, r.tags, r.end_user) for r in rows] == [("r", "", "")]
         assert [(r.cache_write_tokens, r.cache_write_1h_tokens, r.unpriced)
                 for r in rows] == [(0, 0, False)]
+        assert [(r.input_audio_tokens, r.output_audio_tokens, r.input_image_tokens,
+                 r.output_image_tokens) for r in rows] == [(0, 0, 0, 0)]
         assert conn.execute("SELECT expires_at FROM keys").fetchall() == []
     finally:
         conn.close()

@@ -141,3 +141,8 @@ class Call:
     @property
     def cost(self) -> Decimal:
         return sum((a.cost for a in self.attempts), Decimal(0))
+
+    @property
+    def unpriced(self) -> bool:
+        """Whether an attempt used tokens on a model with no price: `cost` leaves it out."""
+        return any(not a.model.pricing.priced and a.usage is not None for a in self.attempts)

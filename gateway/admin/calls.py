@@ -90,6 +90,7 @@ def summarize(call: Call, latency_s: float, now: float) -> dict[str, Any]:
         "cached_tokens": usage.cache_read,
         "reasoning_tokens": usage.reasoning,
         "cost_usd": float(call.cost),
+        "unpriced": call.unpriced,  # the cost leaves out an unpriced model's tokens
         "latency_s": round(latency_s, 6),
         "time_to_first_chunk_s": None if first is None else round(first, 6),
         "status": call.status,

@@ -191,8 +191,7 @@ class Lifecycle:
                     final[n.GATEWAY_FALLBACK_REASON] = call.fallback_reason
                 if call.attempts:
                     final[n.GATEWAY_COST_USD] = float(call.cost)
-                    if any(not a.model.pricing.priced and a.usage is not None
-                           for a in call.attempts):
+                    if call.unpriced:
                         final[n.GATEWAY_COST_UNPRICED] = True  # the cost leaves those out
             if error_type is not None:
                 final[n.ERROR_TYPE] = error_type

@@ -41,9 +41,9 @@ class Admin:
 
 @contextlib.asynccontextmanager
 async def admin_gateway(upstream_url: str, tmp_path: Path, extra: str = "",
-                        environ: dict[str, str] | None = None
+                        environ: dict[str, str] | None = None, models: str = ""
                         ) -> AsyncIterator[tuple[RunningGateway, SpendControl, Admin]]:
-    config = spend_config(upstream_url, tmp_path / "ledger.db", extra)
+    config = spend_config(upstream_url, tmp_path / "ledger.db", extra, models)
     env = {"GATEWAY_ADMIN_KEYS": f"another-admin-key-000000,{ADMIN_KEY}", **(environ or {})}
     async with spend_gateway(config, environ=env) as (gw, spend):
         async with aiohttp.ClientSession() as session:

@@ -172,6 +172,7 @@ async def test_tags_and_user_reach_ledger_span_report_and_calls(
         calls = (await admin.ok("GET", "/admin/calls?limit=2"))["calls"]
         assert [c["model_requested"] for c in calls] == ["cheap", "gpt-4.1"]
         assert calls[1]["tags"] == {"project": "beta"} and calls[1]["user"] == "u-2"
+        assert [c["unpriced"] for c in calls] == [False, False]  # both models have prices
         for text in ('{"feature":"search"}', "http"):
             assert all(text not in str(m) for m in gw.telemetry.points("gateway.cost.usd"))
 

@@ -33,6 +33,12 @@ budgets:
   - {name: daily-fuse, scope: global, window: day, limit_usd: 0.05}
   - {scope: model, model: cheap, window: month, limit_usd: 0.004, action: alert}
 """
+# A model in neither the price catalog nor the config: its calls have no known cost.
+UNPRICED = """
+  home-llama:
+    provider: up
+    upstream_model: home-llama-70b
+"""
 TAGS = ["project=alpha,feature=search", "project=alpha,feature=chat", "project=beta", ""]
 USERS = ["alice", "bob", "carol", None]
 
@@ -72,12 +78,14 @@ async def _load(base_url: str, calls: int, seed: int) -> None:
 async def test_console_shows_traffic_keys_and_refusals(upstream: RunningUpstream,
                                                        tmp_path: Path) -> None:
     """Login, live charts under load, a key created in the console used by the SDK, and
-    its budget refusal in the recent calls."""
+    its budget refusal in the recent calls; a call to an unpriced model shows as
+    unpriced there, never as $0."""
     state = upstream.state
     state.per_model["gpt-4.1"] = Behaviour(latency_s=0.04, chunk_delay_s=0.004,
                                            completion_tokens=60)
     state.per_model["gpt-4.1-mini"] = Behaviour(latency_s=0.015, completion_tokens=25)
-    async with admin_gateway(upstream.base_url, tmp_path, BUDGETS) as (gw, _, _), \
+    state.models = (*(state.models or ()), "home-llama-70b")
+    async with admin_gateway(upstream.base_url, tmp_path, BUDGETS, models=UNPRICED) as (gw, _, _), \
             playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = await browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -106,6 +114,17 @@ async def test_console_shows_traffic_keys_and_refusals(upstream: RunningUpstream
         assert "requests, last 15 min" in tiles
         await page.wait_for_selector("#budgets .budget")
         assert "daily-fuse" in await page.locator("#budgets").inner_text()
+
+        # (open mode: before the console creates the first key)
+        async with AsyncOpenAI(base_url=gw.base_url, api_key="open-mode", max_retries=0) as sdk:
+            await sdk.chat.completions.create(
+                model="home-llama", max_tokens=20,
+                messages=[{"role": "user", "content": "no price"}])
+        unpriced = page.locator("#calls tr:has-text('home-llama')").first
+        await unpriced.wait_for(timeout=15000)
+        cost = unpriced.locator("td.unpriced")
+        assert await cost.inner_text() == "unpriced"
+        assert "$" not in await unpriced.inner_text()
 
         await page.fill("#key-form input[name=alias]", "console-key")
         await page.fill("#key-form input[name=team]", "growth")

@@ -46,9 +46,11 @@ def shanghai(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI).timestamp()
 
 
-def spend_config(upstream_url: str, ledger: Path, extra: str = "") -> str:
-    """The test upstream config plus a SQLite ledger at `ledger` and `extra` YAML."""
-    return upstream_config(upstream_url, extra=f"storage: {{sqlite_path: \"{ledger}\"}}\n{extra}")
+def spend_config(upstream_url: str, ledger: Path, extra: str = "", models: str = "") -> str:
+    """The test upstream config plus a SQLite ledger at `ledger`, `extra` YAML and `models`
+    (more model entries)."""
+    return upstream_config(upstream_url, extra=f"storage: {{sqlite_path: \"{ledger}\"}}\n{extra}",
+                           models=models)
 
 
 @contextlib.asynccontextmanager

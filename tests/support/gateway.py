@@ -28,8 +28,10 @@ class RunningGateway:
     app: web.Application
 
 
-def upstream_config(base_url: str, *, extra: str = "", api_key_var: str = "UPSTREAM_KEY") -> str:
-    """A config with the usual models served by one OpenAI-compatible upstream."""
+def upstream_config(base_url: str, *, extra: str = "", api_key_var: str = "UPSTREAM_KEY",
+                    models: str = "") -> str:
+    """A config with the usual models served by one OpenAI-compatible upstream (and
+    `models`: more entries of the `models:` mapping, indented as they are)."""
     return f"""
 providers:
   up:
@@ -51,6 +53,7 @@ models:
     provider: up
     upstream_model: text-embedding-3-small
     price_per_mtok: {{input: 0.02, output: 0}}
+{models}
 {extra}
 """
 

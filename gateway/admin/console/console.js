@@ -238,12 +238,19 @@ function drawCalls(data) {
     el("td", { text: c.user || "" }), el("td", { text: c.model_requested }),
     el("td", { text: c.model_served || "-" }),
     el("td", { class: "n", text: int(c.input_tokens) }), el("td", { class: "n", text: int(c.output_tokens) }),
-    el("td", { class: "n", text: int(c.cached_tokens) }), el("td", { class: "n", text: usd(c.cost_usd) }),
+    el("td", { class: "n", text: int(c.cached_tokens) }), costCell(c),
     el("td", { class: "n", text: secs(c.latency_s) }),
     el("td", { text: c.error_type ? `${c.status} ${c.error_type}` : String(c.status) }),
     el("td", {}, traceLink(c.trace_id))));
   if (!rows.length) rows.push(el("tr", {}, el("td", { class: "muted", text: "no calls yet" })));
   $("calls").replaceChildren(head, ...rows);
+}
+
+// A call to a model with no price has no known cost: never shown as $0.
+function costCell(c) {
+  if (!c.unpriced) return el("td", { class: "n", text: usd(c.cost_usd) });
+  return el("td", { class: "n unpriced", title: "a model with no price: its tokens are not in the cost",
+    text: c.cost_usd ? `${usd(c.cost_usd)} + unpriced` : "unpriced" });
 }
 
 function traceLink(id) {

@@ -5,7 +5,8 @@ upstream id and its provider. A price the config sets replaces the catalog's for
 token type at every tier; a type neither prices is billed as the one it is a kind of
 (cache reads and writes, audio and image input as input; reasoning, audio and image
 output as output), except that an Anthropic model's cache prices default to Anthropic's
-multipliers of input. Runs at load and reload only: the request path reads the result,
+multipliers of input. Runs at load and reload only, and once per id a pattern entry
+with no price serves (`patternprices`): the request path reads the result,
 `ModelPricing`, and never this module.
 """
 
@@ -117,11 +118,14 @@ class Resolver:
     def __call__(self, model: ModelConfig) -> ModelPricing:
         return self.sheet(model).pricing()
 
-    def sheet(self, model: ModelConfig) -> PriceSheet:
+    def sheet(self, model: ModelConfig, model_id: str = "") -> PriceSheet:
+        """`model`'s sheet, looked up in the catalog by `model_id` (one of the ids a pattern
+        entry serves), else by its upstream id."""
         provider = self._providers.get(model.provider)
         found = None
-        if model.price.catalog and model.upstream_model:
-            found = self._lookup(model.upstream_model, provider)
+        ident = model_id or model.upstream_model
+        if model.price.catalog and ident:
+            found = self._lookup(ident, provider)
         entry, catalog_prices = found if found is not None else (None, None)
         return build_sheet(model.name, model.price, entry, catalog_prices,
                            anthropic=provider is not None and provider.provider_name == "anthropic",

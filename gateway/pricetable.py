@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from gateway.catalog import Cell, PriceSheet, ProviderFacts, Resolver, catalog_version
 from gateway.config import GatewayConfig
 from gateway.coreconfig import PRICE_FIELDS
+from gateway.patternprices import priced_per_id
 
 
 def resolver(config: GatewayConfig) -> Resolver:
@@ -31,10 +32,15 @@ def render(config: GatewayConfig) -> str:
     out = [f"prices in US dollars per million tokens; catalog: {catalog_version()} "
            "(bundled, offline)", ""]
     found = sheets(config)
+    per_id = {model.name for model in config.models.values() if priced_per_id(model)}
     for sheet in found:
+        if sheet.model in per_id:
+            out += [f"{sheet.model}  (a pattern with no price: each id it serves is priced "
+                    "from its own catalog entry, unpriced when the catalog does not know it)", ""]
+            continue
         out += _model_table(sheet)
         out.append("")
-    unpriced = [sheet for sheet in found if not sheet.priced]
+    unpriced = [sheet for sheet in found if not sheet.priced and sheet.model not in per_id]
     if unpriced:
         out.append("models with no price (served, counted in gateway_unpriced_calls_total; "
                    "budgets charge them at spend.unpriced_price_per_mtok "
@@ -83,7 +89,8 @@ def _tier_name(above: int, sheet: PriceSheet) -> str:
 
 def warnings(config: GatewayConfig) -> list[str]:
     """`check-config`'s warning about models with no price, when there are any."""
-    unpriced = [model for model in config.models.values() if not model.pricing.priced]
+    unpriced = [model for model in config.models.values()
+                if not model.pricing.priced and not priced_per_id(model)]
     if not unpriced:
         return []
     action = ("refused (403)" if config.spend.unpriced == "refuse" else

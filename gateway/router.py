@@ -27,6 +27,8 @@ class FallbackRouter:
 
     def chain(self, call: Call) -> list[ModelConfig]:
         chain = self._chains.get(call.model.name) or [call.model]
+        if chain[0] is not call.model:  # a pattern entry's id, priced on its own (patternprices)
+            chain = [call.model, *chain[1:]]
         allowed = call.principal.allowed_models
         if allowed is None or len(chain) == 1:
             return chain

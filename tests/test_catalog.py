@@ -127,6 +127,15 @@ def test_unknown_model_is_unpriced_and_listed_by_prices_and_check_config() -> No
     assert warning.startswith("warning: no price for mystery") and "(input 15, output 75)" in warning
 
 
+def test_a_priceless_pattern_is_priced_per_id_not_listed_as_unpriced() -> None:
+    """`prices` says a pattern entry with no price is priced per id from the catalog, and
+    neither it nor `check-config` counts it among the models with no price."""
+    config = load(PROVIDERS + 'models:\n  "claude-*": {provider: claude}\n', {})
+    report = pricetable.render(config)
+    assert "claude-*  (a pattern with no price: each id it serves is priced" in report
+    assert "every model is priced" in report and pricetable.warnings(config) == []
+
+
 def test_prices_table_names_each_numbers_source() -> None:
     """Each price comes with its source: the catalog's version, the config, or what it is
     billed as; a tiered model has a column per tier."""

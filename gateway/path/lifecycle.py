@@ -10,7 +10,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from opentelemetry.context import Context
@@ -19,9 +19,11 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from gateway import attribution, errors
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
+from gateway.coreconfig import ModelConfig
 from gateway.dialects.base import Dialect, RoutedDialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook, overriding
+from gateway.patternprices import ModelLookup
 from gateway.pricing import cache_savings_usd
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
@@ -85,6 +87,8 @@ class Lifecycle:
         self.tag_labels = attribution.TagLabels(config.attribution)
         self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
         self._on_finish = overriding(self.hooks, "on_finish")
+        # config.lookup, with each id a price-less pattern entry serves priced on its own
+        self.lookup: Callable[[str], ModelConfig | None] = ModelLookup(config)
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:
@@ -122,7 +126,7 @@ class Lifecycle:
             client = visit.dialect.parse(raw)
         else:
             client = cast(RoutedDialect, visit.dialect).parse_routed(raw, *routed)
-        model = self.config.lookup(client.model)
+        model = self.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(
                 f"The model '{printable(client.model)}' does not exist or you do not have "

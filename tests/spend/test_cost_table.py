@@ -42,6 +42,7 @@ models:
   gemini-2.5-flash: {{provider: gem, price_per_mtok: {{output_audio: 12}}}}
   claude-sonnet-4.5: {{provider: claude, upstream_model: claude-sonnet-4-5}}
   mystery: {{provider: oai, upstream_model: mystery-model-x}}
+  "claude-*": {{provider: claude}}
 resilience:
   retry: {{max_attempts: 1}}
 storage: {{sqlite_path: "{ledger}"}}
@@ -228,3 +229,16 @@ async def test_unpriced_refuse_answers_403_in_each_dialect_shape(tmp_path: Path)
     assert isinstance(ant_body, dict) and ant_body["type"] == "error"
     assert ant_body["error"]["type"] == "permission_error"
     assert [r.body["model"] for r in state.requests] == ["gpt-4.1"]
+
+
+async def test_a_pattern_entry_charges_each_id_its_own_catalog_price(rig: Rig) -> None:
+    """`claude-*` with no price: Opus is charged Opus's list price, Haiku Haiku's (1,000 in
+    and 100 out: 1,000 x 15 + 100 x 75 = 22,500 and 1,000 x 1 + 100 x 5 = 1,500 nano-dollars
+    x 1,000), both recorded under the pattern's name."""
+    async with rig.anthropic() as client:
+        for model in ("claude-opus-4-1-20250805", "claude-haiku-4-5"):
+            rig.claude.state.queue.append(ant.Behaviour(input_tokens=1_000, output_tokens=100))
+            await client.messages.create(model=model, max_tokens=64, messages=HI)
+    rows = ledger_rows(rig.ledger)
+    assert [(r.model_requested, r.cost_nanos, r.unpriced) for r in rows] == [
+        ("claude-*", 22_500_000, False), ("claude-*", 1_500_000, False)]

@@ -1,16 +1,19 @@
 """What the fake admin APIs bill: per UTC day and model snapshot, the tokens by type and
-their prices, from which each fake builds its own wire format. Also the paging and the
-small server runner both fakes share."""
+their prices, from which each fake builds its own wire format. Also what both fakes
+share: the paging of daily buckets, the report handler (check, group, page), the app and
+the small server runner."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 MTOK = Decimal(1_000_000)
@@ -105,3 +108,48 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+STATE = web.AppKey("state", AdminState)
+Rows = Callable[[list[Billed]], list[dict[str, Any]]]  # one day's billing as result rows
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def paged(request: web.Request, start: datetime, end: datetime, limit: int,
+          bucket: Callable[[datetime], dict[str, Any]], results: Rows,
+          head: Mapping[str, Any] | None = None) -> web.Response:
+    """One page of daily buckets (`bucket` says a day's own fields in the API's words, the
+    results follow) with `has_more`/`next_page`, after the page's `head` fields."""
+    state = request.app[STATE]
+    buckets, token = page_slice(days(start, end), limit, request.query.get("page"),
+                                state.page_cap)
+    data = [{**bucket(day), "results": results(state.on(day.strftime("%Y-%m-%d")))}
+            for day in buckets]
+    body = {**(head or {}), "data": data, "has_more": token is not None, "next_page": token}
+    return web.Response(body=orjson.dumps(body, default=float), content_type="application/json")
+
+
+def report(check: Callable[[web.Request], web.Response | tuple[Any, Any, int]],
+           page: Callable[..., web.Response], group: str,
+           results: Callable[[bool], Rows]) -> Handler:
+    """A report route: the API's checks (an error response, or the period and limit),
+    then a page of results, grouped when `group_by[]` names `group` (the SDKs' array form)."""
+    async def handle(request: web.Request) -> web.Response:
+        checked = check(request)
+        if isinstance(checked, web.Response):
+            return checked
+        grouped = group in request.query.getall("group_by[]", [])
+        return page(request, *checked, results(grouped))
+    return handle
+
+
+@contextlib.asynccontextmanager
+async def running_admin(state: AdminState, routes: Mapping[str, Handler]) -> AsyncIterator[str]:
+    """A fake admin API serving `routes` (GET) over `state` on a free port; yields its base
+    URL (ending in /v1)."""
+    app = web.Application()
+    app[STATE] = state
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    async with serve(app) as root:
+        yield root + "/v1"

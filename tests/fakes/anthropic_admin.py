@@ -7,7 +7,6 @@ type with `cache_creation` by TTL, `has_more`/`next_page` paging, `x-api-key` pl
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,9 +14,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.admin_reports import AdminState, Billed, days, page_slice, query_lists, serve
+from tests.fakes.admin_reports import (
+    STATE,
+    AdminState,
+    Billed,
+    Rows,
+    paged,
+    query_lists,
+    report,
+    running_admin,
+)
 
-STATE = web.AppKey("state", AdminState)
 TOKEN_TYPES = (("input", "uncached_input_tokens", "Input Tokens"),
                ("cache_read", "cache_read_input_tokens", "Cache Read"),
                ("cache_write_5m", "cache_creation.ephemeral_5m_input_tokens",
@@ -59,15 +66,10 @@ def _check(request: web.Request) -> web.Response | tuple[datetime, datetime, int
     return start, end, limit
 
 
-def _page(request: web.Request, start: datetime, end: datetime, limit: int, results: Any
+def _page(request: web.Request, start: datetime, end: datetime, limit: int, results: Rows
           ) -> web.Response:
-    state = request.app[STATE]
-    buckets, token = page_slice(days(start, end), limit, request.query.get("page"),
-                                state.page_cap)
-    data = [{"starting_at": _stamp(day), "ending_at": _stamp(day + timedelta(days=1)),
-             "results": results(state.on(day.strftime("%Y-%m-%d")))} for day in buckets]
-    body = {"data": data, "has_more": token is not None, "next_page": token}
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    return paged(request, start, end, limit, lambda day: {
+        "starting_at": _stamp(day), "ending_at": _stamp(day + timedelta(days=1))}, results)
 
 
 def _cents(usd: Decimal) -> str:
@@ -104,32 +106,20 @@ def _usage(b: Billed, grouped: bool) -> dict[str, Any]:
             "service_tier": None, "context_window": None}
 
 
-async def cost_report(request: web.Request) -> web.Response:
-    checked = _check(request)
-    if isinstance(checked, web.Response):
-        return checked
-    grouped = "description" in request.query.getall("group_by[]", [])
-    return _page(request, *checked, lambda billed: _cost_rows(billed, grouped))
+def _cost_rows_of(grouped: bool) -> Rows:
+    return lambda billed: _cost_rows(billed, grouped)
 
 
-async def usage_report(request: web.Request) -> web.Response:
-    checked = _check(request)
-    if isinstance(checked, web.Response):
-        return checked
-    grouped = "model" in request.query.getall("group_by[]", [])
-    return _page(request, *checked, lambda billed: [_usage(b, grouped) for b in billed])
+def _usage_rows_of(grouped: bool) -> Rows:
+    return lambda billed: [_usage(b, grouped) for b in billed]
 
 
-def create_app(state: AdminState) -> web.Application:
-    app = web.Application()
-    app[STATE] = state
-    app.router.add_get("/v1/organizations/cost_report", cost_report)
-    app.router.add_get("/v1/organizations/usage_report/messages", usage_report)
-    return app
+ROUTES = {
+    "/v1/organizations/cost_report": report(_check, _page, "description", _cost_rows_of),
+    "/v1/organizations/usage_report/messages": report(_check, _page, "model", _usage_rows_of),
+}
 
 
-@contextlib.asynccontextmanager
-async def running_anthropic_admin(state: AdminState) -> AsyncIterator[str]:
+def running_anthropic_admin(state: AdminState) -> contextlib.AbstractAsyncContextManager[str]:
     """The fake on a free port; yields its base URL (ending in /v1)."""
-    async with serve(create_app(state)) as root:
-        yield root + "/v1"
+    return running_admin(state, ROUTES)

@@ -6,16 +6,24 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.fakes.admin_reports import AdminState, Billed, days, page_slice, query_lists, serve, utc
+from tests.fakes.admin_reports import (
+    STATE,
+    AdminState,
+    Billed,
+    Rows,
+    paged,
+    query_lists,
+    report,
+    running_admin,
+    utc,
+)
 
-STATE = web.AppKey("state", AdminState)
 LINE_ITEMS = (("input", "input"), ("cache_read", "cached input"), ("output", "output"))
 
 
@@ -46,15 +54,10 @@ def _check(request: web.Request, max_limit: int) -> web.Response | tuple[int, in
     return start, end, limit
 
 
-def _page(request: web.Request, start: int, end: int, limit: int, results: Any) -> web.Response:
-    state = request.app[STATE]
-    buckets, token = page_slice(days(utc(start), utc(end)), limit, request.query.get("page"),
-                                state.page_cap)
-    data = [{"object": "bucket", "start_time": int(day.timestamp()),
-             "end_time": int(day.timestamp()) + 86400,
-             "results": results(state.on(day.strftime("%Y-%m-%d")))} for day in buckets]
-    body = {"object": "page", "data": data, "has_more": token is not None, "next_page": token}
-    return web.Response(body=orjson.dumps(body, default=float), content_type="application/json")
+def _page(request: web.Request, start: int, end: int, limit: int, results: Rows) -> web.Response:
+    return paged(request, utc(start), utc(end), limit, lambda day: {
+        "object": "bucket", "start_time": int(day.timestamp()),
+        "end_time": int(day.timestamp()) + 86400}, results, {"object": "page"})
 
 
 def _cost(line_item: str | None, value: Decimal) -> dict[str, Any]:
@@ -88,32 +91,19 @@ def _usage(b: Billed, grouped: bool) -> dict[str, Any]:
             "batch": None, "service_tier": None}
 
 
-async def costs(request: web.Request) -> web.Response:
-    checked = _check(request, 180)
-    if isinstance(checked, web.Response):
-        return checked
-    grouped = "line_item" in request.query.getall("group_by[]", [])  # the SDK's array form
-    return _page(request, *checked, _costs_of(grouped))
+def _usage_rows_of(grouped: bool) -> Rows:
+    return lambda billed: [_usage(b, grouped) for b in billed]
 
 
-async def usage(request: web.Request) -> web.Response:
-    checked = _check(request, 31)
-    if isinstance(checked, web.Response):
-        return checked
-    grouped = "model" in request.query.getall("group_by[]", [])
-    return _page(request, *checked, lambda billed: [_usage(b, grouped) for b in billed])
+ROUTES = {
+    # costs take up to 180 daily buckets a page, usage 31
+    "/v1/organization/costs": report(lambda request: _check(request, 180), _page, "line_item",
+                                     _costs_of),
+    "/v1/organization/usage/completions": report(lambda request: _check(request, 31), _page,
+                                                 "model", _usage_rows_of),
+}
 
 
-def create_app(state: AdminState) -> web.Application:
-    app = web.Application()
-    app[STATE] = state
-    app.router.add_get("/v1/organization/costs", costs)
-    app.router.add_get("/v1/organization/usage/completions", usage)
-    return app
-
-
-@contextlib.asynccontextmanager
-async def running_openai_admin(state: AdminState) -> AsyncIterator[str]:
+def running_openai_admin(state: AdminState) -> contextlib.AbstractAsyncContextManager[str]:
     """The fake on a free port; yields its base URL (ending in /v1)."""
-    async with serve(create_app(state)) as root:
-        yield root + "/v1"
+    return running_admin(state, ROUTES)

@@ -14,7 +14,13 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.dialects.bodies import json_object, required_string
+from gateway.dialects.bodies import (
+    bounded_count,
+    json_object,
+    numbers_into,
+    required_string,
+    string_list,
+)
 from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
 from gateway.usage import estimate_text_tokens
@@ -40,12 +46,10 @@ def check_messages(body: Mapping[str, Any], max_tokens_limit: int) -> tuple[str,
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise InvalidRequest("max_tokens: Field required", param="max_tokens")
-    if not _positive_int(max_tokens):
-        raise InvalidRequest("max_tokens: Input should be a valid integer greater than or equal "
-                             "to 1", param="max_tokens")
-    if max_tokens > max_tokens_limit:  # it sets the worst case that budgets reserve
-        raise InvalidRequest(f"max_tokens: Input should be less than or equal to "
-                             f"{max_tokens_limit}", param="max_tokens")
+    max_tokens = bounded_count(
+        max_tokens, max_tokens_limit, "max_tokens",
+        "max_tokens: Input should be a valid integer greater than or equal to 1",
+        f"max_tokens: Input should be less than or equal to {max_tokens_limit}")
     _messages(body)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
@@ -145,13 +149,10 @@ def span_attributes(body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
     max_tokens = body.get("max_tokens")
     if _positive_int(max_tokens):
         attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attr in _NUMERIC:
-        value = body.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            attrs[attr] = value
-    stops = body.get("stop_sequences")
-    if isinstance(stops, list) and stops and all(isinstance(s, str) for s in stops):
-        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stops)
+    numbers_into(attrs, body, _NUMERIC)
+    stops = string_list(body.get("stop_sequences"))
+    if stops is not None:
+        attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
     if stream:
         attrs[n.GEN_AI_REQUEST_STREAM] = True
     return attrs

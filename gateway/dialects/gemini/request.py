@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import orjson
 
+from gateway.dialects.bodies import bounded_count, json_object, numbers_into, string_list
 from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
 from gateway.usage import estimate_text_tokens
@@ -24,15 +25,9 @@ _MEDIA_TOKENS: Final = 258
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or InvalidRequest."""
-    if not raw:
-        raise InvalidRequest("Invalid JSON payload received. The request body is empty.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("Invalid JSON payload received. The body is not valid JSON."
-                             ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("Invalid JSON payload received. The body must be a JSON object.")
+    body = json_object(raw, "Invalid JSON payload received. The request body is empty.",
+                       "Invalid JSON payload received. The body is not valid JSON.",
+                       "Invalid JSON payload received. The body must be a JSON object.")
     json_names(body)
     return body
 
@@ -100,13 +95,10 @@ def check_generate(body: Mapping[str, Any], max_tokens_limit: int) -> int | None
     limit = config.get("maxOutputTokens")
     if limit is None:
         return None
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise InvalidRequest("* GenerateContentRequest.generation_config.max_output_tokens: "
-                             "must be a positive integer", param="generationConfig")
-    if limit > max_tokens_limit:  # it sets the worst case that budgets reserve
-        raise InvalidRequest("* GenerateContentRequest.generation_config.max_output_tokens: "
-                             f"must be at most {max_tokens_limit}", param="generationConfig")
-    return limit
+    where = "* GenerateContentRequest.generation_config.max_output_tokens"
+    return bounded_count(limit, max_tokens_limit, "generationConfig",
+                         f"{where}: must be a positive integer",
+                         f"{where}: must be at most {max_tokens_limit}")
 
 
 def check_count_tokens(body: Mapping[str, Any]) -> None:
@@ -149,13 +141,10 @@ def span_attributes(body: Mapping[str, Any], stream: bool) -> dict[str, Any]:
         limit = config.get("maxOutputTokens")
         if isinstance(limit, int) and not isinstance(limit, bool):
             attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = limit
-        for key, attr in _NUMERIC:
-            value = config.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                attrs[attr] = value
-        stops = config.get("stopSequences")
-        if isinstance(stops, list) and stops and all(isinstance(s, str) for s in stops):
-            attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stops)
+        numbers_into(attrs, config, _NUMERIC)
+        stops = string_list(config.get("stopSequences"))
+        if stops is not None:
+            attrs[n.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
         count = config.get("candidateCount")
         if isinstance(count, int) and not isinstance(count, bool) and count != 1:
             attrs[n.GEN_AI_REQUEST_CHOICE_COUNT] = count

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.npm import npm_client
 from tests.support.telemetry import attrs
 
 pytestmark = pytest.mark.integration
@@ -45,19 +44,8 @@ keys:
 
 
 def _claude() -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: Claude Code cannot be installed here")
-    cache = Path(os.environ.get("CLAUDE_CODE_CACHE",
-                                Path.home() / ".cache" / "llm-gateway-tests" / "claude-code"))
-    prefix = cache / VERSION
-    binary = prefix / "node_modules" / ".bin" / "claude"
-    if not binary.exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                        f"@anthropic-ai/claude-code@{VERSION}"],
-                       check=True, capture_output=True, timeout=600)
-    return binary
+    return npm_client("@anthropic-ai/claude-code", VERSION, "claude", label="Claude Code",
+                      cache_env="CLAUDE_CODE_CACHE", cache_name="claude-code")
 
 
 @pytest.fixture
@@ -131,3 +119,7 @@ async def test_claude_code_answers_through_the_gateway(
     server = [s for s in gw.telemetry.finished_spans() if s.name.endswith("/v1/messages")]
     assert server and spans[-1].parent is not None
     assert spans[-1].parent.span_id == server[-1].context.span_id
+    # Claude Code's metadata.user_id names the end user, bounded to 128 characters
+    user_id = seen.body["metadata"]["user_id"]
+    end_user = attrs(server[-1])["user.id"]
+    assert len(end_user) <= 128 and end_user[:60] == user_id[:60]

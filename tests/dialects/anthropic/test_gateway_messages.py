@@ -31,6 +31,8 @@ pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on
 
 GATEWAY_KEY = "sk-gw-claude-code-0123"
 UPSTREAM_KEY = "sk-ant-api03-upstream"
+ENV = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+       "GATEWAY_KEY": GATEWAY_KEY}
 HELLO: list[Any] = [{"role": "user", "content": "Say hello to the gateway"}]
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
            "input_schema": {"type": "object", "properties": {"location": {"type": "string"}},
@@ -91,9 +93,7 @@ class Rig:
 async def rig() -> AsyncIterator[Rig]:
     async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
             running_upstream(api_key="sk-openai-up") as oai:
-        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(_config(claude.base_url, oai.base_url), environ=env) as gw:
+        async with running_gateway(_config(claude.base_url, oai.base_url), environ=ENV) as gw:
             yield Rig(gw, claude, oai)
 
 
@@ -176,9 +176,7 @@ async def test_messages_calls_are_retried_like_chat_calls() -> None:
         claude.state.behaviour = Behaviour(text="second time lucky")
         config = _config(claude.base_url, oai.base_url).replace(
             "retry: {max_attempts: 1}", "retry: {max_attempts: 2, initial_backoff_s: 0.01}")
-        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+        async with running_gateway(config, environ=ENV) as gw, anthropic.AsyncAnthropic(
                 base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
             message = await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
                                                    messages=HELLO)
@@ -196,9 +194,7 @@ async def test_runaway_guard_holds_a_messages_loop() -> None:
             running_upstream(api_key="sk-openai-up") as oai:
         config = _config(claude.base_url, oai.base_url) + (
             "spend:\n  runaway: {action: throttle, loop_threshold: 2}\n")
-        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+        async with running_gateway(config, environ=ENV) as gw, anthropic.AsyncAnthropic(
                 base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
             for _ in range(2):
                 await client.messages.create(model="claude-sonnet-4.5", max_tokens=16,
@@ -491,9 +487,7 @@ async def test_the_details_event_carries_cache_writes_and_reads(rig: Rig) -> Non
     cache-read counts under the span's names (both generations' cache-write names)."""
     tt = make_test_telemetry(ContentMode.EVENT_ONLY, semconv=Semconv(old=True, new=True))
     rig.claude.state.behaviour = Behaviour(text="cached", cache_write_5m=50, cache_read=40)
-    env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-           "GATEWAY_KEY": GATEWAY_KEY}
-    async with running_gateway(_config(rig.claude.base_url, rig.oai.base_url), environ=env,
+    async with running_gateway(_config(rig.claude.base_url, rig.oai.base_url), environ=ENV,
                                telemetry=tt) as gw, anthropic.AsyncAnthropic(
             base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
         await client.messages.create(model="claude-sonnet-4.5", max_tokens=16, messages=HELLO)
@@ -516,9 +510,7 @@ async def test_translated_answers_capture_their_output() -> None:
     async with running_anthropic(api_key=UPSTREAM_KEY) as claude, \
             running_upstream(api_key="sk-openai-up") as oai:
         claude.state.behaviour = Behaviour(text="Bonjour")
-        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(_config(claude.base_url, oai.base_url), environ=env,
+        async with running_gateway(_config(claude.base_url, oai.base_url), environ=ENV,
                                    telemetry=tt) as gw:
             async with anthropic.AsyncAnthropic(base_url=gw.root, api_key=GATEWAY_KEY,
                                                 max_retries=0) as client:
@@ -588,9 +580,7 @@ async def test_budget_and_rate_limit_refusals_are_rate_limit_errors() -> None:
 budgets:
   - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}
 """
-        env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+        async with running_gateway(config, environ=ENV) as gw, anthropic.AsyncAnthropic(
                 base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
             with pytest.raises(anthropic.RateLimitError) as info:
                 await client.messages.create(model="claude-sonnet-4.5", max_tokens=4000,
@@ -600,7 +590,7 @@ budgets:
 rate_limits:
   default: {requests_per_minute: 1}
 """
-        async with running_gateway(config, environ=env) as gw, anthropic.AsyncAnthropic(
+        async with running_gateway(config, environ=ENV) as gw, anthropic.AsyncAnthropic(
                 base_url=gw.root, api_key=GATEWAY_KEY, max_retries=0) as client:
             await client.messages.create(model="claude-sonnet-4.5", max_tokens=8, messages=HELLO)
             with pytest.raises(anthropic.RateLimitError):

@@ -34,6 +34,8 @@ pytestmark = [
 
 GATEWAY_KEY = "sk-gw-gemini-client-0123"
 UPSTREAM_KEY = "AIzaSy-upstream-secret-4567"
+ENV = {"GEMINI_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
+       "GATEWAY_KEY": GATEWAY_KEY}
 WEATHER = types.FunctionDeclaration(
     name="get_weather", description="Weather in a city",
     parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}},
@@ -91,9 +93,7 @@ class Rig:
 async def rig() -> AsyncIterator[Rig]:
     async with running_gemini(api_key=UPSTREAM_KEY) as google, \
             running_upstream(api_key="sk-openai-up") as oai:
-        env = {"GEMINI_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(_config(google.base_url, oai.base_url), environ=env) as gw:
+        async with running_gateway(_config(google.base_url, oai.base_url), environ=ENV) as gw:
             yield Rig(gw, google, oai)
 
 
@@ -317,9 +317,7 @@ async def test_budget_refusal_is_resource_exhausted() -> None:
 budgets:
   - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}
 """
-        env = {"GEMINI_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(config, environ=env) as gw:
+        async with running_gateway(config, environ=ENV) as gw:
             client = genai.Client(api_key=GATEWAY_KEY,
                                   http_options=types.HttpOptions(base_url=gw.root))
             with pytest.raises(genai_errors.ClientError) as caught:

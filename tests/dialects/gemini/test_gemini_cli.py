@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 
 from tests.fakes.gemini_upstream import Behaviour, RunningGemini, running_gemini
 from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.npm import npm_client
 from tests.support.telemetry import attrs
 
 pytestmark = pytest.mark.integration
@@ -45,23 +44,8 @@ keys:
 
 
 def _gemini() -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: Gemini CLI cannot be installed here")
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
-    major = node.stdout.strip().lstrip("v").split(".")[0]
-    if not major.isdigit() or int(major) < 20:
-        pytest.skip(f"Gemini CLI needs Node.js 20 or later (found {node.stdout.strip()!r})")
-    cache = Path(os.environ.get("GEMINI_CLI_CACHE",
-                                Path.home() / ".cache" / "llm-gateway-tests" / "gemini-cli"))
-    prefix = cache / VERSION
-    binary = prefix / "node_modules" / ".bin" / "gemini"
-    if not binary.exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                        f"@google/gemini-cli@{VERSION}"],
-                       check=True, capture_output=True, timeout=600)
-    return binary
+    return npm_client("@google/gemini-cli", VERSION, "gemini", label="Gemini CLI",
+                      cache_env="GEMINI_CLI_CACHE", cache_name="gemini-cli", min_node=20)
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
 """Real npm-packaged clients for the tests (Claude Code, Gemini CLI): installed once
 into a cache directory, the test skipped when npm (or a recent enough Node.js) is not
-there."""
+there; run with a deadline, their JSON output read."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 
@@ -36,3 +39,20 @@ def npm_client(package: str, version: str, command: str, *, label: str, cache_en
                         f"{package}@{version}"],
                        check=True, capture_output=True, timeout=600)
     return binary
+
+
+async def run_json(binary: Path, *args: str, cwd: Path, env: dict[str, str],
+                   timeout_s: float = 180) -> Any:
+    """Run the client to its end (killed past `timeout_s`), require a zero exit (the
+    failure shows the output's tail) and return its stdout parsed as JSON."""
+    process = await asyncio.create_subprocess_exec(
+        str(binary), *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, (out + err).decode()[-2000:]
+    return orjson.loads(out)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.npm import npm_client
+from tests.support.npm import npm_client, run_json
 from tests.support.telemetry import attrs
 
 pytestmark = pytest.mark.integration
@@ -82,17 +82,8 @@ async def test_claude_code_answers_through_the_gateway(
     }
     if model is not None:
         env["ANTHROPIC_MODEL"] = env["ANTHROPIC_SMALL_FAST_MODEL"] = model
-    process = await asyncio.create_subprocess_exec(
-        str(binary), "-p", "Say hello", "--output-format", "json", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 180)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, (out + err).decode()[-2000:]
-    result = orjson.loads(out)
+    result = await run_json(binary, "-p", "Say hello", "--output-format", "json",
+                            cwd=tmp_path, env=env)
     assert result["is_error"] is False and result["result"] == "Hello from Claude, via the gateway"
 
     calls = [r for r in upstream.requests if r.path == "/v1/messages"]

@@ -20,7 +20,7 @@ import pytest
 
 from tests.fakes.gemini_upstream import Behaviour, RunningGemini, running_gemini
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.npm import npm_client
+from tests.support.npm import npm_client, run_json
 from tests.support.telemetry import attrs
 
 pytestmark = pytest.mark.integration
@@ -82,17 +82,8 @@ async def test_gemini_cli_answers_through_the_gateway(
         "GEMINI_API_KEY": GATEWAY_KEY,
         "GEMINI_CLI_TRUST_WORKSPACE": "true",
     }
-    process = await asyncio.create_subprocess_exec(
-        str(binary), "-p", "Say hello", "--output-format", "json", "-m", "gemini-2.5-flash",
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 180)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, (out + err).decode()[-2000:]
-    result = orjson.loads(out)
+    result = await run_json(binary, "-p", "Say hello", "--output-format", "json", "-m",
+                            "gemini-2.5-flash", cwd=tmp_path, env=env)
     assert result["response"] == "Hello from Gemini, via the gateway"
     assert result["stats"]["models"]["gemini-2.5-flash"]["tokens"]["thoughts"] == 40
 

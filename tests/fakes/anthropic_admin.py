@@ -14,16 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.admin_reports import (
-    STATE,
-    AdminState,
-    Billed,
-    Rows,
-    paged,
-    query_lists,
-    report,
-    running_admin,
-)
+from tests.fakes import admin_reports as reports
+from tests.fakes.admin_reports import STATE, AdminState, Billed
 
 TOKEN_TYPES = (("input", "uncached_input_tokens", "Input Tokens"),
                ("cache_read", "cache_read_input_tokens", "Cache Read"),
@@ -49,7 +41,7 @@ def _stamp(moment: datetime) -> str:
 
 def _check(request: web.Request) -> web.Response | tuple[datetime, datetime, int]:
     state = request.app[STATE]
-    state.requests.append((request.path, query_lists(request)))
+    state.requests.append((request.path, reports.query_lists(request)))
     if request.headers.get("x-api-key") != state.key:
         return _error(401, "authentication_error", "invalid x-api-key")
     if not request.headers.get("anthropic-version"):
@@ -66,9 +58,9 @@ def _check(request: web.Request) -> web.Response | tuple[datetime, datetime, int
     return start, end, limit
 
 
-def _page(request: web.Request, start: datetime, end: datetime, limit: int, results: Rows
+def _page(request: web.Request, start: datetime, end: datetime, limit: int, results: reports.Rows
           ) -> web.Response:
-    return paged(request, start, end, limit, lambda day: {
+    return reports.paged(request, start, end, limit, lambda day: {
         "starting_at": _stamp(day), "ending_at": _stamp(day + timedelta(days=1))}, results)
 
 
@@ -106,20 +98,20 @@ def _usage(b: Billed, grouped: bool) -> dict[str, Any]:
             "service_tier": None, "context_window": None}
 
 
-def _cost_rows_of(grouped: bool) -> Rows:
+def _cost_rows_of(grouped: bool) -> reports.Rows:
     return lambda billed: _cost_rows(billed, grouped)
 
 
-def _usage_rows_of(grouped: bool) -> Rows:
+def _usage_rows_of(grouped: bool) -> reports.Rows:
     return lambda billed: [_usage(b, grouped) for b in billed]
 
 
 ROUTES = {
-    "/v1/organizations/cost_report": report(_check, _page, "description", _cost_rows_of),
-    "/v1/organizations/usage_report/messages": report(_check, _page, "model", _usage_rows_of),
+    "/v1/organizations/cost_report": reports.report(_check, _page, "description", _cost_rows_of),
+    "/v1/organizations/usage_report/messages": reports.report(_check, _page, "model", _usage_rows_of),
 }
 
 
 def running_anthropic_admin(state: AdminState) -> contextlib.AbstractAsyncContextManager[str]:
     """The fake on a free port; yields its base URL (ending in /v1)."""
-    return running_admin(state, ROUTES)
+    return reports.running_admin(state, ROUTES)

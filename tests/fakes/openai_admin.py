@@ -12,17 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.admin_reports import (
-    STATE,
-    AdminState,
-    Billed,
-    Rows,
-    paged,
-    query_lists,
-    report,
-    running_admin,
-    utc,
-)
+from tests.fakes import admin_reports as reports
+from tests.fakes.admin_reports import STATE, AdminState, Billed
 
 LINE_ITEMS = (("input", "input"), ("cache_read", "cached input"), ("output", "output"))
 
@@ -34,7 +25,7 @@ def _error(status: int, message: str, kind: str, code: str | None = None) -> web
 
 def _check(request: web.Request, max_limit: int) -> web.Response | tuple[int, int, int]:
     state = request.app[STATE]
-    state.requests.append((request.path, query_lists(request)))
+    state.requests.append((request.path, reports.query_lists(request)))
     auth = request.headers.get("authorization", "")
     if auth != f"Bearer {state.key}":
         given = auth.removeprefix("Bearer ")
@@ -54,8 +45,8 @@ def _check(request: web.Request, max_limit: int) -> web.Response | tuple[int, in
     return start, end, limit
 
 
-def _page(request: web.Request, start: int, end: int, limit: int, results: Rows) -> web.Response:
-    return paged(request, utc(start), utc(end), limit, lambda day: {
+def _page(request: web.Request, start: int, end: int, limit: int, results: reports.Rows) -> web.Response:
+    return reports.paged(request, reports.utc(start), reports.utc(end), limit, lambda day: {
         "object": "bucket", "start_time": int(day.timestamp()),
         "end_time": int(day.timestamp()) + 86400}, results, {"object": "page"})
 
@@ -91,19 +82,19 @@ def _usage(b: Billed, grouped: bool) -> dict[str, Any]:
             "batch": None, "service_tier": None}
 
 
-def _usage_rows_of(grouped: bool) -> Rows:
+def _usage_rows_of(grouped: bool) -> reports.Rows:
     return lambda billed: [_usage(b, grouped) for b in billed]
 
 
 ROUTES = {
     # costs take up to 180 daily buckets a page, usage 31
-    "/v1/organization/costs": report(lambda request: _check(request, 180), _page, "line_item",
+    "/v1/organization/costs": reports.report(lambda request: _check(request, 180), _page, "line_item",
                                      _costs_of),
-    "/v1/organization/usage/completions": report(lambda request: _check(request, 31), _page,
+    "/v1/organization/usage/completions": reports.report(lambda request: _check(request, 31), _page,
                                                  "model", _usage_rows_of),
 }
 
 
 def running_openai_admin(state: AdminState) -> contextlib.AbstractAsyncContextManager[str]:
     """The fake on a free port; yields its base URL (ending in /v1)."""
-    return running_admin(state, ROUTES)
+    return reports.running_admin(state, ROUTES)

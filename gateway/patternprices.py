@@ -8,13 +8,14 @@ Sonnet's). The catalog is asked once per id; the priced model is kept in a bound
 map, so a call costs a dict lookup. An entry with a price of its own is priced by it, as
 any model is; an id the catalog does not know is unpriced, as the entry is.
 
-Pure (no aiohttp): the lifecycle calls `ModelLookup` in place of `config.lookup`.
+Pure (no aiohttp): the lifecycle looks models up with `model_lookup(config)`.
 """
 
 from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Final
 
 from gateway.catalog import ProviderFacts, Resolver
@@ -27,6 +28,14 @@ MAX_IDS: Final = 4096
 def priced_per_id(model: ModelConfig) -> bool:
     """Whether a model is a pattern entry that leaves its ids' prices to the catalog."""
     return model.passthrough and model.price.catalog and not model.price.set_fields()
+
+
+def model_lookup(config: CoreConfig) -> Callable[[str], ModelConfig | None]:
+    """What the lifecycle looks models up with: `config.lookup` itself when no pattern
+    entry is priced per id (nothing added to a call), else a `ModelLookup`."""
+    if not any(priced_per_id(config.models[name]) for name in config.patterns):
+        return config.lookup
+    return ModelLookup(config)
 
 
 class ModelLookup:

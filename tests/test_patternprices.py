@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.catalog import ProviderFacts, Resolver, catalog_lookup
 from gateway.config import load
-from gateway.patternprices import ModelLookup
+from gateway.patternprices import ModelLookup, model_lookup
 
 CONFIG = """
 providers:
@@ -75,3 +75,11 @@ def test_the_priced_ids_kept_are_bounded() -> None:
         lookup(model_id)
     assert counting.asked == ["claude-opus-4-1", "claude-haiku-4-5", "claude-sonnet-4-5",
                               "claude-haiku-4-5"]
+
+
+def test_without_a_priceless_pattern_the_lookup_is_the_configs_own() -> None:
+    """A config whose patterns all have prices (or none) looks models up with its own
+    lookup: calls pay nothing for per-id pricing."""
+    priced = load(CONFIG.replace('"claude-*": {provider: claude}', ""), {})
+    assert model_lookup(priced) == priced.lookup
+    assert isinstance(model_lookup(load(CONFIG, {})), ModelLookup)

@@ -23,7 +23,7 @@ from gateway.coreconfig import ModelConfig
 from gateway.dialects.base import Dialect, RoutedDialect
 from gateway.fastpaths import add_keyed, context_with, record_keyed
 from gateway.hooks import Authenticator, CallHook, overriding
-from gateway.patternprices import ModelLookup
+from gateway.patternprices import model_lookup
 from gateway.pricing import cache_savings_usd
 from gateway.telemetry import names as n
 from gateway.telemetry import tracecontext
@@ -88,7 +88,7 @@ class Lifecycle:
         self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
         self._on_finish = overriding(self.hooks, "on_finish")
         # config.lookup, with each id a price-less pattern entry serves priced on its own
-        self.lookup: Callable[[str], ModelConfig | None] = ModelLookup(config)
+        self.lookup: Callable[[str], ModelConfig | None] = model_lookup(config)
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:

@@ -95,3 +95,17 @@ async def test_a_failing_responses_model_falls_back_to_claude(
     assert final.output_text == "Claude to the rescue"
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert events[-1].type == "response.completed"
+
+
+async def test_a_cut_claude_stream_keeps_the_responses_numbering(
+        rig: tuple[RunningGateway, RunningAnthropic, RunningResponses]) -> None:
+    """Claude's stream ends before message_stop: the Responses client's last event is the
+    gateway's `error`, numbered right after the translated events (both translations in a
+    row number it as the last one does)."""
+    gw, claude, _ = rig
+    claude.state.behaviour = Behaviour(text="one two three four five six", close_after_events=4)
+    async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="any", max_retries=0) as client, \
+            client.responses.stream(model="claude-sonnet-4.5", input="hi") as stream:
+        events = [event async for event in stream]
+    assert events[-1].type == "error" and len(events) > 2
+    assert [e.sequence_number for e in events] == list(range(len(events)))

@@ -24,7 +24,7 @@ from gateway.translate.chat_gemini import (
     usage_metadata,
 )
 from gateway.translate.chat_messages import tool_input
-from gateway.translate.chat_messages_stream import _payload
+from gateway.translate.payload import event_payload
 
 JSON = dict[str, Any]
 
@@ -44,7 +44,7 @@ class GeminiToChatStream:
         self._calls = 0
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if not isinstance(payload, dict) or self.done:
             return b""
         error = payload.get("error")
@@ -114,7 +114,7 @@ class ChatToGeminiStream:
         self._usage: Any = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if self.done or payload is None:
             return b""
         if not isinstance(payload, dict):  # [DONE]

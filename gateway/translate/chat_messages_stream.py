@@ -14,27 +14,17 @@ from typing import Any
 
 import orjson
 
-from gateway.sse import DONE, event_data
+from gateway.sse import DONE
 from gateway.translate.chat_messages import (
     chat_usage,
     finish_reason,
     messages_usage,
     stop_reason,
 )
+from gateway.translate.payload import event_payload
 
 JSON = dict[str, Any]
 
-
-def _payload(event: bytes) -> JSON | bytes | None:
-    """The event's JSON object, the raw data when it is not one (`[DONE]`), or None."""
-    data = event_data(event)
-    if data is None:
-        return None
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data
-    return payload if isinstance(payload, dict) else data
 
 
 class MessagesToChatStream:
@@ -53,7 +43,7 @@ class MessagesToChatStream:
         self._usage: JSON = {}
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if not isinstance(payload, dict) or self.done:
             return b""
         kind = payload.get("type")
@@ -161,7 +151,7 @@ class ChatToMessagesStream:
         self._usage: Any = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if self.done or payload is None:
             return b""
         if not isinstance(payload, dict):

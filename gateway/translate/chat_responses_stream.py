@@ -16,26 +16,17 @@ import orjson
 
 from gateway.dialects.openai_responses import wire
 from gateway.dialects.openai_responses.events import ResponseEvents, skeleton
-from gateway.sse import DONE, event_data
+from gateway.sse import DONE
 from gateway.translate.chat_responses import (
     INCOMPLETE_BY_FINISH,
     chat_finish_reason,
     chat_usage_to_responses,
     responses_usage_to_chat,
 )
+from gateway.translate.payload import event_payload
 
 JSON = dict[str, Any]
 
-
-def _payload(event: bytes) -> JSON | bytes | None:
-    data = event_data(event)
-    if data is None:
-        return None
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data
-    return payload if isinstance(payload, dict) else data
 
 
 class ChatToResponsesStream:
@@ -51,7 +42,7 @@ class ChatToResponsesStream:
         self._usage: JSON | None = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if self.done or payload is None:
             return b""
         if payload == DONE:
@@ -137,7 +128,7 @@ class ResponsesToChatStream:
         self._tools: dict[int, int] = {}  # output index -> chat tool call index
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if self.done or not isinstance(payload, dict):
             return b""
         kind = payload.get("type")

@@ -14,7 +14,6 @@ from typing import Any, Final
 import orjson
 
 from gateway.dialects import openai_wire
-from gateway.dialects.anthropic import messages as anthropic
 from gateway.dialects.base import (
     ChunkTimer,
     ClientRequest,
@@ -22,9 +21,7 @@ from gateway.dialects.base import (
     Reading,
     StreamWatcher,
 )
-from gateway.dialects.gemini import generate as gemini
 from gateway.dialects.openai_chat import NAME as CHAT
-from gateway.dialects.openai_responses import responses
 from gateway.dialects.streamstate import StreamState
 from gateway.errors import GatewayError
 from gateway.translate.sides import (
@@ -184,24 +181,19 @@ class TranslatedStream(StreamState):
         return b"".join(parts)
 
 
-# Which translations exist: by the client's dialect, the upstream dialect it can be
-# carried over, and that upstream's side.
-_TRANSLATIONS: Final[tuple[tuple[str, str, UpstreamSide], ...]] = (
-    (CHAT, anthropic.NAME, MESSAGES_UPSTREAM),
-    (anthropic.NAME, CHAT, CHAT_UPSTREAM),
-    (responses.NAME, CHAT, CHAT_UPSTREAM),
-    (CHAT, responses.NAME, RESPONSES_UPSTREAM),
-    (responses.NAME, anthropic.NAME, MESSAGES_UPSTREAM),
-    (CHAT, gemini.NAME, GEMINI_UPSTREAM),
-    (gemini.NAME, CHAT, CHAT_UPSTREAM),
-    (gemini.STREAM, CHAT, CHAT_UPSTREAM),
-)
+# The upstream sides in the order they are tried: chat completions first (one mapping
+# fewer when the client's dialect is not chat), then the others.
+_UPSTREAMS: Final = (CHAT_UPSTREAM, RESPONSES_UPSTREAM, MESSAGES_UPSTREAM, GEMINI_UPSTREAM)
 
 
 def translation(client: Dialect, upstream: frozenset[str]) -> Dialect | None:
     """The translation that carries `client`'s calls to an upstream speaking `upstream`'s
-    dialects, or None when there is none."""
-    for source, target, side in _TRANSLATIONS:
-        if client.name == source and target in upstream:
-            return Translation(client, CLIENT_SIDES.get(source), side)
+    dialects, through chat completions, or None when there is none (a dialect without a
+    side, such as embeddings or count_tokens, is never translated this way)."""
+    side = CLIENT_SIDES.get(client.name)
+    if side is None and client.name != CHAT:
+        return None
+    for target in _UPSTREAMS:
+        if target.name in upstream and (side is not None or target.name != CHAT):
+            return Translation(client, side, target)
     return None

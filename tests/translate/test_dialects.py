@@ -6,9 +6,16 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
+from gateway.dialects.gemini.generate import GeminiCountTokens, GeminiGenerate, GeminiStream
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
-from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_NATIVE
+from gateway.dialects.openai_responses.responses import OpenAIResponses
+from gateway.dialects.registry import (
+    ANTHROPIC_NATIVE,
+    GEMINI_NATIVE,
+    OPENAI_CHAT_ONLY,
+    OPENAI_NATIVE,
+)
 from gateway.translate.dialects import translation
 from tests.fakes import anthropic_wire as awire
 from tests.fakes import openai_wire as owire
@@ -38,6 +45,29 @@ def test_translations_by_pair() -> None:
     assert translation(OpenAIEmbeddings(), ANTHROPIC_NATIVE) is None
     assert translation(AnthropicCountTokens(), OPENAI_NATIVE) is None
     assert translation(chat, frozenset()) is None
+
+
+def test_every_client_dialect_reaches_every_upstream_through_chat() -> None:
+    """Each chat-family client dialect has a path to each upstream dialect, named client
+    then upstream; Gemini's URL is the call's (its action by whether it streams)."""
+    clients = [OpenAIChat(), OpenAIResponses(), AnthropicMessages(), GeminiGenerate(),
+               GeminiStream()]
+    upstreams = {"openai.responses": frozenset({"openai.responses"}),
+                 "openai.chat_completions": OPENAI_CHAT_ONLY,
+                 "anthropic.messages": ANTHROPIC_NATIVE, "gemini.generate_content": GEMINI_NATIVE}
+    for client in clients:
+        for name, speaks in upstreams.items():
+            if client.name in speaks:
+                continue
+            found = translation(client, speaks)
+            assert found is not None, (client.name, name)
+            assert found.name == f"{client.name}>{name}"
+    via = translation(OpenAIResponses(), GEMINI_NATIVE)
+    assert via is not None
+    request = OpenAIResponses().parse(b'{"model": "m", "input": "hi", "stream": true}')
+    route = via.upstream_route(request, "gemini-2.5-flash")  # type: ignore[attr-defined]
+    assert route == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    assert translation(GeminiCountTokens(), OPENAI_NATIVE) is None
 
 
 def test_translated_stream_ends_on_a_malformed_event() -> None:

@@ -23,7 +23,8 @@ from gateway.dialects.base import (
 )
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.streamstate import StreamState
-from gateway.errors import GatewayError
+from gateway.translate.embeddings import EMBEDDING_TRANSLATIONS
+from gateway.translate.facing import ClientFacing
 from gateway.translate.sides import (
     CHAT_UPSTREAM,
     CLIENT_SIDES,
@@ -37,42 +38,20 @@ from gateway.translate.sides import (
 from gateway.usage import Usage
 
 
-class Translation:
+class Translation(ClientFacing):
     """A client's dialect carried to an upstream of another over chat completions: the
     client's side (None when it speaks chat) and the upstream's (`translate.sides`). It
     is the client's dialect towards the client (parse, request attributes, error shapes)
     and the upstream's towards the upstream (path, body, usage, events)."""
 
-    forward_headers: tuple[str, ...] = ()  # the client's headers mean nothing upstream
-    routes: tuple[str, ...] = ()
-
     def __init__(self, client: Dialect, side: ClientSide | None, upstream: UpstreamSide
                  ) -> None:
-        self.client = client
+        super().__init__(client, upstream.name)
         self.side = side
         self.upstream = upstream
-        self.name = f"{client.name}>{upstream.name}"
-        self.upstream_name = upstream.name
         self.upstream_path = upstream.path
-        self.operation = client.operation
-        self.pass_headers = client.pass_headers
         # Looked up by name (dialects.base.MarksFirstToken): None is as good as absent.
         self.first_token = upstream.first_token
-
-    def parse(self, raw: bytes) -> ClientRequest:
-        return self.client.parse(raw)
-
-    def estimate_prompt(self, body: dict[str, Any]) -> int:
-        return self.client.estimate_prompt(body)
-
-    def request_attributes(self, request: ClientRequest, capture: bool) -> dict[str, Any]:
-        return self.client.request_attributes(request, capture)
-
-    def error_body(self, error: GatewayError) -> bytes:
-        return self.client.error_body(error)
-
-    def stream_error(self, message: str, code: str) -> bytes:
-        return self.client.stream_error(message, code)
 
     def upstream_route(self, request: ClientRequest, upstream_model: str) -> str:
         route = self.upstream.route
@@ -188,10 +167,13 @@ _UPSTREAMS: Final = (CHAT_UPSTREAM, RESPONSES_UPSTREAM, MESSAGES_UPSTREAM, GEMIN
 
 def translation(client: Dialect, upstream: frozenset[str]) -> Dialect | None:
     """The translation that carries `client`'s calls to an upstream speaking `upstream`'s
-    dialects, through chat completions, or None when there is none (a dialect without a
-    side, such as embeddings or count_tokens, is never translated this way)."""
+    dialects, through chat completions (embeddings: between OpenAI's and Gemini's), or
+    None when there is none (count_tokens is answered by the chain instead)."""
     side = CLIENT_SIDES.get(client.name)
     if side is None and client.name != CHAT:
+        embeddings = EMBEDDING_TRANSLATIONS.get(client.name)
+        if embeddings is not None and embeddings[0] in upstream:
+            return embeddings[1](client)
         return None
     for target in _UPSTREAMS:
         if target.name in upstream and (side is not None or target.name != CHAT):

@@ -5,24 +5,16 @@ list to batchEmbedContents), usage and cost, errors in each client's shape."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import openai
 import orjson
 import pytest
-from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from gateway.translate.embeddings import gemini_to_openai_answer, openai_to_gemini_request
-from tests.fakes.gemini_upstream import Behaviour, RunningGemini, running_gemini
-from tests.fakes.openai_upstream import RunningUpstream, running_upstream
-from tests.spend.helpers import ledger_rows
-from tests.support.gateway import RunningGateway, running_gateway
+from tests.fakes.gemini_upstream import Behaviour
 from tests.support.waiting import eventually
+from tests.translate.rig import Rig
 
 pytestmark = [
     pytest.mark.integration,  # sockets: fake upstreams, the gateway on a port
@@ -30,66 +22,12 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
 ]
 
-GATEWAY_KEY = "sk-gw-embeddings-0123"
-
-
-def _config(gemini_url: str, openai_url: str) -> str:
-    return f"""
-providers:
-  google: {{kind: gemini, base_url: "{gemini_url}", api_key: "${{GEMINI_API_KEY}}",
-           timeout_s: 5}}
-  oai: {{kind: openai, base_url: "{openai_url}", api_key: "${{OPENAI_API_KEY}}",
-        provider_name: openai, timeout_s: 5}}
-models:
-  gemini-embedding:
-    provider: google
-    upstream_model: gemini-embedding-001
-    price_per_mtok: {{input: 0.15, output: 0}}
-  text-embedding-3-small:
-    provider: oai
-    price_per_mtok: {{input: 0.02, output: 0}}
-resilience:
-  retry: {{max_attempts: 1}}
-keys:
-  - {{alias: sdk, team: dev, key_env: GATEWAY_KEY}}
-"""
-
-
-@dataclass
-class Rig:
-    gw: RunningGateway
-    google: RunningGemini
-    oai: RunningUpstream
-
-    def openai(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.gw.base_url, api_key=GATEWAY_KEY, max_retries=0)
-
-    def genai(self) -> genai.Client:
-        return genai.Client(api_key=GATEWAY_KEY, http_options=types.HttpOptions(
-            base_url=self.gw.root, api_version="v1beta"))
-
-    def span(self, name: str) -> dict[str, Any]:
-        return dict(self.gw.telemetry.spans_named(name)[-1].attributes or {})
-
-    def ledger(self) -> list[Any]:
-        return ledger_rows(Path(self.gw.config.storage.sqlite_path))
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async with running_gemini(api_key="AIza-up") as google, \
-            running_upstream(api_key="sk-openai-up") as oai:
-        env = {"GEMINI_API_KEY": "AIza-up", "OPENAI_API_KEY": "sk-openai-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(_config(google.base_url, oai.base_url), environ=env) as gw:
-            yield Rig(gw, google, oai)
-
 
 async def test_genai_embed_content_on_an_openai_model(rig: Rig) -> None:
     """embed_content (batchEmbedContents) reaches /embeddings with the texts as `input` and
     the dimensions asked for; each vector comes back as Gemini's `values`, the upstream's
     usage on the span and in the ledger."""
-    client = rig.genai()  # kept: the SDK closes its session when the client goes
+    client = rig.genai()
     embedded = await client.aio.models.embed_content(
         model="text-embedding-3-small", contents=["first text", "second"],
         config=types.EmbedContentConfig(output_dimensionality=8, task_type="RETRIEVAL_QUERY"))
@@ -101,7 +39,7 @@ async def test_genai_embed_content_on_an_openai_model(rig: Rig) -> None:
     assert all(e.values is not None and len(e.values) == 8 for e in embedded.embeddings)
     span = rig.span("embeddings text-embedding-3-small")
     assert span["gen_ai.provider.name"] == "openai" and span["gen_ai.usage.input_tokens"] > 0
-    assert await eventually(lambda: [r for r in rig.ledger() if r.status != "pending"])
+    assert await eventually(rig.settled)
     row = rig.ledger()[0]
     assert row.input_tokens == span["gen_ai.usage.input_tokens"] and row.cost_nanos > 0
 
@@ -131,7 +69,7 @@ async def test_openai_embeddings_on_a_gemini_model(rig: Rig) -> None:
     span = rig.span("embeddings gemini-embedding")
     assert span["gen_ai.provider.name"] == "gcp.gemini"
     assert span["gen_ai.usage.input_tokens"] == floats.usage.prompt_tokens
-    assert await eventually(lambda: len([r for r in rig.ledger() if r.status != "pending"]) == 3)
+    assert await eventually(lambda: len(rig.settled()) == 3)
     assert all(r.input_tokens > 0 and r.cost_nanos > 0 for r in rig.ledger())
 
 
@@ -146,7 +84,7 @@ async def test_untranslatable_embeddings_are_a_clear_400(rig: Rig) -> None:
         rig.google.state.behaviour = Behaviour(status=429)
         with pytest.raises(openai.RateLimitError):
             await client.embeddings.create(model="gemini-embedding", input="x")
-    genai_client = rig.genai()  # kept: the SDK closes its session when the client goes
+    genai_client = rig.genai()
     image = types.Content(parts=[types.Part.from_bytes(data=b"\x89PNG", mime_type="image/png")])
     with pytest.raises(genai_errors.ClientError) as google:
         await genai_client.aio.models.embed_content(model="text-embedding-3-small",

@@ -6,24 +6,18 @@ what has no translation."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pytest
-from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
 from tests.fakes.anthropic_upstream import Behaviour as ClaudeBehaviour
-from tests.fakes.anthropic_upstream import RunningAnthropic, running_anthropic
-from tests.fakes.gemini_upstream import Behaviour, RunningGemini, running_gemini
-from tests.spend.helpers import ledger_rows
-from tests.support.gateway import RunningGateway, running_gateway
+from tests.fakes.gemini_upstream import Behaviour
 from tests.support.waiting import eventually
+from tests.translate.rig import Rig
 
 pytestmark = [
     pytest.mark.integration,  # sockets: fake upstreams, the gateway on a port
@@ -31,76 +25,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
 ]
 
-GATEWAY_KEY = "sk-gw-through-chat-0123"
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 HELLO: Any = [{"role": "user", "content": "hello"}]
-
-
-def _config(gemini_url: str, claude_url: str) -> str:
-    return f"""
-providers:
-  google: {{kind: gemini, base_url: "{gemini_url}", api_key: "${{GEMINI_API_KEY}}",
-           timeout_s: 5}}
-  claude: {{kind: anthropic, base_url: "{claude_url}", api_key: "${{ANTHROPIC_API_KEY}}",
-           timeout_s: 5}}
-models:
-  gemini-2.5-flash:
-    provider: google
-    upstream_model: gemini-2.5-flash-001
-    price_per_mtok: {{input: 0.3, output: 2.5}}
-  gemini-fallback:
-    provider: google
-    price_per_mtok: {{input: 0.3, output: 2.5}}
-    fallbacks: [claude-sonnet-4.5]
-  claude-sonnet-4.5:
-    provider: claude
-    upstream_model: claude-sonnet-4-5
-    price_per_mtok: {{input: 3, output: 15}}
-  claude-fallback:
-    provider: claude
-    price_per_mtok: {{input: 3, output: 15}}
-    fallbacks: [gemini-2.5-flash]
-resilience:
-  retry: {{max_attempts: 1}}
-keys:
-  - {{alias: sdk, team: dev, key_env: GATEWAY_KEY}}
-"""
-
-
-@dataclass
-class Rig:
-    gw: RunningGateway
-    google: RunningGemini
-    claude: RunningAnthropic
-
-    def openai(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.gw.base_url, api_key=GATEWAY_KEY, max_retries=0)
-
-    def anthropic(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(base_url=self.gw.root, api_key=GATEWAY_KEY,
-                                        max_retries=0)
-
-    def genai(self) -> genai.Client:
-        return genai.Client(api_key=GATEWAY_KEY, http_options=types.HttpOptions(
-            base_url=self.gw.root, api_version="v1beta"))
-
-    def span(self, name: str) -> dict[str, Any]:
-        return dict(self.gw.telemetry.spans_named(name)[-1].attributes or {})
-
-    def ledger(self) -> list[Any]:
-        return ledger_rows(Path(self.gw.config.storage.sqlite_path))
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async with running_gemini(api_key="AIza-up") as google, \
-            running_anthropic(api_key="sk-ant-up") as claude:
-        env = {"GEMINI_API_KEY": "AIza-up", "ANTHROPIC_API_KEY": "sk-ant-up",
-               "GATEWAY_KEY": GATEWAY_KEY}
-        async with running_gateway(_config(google.base_url, claude.base_url),
-                                   environ=env) as gw:
-            yield Rig(gw, google, claude)
 
 
 async def test_responses_client_on_a_gemini_model(rig: Rig) -> None:
@@ -136,7 +63,7 @@ async def test_responses_client_on_a_gemini_model(rig: Rig) -> None:
     span = rig.span("chat gemini-2.5-flash")
     assert span["gen_ai.provider.name"] == "gcp.gemini"
     assert span["gen_ai.usage.output_tokens"] == 9
-    assert await eventually(lambda: len([r for r in rig.ledger() if r.status != "pending"]) == 2)
+    assert await eventually(lambda: len(rig.settled()) == 2)
     row = rig.ledger()[-1]
     assert (row.input_tokens, row.output_tokens, row.reasoning_tokens) == (30, 9, 4)
     assert row.cost_nanos > 0 and row.stream
@@ -196,7 +123,7 @@ async def test_genai_client_on_a_claude_model(rig: Rig) -> None:
     Anthropic's usage, costed at the Claude model's prices."""
     rig.claude.state.behaviour = ClaudeBehaviour(text="Hello from Claude", input_tokens=20,
                                                  output_tokens=4)
-    client = rig.genai()  # kept: the SDK closes its session when the client goes
+    client = rig.genai()
     answer = await client.aio.models.generate_content(
         model="claude-sonnet-4.5", contents="Say hello",
         config=types.GenerateContentConfig(system_instruction="Be brief",
@@ -216,7 +143,7 @@ async def test_genai_client_on_a_claude_model(rig: Rig) -> None:
     assert last.usage_metadata is not None and last.usage_metadata.candidates_token_count == 4
     span = rig.span("generate_content claude-sonnet-4.5")
     assert span["gen_ai.provider.name"] == "anthropic"
-    assert await eventually(lambda: len([r for r in rig.ledger() if r.status != "pending"]) == 2)
+    assert await eventually(lambda: len(rig.settled()) == 2)
     assert all(r.cost_nanos > 0 and r.output_tokens == 4 for r in rig.ledger())
 
 
@@ -236,7 +163,7 @@ async def test_fallbacks_cross_gemini_and_claude(rig: Rig) -> None:
 
     rig.google.state.behaviour = Behaviour(status=503)
     rig.claude.state.behaviour = ClaudeBehaviour(text="Claude to the rescue")
-    client2 = rig.genai()  # kept: the SDK closes its session when the client goes
+    client2 = rig.genai()
     chunks = [c async for c in await client2.aio.models.generate_content_stream(
         model="gemini-fallback", contents="hi")]
     assert "".join(c.text or "" for c in chunks) == "Claude to the rescue"
@@ -258,7 +185,7 @@ async def test_untranslatable_request_is_a_clear_400(rig: Rig) -> None:
             await claude.messages.create(model="gemini-2.5-flash", max_tokens=2048,
                                          messages=HELLO,
                                          thinking={"type": "enabled", "budget_tokens": 1024})
-    client3 = rig.genai()  # kept: the SDK closes its session when the client goes
+    client3 = rig.genai()
     with pytest.raises(genai_errors.ClientError) as google:
         await client3.aio.models.generate_content(
             model="claude-sonnet-4.5", contents="news?",

@@ -28,6 +28,7 @@ from gateway.dialects.gemini import errors as gemini_errors
 from gateway.dialects.gemini import generate as gemini
 from gateway.errors import InvalidRequest
 from gateway.telemetry import names as n
+from gateway.translate.chat_turns import refuse
 from gateway.translate.facing import ClientFacing
 from gateway.translate.sides import google_to_openai
 
@@ -38,10 +39,6 @@ _TO_GEMINI: Final = "cannot be translated to Gemini's embedContent API"
 _EMBEDDINGS: Final = openai_embeddings.OpenAIEmbeddings()  # reads the upstream's usage
 
 
-def _refuse(what: str, param: str, target: str) -> InvalidRequest:
-    return InvalidRequest(f"{what} {target}, which the model's provider speaks.", param=param)
-
-
 def _content_text(content: Any, where: str) -> str:
     parts = content.get("parts") if isinstance(content, dict) else None
     if not isinstance(parts, list):
@@ -49,7 +46,7 @@ def _content_text(content: Any, where: str) -> str:
     texts: list[str] = []
     for part in parts:
         if not isinstance(part, dict) or not isinstance(part.get("text"), str):
-            raise _refuse(f"{where}: a part that is not text", where, _TO_OPENAI)
+            raise refuse(f"{where}: a part that is not text", where, _TO_OPENAI)
         texts.append(part["text"])
     return "\n".join(texts)
 
@@ -64,7 +61,7 @@ def gemini_to_openai_request(body: Mapping[str, Any], batch: bool) -> JSON:
         inputs.append(_content_text(request.get("content"), where))
         dimensions.add(request.get("outputDimensionality"))
     if len(dimensions) > 1:
-        raise _refuse("Different outputDimensionality within one batch", "requests",
+        raise refuse("Different outputDimensionality within one batch", "requests",
                       _TO_OPENAI)
     out: JSON = {"input": inputs if batch else inputs[0], "encoding_format": "float"}
     dimension = dimensions.pop() if dimensions else None
@@ -98,7 +95,7 @@ def openai_to_gemini_request(body: Mapping[str, Any], upstream_model: str) -> JS
     if isinstance(value, str):
         return {"content": {"parts": [{"text": value}]}, **extra}
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _refuse("'input' as token arrays", "input", _TO_GEMINI)
+        raise refuse("'input' as token arrays", "input", _TO_GEMINI)
     model = f"models/{upstream_model}"
     return {"requests": [{"model": model, "content": {"parts": [{"text": v}]}, **extra}
                          for v in value]}

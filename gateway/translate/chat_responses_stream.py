@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway.dialects.openai_responses import wire
 from gateway.dialects.openai_responses.events import ResponseEvents, skeleton
 from gateway.sse import DONE
+from gateway.translate.chat_chunks import ChatChunks
 from gateway.translate.chat_responses import (
     INCOMPLETE_BY_FINISH,
     chat_finish_reason,
@@ -115,16 +114,12 @@ class ChatToResponsesStream:
                                 sequence)
 
 
-class ResponsesToChatStream:
+class ResponsesToChatStream(ChatChunks):
     """Responses events in, chat completion chunks out (a chat client of a Responses-only
     model). The usage chunk is sent only when the client asked for it."""
 
     def __init__(self, *, include_usage: bool, model: str | None = None) -> None:
-        self.include_usage = include_usage
-        self.model = model
-        self.ident = ""
-        self.created = 0
-        self.done = False
+        super().__init__(include_usage=include_usage, model=model, created=0)
         self._tools: dict[int, int] = {}  # output index -> chat tool call index
 
     def feed(self, event: bytes) -> bytes:
@@ -168,28 +163,12 @@ class ResponsesToChatStream:
         self.done = True
         response = response if isinstance(response, dict) else {}
         out = self._chunk({}, chat_finish_reason(response))
-        if self.include_usage:
-            chunk = self._base([])
-            chunk["usage"] = responses_usage_to_chat(response.get("usage"))
-            out += b"data: " + orjson.dumps(chunk) + b"\n\n"
-        return out + b"data: [DONE]\n\n"
+        return out + self._close(responses_usage_to_chat(response.get("usage")))
 
     def _error(self, payload: JSON) -> bytes:
-        self.done = True
         response = payload.get("response")
         error = response.get("error") if isinstance(response, dict) else payload
         error = error if isinstance(error, dict) else {}
-        code = str(error.get("code") or "upstream_error")
-        body = {"error": {"message": str(error.get("message") or "the upstream failed"),
-                          "type": "upstream_error", "param": None, "code": code}}
-        return b"data: " + orjson.dumps(body) + b"\n\n"
-
-    def _base(self, choices: list[JSON]) -> JSON:
-        return {"id": self.ident, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": choices}
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> bytes:
-        chunk = self._base([{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}])
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return self._fail(str(error.get("message") or "the upstream failed"),
+                           "upstream_error", str(error.get("code") or "upstream_error"))
 

@@ -27,7 +27,7 @@ import orjson
 
 from gateway.errors import InvalidRequest
 from gateway.translate.chat_messages import tool_input
-from gateway.translate.chat_turns import TO_CHAT, append_turn, chat_messages, data_url, refuse
+from gateway.translate.chat_turns import CHAT_ONLY, TO_CHAT, append_turn, chat_messages, data_url, refuse
 
 JSON = dict[str, Any]
 
@@ -63,14 +63,6 @@ def finish_reason(reason: Any, called: bool) -> str | None:
 
 # --- an OpenAI chat client, a Gemini upstream -----------------------------------------
 
-_CHAT_REFUSED: Final = (
-    ("logit_bias", "'logit_bias'"),
-    ("audio", "Audio output ('audio')"),
-    ("prediction", "Predicted outputs ('prediction')"),
-    ("functions", "The deprecated 'functions' (use 'tools')"),
-    ("function_call", "The deprecated 'function_call' (use 'tool_choice')"),
-    ("web_search_options", "'web_search_options'"),
-)
 _CONFIG_FROM_CHAT: Final = (
     ("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
     ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
@@ -79,7 +71,7 @@ _CONFIG_FROM_CHAT: Final = (
 
 def chat_to_gemini_request(body: Mapping[str, Any]) -> JSON:
     """A chat completions request as a generateContent request (the model goes in the URL)."""
-    for key, what in _CHAT_REFUSED:
+    for key, what in CHAT_ONLY:
         if body.get(key) is not None:
             raise refuse(what, key, _TO_GEMINI)
     if body.get("logprobs") or body.get("top_logprobs"):

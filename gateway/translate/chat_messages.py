@@ -25,7 +25,7 @@ import orjson
 
 from gateway.dialects.anthropic.errors import read_error
 from gateway.errors import InvalidRequest
-from gateway.translate.chat_turns import TO_CHAT, append_turn, chat_messages, data_url, refuse
+from gateway.translate.chat_turns import CHAT_ONLY, TO_CHAT, append_turn, chat_messages, data_url, refuse
 
 JSON = dict[str, Any]
 
@@ -66,15 +66,7 @@ def stop_reason(finish: Any) -> str | None:
 
 # --- an OpenAI chat client, an Anthropic upstream --------------------------------------
 
-_CHAT_REFUSED: Final = (
-    ("logit_bias", "'logit_bias'"),
-    ("audio", "Audio output ('audio')"),
-    ("prediction", "Predicted outputs ('prediction')"),
-    ("functions", "The deprecated 'functions' (use 'tools')"),
-    ("function_call", "The deprecated 'function_call' (use 'tool_choice')"),
-    ("reasoning_effort", "'reasoning_effort'"),
-    ("web_search_options", "'web_search_options'"),
-)
+_CHAT_REFUSED: Final = (*CHAT_ONLY, ("reasoning_effort", "'reasoning_effort'"))
 
 
 def chat_to_messages_request(body: Mapping[str, Any]) -> JSON:

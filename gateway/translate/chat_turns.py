@@ -14,6 +14,15 @@ from gateway.errors import InvalidRequest
 JSON = dict[str, Any]
 
 TO_CHAT: Final = "cannot be translated to OpenAI chat completions"
+# Chat request fields that mean nothing to Messages or Gemini: (field, how it is named).
+CHAT_ONLY: Final = (
+    ("logit_bias", "'logit_bias'"),
+    ("audio", "Audio output ('audio')"),
+    ("prediction", "Predicted outputs ('prediction')"),
+    ("functions", "The deprecated 'functions' (use 'tools')"),
+    ("function_call", "The deprecated 'function_call' (use 'tool_choice')"),
+    ("web_search_options", "'web_search_options'"),
+)
 
 
 def refuse(what: str, param: str, target: str) -> InvalidRequest:

@@ -114,7 +114,9 @@ class Chained:
 
     def feed(self, event: bytes) -> bytes:
         middle = self._first.feed(event)
-        out = b"".join(self._second.feed(part) for part in middle.split(b"\n\n") if part)
+        if not middle:  # a ping, a block's end: nothing for the second to read
+            return b""
+        out = b"".join([self._second.feed(part) for part in middle.split(b"\n\n") if part])
         self.done = self._second.done
         return out
 

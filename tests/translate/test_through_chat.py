@@ -6,8 +6,10 @@ what has no translation."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -17,7 +19,7 @@ from google.genai import types
 from tests.fakes.anthropic_upstream import Behaviour as ClaudeBehaviour
 from tests.fakes.gemini_upstream import Behaviour
 from tests.support.waiting import eventually
-from tests.translate.rig import Rig
+from tests.translate.rig import GATEWAY_KEY, Rig
 
 pytestmark = [
     pytest.mark.integration,  # sockets: fake upstreams, the gateway on a port
@@ -193,3 +195,41 @@ async def test_untranslatable_request_is_a_clear_400(rig: Rig) -> None:
                 google_search=types.GoogleSearch())]))
     assert google.value.code == 400 and google.value.status == "INVALID_ARGUMENT"
     assert not rig.google.state.requests and not rig.claude.state.requests
+
+
+async def test_upstream_errors_reach_each_client_in_its_shape(rig: Rig) -> None:
+    """Gemini's 429 reaches an Anthropic client as its RateLimitError and a Responses
+    client as OpenAI's; Claude's 429 reaches a google-genai client as RESOURCE_EXHAUSTED."""
+    rig.google.state.behaviour = Behaviour(status=429)
+    async with rig.anthropic() as claude:
+        with pytest.raises(anthropic.RateLimitError):
+            await claude.messages.create(model="gemini-2.5-flash", max_tokens=20,
+                                         messages=HELLO)
+    async with rig.openai() as client:
+        with pytest.raises(openai.RateLimitError, match="fake upstream error 429"):
+            await client.responses.create(model="gemini-2.5-flash", input="hi")
+    rig.claude.state.behaviour = ClaudeBehaviour.error(429)
+    google = rig.genai()
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await google.aio.models.generate_content(model="claude-sonnet-4.5", contents="hi")
+    assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+
+
+async def test_abandoned_composed_stream_is_charged_for_what_was_used(rig: Rig) -> None:
+    """A Responses client that leaves a Gemini stream after its first events is charged
+    the prompt and the output delivered so far, and the upstream stream is closed."""
+    rig.google.state.behaviour = Behaviour(text=" ".join(["word"] * 40), chunk_words=4,
+                                           chunk_delay_s=0.3, prompt=500, candidates=40)
+    body = {"model": "gemini-2.5-flash", "input": "talk", "stream": True}
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{rig.gw.base_url}/responses", json=body, headers=headers) as response:
+        assert response.status == 200
+        seen = b""
+        while b"response.output_text.delta" not in seen:
+            seen += await response.content.readany()
+        response.close()  # the client leaves half way
+    await asyncio.wait_for(rig.google.state.stream_closed.wait(), 5)
+    assert await eventually(rig.settled)
+    row = rig.settled()[0]
+    assert row.input_tokens == 500 and 0 < row.output_tokens < 40 and row.cost_nanos > 0

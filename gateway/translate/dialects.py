@@ -2,8 +2,10 @@
 client's dialect but speaks one the gateway translates to, the attempt runs with one
 of these in its place. Each is the client's dialect towards the client (its parse,
 request attributes, error shapes) and the upstream's towards the upstream (its path,
-body, usage, events), with `chat_messages`, `chat_responses`, `chat_gemini` and their
-`_stream` modules in between.
+body, usage, events). Every one pivots on chat completions: a `Translation` joins the
+client's side and the upstream's (`translate.sides`), so any client dialect of the chat
+family reaches any upstream dialect of it; embeddings cross between OpenAI's and
+Gemini's (`translate.embeddings`).
 """
 
 from __future__ import annotations

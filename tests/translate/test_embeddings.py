@@ -93,6 +93,18 @@ async def test_untranslatable_embeddings_are_a_clear_400(rig: Rig) -> None:
     assert not rig.oai.state.requests
 
 
+async def test_native_batch_on_an_aliased_model_names_the_upstream_model(rig: Rig) -> None:
+    """Untranslated, embed_content on a model whose upstream id differs: each batch request
+    names the upstream's model, which the API (and the fake) insist on."""
+    client = rig.genai()
+    embedded = await client.aio.models.embed_content(model="gemini-embedding",
+                                                     contents=["a", "b"])
+    assert embedded.embeddings is not None and len(embedded.embeddings) == 2
+    sent = rig.google.state.requests[-1]
+    assert sent.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    assert {r["model"] for r in sent.body["requests"]} == {"models/gemini-embedding-001"}
+
+
 def test_base64_vectors_are_little_endian_float32() -> None:
     """An answer asked for as base64 carries the float32 bytes the openai SDK decodes."""
     answer = gemini_to_openai_answer({"embedding": {"values": [0.5, -1.0]}},

@@ -139,3 +139,26 @@ def test_translated_streams_capture_the_upstreams_output() -> None:
     assert orjson.loads(watcher.output_messages() or "") == [{
         "role": "assistant", "finish_reason": "end_turn",
         "parts": [{"type": "text", "content": "Streamed hello"}]}]
+
+
+def test_a_composed_stream_ends_on_an_upstream_error_with_the_clients_error_event() -> None:
+    """A Gemini error chunk mid-stream reaches a Responses client as its `error` event and
+    a Messages client as its own, after the text already sent, and ends the stream."""
+    text = b"data: " + orjson.dumps({
+        "candidates": [{"content": {"parts": [{"text": "hi "}], "role": "model"}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1},
+        "modelVersion": "gemini-2.5-flash", "responseId": "r-1"})
+    error = b'data: {"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}'
+    for client, raw, expected in [
+            (OpenAIResponses(), b'{"model": "m", "stream": true, "input": "hi"}',
+             b'"type":"error","code":"INTERNAL","message":"boom"'),
+            (AnthropicMessages(), MESSAGES_REQUEST.replace(b"}]}", b'}], "stream": true}'),
+             b'"error":{"type":"api_error","message":"boom"}')]:
+        via = translation(client, GEMINI_NATIVE)
+        assert via is not None
+        watcher = via.watch(client.parse(raw), "m", False, _Timer(), False)
+        out = watcher.feed([text, error])
+        assert watcher.done and watcher.failure is not None
+        assert watcher.failure.end == "upstream_error"
+        assert out.index(b"hi ") < out.index(expected)
+        assert watcher.usage is not None and watcher.usage.input == 3

@@ -18,7 +18,6 @@ class ClientFacing:
 
     def __init__(self, client: Dialect, upstream_name: str) -> None:
         self.client = client
-        self.upstream_name = upstream_name
         self.name = f"{client.name}>{upstream_name}"
         self.operation = client.operation
         self.pass_headers = client.pass_headers

@@ -90,7 +90,10 @@ class ChatToGeminiStream:
         self._usage: Any = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = event_payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""
         if self.done or payload is None:
             return b""
         if not isinstance(payload, dict):  # [DONE]

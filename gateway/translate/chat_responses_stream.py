@@ -41,7 +41,10 @@ class ChatToResponsesStream:
         self._usage: JSON | None = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = event_payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""
         if self.done or payload is None:
             return b""
         if payload == DONE:

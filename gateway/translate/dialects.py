@@ -35,6 +35,8 @@ from gateway.translate.sides import (
     RESPONSES_UPSTREAM,
     ClientSide,
     EventTranslator,
+    FromChat,
+    IntoChat,
     UpstreamSide,
 )
 from gateway.usage import Usage
@@ -106,19 +108,17 @@ class Translation(ClientFacing):
 
 
 class Chained:
-    """Two event translators in a row: what the first makes of an event, split into events,
-    is fed to the second."""
+    """Two event translators in a row: into chat completions, then out of them; the chat
+    chunks pass from the first to the second as objects."""
 
-    def __init__(self, first: EventTranslator, second: EventTranslator) -> None:
+    def __init__(self, first: IntoChat, second: FromChat) -> None:
+        first.sink = second.feed_payload
         self._first = first
         self._second = second
         self.done = False
 
     def feed(self, event: bytes) -> bytes:
-        middle = self._first.feed(event)
-        if not middle:  # a ping, a block's end: nothing for the second to read
-            return b""
-        out = b"".join([self._second.feed(part) for part in middle.split(b"\n\n") if part])
+        out = self._first.feed(event)
         self.done = self._second.done
         return out
 

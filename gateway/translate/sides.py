@@ -51,6 +51,20 @@ class EventTranslator(Protocol):
     def feed(self, event: bytes) -> bytes: ...
 
 
+class IntoChat(EventTranslator, Protocol):
+    """A translator into chat completions (a `chat_chunks.ChatChunks`): with a `sink`, its
+    chunks go there as objects and it returns what the sink makes of them."""
+
+    sink: Callable[[JSON | bytes | None], bytes] | None
+
+
+class FromChat(EventTranslator, Protocol):
+    """A translator out of chat completions, which a `ChatChunks` may hand its chunks to
+    as objects (`feed_payload`) when the two are chained."""
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ClientSide:
     """A client dialect carried over chat completions: its request as chat (a stream asking
@@ -60,7 +74,7 @@ class ClientSide:
 
     to_chat: Callable[[ClientRequest], JSON]
     answer: Callable[[JSON, ClientRequest, str | None], JSON]
-    stream: Callable[[ClientRequest, str | None], EventTranslator]
+    stream: Callable[[ClientRequest, str | None], FromChat]
     error: Callable[[int, bytes], bytes]
 
 
@@ -81,7 +95,7 @@ class UpstreamSide:
     error: Callable[[int, bytes], bytes]
     # None when the upstream speaks chat: its answer and events are chat's already.
     answer: Callable[[JSON, str | None], JSON] | None = None
-    stream: Callable[[bool, str | None], EventTranslator] | None = None
+    stream: Callable[[bool, str | None], IntoChat] | None = None
     first_token: Callable[[bytes], bool] | None = None
     route: Callable[[ClientRequest, str], str] | None = None
 

@@ -71,29 +71,26 @@ class Translation(ClientFacing):
         reading = self.upstream.read(request, payload, served, capture)
         model = served if rename else None
         side, to_chat = self.side, self.upstream.answer
-        if side is None:
-            assert to_chat is not None  # chat on both sides is no translation
-            answer = to_chat(payload, model)
-        else:
-            answer = side.answer(payload if to_chat is None else to_chat(payload, None),
-                                 request, model)
-        reading.body = orjson.dumps(answer)
+        # The rename is the last step's: the client's side, else the upstream's.
+        chat = payload if to_chat is None else to_chat(payload, None if side else model)
+        reading.body = orjson.dumps(chat if side is None else side.answer(chat, request, model))
         return reading
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> TranslatedStream:
         model = served if rename else None
-        side, to_chat = self.side, self.upstream.stream
+        side, into_chat = self.side, self.upstream.stream
         translator: EventTranslator
-        if side is None:
-            assert to_chat is not None
+        if side is not None and into_chat is not None:
+            translator = Chained(into_chat(True, None), side.stream(request, model))
+        elif side is not None:
+            translator = side.stream(request, model)
+        elif into_chat is not None:  # a chat client: its usage chunk only when it asked
             options = request.body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            translator = to_chat(include_usage, model)
-        elif to_chat is None:
-            translator = side.stream(request, model)
+            translator = into_chat(include_usage, model)
         else:
-            translator = Chained(to_chat(True, None), side.stream(request, model))
+            raise TypeError("chat completions on both sides need no translation")
         return TranslatedStream(self.upstream.watcher(request, served, timer, capture),
                                 translator, self.client.stream_error)
 

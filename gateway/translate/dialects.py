@@ -72,7 +72,7 @@ class Translation(ClientFacing):
         model = served if rename else None
         side, to_chat = self.side, self.upstream.answer
         # The rename is the last step's: the client's side, else the upstream's.
-        chat = payload if to_chat is None else to_chat(payload, None if side else model)
+        chat = payload if to_chat is None else to_chat(payload, model if side is None else None)
         reading.body = orjson.dumps(chat if side is None else side.answer(chat, request, model))
         return reading
 

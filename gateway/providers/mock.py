@@ -272,10 +272,12 @@ class MockProvider:
         raw = body.get("input")
         inputs = raw if isinstance(raw, list) else [raw]
         as_base64 = body.get("encoding_format") == "base64"
+        size = body.get("dimensions")  # as text-embedding-3 models shorten their vectors
+        size = size if isinstance(size, int) and 0 < size < _EMBEDDING_DIMS else _EMBEDDING_DIMS
         data = []
         for index, item in enumerate(inputs):
             rng = random.Random(str(item))
-            vector = [rng.uniform(-1, 1) for _ in range(_EMBEDDING_DIMS)]
+            vector = [rng.uniform(-1, 1) for _ in range(size)]
             embedding: Any = vector
             if as_base64:
                 embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

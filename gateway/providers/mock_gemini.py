@@ -138,18 +138,21 @@ def count_tokens(body: Mapping[str, Any]) -> bytes:
                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]})
 
 
-def _vector(content: Any) -> list[float]:
-    rng = random.Random(orjson.dumps(content))
-    return [rng.uniform(-1, 1) for _ in range(_EMBEDDING_DIMS)]
+def _vector(request: Any) -> list[float]:
+    """A vector seeded by the content, as long as `outputDimensionality` asks (as the API
+    cuts its vectors)."""
+    request = request if isinstance(request, dict) else {}
+    size = request.get("outputDimensionality")
+    size = size if isinstance(size, int) and 0 < size < _EMBEDDING_DIMS else _EMBEDDING_DIMS
+    rng = random.Random(orjson.dumps(request.get("content")))
+    return [rng.uniform(-1, 1) for _ in range(size)]
 
 
 def embed(body: Mapping[str, Any], batch: bool) -> bytes:
     if batch:
         requests = body.get("requests") or []
-        return orjson.dumps({"embeddings": [
-            {"values": _vector(r.get("content") if isinstance(r, dict) else None)}
-            for r in requests]})
-    return orjson.dumps({"embedding": {"values": _vector(body.get("content"))}})
+        return orjson.dumps({"embeddings": [{"values": _vector(r)} for r in requests]})
+    return orjson.dumps({"embedding": {"values": _vector(body)}})
 
 
 def error(status: int) -> bytes:

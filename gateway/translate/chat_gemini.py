@@ -27,6 +27,7 @@ import orjson
 
 from gateway.errors import InvalidRequest
 from gateway.translate.chat_messages import tool_input
+from gateway.translate.chat_turns import CHAT_ONLY, TO_CHAT, append_turn, chat_messages, data_url, refuse
 
 JSON = dict[str, Any]
 
@@ -49,11 +50,6 @@ GEMINI_BY_FINISH: Final[Mapping[str, str]] = {
 }
 
 _TO_GEMINI = "cannot be translated to Gemini's generateContent API"
-_TO_CHAT = "cannot be translated to OpenAI chat completions"
-
-
-def _refuse(what: str, param: str, target: str) -> InvalidRequest:
-    return InvalidRequest(f"{what} {target}, which the model's provider speaks.", param=param)
 
 
 def finish_reason(reason: Any, called: bool) -> str | None:
@@ -67,14 +63,6 @@ def finish_reason(reason: Any, called: bool) -> str | None:
 
 # --- an OpenAI chat client, a Gemini upstream -----------------------------------------
 
-_CHAT_REFUSED: Final = (
-    ("logit_bias", "'logit_bias'"),
-    ("audio", "Audio output ('audio')"),
-    ("prediction", "Predicted outputs ('prediction')"),
-    ("functions", "The deprecated 'functions' (use 'tools')"),
-    ("function_call", "The deprecated 'function_call' (use 'tool_choice')"),
-    ("web_search_options", "'web_search_options'"),
-)
 _CONFIG_FROM_CHAT: Final = (
     ("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed"),
     ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
@@ -83,32 +71,26 @@ _CONFIG_FROM_CHAT: Final = (
 
 def chat_to_gemini_request(body: Mapping[str, Any]) -> JSON:
     """A chat completions request as a generateContent request (the model goes in the URL)."""
-    for key, what in _CHAT_REFUSED:
+    for key, what in CHAT_ONLY:
         if body.get(key) is not None:
-            raise _refuse(what, key, _TO_GEMINI)
+            raise refuse(what, key, _TO_GEMINI)
     if body.get("logprobs") or body.get("top_logprobs"):
-        raise _refuse("'logprobs'", "logprobs", _TO_GEMINI)
+        raise refuse("'logprobs'", "logprobs", _TO_GEMINI)
     system: list[JSON] = []
     contents: list[JSON] = []
     names: dict[str, str] = {}  # tool call id -> function name, for the results
-    for index, message in enumerate(body.get("messages") or ()):
-        if not isinstance(message, dict):
-            raise InvalidRequest(f"messages[{index}] must be an object.", param="messages")
-        role = message.get("role")
-        if role in ("system", "developer"):
+    for index, role, message in chat_messages(body, _TO_GEMINI):
+        if role == "system":
             system.extend(_text_parts(message.get("content"), index))
         elif role == "user":
             _append(contents, "user", _user_parts(message.get("content"), index))
         elif role == "assistant":
             _append(contents, "model", _assistant_parts(message, index, names))
-        elif role == "tool":
+        else:
             call_id = str(message.get("tool_call_id", ""))
             result = "".join(p["text"] for p in _text_parts(message.get("content"), index))
             _append(contents, "user", [{"functionResponse": {
                 "name": names.get(call_id, call_id), "response": {"content": result}}}])
-        else:
-            raise InvalidRequest(f"messages[{index}].role {role!r} {_TO_GEMINI}.",
-                                 param="messages")
     out: JSON = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
@@ -126,11 +108,7 @@ def chat_to_gemini_request(body: Mapping[str, Any]) -> JSON:
 
 
 def _append(contents: list[JSON], role: str, parts: list[JSON]) -> None:
-    """Consecutive turns of one role become one content (function results together)."""
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": parts})
+    append_turn(contents, role, parts, "parts")
 
 
 def _text_parts(content: Any, index: int) -> list[JSON]:
@@ -159,15 +137,15 @@ def _user_parts(content: Any, index: int) -> list[JSON]:
             url = image.get("url") if isinstance(image, dict) else None
             parts.append(_inline_image(url, index))
         else:
-            raise _refuse(f"A '{kind}' content part", "messages", _TO_GEMINI)
+            raise refuse(f"A '{kind}' content part", "messages", _TO_GEMINI)
     return parts
 
 
 def _inline_image(url: Any, index: int) -> JSON:
-    if isinstance(url, str) and url.startswith("data:") and ";base64," in url:
-        mime, _, data = url[5:].partition(";base64,")
-        return {"inlineData": {"mimeType": mime, "data": data}}
-    raise _refuse(f"messages[{index}]: an image given by URL (not a base64 data URL)",
+    inline = data_url(url) if isinstance(url, str) else None
+    if inline is not None:
+        return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
+    raise refuse(f"messages[{index}]: an image given by URL (not a base64 data URL)",
                   "messages", _TO_GEMINI)
 
 
@@ -178,7 +156,7 @@ def _assistant_parts(message: Mapping[str, Any], index: int,
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
-            raise _refuse("A non-function tool call", "messages", _TO_GEMINI)
+            raise refuse("A non-function tool call", "messages", _TO_GEMINI)
         name = str(function.get("name", ""))
         names[str(call.get("id", ""))] = name
         args = tool_input(function.get("arguments"))
@@ -191,7 +169,7 @@ def _declaration(tool: Any, index: int) -> JSON:
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(
             function, dict):
-        raise _refuse(f"tools[{index}] (not a function)", "tools", _TO_GEMINI)
+        raise refuse(f"tools[{index}] (not a function)", "tools", _TO_GEMINI)
     declaration: JSON = {"name": function.get("name", "")}
     if function.get("description"):
         declaration["description"] = function["description"]
@@ -313,7 +291,7 @@ def chat_usage(metadata: Any) -> JSON | None:
 _GEMINI_REFUSED: Final = (
     ("cachedContent", "'cachedContent' (a cache kept by Google)"),
 )
-_CONFIG_TO_CHAT: Final = (
+_CONFIGTO_CHAT: Final = (
     ("temperature", "temperature"), ("topP", "top_p"), ("seed", "seed"),
     ("presencePenalty", "presence_penalty"), ("frequencyPenalty", "frequency_penalty"),
     ("maxOutputTokens", "max_completion_tokens"),
@@ -325,7 +303,7 @@ def gemini_to_chat_request(body: Mapping[str, Any]) -> JSON:
     by the caller)."""
     for key, what in _GEMINI_REFUSED:
         if body.get(key) is not None:
-            raise _refuse(what, key, _TO_CHAT)
+            raise refuse(what, key, TO_CHAT)
     messages: list[JSON] = []
     system = body.get("systemInstruction")
     if isinstance(system, dict):
@@ -347,7 +325,7 @@ def _plain_text(content: Mapping[str, Any], where: str) -> str:
     texts = []
     for part in content.get("parts") or ():
         if not isinstance(part, dict) or not isinstance(part.get("text"), str):
-            raise _refuse(f"A non-text part in {where}", where, _TO_CHAT)
+            raise refuse(f"A non-text part in {where}", where, TO_CHAT)
         texts.append(part["text"])
     return "".join(texts)
 
@@ -395,7 +373,7 @@ def _to_chat_messages(content: Any, index: int, calls: dict[str, list[str]]) -> 
                 "url": f"data:{data.get('mimeType', '')};base64,{data.get('data', '')}"}})
         else:
             kind = next(iter(part), "empty")
-            raise _refuse(f"A '{kind}' part ({where})", "contents", _TO_CHAT)
+            raise refuse(f"A '{kind}' part ({where})", "contents", TO_CHAT)
     if user:
         out.append({"role": "user", "content": user})
     return out
@@ -404,7 +382,7 @@ def _to_chat_messages(content: Any, index: int, calls: dict[str, list[str]]) -> 
 def _declarations(tool: Any) -> list[JSON]:
     if not isinstance(tool, dict) or set(tool) - {"functionDeclarations"}:
         kind = next(iter(tool), "tool") if isinstance(tool, dict) else "tool"
-        raise _refuse(f"The built-in tool '{kind}'", "tools", _TO_CHAT)
+        raise refuse(f"The built-in tool '{kind}'", "tools", TO_CHAT)
     return [d for d in tool.get("functionDeclarations") or () if isinstance(d, dict)]
 
 
@@ -447,8 +425,8 @@ def _config_to_chat(config: Any, out: JSON) -> None:
         return
     thinking = config.get("thinkingConfig")
     if isinstance(thinking, dict) and thinking.get("thinkingBudget") not in (None, 0):
-        raise _refuse("'thinkingConfig'", "generationConfig", _TO_CHAT)
-    for source, target in _CONFIG_TO_CHAT:
+        raise refuse("'thinkingConfig'", "generationConfig", TO_CHAT)
+    for source, target in _CONFIGTO_CHAT:
         if config.get(source) is not None:
             out[target] = config[source]
     if config.get("stopSequences"):

@@ -9,12 +9,12 @@ A Gemini stream has no end marker: the chunk with a finish reason ends it, with 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
 from gateway.dialects.gemini.errors import error_bytes
+from gateway.translate.chat_chunks import ChatChunks
 from gateway.translate.chat_gemini import (
     call_id,
     candidate_output,
@@ -24,35 +24,29 @@ from gateway.translate.chat_gemini import (
     usage_metadata,
 )
 from gateway.translate.chat_messages import tool_input
-from gateway.translate.chat_messages_stream import _payload
+from gateway.translate.payload import event_payload
 
 JSON = dict[str, Any]
 
 
-class GeminiToChatStream:
+class GeminiToChatStream(ChatChunks):
     """Gemini chunks in, chat completion chunks out. The usage chunk is sent only when the
     client asked for it."""
 
     def __init__(self, *, include_usage: bool, model: str | None = None,
                  created: int | None = None) -> None:
-        self.include_usage = include_usage
-        self.model = model
-        self.created = int(time.time()) if created is None else created
-        self.ident = ""
-        self.done = False
+        super().__init__(include_usage=include_usage, model=model, created=created)
         self._started = False
         self._calls = 0
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if not isinstance(payload, dict) or self.done:
             return b""
         error = payload.get("error")
         if isinstance(error, dict):
-            self.done = True
-            body = {"error": {"message": error.get("message", ""), "type": "upstream_error",
-                              "param": None, "code": error.get("status", "INTERNAL")}}
-            return b"data: " + orjson.dumps(body) + b"\n\n"
+            return self._fail(error.get("message", ""), "upstream_error",
+                               error.get("status", "INTERNAL"))
         out: list[bytes] = []
         if not self._started:
             self._started = True
@@ -74,30 +68,12 @@ class GeminiToChatStream:
             reason = finish_reason(candidate.get("finishReason"), self._calls > 0)
             if reason is not None:
                 out.append(self._chunk({}, reason))
-                out.append(self._close(payload.get("usageMetadata")))
+                out.append(self._close(chat_usage(payload.get("usageMetadata"))))
         feedback = payload.get("promptFeedback")
         if not self.done and isinstance(feedback, dict) and feedback.get("blockReason"):
             out.append(self._chunk({}, "content_filter"))
-            out.append(self._close(payload.get("usageMetadata")))
+            out.append(self._close(chat_usage(payload.get("usageMetadata"))))
         return b"".join(out)
-
-    def _close(self, metadata: Any) -> bytes:
-        self.done = True
-        out = b""
-        usage = chat_usage(metadata)
-        if self.include_usage and usage is not None:
-            chunk = self._base([])
-            chunk["usage"] = usage
-            out = b"data: " + orjson.dumps(chunk) + b"\n\n"
-        return out + b"data: [DONE]\n\n"
-
-    def _base(self, choices: list[JSON]) -> JSON:
-        return {"id": self.ident, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "system_fingerprint": None, "choices": choices}
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return b"data: " + orjson.dumps(self._base([choice])) + b"\n\n"
 
 
 class ChatToGeminiStream:
@@ -114,7 +90,10 @@ class ChatToGeminiStream:
         self._usage: Any = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""
         if self.done or payload is None:
             return b""
         if not isinstance(payload, dict):  # [DONE]

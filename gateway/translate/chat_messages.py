@@ -25,6 +25,7 @@ import orjson
 
 from gateway.dialects.anthropic.errors import read_error
 from gateway.errors import InvalidRequest
+from gateway.translate.chat_turns import CHAT_ONLY, TO_CHAT, append_turn, chat_messages, data_url, refuse
 
 JSON = dict[str, Any]
 
@@ -49,11 +50,6 @@ STOP_REASON_BY_FINISH: Final[Mapping[str, str]] = {
 }
 
 _TO_MESSAGES = "cannot be translated to the Anthropic Messages API"
-_TO_CHAT = "cannot be translated to OpenAI chat completions"
-
-
-def _refuse(what: str, param: str, target: str) -> InvalidRequest:
-    return InvalidRequest(f"{what} {target}, which the model's provider speaks.", param=param)
 
 
 def finish_reason(stop_reason: Any) -> str | None:
@@ -70,15 +66,7 @@ def stop_reason(finish: Any) -> str | None:
 
 # --- an OpenAI chat client, an Anthropic upstream --------------------------------------
 
-_CHAT_REFUSED: Final = (
-    ("logit_bias", "'logit_bias'"),
-    ("audio", "Audio output ('audio')"),
-    ("prediction", "Predicted outputs ('prediction')"),
-    ("functions", "The deprecated 'functions' (use 'tools')"),
-    ("function_call", "The deprecated 'function_call' (use 'tool_choice')"),
-    ("reasoning_effort", "'reasoning_effort'"),
-    ("web_search_options", "'web_search_options'"),
-)
+_CHAT_REFUSED: Final = (*CHAT_ONLY, ("reasoning_effort", "'reasoning_effort'"))
 
 
 def chat_to_messages_request(body: Mapping[str, Any]) -> JSON:
@@ -86,20 +74,15 @@ def chat_to_messages_request(body: Mapping[str, Any]) -> JSON:
     _refuse_chat_only(body)
     system: list[JSON] = []
     messages: list[JSON] = []
-    for index, message in enumerate(body.get("messages") or ()):
-        if not isinstance(message, dict):
-            raise InvalidRequest(f"messages[{index}] must be an object", param="messages")
-        role = message.get("role")
-        if role in ("system", "developer"):
+    for index, role, message in chat_messages(body, _TO_MESSAGES):
+        if role == "system":
             system.extend(_text_blocks(message.get("content"), f"messages[{index}].content"))
         elif role == "user":
             _append(messages, "user", _user_blocks(message.get("content"), index))
         elif role == "assistant":
             _append(messages, "assistant", _assistant_blocks(message, index))
-        elif role == "tool":
-            _append(messages, "user", [_tool_result(message, index)])
         else:
-            raise _refuse(f"A message with role {role!r}", "messages", _TO_MESSAGES)
+            _append(messages, "user", [_tool_result(message, index)])
     out: JSON = {"model": body.get("model"), "messages": messages}
     if system:
         out["system"] = system
@@ -128,29 +111,25 @@ def chat_to_messages_request(body: Mapping[str, Any]) -> JSON:
 def _refuse_chat_only(body: Mapping[str, Any]) -> None:
     n_ = body.get("n")
     if isinstance(n_, int) and n_ > 1:
-        raise _refuse("More than one choice ('n' > 1)", "n", _TO_MESSAGES)
+        raise refuse("More than one choice ('n' > 1)", "n", _TO_MESSAGES)
     if body.get("logprobs") or body.get("top_logprobs"):
-        raise _refuse("Log probabilities ('logprobs')", "logprobs", _TO_MESSAGES)
+        raise refuse("Log probabilities ('logprobs')", "logprobs", _TO_MESSAGES)
     for key, what in _CHAT_REFUSED:
         if body.get(key):
-            raise _refuse(what, key, _TO_MESSAGES)
+            raise refuse(what, key, _TO_MESSAGES)
     for key in ("frequency_penalty", "presence_penalty"):
         if body.get(key):
-            raise _refuse(f"A non-zero '{key}'", key, _TO_MESSAGES)
+            raise refuse(f"A non-zero '{key}'", key, _TO_MESSAGES)
     modalities = body.get("modalities")
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
-        raise _refuse("Output modalities other than text", "modalities", _TO_MESSAGES)
+        raise refuse("Output modalities other than text", "modalities", _TO_MESSAGES)
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
-        raise _refuse(f"response_format {fmt.get('type')!r}", "response_format", _TO_MESSAGES)
+        raise refuse(f"response_format {fmt.get('type')!r}", "response_format", _TO_MESSAGES)
 
 
 def _append(messages: list[JSON], role: str, blocks: list[JSON]) -> None:
-    """Consecutive turns of one role become one turn (tool results after a tool call)."""
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": blocks})
+    append_turn(messages, role, blocks, "content")
 
 
 def _text_blocks(content: Any, where: str) -> list[JSON]:
@@ -160,7 +139,7 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
         blocks = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
-                raise _refuse(f"A non-text part in {where}", "messages", _TO_MESSAGES)
+                raise refuse(f"A non-text part in {where}", "messages", _TO_MESSAGES)
             blocks.append({"type": "text", "text": part.get("text", "")})
         return blocks
     if content is None:
@@ -181,26 +160,15 @@ def _user_blocks(content: Any, index: int) -> list[JSON]:
         elif kind == "file":
             blocks.append(_file_to_messages(part.get("file"), index))
         else:
-            raise _refuse(f"A content part of type {kind!r}", "messages", _TO_MESSAGES)
+            raise refuse(f"A content part of type {kind!r}", "messages", _TO_MESSAGES)
     return blocks
-
-
-def _data_url(url: str) -> tuple[str, str] | None:
-    """(media type, base64 data) of a `data:` URL, else None."""
-    if not url.startswith("data:"):
-        return None
-    header, sep, data = url[5:].partition(",")
-    media_type, _, encoding = header.partition(";")
-    if not sep or encoding != "base64":
-        return None
-    return media_type, data
 
 
 def _image_to_messages(image: Any, index: int) -> JSON:
     url = image.get("url") if isinstance(image, dict) else None
     if not isinstance(url, str):
         raise InvalidRequest(f"messages[{index}]: image_url.url is required", param="messages")
-    inline = _data_url(url)
+    inline = data_url(url)
     if inline is not None:
         return {"type": "image",
                 "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}}
@@ -209,9 +177,9 @@ def _image_to_messages(image: Any, index: int) -> JSON:
 
 def _file_to_messages(file: Any, index: int) -> JSON:
     data = file.get("file_data") if isinstance(file, dict) else None
-    inline = _data_url(data) if isinstance(data, str) else None
+    inline = data_url(data) if isinstance(data, str) else None
     if inline is None or inline[0] != "application/pdf":
-        raise _refuse(f"messages[{index}]: a file other than an inline PDF ('file_data')",
+        raise refuse(f"messages[{index}]: a file other than an inline PDF ('file_data')",
                       "messages", _TO_MESSAGES)
     return {"type": "document",
             "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}}
@@ -222,7 +190,7 @@ def _assistant_blocks(message: Mapping[str, Any], index: int) -> list[JSON]:
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or call.get("type", "function") != "function":
-            raise _refuse("A tool call that is not a function call", "messages", _TO_MESSAGES)
+            raise refuse("A tool call that is not a function call", "messages", _TO_MESSAGES)
         try:
             arguments = orjson.loads(function.get("arguments") or "{}")
         except orjson.JSONDecodeError:
@@ -246,7 +214,7 @@ def _tool_result(message: Mapping[str, Any], index: int) -> JSON:
 def _tool_to_messages(tool: Any, index: int) -> JSON:
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(function, dict) or tool.get("type") != "function":
-        raise _refuse(f"tools[{index}]: a tool that is not a function", "tools", _TO_MESSAGES)
+        raise refuse(f"tools[{index}]: a tool that is not a function", "tools", _TO_MESSAGES)
     out: JSON = {"name": function.get("name"),
                  "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
     if function.get("description"):
@@ -267,7 +235,7 @@ def _tool_choice_to_messages(choice: Any, parallel: Any) -> JSON | None:
     elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         out = {"type": "tool", "name": choice["function"].get("name")}
     else:
-        raise _refuse(f"tool_choice {choice!r}", "tool_choice", _TO_MESSAGES)
+        raise refuse(f"tool_choice {choice!r}", "tool_choice", _TO_MESSAGES)
     if parallel is False and (out is None or out["type"] != "none"):
         out = {"type": "auto"} if out is None else out
         out["disable_parallel_tool_use"] = True
@@ -409,10 +377,10 @@ def messages_to_chat_request(body: Mapping[str, Any]) -> JSON:
 def _refuse_messages_only(body: Mapping[str, Any]) -> None:
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled"):
-        raise _refuse("Extended thinking ('thinking')", "thinking", _TO_CHAT)
+        raise refuse("Extended thinking ('thinking')", "thinking", TO_CHAT)
     for key, what in _MESSAGES_REFUSED:
         if body.get(key) is not None:
-            raise _refuse(what, key, _TO_CHAT)
+            raise refuse(what, key, TO_CHAT)
 
 
 def _user_to_chat(content: Any, index: int) -> list[JSON]:
@@ -444,8 +412,8 @@ def _user_to_chat(content: Any, index: int) -> list[JSON]:
 
 def _thinking_or_block(kind: Any, index: int) -> InvalidRequest:
     if kind in ("thinking", "redacted_thinking"):
-        return _refuse(f"messages.{index}: a {kind} block", "messages", _TO_CHAT)
-    return _refuse(f"messages.{index}: a content block of type {kind!r}", "messages", _TO_CHAT)
+        return refuse(f"messages.{index}: a {kind} block", "messages", TO_CHAT)
+    return refuse(f"messages.{index}: a content block of type {kind!r}", "messages", TO_CHAT)
 
 
 def _tool_result_text(content: Any, index: int) -> str:
@@ -454,8 +422,8 @@ def _tool_result_text(content: Any, index: int) -> str:
     texts = []
     for block in content or ():
         if block.get("type") != "text":
-            raise _refuse(f"messages.{index}: a tool result with {block.get('type')!r} content",
-                          "messages", _TO_CHAT)
+            raise refuse(f"messages.{index}: a tool result with {block.get('type')!r} content",
+                          "messages", TO_CHAT)
         texts.append(str(block.get("text", "")))
     return "\n\n".join(texts)
 
@@ -466,8 +434,8 @@ def _image_to_chat(source: Any, index: int) -> JSON:
     elif isinstance(source, dict) and source.get("type") == "url":
         url = str(source.get("url"))
     else:
-        raise _refuse(f"messages.{index}: an image source other than base64 or url",
-                      "messages", _TO_CHAT)
+        raise refuse(f"messages.{index}: an image source other than base64 or url",
+                      "messages", TO_CHAT)
     return {"type": "image_url", "image_url": {"url": url}}
 
 
@@ -479,8 +447,8 @@ def _document_to_chat(source: Any, index: int) -> JSON:
                                                       f"{source.get('data')}"}}
     if kind == "text":
         return {"type": "text", "text": str(source.get("data", ""))}
-    raise _refuse(f"messages.{index}: a document other than a base64 PDF or plain text",
-                  "messages", _TO_CHAT)
+    raise refuse(f"messages.{index}: a document other than a base64 PDF or plain text",
+                  "messages", TO_CHAT)
 
 
 def _assistant_to_chat(content: Any, index: int) -> JSON:
@@ -507,7 +475,7 @@ def _assistant_to_chat(content: Any, index: int) -> JSON:
 def _tool_to_chat(tool: Any, index: int) -> JSON:
     if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        raise _refuse(f"tools.{index}: the server tool {kind!r}", "tools", _TO_CHAT)
+        raise refuse(f"tools.{index}: the server tool {kind!r}", "tools", TO_CHAT)
     function: JSON = {"name": tool.get("name"),
                       "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}}
     if tool.get("description"):
@@ -525,7 +493,7 @@ def _tool_choice_to_chat(choice: Mapping[str, Any]) -> Any:
         return "none"
     if kind == "tool":
         return {"type": "function", "function": {"name": choice.get("name")}}
-    raise _refuse(f"tool_choice {kind!r}", "tool_choice", _TO_CHAT)
+    raise refuse(f"tool_choice {kind!r}", "tool_choice", TO_CHAT)
 
 
 def _first_choice(completion: Mapping[str, Any]) -> Any:

@@ -9,51 +9,37 @@ last chunk, so the Messages `message_delta` that carries it is sent at `[DONE]`.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
-from gateway.sse import DONE, event_data
+from gateway.sse import DONE
+from gateway.translate.chat_chunks import ChatChunks
 from gateway.translate.chat_messages import (
     chat_usage,
     finish_reason,
     messages_usage,
     stop_reason,
 )
+from gateway.translate.payload import event_payload
 
 JSON = dict[str, Any]
 
 
-def _payload(event: bytes) -> JSON | bytes | None:
-    """The event's JSON object, the raw data when it is not one (`[DONE]`), or None."""
-    data = event_data(event)
-    if data is None:
-        return None
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data
-    return payload if isinstance(payload, dict) else data
 
-
-class MessagesToChatStream:
+class MessagesToChatStream(ChatChunks):
     """Anthropic Messages events in, chat completion chunks out (an OpenAI client of an
     Anthropic model). The usage chunk is sent only when the client asked for it."""
 
     def __init__(self, *, include_usage: bool, model: str | None = None,
                  created: int | None = None) -> None:
-        self.include_usage = include_usage
-        self.model = model
-        self.created = int(time.time()) if created is None else created
-        self.ident = ""
-        self.done = False
+        super().__init__(include_usage=include_usage, model=model, created=created)
         self._tools: dict[int, int] = {}  # Messages block index -> chat tool call index
         self._start_usage: Any = None
         self._usage: JSON = {}
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if not isinstance(payload, dict) or self.done:
             return b""
         kind = payload.get("type")
@@ -78,28 +64,19 @@ class MessagesToChatStream:
         if kind == "message_stop":
             return self.close()
         if kind == "error":
-            self.done = True
             error = payload.get("error")
             error = error if isinstance(error, dict) else {}
             code = error.get("type", "api_error")
-            body = {"error": {"message": error.get("message", ""), "type": code, "param": None,
-                              "code": code}}
-            return b"data: " + orjson.dumps(body) + b"\n\n"
+            return self._fail(error.get("message", ""), code, code)
         return b""  # ping, content_block_stop
 
     def close(self) -> bytes:
         """The end of the chat stream: the usage chunk if asked for, then `[DONE]`."""
         if self.done:
             return b""
-        self.done = True
-        out = b""
-        if self.include_usage:
-            usage = dict(self._start_usage) if isinstance(self._start_usage, dict) else {}
-            usage.update(self._usage)
-            chunk = self._base([])
-            chunk["usage"] = chat_usage(usage)
-            out = b"data: " + orjson.dumps(chunk) + b"\n\n"
-        return out + b"data: [DONE]\n\n"
+        usage = dict(self._start_usage) if isinstance(self._start_usage, dict) else {}
+        usage.update(self._usage)
+        return self._close(chat_usage(usage))
 
     def _block_start(self, payload: JSON) -> bytes:
         block = payload.get("content_block")
@@ -131,14 +108,6 @@ class MessagesToChatStream:
             return self._chunk({"tool_calls": [call]})
         return b""  # thinking, signature and citations deltas
 
-    def _base(self, choices: list[JSON]) -> JSON:
-        return {"id": self.ident, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "system_fingerprint": None, "choices": choices}
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return b"data: " + orjson.dumps(self._base([choice])) + b"\n\n"
-
 
 def messages_event(kind: str, payload: JSON) -> bytes:
     """One Messages SSE event: its name on the `event:` line and as the data's `type`."""
@@ -161,7 +130,10 @@ class ChatToMessagesStream:
         self._usage: Any = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""
         if self.done or payload is None:
             return b""
         if not isinstance(payload, dict):

@@ -12,30 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway.dialects.openai_responses import wire
 from gateway.dialects.openai_responses.events import ResponseEvents, skeleton
-from gateway.sse import DONE, event_data
+from gateway.sse import DONE
+from gateway.translate.chat_chunks import ChatChunks
 from gateway.translate.chat_responses import (
     INCOMPLETE_BY_FINISH,
     chat_finish_reason,
     chat_usage_to_responses,
     responses_usage_to_chat,
 )
+from gateway.translate.payload import event_payload
 
 JSON = dict[str, Any]
 
-
-def _payload(event: bytes) -> JSON | bytes | None:
-    data = event_data(event)
-    if data is None:
-        return None
-    try:
-        payload = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data
-    return payload if isinstance(payload, dict) else data
 
 
 class ChatToResponsesStream:
@@ -51,7 +41,10 @@ class ChatToResponsesStream:
         self._usage: JSON | None = None
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""
         if self.done or payload is None:
             return b""
         if payload == DONE:
@@ -126,20 +119,16 @@ class ChatToResponsesStream:
         return wire.error_event(message, code, 0 if self._events is None else self._events.sequence)
 
 
-class ResponsesToChatStream:
+class ResponsesToChatStream(ChatChunks):
     """Responses events in, chat completion chunks out (a chat client of a Responses-only
     model). The usage chunk is sent only when the client asked for it."""
 
     def __init__(self, *, include_usage: bool, model: str | None = None) -> None:
-        self.include_usage = include_usage
-        self.model = model
-        self.ident = ""
-        self.created = 0
-        self.done = False
+        super().__init__(include_usage=include_usage, model=model, created=0)
         self._tools: dict[int, int] = {}  # output index -> chat tool call index
 
     def feed(self, event: bytes) -> bytes:
-        payload = _payload(event)
+        payload = event_payload(event)
         if self.done or not isinstance(payload, dict):
             return b""
         kind = payload.get("type")
@@ -179,28 +168,12 @@ class ResponsesToChatStream:
         self.done = True
         response = response if isinstance(response, dict) else {}
         out = self._chunk({}, chat_finish_reason(response))
-        if self.include_usage:
-            chunk = self._base([])
-            chunk["usage"] = responses_usage_to_chat(response.get("usage"))
-            out += b"data: " + orjson.dumps(chunk) + b"\n\n"
-        return out + b"data: [DONE]\n\n"
+        return out + self._close(responses_usage_to_chat(response.get("usage")))
 
     def _error(self, payload: JSON) -> bytes:
-        self.done = True
         response = payload.get("response")
         error = response.get("error") if isinstance(response, dict) else payload
         error = error if isinstance(error, dict) else {}
-        code = str(error.get("code") or "upstream_error")
-        body = {"error": {"message": str(error.get("message") or "the upstream failed"),
-                          "type": "upstream_error", "param": None, "code": code}}
-        return b"data: " + orjson.dumps(body) + b"\n\n"
-
-    def _base(self, choices: list[JSON]) -> JSON:
-        return {"id": self.ident, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": choices}
-
-    def _chunk(self, delta: JSON, finish: str | None = None) -> bytes:
-        chunk = self._base([{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}])
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return self._fail(str(error.get("message") or "the upstream failed"),
+                           "upstream_error", str(error.get("code") or "upstream_error"))
 

@@ -2,19 +2,20 @@
 client's dialect but speaks one the gateway translates to, the attempt runs with one
 of these in its place. Each is the client's dialect towards the client (its parse,
 request attributes, error shapes) and the upstream's towards the upstream (its path,
-body, usage, events), with `chat_messages`, `chat_responses`, `chat_gemini` and their
-`_stream` modules in between.
+body, usage, events). Every one pivots on chat completions: a `Translation` joins the
+client's side and the upstream's (`translate.sides`), so any client dialect of the chat
+family reaches any upstream dialect of it; embeddings cross between OpenAI's and
+Gemini's (`translate.embeddings`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import orjson
 
 from gateway.dialects import openai_wire
-from gateway.dialects.anthropic import messages as anthropic
 from gateway.dialects.base import (
     ChunkTimer,
     ClientRequest,
@@ -22,249 +23,93 @@ from gateway.dialects.base import (
     Reading,
     StreamWatcher,
 )
-from gateway.dialects.gemini import answer as gemini_answer
-from gateway.dialects.gemini import errors as gemini_errors
-from gateway.dialects.gemini import generate as gemini
-from gateway.dialects.gemini import stream as gemini_stream
-from gateway.dialects.gemini.stream import GeminiWatcher
 from gateway.dialects.openai_chat import NAME as CHAT
-from gateway.dialects.openai_chat import ChatWatcher, OpenAIChat
-from gateway.dialects.openai_responses import responses
-from gateway.dialects.openai_responses import wire as responses_wire
 from gateway.dialects.streamstate import StreamState
-from gateway.errors import GatewayError
-from gateway.translate import chat_gemini as tg
-from gateway.translate import chat_messages as tm
-from gateway.translate import chat_responses as tr
-from gateway.translate.chat_gemini_stream import ChatToGeminiStream, GeminiToChatStream
-from gateway.translate.chat_messages_stream import ChatToMessagesStream, MessagesToChatStream
-from gateway.translate.chat_responses_stream import ChatToResponsesStream, ResponsesToChatStream
+from gateway.translate.embeddings import EMBEDDING_TRANSLATIONS
+from gateway.translate.facing import ClientFacing
+from gateway.translate.sides import (
+    CHAT_UPSTREAM,
+    CLIENT_SIDES,
+    GEMINI_UPSTREAM,
+    MESSAGES_UPSTREAM,
+    RESPONSES_UPSTREAM,
+    ClientSide,
+    EventTranslator,
+    FromChat,
+    IntoChat,
+    UpstreamSide,
+)
 from gateway.usage import Usage
 
-# The upstream's own dialect reads a translated answer (usage, response attributes, the
-# captured output, the output estimate), so its telemetry is the same as a native call's
-# whatever the client speaks; only the body is translated. Their read_answer needs no
-# request limits.
-_MESSAGES: Final = anthropic.AnthropicMessages()
-_CHAT: Final = OpenAIChat()
 
+class Translation(ClientFacing):
+    """A client's dialect carried to an upstream of another over chat completions: the
+    client's side (None when it speaks chat) and the upstream's (`translate.sides`). It
+    is the client's dialect towards the client (parse, request attributes, error shapes)
+    and the upstream's towards the upstream (path, body, usage, events)."""
 
-class _Translation:
-    """What both directions share: the client's dialect faces the client."""
+    def __init__(self, client: Dialect, side: ClientSide | None, upstream: UpstreamSide
+                 ) -> None:
+        super().__init__(client, upstream.name)
+        self.side = side
+        self.upstream = upstream
+        self.upstream_path = upstream.path
+        # Looked up by name (dialects.base.MarksFirstToken): None is as good as absent.
+        self.first_token = upstream.first_token
 
-    upstream_name = ""  # the dialect spoken upstream
-    forward_headers: tuple[str, ...] = ()  # the client's headers mean nothing upstream
-    routes: tuple[str, ...] = ()
-
-    def __init__(self, client: Dialect) -> None:
-        self.client = client
-        self.name = f"{client.name}>{self.upstream_name}"
-        self.operation = client.operation
-        self.pass_headers = client.pass_headers
-
-    def parse(self, raw: bytes) -> ClientRequest:
-        return self.client.parse(raw)
-
-    def estimate_prompt(self, body: dict[str, Any]) -> int:
-        return self.client.estimate_prompt(body)
-
-    def request_attributes(self, request: ClientRequest, capture: bool) -> dict[str, Any]:
-        return self.client.request_attributes(request, capture)
-
-    def error_body(self, error: GatewayError) -> bytes:
-        return self.client.error_body(error)
-
-    def stream_error(self, message: str, code: str) -> bytes:
-        return self.client.stream_error(message, code)
-
-
-class ChatViaMessages(_Translation):
-    """An OpenAI chat completions client served by an Anthropic Messages upstream."""
-
-    upstream_name = anthropic.NAME
-    upstream_path = anthropic.AnthropicMessages.upstream_path
+    def upstream_route(self, request: ClientRequest, upstream_model: str) -> str:
+        route = self.upstream.route
+        return self.upstream.path if route is None else route(request, upstream_model)
 
     def upstream_body(self, request: ClientRequest, upstream_model: str
                       ) -> tuple[dict[str, Any], bytes | None]:
-        body = tm.chat_to_messages_request(request.body)
-        body["model"] = upstream_model
-        return body, None
+        chat = request.body if self.side is None else self.side.to_chat(request)
+        return self.upstream.from_chat(chat, upstream_model), None
 
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:
-        reading = _MESSAGES.read_answer(request, payload, served, False, capture)
-        answer = tm.messages_to_chat_answer(payload, model=served if rename else None)
-        reading.body = orjson.dumps(answer)
+        reading = self.upstream.read(request, payload, served, capture)
+        model = served if rename else None
+        side, to_chat = self.side, self.upstream.answer
+        # The rename is the last step's: the client's side, else the upstream's.
+        chat = payload if to_chat is None else to_chat(payload, model if side is None else None)
+        reading.body = orjson.dumps(chat if side is None else side.answer(chat, request, model))
         return reading
 
     def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
               capture: bool) -> TranslatedStream:
-        options = request.body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return TranslatedStream(
-            anthropic.MessagesWatcher(None, timer, capture),
-            MessagesToChatStream(include_usage=include_usage, model=served if rename else None),
-            self.client.stream_error)
+        model = served if rename else None
+        side, into_chat = self.side, self.upstream.stream
+        translator: EventTranslator
+        if side is not None and into_chat is not None:
+            translator = Chained(into_chat(True, None), side.stream(request, model))
+        elif side is not None:
+            translator = side.stream(request, model)
+        elif into_chat is not None:  # a chat client: its usage chunk only when it asked
+            options = request.body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            translator = into_chat(include_usage, model)
+        else:
+            raise TypeError("chat completions on both sides need no translation")
+        return TranslatedStream(self.upstream.watcher(request, served, timer, capture),
+                                translator, self.client.stream_error)
 
     def event_error(self, data: bytes) -> str | None:
-        return anthropic.event_error(data)
-
-    def first_token(self, event: bytes) -> bool:
-        return anthropic.first_token(event)
+        return self.upstream.event_error(data)
 
     def upstream_error(self, status: int, body: bytes) -> bytes:
-        return tm.messages_error_to_chat(anthropic.upstream_error(status, body))
-
-
-class MessagesViaChat(_Translation):
-    """An Anthropic Messages client served by an OpenAI chat completions upstream."""
-
-    upstream_name = CHAT
-    upstream_path = "/chat/completions"
-
-    def upstream_body(self, request: ClientRequest, upstream_model: str
-                      ) -> tuple[dict[str, Any], bytes | None]:
-        body = tm.messages_to_chat_request(request.body)
-        body["model"] = upstream_model
-        return body, None
-
-    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
-                    rename: bool, capture: bool) -> Reading:
-        reading = _CHAT.read_answer(request, payload, served, False, capture)
-        answer = tm.chat_to_messages_answer(payload, model=served if rename else None)
-        reading.body = orjson.dumps(answer)
-        return reading
-
-    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
-              capture: bool) -> TranslatedStream:
-        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
-                                ChatToMessagesStream(model=served if rename else None),
-                                self.client.stream_error)
-
-    def event_error(self, data: bytes) -> str | None:
-        return openai_wire.event_error(data)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return anthropic.upstream_error(status, openai_wire.upstream_error(status, body))
-
-
-class ResponsesViaChat(_Translation):
-    """A Responses client served by a chat completions upstream. Nothing is stored
-    upstream, so the answer's id cannot be retrieved later (and is not remembered)."""
-
-    upstream_name = CHAT
-    upstream_path = "/chat/completions"
-
-    def upstream_body(self, request: ClientRequest, upstream_model: str
-                      ) -> tuple[dict[str, Any], bytes | None]:
-        body = tr.responses_to_chat_request(request.body)
-        body["model"] = upstream_model
-        return body, None
-
-    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
-                    rename: bool, capture: bool) -> Reading:
-        reading = _CHAT.read_answer(request, payload, served, False, capture)
-        answer = tr.chat_to_responses_answer(payload, request.body, model=served if rename else None)
-        reading.body = orjson.dumps(answer)
-        return reading
-
-    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
-              capture: bool) -> TranslatedStream:
-        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
-                                ChatToResponsesStream(request.body, model=served if rename else None),
-                                self.client.stream_error)
-
-    def event_error(self, data: bytes) -> str | None:
-        return openai_wire.event_error(data)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return openai_wire.upstream_error(status, body)
-
-
-class ChatViaResponses(_Translation):
-    """A chat completions client served by an upstream that speaks only the Responses API
-    (asked to store nothing)."""
-
-    upstream_name = responses.NAME
-    upstream_path = responses.OpenAIResponses.upstream_path
-
-    def upstream_body(self, request: ClientRequest, upstream_model: str
-                      ) -> tuple[dict[str, Any], bytes | None]:
-        body = tr.chat_to_responses_request(request.body)
-        body["model"] = upstream_model
-        return body, None
-
-    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
-                    rename: bool, capture: bool) -> Reading:
-        model = payload.get("model")
-        answer = tr.responses_to_chat_answer(payload, model=served if rename else None)
-        return Reading(responses_wire.usage_from(payload.get("usage")),
-                       model if isinstance(model, str) else None,
-                       responses_wire.response_attributes(payload), orjson.dumps(answer))
-
-    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
-              capture: bool) -> TranslatedStream:
-        options = request.body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return TranslatedStream(
-            responses.ResponsesWatcher(served, False, timer, capture, _keep_nothing),
-            ResponsesToChatStream(include_usage=include_usage, model=served if rename else None),
-            self.client.stream_error)
-
-    def event_error(self, data: bytes) -> str | None:
-        return responses_wire.event_error(data)
-
-    def first_token(self, event: bytes) -> bool:
-        return responses.first_token(event)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return openai_wire.upstream_error(status, body)
-
-
-class ResponsesViaMessages(_Translation):
-    """A Responses client served by an Anthropic Messages upstream: through chat completions,
-    both mappings in a row (Responses -> chat -> Messages, and back)."""
-
-    upstream_name = anthropic.NAME
-    upstream_path = anthropic.AnthropicMessages.upstream_path
-
-    def upstream_body(self, request: ClientRequest, upstream_model: str
-                      ) -> tuple[dict[str, Any], bytes | None]:
-        body = tm.chat_to_messages_request(tr.responses_to_chat_request(request.body))
-        body["model"] = upstream_model
-        return body, None
-
-    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
-                    rename: bool, capture: bool) -> Reading:
-        reading = _MESSAGES.read_answer(request, payload, served, False, capture)
-        chat = tm.messages_to_chat_answer(payload)
-        answer = tr.chat_to_responses_answer(chat, request.body, model=served if rename else None)
-        reading.body = orjson.dumps(answer)
-        return reading
-
-    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
-              capture: bool) -> TranslatedStream:
-        return TranslatedStream(
-            anthropic.MessagesWatcher(None, timer, capture),
-            Chained(MessagesToChatStream(include_usage=True),
-                    ChatToResponsesStream(request.body, model=served if rename else None)),
-            self.client.stream_error)
-
-    def event_error(self, data: bytes) -> str | None:
-        return anthropic.event_error(data)
-
-    def first_token(self, event: bytes) -> bool:
-        return anthropic.first_token(event)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return tm.messages_error_to_chat(anthropic.upstream_error(status, body))
+        shaped = self.upstream.error(status, body)
+        if self.side is None:
+            return openai_wire.upstream_error(status, shaped)
+        return self.side.error(status, shaped)
 
 
 class Chained:
-    """Two event translators in a row: what the first makes of an event, split into events,
-    is fed to the second."""
+    """Two event translators in a row: into chat completions, then out of them; the chat
+    chunks pass from the first to the second as objects."""
 
-    def __init__(self, first: EventTranslator, second: EventTranslator) -> None:
+    def __init__(self, first: IntoChat, second: FromChat) -> None:
+        first.sink = second.feed_payload
         self._first = first
         self._second = second
         self.done = False
@@ -272,110 +117,9 @@ class Chained:
         self.stream_error: Callable[[str, str], bytes] | None = getattr(second, "stream_error", None)
 
     def feed(self, event: bytes) -> bytes:
-        middle = self._first.feed(event)
-        out = b"".join(self._second.feed(part) for part in middle.split(b"\n\n") if part)
+        out = self._first.feed(event)
         self.done = self._second.done
         return out
-
-
-def _keep_nothing(response_id: str, model: str) -> None:
-    """A translated call's response is never retrieved by its id."""
-
-
-class ChatViaGemini(_Translation):
-    """An OpenAI chat completions client served by a Gemini upstream (generateContent, or
-    its SSE stream when the client streams)."""
-
-    upstream_name = gemini.NAME
-    upstream_path = "/v1beta/models/{model}"  # the action is the call's: `upstream_route`
-
-    def upstream_route(self, request: ClientRequest, upstream_model: str) -> str:
-        template = gemini.GeminiStream if request.stream else gemini.GeminiGenerate
-        return gemini.upstream_route(template.upstream_path, upstream_model)
-
-    def upstream_body(self, request: ClientRequest, upstream_model: str
-                      ) -> tuple[dict[str, Any], bytes | None]:
-        return tg.chat_to_gemini_request(request.body), None
-
-    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
-                    rename: bool, capture: bool) -> Reading:
-        answer = tg.gemini_to_chat_answer(payload, model=served if rename else None)
-        return Reading(gemini_answer.usage_from(payload.get("usageMetadata")),
-                       gemini_answer.response_model(payload),
-                       gemini_answer.response_attributes(payload), orjson.dumps(answer))
-
-    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
-              capture: bool) -> TranslatedStream:
-        options = request.body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return TranslatedStream(
-            GeminiWatcher(None, timer, capture),
-            GeminiToChatStream(include_usage=include_usage, model=served if rename else None),
-            self.client.stream_error)
-
-    def event_error(self, data: bytes) -> str | None:
-        return gemini_stream.event_error(data)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return openai_wire.upstream_error(status, _google_to_openai(status, body))
-
-
-class GeminiViaChat(_Translation):
-    """A Gemini client (generateContent or its stream) served by an OpenAI chat completions
-    upstream."""
-
-    upstream_name = CHAT
-    upstream_path = "/chat/completions"
-
-    def upstream_body(self, request: ClientRequest, upstream_model: str
-                      ) -> tuple[dict[str, Any], bytes | None]:
-        body = tg.gemini_to_chat_request(request.body)
-        body["model"] = upstream_model
-        if request.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body, None
-
-    def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
-                    rename: bool, capture: bool) -> Reading:
-        reading = _CHAT.read_answer(request, payload, served, False, capture)
-        answer = tg.chat_to_gemini_answer(payload, model=served if rename else None)
-        reading.body = orjson.dumps(answer)
-        return reading
-
-    def watch(self, request: ClientRequest, served: str, rename: bool, timer: ChunkTimer,
-              capture: bool) -> TranslatedStream:
-        return TranslatedStream(ChatWatcher(request, served, False, timer, capture),
-                                ChatToGeminiStream(model=served if rename else None),
-                                self.client.stream_error)
-
-    def event_error(self, data: bytes) -> str | None:
-        return openai_wire.event_error(data)
-
-    def upstream_error(self, status: int, body: bytes) -> bytes:
-        return gemini_errors.upstream_error(status, body)
-
-
-def _google_to_openai(status: int, body: bytes) -> bytes:
-    """A Google error body in OpenAI's shape (its message and status name kept)."""
-    try:
-        found = gemini_errors.read_error(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        return body
-    if found is None:
-        return body
-    _code, name, message = found
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": None,
-                                   "code": name}})
-
-
-class EventTranslator(Protocol):
-    """Turns one upstream event into the client's bytes (see chat_messages_stream)."""
-
-    done: bool
-
-    def feed(self, event: bytes) -> bytes: ...
 
 
 class TranslatedStream(StreamState):
@@ -426,24 +170,22 @@ class TranslatedStream(StreamState):
         return event
 
 
-# Which translation serves a client dialect on an upstream that speaks another: by the
-# client's dialect, the upstream dialect it can be carried over, and the translation.
-_TRANSLATIONS: Final[tuple[tuple[str, str, Callable[[Dialect], Dialect]], ...]] = (
-    (CHAT, anthropic.NAME, ChatViaMessages),
-    (anthropic.NAME, CHAT, MessagesViaChat),
-    (responses.NAME, CHAT, ResponsesViaChat),
-    (CHAT, responses.NAME, ChatViaResponses),
-    (responses.NAME, anthropic.NAME, ResponsesViaMessages),
-    (CHAT, gemini.NAME, ChatViaGemini),
-    (gemini.NAME, CHAT, GeminiViaChat),
-    (gemini.STREAM, CHAT, GeminiViaChat),
-)
+# The upstream sides in the order they are tried: chat completions first (one mapping
+# fewer when the client's dialect is not chat), then the others.
+_UPSTREAMS: Final = (CHAT_UPSTREAM, RESPONSES_UPSTREAM, MESSAGES_UPSTREAM, GEMINI_UPSTREAM)
 
 
 def translation(client: Dialect, upstream: frozenset[str]) -> Dialect | None:
     """The translation that carries `client`'s calls to an upstream speaking `upstream`'s
-    dialects, or None when there is none."""
-    for source, target, make in _TRANSLATIONS:
-        if client.name == source and target in upstream:
-            return make(client)
+    dialects, through chat completions (embeddings: between OpenAI's and Gemini's), or
+    None when there is none (count_tokens is answered by the chain instead)."""
+    side = CLIENT_SIDES.get(client.name)
+    if side is None and client.name != CHAT:
+        embeddings = EMBEDDING_TRANSLATIONS.get(client.name)
+        if embeddings is not None and embeddings[0] in upstream:
+            return embeddings[1](client)
+        return None
+    for target in _UPSTREAMS:
+        if target.name in upstream and (side is not None or target.name != CHAT):
+            return Translation(client, side, target)
     return None

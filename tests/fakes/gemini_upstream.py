@@ -120,11 +120,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
     action = request.match_info["action"]
     if action == "countTokens":
         return web.json_response({"totalTokens": b.prompt})
-    if action == "embedContent":
-        return web.json_response({"embedding": {"values": [0.1, 0.2, 0.3]}})
-    if action == "batchEmbedContents":
-        return web.json_response({"embeddings": [{"values": [0.1, 0.2, 0.3]}
-                                                 for _ in body.get("requests") or []]})
+    if action in ("embedContent", "batchEmbedContents"):
+        return _embed(request.match_info["model"], body, action == "batchEmbedContents")
     if b.function_call is not None:
         parts: list[Any] = [{"functionCall": {"name": b.function_call[0],
                                               "args": dict(b.function_call[1])}}]
@@ -136,6 +133,27 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if request.query.get("alt") != "sse":
         return _error(400, "the fake streams only with alt=sse")
     return await _stream(request, state, b, parts)
+
+
+def _vector(request: Any) -> list[float]:
+    """0.1, 0.2, 0.3, ... cut to the request's `outputDimensionality` (3 without one)."""
+    size = request.get("outputDimensionality") if isinstance(request, dict) else None
+    return [round(0.1 * (i + 1), 1) for i in range(size if isinstance(size, int) else 3)]
+
+
+def _embed(model: str, body: Any, batch: bool) -> web.Response:
+    """Like the real API: each content must be given, and each request of a batch must
+    name the URL's model."""
+    requests = body.get("requests") if batch else [body]
+    for index, request in enumerate(requests or ()):
+        if not isinstance(request.get("content"), dict):
+            return _error(400, f"* requests[{index}].content: content is not specified")
+        if batch and request.get("model") != f"models/{model}":
+            return _error(400, f"* BatchEmbedContentsRequest.requests[{index}].model: "
+                               "model must be the one in the URL")
+    if batch:
+        return web.json_response({"embeddings": [{"values": _vector(r)} for r in requests]})
+    return web.json_response({"embedding": {"values": _vector(body)}})
 
 
 async def _stream(request: web.Request, state: State, b: Behaviour,

@@ -6,10 +6,17 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
+from gateway.dialects.gemini.generate import GeminiCountTokens, GeminiGenerate, GeminiStream
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
-from gateway.dialects.registry import ANTHROPIC_NATIVE, OPENAI_NATIVE
-from gateway.translate.dialects import ChatViaMessages, MessagesViaChat, translation
+from gateway.dialects.openai_responses.responses import OpenAIResponses
+from gateway.dialects.registry import (
+    ANTHROPIC_NATIVE,
+    GEMINI_NATIVE,
+    OPENAI_CHAT_ONLY,
+    OPENAI_NATIVE,
+)
+from gateway.translate.dialects import translation
 from tests.fakes import anthropic_wire as awire
 from tests.fakes import openai_wire as owire
 
@@ -29,13 +36,38 @@ def test_translations_by_pair() -> None:
     """Chat rides on Messages and Messages on chat; embeddings and count_tokens do not translate."""
     chat, messages = OpenAIChat(), AnthropicMessages()
     via_messages = translation(chat, ANTHROPIC_NATIVE)
-    assert isinstance(via_messages, ChatViaMessages)
-    assert via_messages.upstream_path == "/v1/messages" and via_messages.operation == "chat"
+    assert via_messages is not None and via_messages.upstream_path == "/v1/messages"
+    assert via_messages.operation == "chat"
     assert via_messages.name == "openai.chat_completions>anthropic.messages"
-    assert isinstance(translation(messages, OPENAI_NATIVE), MessagesViaChat)
+    back = translation(messages, OPENAI_NATIVE)
+    assert back is not None and back.name == "anthropic.messages>openai.chat_completions"
+    assert back.upstream_path == "/chat/completions"
     assert translation(OpenAIEmbeddings(), ANTHROPIC_NATIVE) is None
     assert translation(AnthropicCountTokens(), OPENAI_NATIVE) is None
     assert translation(chat, frozenset()) is None
+
+
+def test_every_client_dialect_reaches_every_upstream_through_chat() -> None:
+    """Each chat-family client dialect has a path to each upstream dialect, named client
+    then upstream; Gemini's URL is the call's (its action by whether it streams)."""
+    clients = [OpenAIChat(), OpenAIResponses(), AnthropicMessages(), GeminiGenerate(),
+               GeminiStream()]
+    upstreams = {"openai.responses": frozenset({"openai.responses"}),
+                 "openai.chat_completions": OPENAI_CHAT_ONLY,
+                 "anthropic.messages": ANTHROPIC_NATIVE, "gemini.generate_content": GEMINI_NATIVE}
+    for client in clients:
+        for name, speaks in upstreams.items():
+            if client.name in speaks:
+                continue
+            found = translation(client, speaks)
+            assert found is not None, (client.name, name)
+            assert found.name == f"{client.name}>{name}"
+    via = translation(OpenAIResponses(), GEMINI_NATIVE)
+    assert via is not None
+    request = OpenAIResponses().parse(b'{"model": "m", "input": "hi", "stream": true}')
+    route = via.upstream_route(request, "gemini-2.5-flash")  # type: ignore[attr-defined]
+    assert route == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    assert translation(GeminiCountTokens(), OPENAI_NATIVE) is None
 
 
 def test_translated_stream_ends_on_a_malformed_event() -> None:
@@ -107,3 +139,26 @@ def test_translated_streams_capture_the_upstreams_output() -> None:
     assert orjson.loads(watcher.output_messages() or "") == [{
         "role": "assistant", "finish_reason": "end_turn",
         "parts": [{"type": "text", "content": "Streamed hello"}]}]
+
+
+def test_a_composed_stream_ends_on_an_upstream_error_with_the_clients_error_event() -> None:
+    """A Gemini error chunk mid-stream reaches a Responses client as its `error` event and
+    a Messages client as its own, after the text already sent, and ends the stream."""
+    text = b"data: " + orjson.dumps({
+        "candidates": [{"content": {"parts": [{"text": "hi "}], "role": "model"}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1},
+        "modelVersion": "gemini-2.5-flash", "responseId": "r-1"})
+    error = b'data: {"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}'
+    for client, raw, expected in [
+            (OpenAIResponses(), b'{"model": "m", "stream": true, "input": "hi"}',
+             b'"type":"error","code":"INTERNAL","message":"boom"'),
+            (AnthropicMessages(), MESSAGES_REQUEST.replace(b"}]}", b'}], "stream": true}'),
+             b'"error":{"type":"api_error","message":"boom"}')]:
+        via = translation(client, GEMINI_NATIVE)
+        assert via is not None
+        watcher = via.watch(client.parse(raw), "m", False, _Timer(), False)
+        out = watcher.feed([text, error])
+        assert watcher.done and watcher.failure is not None
+        assert watcher.failure.end == "upstream_error"
+        assert out.index(b"hi ") < out.index(expected)
+        assert watcher.usage is not None and watcher.usage.input == 3

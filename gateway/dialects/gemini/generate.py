@@ -198,12 +198,23 @@ class GeminiEmbed(GeminiGenerate):
 
 
 class GeminiBatchEmbed(GeminiEmbed):
-    """`models/{model}:batchEmbedContents` (what the SDK's `embed_content` calls)."""
+    """`models/{model}:batchEmbedContents` (what the SDK's `embed_content` calls). Each
+    request names its model too, and the API wants the URL's: the upstream's id."""
 
     name: str = BATCH_EMBED
     routes: tuple[str, ...] = _routes("batchEmbedContents")
     upstream_path: str = _upstream("batchEmbedContents")
     batch: bool = True
+
+    def upstream_body(self, request: ClientRequest, upstream_model: str
+                      ) -> tuple[dict[str, Any], bytes | None]:
+        if upstream_model == request.model:
+            return request.body, None
+        named = f"models/{upstream_model}"
+        body = dict(request.body)
+        body["requests"] = [{**r, "model": named} if "model" in r else r
+                            for r in body["requests"]]
+        return body, None
 
 
 def _stream_error_code(code: str) -> int:

@@ -10,7 +10,12 @@ import pytest
 
 from gateway.dialects.gemini import errors as wire_errors
 from gateway.dialects.gemini.answer import usage_from
-from gateway.dialects.gemini.generate import GeminiGenerate, GeminiStream, upstream_route
+from gateway.dialects.gemini.generate import (
+    GeminiBatchEmbed,
+    GeminiGenerate,
+    GeminiStream,
+    upstream_route,
+)
 from gateway.dialects.gemini.stream import GeminiWatcher, event_error
 from gateway.errors import BudgetExceeded, InvalidRequest, ModelNotFound, UpstreamStatus
 from gateway.usage import Usage
@@ -89,6 +94,19 @@ def test_upstream_route_quotes_the_model() -> None:
     """The upstream path carries the upstream model id as one path segment."""
     assert upstream_route(GeminiStream.upstream_path, "tuned/x y") == \
         "/v1beta/models/tuned%2Fx%20y:streamGenerateContent?alt=sse"
+
+
+def test_batch_embed_requests_name_the_upstreams_model() -> None:
+    """A batch's requests name the model of the URL (the upstream's id), as the API
+    requires, when the gateway's model name is an alias."""
+    batch = GeminiBatchEmbed()
+    raw = orjson.dumps({"requests": [{"model": "models/alias", "content": {"parts": [
+        {"text": "a"}]}}, {"content": {"parts": [{"text": "b"}]}}]})
+    request = batch.parse_routed(raw, {"model": "alias"}, {})
+    body, _ = batch.upstream_body(request, "gemini-embedding-001")
+    assert [r.get("model") for r in body["requests"]] == ["models/gemini-embedding-001", None]
+    assert request.body["requests"][0]["model"] == "models/alias"
+    assert batch.upstream_body(request, "alias")[0] is request.body
 
 
 class _Timer:

@@ -31,6 +31,7 @@ COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 # spend/control, spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions
 # subclass (an interpreted class cannot subclass a compiled one).
 COMPILED = [
+    "gateway/attribution.py",
     "gateway/call.py",
     "gateway/pricing.py",
     "gateway/redact.py",

@@ -17,6 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway import attribution, errors
+from gateway.attribution_config import TagLabels
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig, ModelConfig
 from gateway.dialects.base import Dialect, RoutedDialect
@@ -81,7 +82,7 @@ class Lifecycle:
         self.capture = config.telemetry.capture_content
         # The allow-listed tags as labels of the gateway's per-request series (none unless
         # the operator lists tag names: `attribution.metric_tags`).
-        self.tag_labels = attribution.TagLabels(config.attribution)
+        self.tag_labels = TagLabels(config.attribution)
         self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
         self._on_finish = overriding(self.hooks, "on_finish")
         # The config is frozen: what `admit` would ask it (interpreted calls) on every

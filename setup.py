@@ -31,8 +31,10 @@ COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 # spend/control, spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions
 # subclass (an interpreted class cannot subclass a compiled one).
 COMPILED = [
+    "gateway/attribution.py",
     "gateway/call.py",
     "gateway/pricing.py",
+    "gateway/redact.py",
     "gateway/sse.py",
     "gateway/usage.py",
     "gateway/dialects/base.py",
@@ -40,6 +42,7 @@ COMPILED = [
     "gateway/dialects/openai_chat.py",
     "gateway/dialects/openai_embeddings.py",
     "gateway/dialects/openai_wire.py",
+    "gateway/edge/body.py",
     "gateway/edge/handlers.py",
     "gateway/edge/proxy.py",
     "gateway/edge/responses.py",
@@ -75,6 +78,7 @@ COMPILED = [
     "gateway/telemetry/recorder.py",
     "gateway/telemetry/tallies.py",
     "gateway/telemetry/tracecontext.py",
+    "gateway/telemetry/vocabulary.py",
 ]
 
 

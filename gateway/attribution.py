@@ -12,7 +12,10 @@ spans, so names and values are validated and length-limited, and a call carries
 at most `MAX_TAGS` tags; a bad header or user id is a 400 naming the problem. Tags are
 never metric labels (their values are unbounded) unless the operator allow-lists a tag
 name (`attribution.metric_tags`), and then only its first `metric_tag_values` distinct
-values per process are (`TagLabels`); the end user never is.
+values per process are (`attribution_config.TagLabels`); the end user never is.
+
+Read on every request, so compiled (setup.py); the `attribution:` config section, a
+pydantic dataclass mypyc cannot compile, is `attribution_config.py`.
 """
 
 from __future__ import annotations
@@ -21,16 +24,11 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from pydantic import field_validator
-from pydantic.dataclasses import dataclass as section
 
 from gateway import errors
-from gateway.confread import STRICT, Integer, StrList, fail
-from gateway.telemetry import names as n
-from gateway.telemetry.vocabulary import BoundedNames
 
 TAGS_HEADER = "x-gateway-tags"
 USER_HEADER = "x-gateway-user"
@@ -38,7 +36,7 @@ MAX_TAGS = 16
 MAX_NAME = 64
 MAX_VALUE = 128
 MAX_USER = 128
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # Printable ASCII without the header's own separators and quotes.
 _VALUE = re.compile(r"^[A-Za-z0-9 _.:/@+#~-]{1,128}$")
 _USER = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -60,57 +58,8 @@ class Attribution:
 
 
 NONE = Attribution()
-MAX_METRIC_TAG_VALUES = 1000
 
 
-@section(frozen=True, slots=True, config=STRICT)
-class AttributionConfig:
-    """The `attribution:` section: which tags may become metric labels."""
-
-    # Tag names whose values become labels (`gateway.tags.<name>`) of gateway_requests_total,
-    # gateway_cost_usd_total and gateway_tokens_total. Empty (the default): no tag ever is.
-    metric_tags: StrList = ()
-    # The distinct values of each such tag kept as labels, per process; later ones are
-    # `_OTHER` (the series count stays bounded whatever clients send).
-    metric_tag_values: Annotated[int, Integer(1)] = 50
-
-    @field_validator("metric_tags")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [name for name in value if not _NAME.match(name)]
-        if bad:
-            fail(f"'{_show(bad[0])}' is not a tag name (1 to {MAX_NAME} letters, digits, "
-                 "'_', '.' or '-')")
-        if len(set(value)) > MAX_TAGS:
-            fail(f"at most {MAX_TAGS} tag names")
-        return tuple(dict.fromkeys(value))
-
-    @field_validator("metric_tag_values")
-    @classmethod
-    def _values(cls, value: int) -> int:
-        if value > MAX_METRIC_TAG_VALUES:
-            fail(f"must be at most {MAX_METRIC_TAG_VALUES}")
-        return value
-
-
-class TagLabels:
-    """A call's allow-listed tags as metric label pairs, each tag's values bounded."""
-
-    __slots__ = ("_bounded", "enabled")
-
-    def __init__(self, config: AttributionConfig) -> None:
-        self._bounded = {name: BoundedNames(config.metric_tag_values)
-                         for name in config.metric_tags}
-        self.enabled = bool(self._bounded)
-
-    def __call__(self, found: Attribution) -> tuple[tuple[str, str], ...]:
-        """(label, value) pairs of the allow-listed tags `found` has; () for none."""
-        pairs = []
-        for name, value in found.tags:
-            bounded = self._bounded.get(name)
-            if bounded is not None:
-                pairs.append((n.GATEWAY_TAGS_PREFIX + name, bounded(value) or ""))
-        return tuple(pairs)
 STATE_KEY = "attribution"  # where the call log hook keeps it in `Call.state`
 
 
@@ -140,7 +89,7 @@ def read(headers: Mapping[str, str], body: Mapping[str, Any],
         # OpenAI's own field, which OpenAI accepts more freely: pairs that are not valid
         # tags are passed on upstream but not recorded, rather than refused.
         for name, value in metadata.items():
-            if isinstance(value, str) and _NAME.match(str(name)) and _VALUE.match(value):
+            if isinstance(value, str) and NAME.match(str(name)) and _VALUE.match(value):
                 tags[str(name)] = value
     if header is not None:
         tags.update(parse_header(header))
@@ -177,16 +126,16 @@ def parse_header(text: str) -> dict[str, str]:
         name, eq, value = part.partition("=")
         if not eq:
             raise errors.InvalidRequest(
-                f"{TAGS_HEADER}: '{_show(part)}' is not name=value", param=TAGS_HEADER)
+                f"{TAGS_HEADER}: '{shown(part)}' is not name=value", param=TAGS_HEADER)
         name = _name(name.strip(), TAGS_HEADER)
         tags[name] = _value(value.strip(), name, TAGS_HEADER)
     return tags
 
 
 def _name(name: str, where: str) -> str:
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise errors.InvalidRequest(
-            f"{where}: tag name '{_show(name)}' must be 1 to {MAX_NAME} letters, digits, "
+            f"{where}: tag name '{shown(name)}' must be 1 to {MAX_NAME} letters, digits, "
             "'_', '.' or '-'", param=where)
     return name
 
@@ -199,6 +148,6 @@ def _value(value: str, name: str, where: str) -> str:
     return value
 
 
-def _show(text: str) -> str:
+def shown(text: str) -> str:
     cleaned = "".join(ch for ch in text if ch.isprintable())
     return cleaned[:40] + ("..." if len(cleaned) > 40 else "")

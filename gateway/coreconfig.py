@@ -20,7 +20,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, fie
 from pydantic.dataclasses import dataclass as section
 from pydantic.json_schema import SkipJsonSchema
 
-from gateway.attribution import AttributionConfig
+from gateway.attribution_config import AttributionConfig
 from gateway.confread import (
     STRICT,
     Bool,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway import attribution, errors
+from gateway.attribution_config import AttributionConfig, TagLabels
 
 
 def test_nothing_named_is_the_shared_empty_attribution() -> None:
@@ -84,15 +85,14 @@ def test_bad_tags_and_users_are_400(headers: dict[str, str], body: dict[str, str
 def test_tag_labels_only_for_allow_listed_names_and_bounded() -> None:
     """Only allow-listed tag names become label pairs, each name's values bounded (later
     newcomers are `_OTHER`); without an allow-list nothing does, and the user never."""
-    labels = attribution.TagLabels(attribution.AttributionConfig(metric_tags=("project",),
-                                                                 metric_tag_values=2))
+    labels = TagLabels(AttributionConfig(metric_tags=("project",), metric_tag_values=2))
     assert labels.enabled
     seen = [labels(attribution.read({"x-gateway-tags": f"project={p},feature=f{p}"},
                                     {"user": "u-" + p})) for p in ("a", "b", "c", "a")]
     assert seen == [(("gateway.tags.project", "a"),), (("gateway.tags.project", "b"),),
                     (("gateway.tags.project", "_OTHER"),), (("gateway.tags.project", "a"),)]
     assert labels(attribution.NONE) == ()
-    off = attribution.TagLabels(attribution.AttributionConfig())
+    off = TagLabels(AttributionConfig())
     assert not off.enabled
     assert off(attribution.read({"x-gateway-tags": "project=a"}, {})) == ()
 

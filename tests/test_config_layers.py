@@ -31,7 +31,7 @@ def test_core_config_imports_no_feature() -> None:
         # credentials; pricing, catalog: a model's effective prices, resolved at load (core,
         # not a feature)
         allowed = {"gateway.confread", "gateway.envsubst", "gateway.limits",
-                   "gateway.attribution", "gateway.redact", "gateway.pricing", "gateway.catalog"}
+                   "gateway.attribution_config", "gateway.redact", "gateway.pricing", "gateway.catalog"}
         assert gateway_imports <= allowed, (module, gateway_imports)
 
 

@@ -33,9 +33,15 @@ def model_of(body: Mapping[str, Any]) -> str:
 
 def check_bounds(body: Mapping[str, Any], limits: RequestLimits) -> None:
     """`max_tokens`, `max_completion_tokens` and `n` within `limits:` (else a 400)."""
-    check_count("max_completion_tokens", body.get("max_completion_tokens"), limits.max_tokens)
-    check_count("max_tokens", body.get("max_tokens"), limits.max_tokens)
-    check_count("n", body.get("n"), limits.max_n)
+    _bounded(body, "max_completion_tokens", limits.max_tokens)
+    _bounded(body, "max_tokens", limits.max_tokens)
+    _bounded(body, "n", limits.max_n)
+
+
+def _bounded(body: Mapping[str, Any], name: str, maximum: int) -> None:
+    value = body.get(name)
+    if value is not None:  # most bodies set none: no call into the (interpreted) check
+        check_count(name, value, maximum)
 
 
 def max_tokens(body: Mapping[str, Any]) -> int | None:

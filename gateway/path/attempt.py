@@ -83,6 +83,22 @@ class _Started:
         self.first_seen = False
 
 
+class ModelRoute:
+    """What every attempt on a model reads of its config (a pydantic dataclass, whose
+    properties run interpreted), worked out once per model."""
+
+    __slots__ = ("key_missing", "provider", "renames", "upstream_id")
+
+    def __init__(self, config: GatewayConfig, model: ModelConfig) -> None:
+        # Its provider's config (`GatewayConfig.provider_for`), and the variable its API key
+        # should come from when that is not set (else None).
+        self.provider: ProviderConfig = config.provider_for(model)
+        self.key_missing: str | None = self.provider.api_key_missing
+        # The id sent upstream ("" for a pattern entry: each id as the client asked).
+        self.upstream_id: str = model.upstream_id("")
+        self.renames: bool = model.renames
+
+
 class AttemptRunner:
     """Runs attempts against the configured providers."""
 
@@ -102,21 +118,18 @@ class AttemptRunner:
             secret for p in config.providers.values() for secret in p.secrets)
         # Upstream-reported model names become metric labels: bounded, and scrubbed once.
         self.response_models = BoundedNames(clean=self.scrubber.text)
-        # model name -> (its provider's config, the unset key variable or None): the
-        # config is frozen, so worked out once per model instead of on every attempt.
-        self._provider_of: dict[str, tuple[ProviderConfig, str | None]] = {}
+        # model name -> its route: the config is frozen, so worked out once per model
+        # instead of on every attempt.
+        self._route_of: dict[str, ModelRoute] = {}
 
-    def provider_config(self, model: ModelConfig) -> tuple[ProviderConfig, str | None]:
-        """The config of the provider serving `model` (`GatewayConfig.provider_for`) and
-        the variable its API key should come from when that is not set."""
-        found = self._provider_of.get(model.name)
+    def route(self, model: ModelConfig) -> ModelRoute:
+        found = self._route_of.get(model.name)
         if found is None:
-            provider = self.config.provider_for(model)
-            found = self._provider_of[model.name] = (provider, provider.api_key_missing)
+            found = self._route_of[model.name] = ModelRoute(self.config, model)
         return found
 
     def provider_for(self, model: ModelConfig) -> Provider:
-        return self.providers[self.provider_config(model)[0].name]
+        return self.providers[self.route(model).provider.name]
 
     def dialect_for(self, client: Dialect, provider: Provider) -> Dialect:
         """The client's dialect when the provider speaks it, else the translation that
@@ -132,7 +145,7 @@ class AttemptRunner:
     def upstream_request(self, call: Call, model: ModelConfig, provider: Provider,
                          dialect: Dialect) -> UpstreamRequest:
         client = call.client
-        upstream_id = model.upstream_id(client.model)
+        upstream_id = self.route(model).upstream_id or client.model
         body, raw = dialect.upstream_body(client, upstream_id)
         directives: dict[str, str] = {}
         if provider.config.kind == "mock":  # only the simulator reads them
@@ -191,8 +204,9 @@ class AttemptRunner:
                   deadlines: AttemptDeadlines) -> JsonAnswer | EventStream:
         """Send the attempt and wait until its answer starts (the whole JSON body, or the
         first SSE event), all before anything reaches the client; raises AttemptFailed."""
-        config, variable = self.provider_config(model)
-        provider = self.providers[config.name]
+        route = self.route(model)
+        provider = self.providers[route.provider.name]
+        variable = route.key_missing
         recorder = self.start_recorder(call, model, provider, attempt_number)
         if variable is not None:  # the provider is not usable
             raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
@@ -244,7 +258,7 @@ class AttemptRunner:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise errors.UpstreamBadResponse(
                     f"the upstream for model '{model.name}' did not answer with an event stream")
-            watcher = dialect.watch(call.client, model.name, model.renames,
+            watcher = dialect.watch(call.client, model.name, self.route(model).renames,
                                     recorder, recorder.content.enabled)
             stream = EventStream(dialect, model, provider, recorder, response, watcher,
                                  provider.config.max_event_bytes, self.scrubber)
@@ -332,7 +346,7 @@ class AttemptRunner:
                 f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
         client = call.client
         reading = dialect.read_answer(client, payload, model.name,
-                                      model.renames, recorder.content.enabled)
+                                      self.route(model).renames, recorder.content.enabled)
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)

@@ -75,12 +75,14 @@ class Chain:
             self.instruments.circuit_state.set, self.clock)
         self._rng = rng or random.Random()
         self._breaker_of: dict[str, CircuitBreaker | None] = {}  # model name -> its breaker
+        # model name -> its policy: the config is frozen, so looked up once per model.
+        self._policy_of: dict[str, ModelPolicy] = {}
 
     async def dispatch(self, call: Call) -> Answer:
         for hook in self._on_request:
             await hook.on_request(call)
         chain = self.router.chain(call)
-        asked = self.config.resilience.policy(call.model.name)
+        asked = self._policy(call.model)
         request_at = self.clock.time() + asked.request_timeout_s
         last: errors.GatewayError | None = None
         reason = ""
@@ -100,7 +102,7 @@ class Chain:
                           request_s: float, fallback_left: bool) -> Answer:
         """Try `model` (with retries); raise _MoveOn to fall back."""
         self._check_dialect(call, model)
-        policy = self.config.resilience.policy(model.name)
+        policy = self._policy(model)
         breaker = self._breaker(model, policy)
         clock = self.clock
         retry = 0
@@ -199,7 +201,7 @@ class Chain:
             await self._done(call, failed.result)
             raise
         call.served_model = model
-        call.served_provider = self.runner.provider_config(model)[0].provider_name
+        call.served_provider = self.runner.route(model).provider.provider_name
         if isinstance(answer, JsonAnswer):
             await self._done(call, answer.result)
         return answer
@@ -222,6 +224,12 @@ class Chain:
         call.attempts.append(result)
         for hook in self._on_attempt_done:
             await hook.on_attempt_done(call, result)
+
+    def _policy(self, model: ModelConfig) -> ModelPolicy:
+        policy = self._policy_of.get(model.name)
+        if policy is None:
+            policy = self._policy_of[model.name] = self.config.resilience.policy(model.name)
+        return policy
 
     def _breaker(self, model: ModelConfig, policy: ModelPolicy) -> CircuitBreaker | None:
         try:

@@ -17,6 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from gateway import attribution, errors
+from gateway.attribution_config import TagLabels
 from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.coreconfig import ModelConfig
@@ -84,11 +85,15 @@ class Lifecycle:
         self.capture = config.telemetry.capture_content
         # The allow-listed tags as labels of the gateway's per-request series (none unless
         # the operator lists tag names: `attribution.metric_tags`).
-        self.tag_labels = attribution.TagLabels(config.attribution)
+        self.tag_labels = TagLabels(config.attribution)
         self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
         self._on_finish = overriding(self.hooks, "on_finish")
         # config.lookup, with each id a price-less pattern entry serves priced on its own
         self.lookup: Callable[[str], ModelConfig | None] = model_lookup(config)
+        # The config is frozen: what `admit` would ask it (interpreted calls) on every
+        # request is kept here, per configured name and operation.
+        self._models = dict(config.models)  # by exact name, as `lookup` looks first
+        self._serving: dict[tuple[str, str], bool] = {}  # (model, operation) -> served
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:
@@ -126,13 +131,13 @@ class Lifecycle:
             client = visit.dialect.parse(raw)
         else:
             client = cast(RoutedDialect, visit.dialect).parse_routed(raw, *routed)
-        model = self.lookup(client.model)
+        model = self._models.get(client.model) or self.lookup(client.model)
         if model is None:
             raise errors.ModelNotFound(
                 f"The model '{printable(client.model)}' does not exist or you do not have "
                 "access to it.", param="model")
         visit.model_label = model.name
-        if not model.serves(client.operation):
+        if not self._serves(model, client.operation):
             raise errors.InvalidRequest(_wrong_operation(model.name, client.operation),
                                         param="model", code="model_not_supported")
         if principal.allowed_models is not None and model.name not in principal.allowed_models:
@@ -149,6 +154,13 @@ class Lifecycle:
                     query=query)
         visit.call = call
         return call
+
+    def _serves(self, model: ModelConfig, operation: str) -> bool:
+        key = (model.name, operation)
+        served = self._serving.get(key)
+        if served is None:  # configured models by the dialects' operations: bounded
+            served = self._serving[key] = model.serves(operation)
+        return served
 
     async def close(self, visit: Visit, status: int, error_type: str | None) -> None:
         """The call's end: its status, the `on_finish` hooks, metrics and the SERVER span."""

@@ -102,16 +102,10 @@ class Instruments:
     rate_limited: Counter
     tallies: Tallies  # requests, tokens and in-flight, as observable series
     semconv: Semconv
+    # Which plan an attempt follows is the recorder's `plan_of` (compiled, per attempt).
     inference: Plan  # chat, text_completion
     non_inference: Plan  # embeddings
     counting: Plan  # count_tokens: its duration only
-
-    def plan(self, operation: str) -> Plan:
-        if operation == n.OP_EMBEDDINGS:
-            return self.non_inference
-        if operation == n.OP_COUNT_TOKENS:
-            return self.counting
-        return self.inference
 
 
 def _histograms(meter: Meter, hot: HotMetrics | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from gateway.fastpaths import BoundRecorder, add_keyed, bind, context_with, record_keyed
 from gateway.telemetry import names as n
 from gateway.telemetry.content import ContentMode
-from gateway.telemetry.instruments import Plan, UsageCounters
+from gateway.telemetry.instruments import Instruments, Plan, UsageCounters
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
 
@@ -56,7 +56,7 @@ class AttemptRecorder:
         content: ContentMode = ContentMode.NO_CONTENT,
     ) -> None:
         self.telemetry = telemetry
-        self._plan: Plan = telemetry.instruments.plan(operation)
+        self._plan = plan_of(telemetry.instruments, operation)
         self._key = (operation, provider_name, model, server_address, server_port)
         attributes = metric_attributes((*self._key, None, None, None))
         attributes.update(request_attributes)
@@ -202,6 +202,15 @@ def usage_attributes_into(attributes: dict[str, Any], usage: Usage, plan: Plan) 
             attributes[name] = usage.cache_creation
     if usage.reasoning:
         attributes[n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+
+
+def plan_of(instruments: Instruments, operation: str) -> Plan:
+    """What an attempt of `operation` records."""
+    if operation == n.OP_EMBEDDINGS:
+        return instruments.non_inference
+    if operation == n.OP_COUNT_TOKENS:
+        return instruments.counting
+    return instruments.inference
 
 
 class _BoundAll:

@@ -158,13 +158,13 @@ def _plain_and_parsed(events: list[bytes]) -> tuple[GeminiWatcher, GeminiWatcher
 def test_plain_chunks_read_unparsed_give_what_parsing_gives(texts: list[str]) -> None:
     """Mid-stream chunks taken from their raw bytes give the same forwarded bytes, timings,
     delivered output and usage as parsing each, cut short or finished."""
-    counts = {"promptTokenCount": 7}
-    events = [_text_chunk(text, candidatesTokenCount=i + 1, **counts) for i, text in enumerate(texts)]
+    events = [_text_chunk(text, promptTokenCount=7, candidatesTokenCount=i + 1)
+              for i, text in enumerate(texts)]
     plain, parsed = _plain_and_parsed(events)
     assert plain._timer.chunks == parsed._timer.chunks == len(texts) - 1  # type: ignore[union-attr]
     assert plain.output_tokens() == parsed.output_tokens()
     assert plain.usage == parsed.usage  # cut short: the last counts, raised to what was delivered
-    last = _text_chunk("!", "STOP", candidatesTokenCount=9, **counts)
+    last = _text_chunk("!", "STOP", promptTokenCount=7, candidatesTokenCount=9)
     assert plain.feed([last]) == parsed.feed([last])
     assert plain.done and plain.usage == parsed.usage == Usage(input=7, output=9)
     assert plain.response_attributes == parsed.response_attributes

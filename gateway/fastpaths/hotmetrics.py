@@ -138,6 +138,16 @@ class _Series:
         if sample is not None:
             self.exemplars[index] = sample
 
+    def merge(self, counts: list[int], total: float, low: float, high: float) -> None:
+        """Measurements summed up elsewhere (the caller holds the histogram's lock)."""
+        mine = self.counts
+        for index, count in enumerate(counts):
+            if count:
+                mine[index] += count
+        self.sum += total
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
+
 
 class HotHistogram:
     """An explicit-bucket histogram with the SDK Histogram's `record` signature."""
@@ -184,18 +194,32 @@ class HotHistogram:
     def record_many(self, amounts: Sequence[float], attributes: Mapping[str, Any],
                     context: Context | None = None) -> None:
         """`record` of each amount into one series under one context (a stream's chunk
-        timings, gathered while it ran): the series, the span's ids, the clock and the lock
-        once for all of them. Each bucket's exemplar is its last amount, stamped now."""
+        timings, gathered while it ran), summed up first and merged into the series once:
+        one series lookup, clock read and lock for all of them. Each bucket's exemplar is
+        its last amount, stamped now."""
         bounds = self.bounds
-        indexed = [(bisect_left(bounds, amount), amount) for amount in amounts
-                   if _measurable(amount)]
-        if not indexed:
+        counts = [0] * (len(bounds) + 1)
+        last: dict[int, float] = {}
+        total: float = 0
+        low, high = math.inf, -math.inf
+        for amount in amounts:
+            if not _measurable(amount):
+                continue
+            index = bisect_left(bounds, amount)
+            counts[index] += 1
+            last[index] = amount
+            total += amount
+            low = min(low, amount)
+            high = max(high, amount)
+        if not last:
             return
         series = self._series_for(attributes)
         ids = _sample(0.0, context, self._exemplars)
         with self._lock:
-            for index, amount in indexed:
-                series.add(index, amount, None if ids is None else (amount, ids[1], ids[2], ids[3]))
+            series.merge(counts, total, low, high)
+            if ids is not None:
+                for index, amount in last.items():
+                    series.exemplars[index] = (amount, ids[1], ids[2], ids[3])
 
     def collect(self, now: int, since: int) -> Metric | None:
         with self._lock:

@@ -156,55 +156,49 @@ def test_record_many_records_like_record() -> None:
         [(e.value, e.span_id, e.trace_id) for e in theirs.exemplars]
 
 
-def test_long_stream_records_chunk_timings_in_batches() -> None:
-    """A stream's chunk timings reach the histogram every CHUNK_BATCH chunks while it runs,
-    and the rest when it finishes."""
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-
-    from gateway.telemetry.recorder import CHUNK_BATCH, AttemptRecorder
+def _sdk_recorder() -> tuple[Any, InMemoryMetricReader]:
+    """An attempt's recorder on the SDK's histograms (GATEWAY_FAST_METRICS=false), and the
+    reader of its metrics."""
+    from gateway.telemetry.recorder import AttemptRecorder
     from gateway.telemetry.setup import Telemetry
 
     instruments, memory, _ = _setup(hot=False)
-    telemetry = Telemetry(tracer=SdkTracerProvider().get_tracer("gateway"),
+    telemetry = Telemetry(tracer=TracerProvider().get_tracer("gateway"),
                           meter=None,  # type: ignore[arg-type]
                           instruments=instruments)
     recorder = AttemptRecorder(telemetry, trace.set_span_in_context(trace.INVALID_SPAN),
                                operation="chat", provider_name="openai", model="m",
                                server_address=None, server_port=None, request_attributes={},
                                extra_attributes={})
+    return recorder, memory
+
+
+CHUNK_METRIC = ("gen_ai.client.operation.time_per_output_chunk|s|"
+                "Time between consecutive chunks after the first in a streaming operation.")
+
+
+def test_long_stream_records_chunk_timings_in_batches() -> None:
+    """A stream's chunk timings reach the histogram every CHUNK_BATCH chunks while it runs,
+    and the rest when it finishes."""
+    from gateway.telemetry.recorder import CHUNK_BATCH
+
+    recorder, memory = _sdk_recorder()
     recorder.first_chunk()
     for _ in range(CHUNK_BATCH + 3):
         recorder.chunk()
-    name = ("gen_ai.client.operation.time_per_output_chunk|s|"
-            "Time between consecutive chunks after the first in a streaming operation.")
-    assert _points(memory)[name][0]["count"] == CHUNK_BATCH
+    assert _points(memory)[CHUNK_METRIC][0]["count"] == CHUNK_BATCH
     recorder.finish(response_model="m", usage=None, cost=None)
-    assert _points(memory)[name][0]["count"] == CHUNK_BATCH + 3
+    assert _points(memory)[CHUNK_METRIC][0]["count"] == CHUNK_BATCH + 3
 
 
 def test_recorder_chunk_timings_with_sdk_instruments() -> None:
     """With the SDK's histograms (GATEWAY_FAST_METRICS=false) chunk timings still record."""
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-
-    from gateway.telemetry.recorder import AttemptRecorder
-    from gateway.telemetry.setup import Telemetry
-
-    instruments, memory, _ = _setup(hot=False)
-    provider = SdkTracerProvider()
-    telemetry = Telemetry(tracer=provider.get_tracer("gateway"), meter=None,  # type: ignore[arg-type]
-                          instruments=instruments)
-    recorder = AttemptRecorder(telemetry, trace.set_span_in_context(trace.INVALID_SPAN),
-                               operation="chat", provider_name="openai", model="m",
-                               server_address=None, server_port=None, request_attributes={},
-                               extra_attributes={})
+    recorder, memory = _sdk_recorder()
     recorder.first_chunk()
     recorder.chunk()
     recorder.chunk()
     recorder.finish(response_model="m", usage=None, cost=None)
-    points = _points(memory)
-    chunk = points["gen_ai.client.operation.time_per_output_chunk|s|"
-                   "Time between consecutive chunks after the first in a streaming operation."]
-    assert chunk[0]["count"] == 2
+    assert _points(memory)[CHUNK_METRIC][0]["count"] == 2
 
 
 def test_interleaved_contexts_leave_each_its_own_exemplar() -> None:

@@ -200,7 +200,7 @@ class HotHistogram:
         bounds = self.bounds
         counts = [0] * (len(bounds) + 1)
         last: dict[int, float] = {}
-        total: float = 0
+        total = 0.0
         low, high = math.inf, -math.inf
         for amount in amounts:
             if not _measurable(amount):

@@ -29,7 +29,9 @@ COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 # only at start (fastpaths' switches and self-checks), modules run as scripts
 # (spend/ledger_writer), modules mypyc cannot compile (async generators: providers/openai,
 # spend/control, spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions
-# subclass (an interpreted class cannot subclass a compiled one).
+# subclass (an interpreted class cannot subclass a compiled one). The Messages dialect and the
+# translations (gateway/translate/) are not compiled yet: the Messages watcher builds on the
+# interpreted dialects/streamstate, which the translations' watchers share.
 COMPILED = [
     "gateway/attribution.py",
     "gateway/call.py",
@@ -42,6 +44,13 @@ COMPILED = [
     "gateway/dialects/openai_chat.py",
     "gateway/dialects/openai_embeddings.py",
     "gateway/dialects/openai_wire.py",
+    "gateway/dialects/gemini/answer.py",
+    "gateway/dialects/gemini/errors.py",
+    "gateway/dialects/gemini/generate.py",
+    "gateway/dialects/gemini/request.py",
+    "gateway/dialects/gemini/stream.py",
+    "gateway/dialects/openai_responses/responses.py",
+    "gateway/dialects/openai_responses/wire.py",
     "gateway/edge/body.py",
     "gateway/edge/handlers.py",
     "gateway/edge/proxy.py",

@@ -155,9 +155,12 @@ def dialect_sections(runs: Sequence[TargetRun], notes: dict[str, str],
                            [c for c in run.cells if c.dialect != "chat" or c.connections in conns])
                  for run in runs if run.name in dialect_targets]
     sections: list[tuple[str, str]] = []
-    table = dialect_table(chat_only, names) if len(names) > 1 else ""
-    if table:
-        sections.append(("Dialects (gateway vs the bare pass-through of the same calls)", table))
+    for gateway in (t for t in dialect_targets if t.startswith(GATEWAY)):
+        table = dialect_table(chat_only, names, gateway) if len(names) > 1 else ""
+        if table:
+            title = "" if gateway == GATEWAY else f", `{gateway}`"
+            sections.append((f"Dialects (gateway vs the bare pass-through of the same calls{title})",
+                             table))
     if notes:
         sections.append(("Dialects not measured", "\n".join(
             f"- {name}: {'' if note.startswith('FAILED') else 'skipped: '}{note}"

@@ -50,6 +50,9 @@ class SSESplitter:
         if b"\r" not in buffer:  # the usual LF-only framing: one C-speed split
             *whole, rest = buffer.split(b"\n\n")
             events = [event for event in whole if event]
+        elif b"\n\n" not in buffer and b"\r\r" not in buffer:  # CRLF only (Google's): the same
+            *whole, rest = buffer.split(b"\r\n\r\n")
+            events = [event for event in whole if event]
         else:
             events, rest = _split(buffer)
         self._buffer = rest

@@ -40,11 +40,14 @@ def _reference_events(stream: bytes) -> tuple[list[bytes], bytes]:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_any_split_of_any_framing_gives_the_reference_events(seed: int) -> None:
-    """LF-only streams (split with the fast path) and streams with CR/CRLF framing give the
-    same events as a reference splitter, however the bytes are cut into reads."""
+    """LF-only and CRLF-only streams (each split with a fast path) and streams with mixed
+    framing give the same events as a reference splitter, however the bytes are cut into
+    reads."""
     rng = random.Random(seed)
     pieces = [b"data: {\"x\": %d}" % i for i in range(rng.randint(1, 12))] + [b": ping", b"data: [DONE]"]
-    endings = [b"\n\n"] if seed % 2 else [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\n\n"]
+    endings = ([b"\n\n"], [b"\r\n\r\n"], [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\n\n"])[seed % 3]
+    if seed % 3 == 1:
+        pieces.insert(0, b"event: named\r\ndata: two\r\ndata: lines")
     stream = b"".join(piece + rng.choice(endings) for piece in pieces) + b"data: partial"
     splitter, got, at = SSESplitter(), [], 0
     while at < len(stream):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gateway.errors import GatewayError
 from gateway.usage import Usage
@@ -87,6 +87,18 @@ class StreamEnd:
     end: str
     error_type: str
     message: str
+
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def python_class(cls: _Class) -> _Class:
+    """Keeps a class of a compiled module a regular Python class: mypyc compiles its
+    methods, but its class attributes stay readable on the class itself and overridable by
+    subclasses (a dialect's `upstream_path`, read on the class by the translations). mypyc
+    makes any class with a decorator it does not know such a class; this one changes
+    nothing at run time."""
+    return cls
 
 
 class ChunkTimer(Protocol):

@@ -22,12 +22,11 @@ the OpenTelemetry SDK's private attributes.
 """
 
 from gateway.fastpaths.hotmetrics import (
-    BoundRecorder,
     HotMetrics,
     add_keyed,
-    bind,
     exemplar_filter,
     record_keyed,
+    record_many,
 )
 from gateway.fastpaths.httpclient import (
     BodyTooLarge,
@@ -44,7 +43,6 @@ from gateway.fastpaths.timers import timers as timers_of  # the function; `timer
 
 __all__ = [
     "BodyTooLarge",
-    "BoundRecorder",
     "Deadline",
     "Endpoint",
     "FastPaths",
@@ -55,12 +53,12 @@ __all__ = [
     "UpstreamProtocolError",
     "add_keyed",
     "batch_processor",
-    "bind",
     "context_with",
     "exemplar_filter",
     "fast_span_exporter",
     "log_fallback",
     "record_keyed",
+    "record_many",
     "select",
     "span_context_in",
     "timers_of",

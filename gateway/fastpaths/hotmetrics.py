@@ -25,7 +25,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import Exemplar
@@ -138,6 +138,16 @@ class _Series:
         if sample is not None:
             self.exemplars[index] = sample
 
+    def merge(self, counts: list[int], total: float, low: float, high: float) -> None:
+        """Measurements summed up elsewhere (the caller holds the histogram's lock)."""
+        mine = self.counts
+        for index, count in enumerate(counts):
+            if count:
+                mine[index] += count
+        self.sum += total
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
+
 
 class HotHistogram:
     """An explicit-bucket histogram with the SDK Histogram's `record` signature."""
@@ -181,12 +191,35 @@ class HotHistogram:
                 series = self._series[key] = _Series(attributes, len(self.bounds) + 1)
         return series
 
-    def bind(self, attributes: Mapping[str, Any], context: Context | None = None) -> BoundHistogram:
-        """A recorder for one series and one context (a stream's per-chunk timings):
-        the attribute key and the exemplar's span are worked out once, not per chunk."""
+    def record_many(self, amounts: Sequence[float], attributes: Mapping[str, Any],
+                    context: Context | None = None) -> None:
+        """`record` of each amount into one series under one context (a stream's chunk
+        timings, gathered while it ran), summed up first and merged into the series once:
+        one series lookup, clock read and lock for all of them. Each bucket's exemplar is
+        its last amount, stamped now."""
+        bounds = self.bounds
+        counts = [0] * (len(bounds) + 1)
+        last: dict[int, float] = {}
+        total = 0.0
+        low, high = math.inf, -math.inf
+        for amount in amounts:
+            if not _measurable(amount):
+                continue
+            index = bisect_left(bounds, amount)
+            counts[index] += 1
+            last[index] = amount
+            total += amount
+            low = min(low, amount)
+            high = max(high, amount)
+        if not last:
+            return
         series = self._series_for(attributes)
         ids = _sample(0.0, context, self._exemplars)
-        return BoundHistogram(self, series, None if ids is None else (ids[2], ids[3]))
+        with self._lock:
+            series.merge(counts, total, low, high)
+            if ids is not None:
+                for index, amount in last.items():
+                    series.exemplars[index] = (amount, ids[1], ids[2], ids[3])
 
     def collect(self, now: int, since: int) -> Metric | None:
         with self._lock:
@@ -202,29 +235,6 @@ class HotHistogram:
             for attrs, start, counts, total, low, high, samples in rows]
         return Metric(self.name, self.description, self.unit,
                       Histogram(points, AggregationTemporality.CUMULATIVE))
-
-
-class BoundHistogram:
-    """`HotHistogram.bind`: `record(amount)` into one series, exemplars from one span."""
-
-    __slots__ = ("_bounds", "_histogram", "_ids", "_lock", "_series")
-
-    def __init__(self, histogram: HotHistogram, series: _Series,
-                 ids: tuple[int, int] | None) -> None:
-        self._histogram = histogram
-        self._bounds = histogram.bounds
-        self._lock = histogram._lock
-        self._series = series
-        self._ids = ids
-
-    def record(self, amount: float) -> None:
-        if not _measurable(amount):
-            return
-        index = bisect_left(self._bounds, amount)
-        ids = self._ids
-        sample = None if ids is None else (amount, time.time_ns(), *ids)
-        with self._lock:
-            self._series.add(index, amount, sample)
 
 
 class HotCounter:
@@ -300,35 +310,15 @@ def add_keyed(counter: Any, amount: float, key: tuple[Any, ...],
         counter.add(amount, make_attributes(key), context=context)
 
 
-class BoundRecorder(Protocol):
-    """What `bind` returns: `record(amount)` into one series."""
-
-    def record(self, amount: float) -> None: ...
-
-
-class _BoundSdkHistogram:
-    """`bind` for an SDK histogram: the attributes and context given each time."""
-
-    __slots__ = ("_attributes", "_context", "_histogram")
-
-    def __init__(self, histogram: Any, attributes: Mapping[str, Any],
-                 context: Context | None) -> None:
-        self._histogram = histogram
-        self._attributes = attributes
-        self._context = context
-
-    def record(self, amount: float) -> None:
-        self._histogram.record(amount, self._attributes, context=self._context)
-
-
-def bind(histogram: Any, attributes: Mapping[str, Any],
-         context: Context | None = None) -> BoundRecorder:
-    """A recorder for one series and context (a stream's per-chunk timings), on a
+def record_many(histogram: Any, amounts: Sequence[float], attributes: Mapping[str, Any],
+                context: Context | None = None) -> None:
+    """Several measurements of one series and context (a stream's chunk timings), on a
     HotHistogram or an SDK histogram."""
     if type(histogram) is HotHistogram:
-        bound: BoundRecorder = histogram.bind(attributes, context)
-        return bound
-    return _BoundSdkHistogram(histogram, attributes, context)
+        histogram.record_many(amounts, attributes, context)
+        return
+    for amount in amounts:
+        histogram.record(amount, attributes, context=context)
 
 
 def _exemplar(sample: _Sample) -> Exemplar:

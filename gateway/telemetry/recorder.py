@@ -2,7 +2,10 @@
 
 Built for the hot path: attribute dicts are built once per attempt, metrics are
 recorded with the CLIENT span's context (so exemplars link to the trace), and
-nothing is computed for a span that is not recording.
+nothing is computed for a span that is not recording. A stream's chunk timings are
+gathered in a list while it runs and recorded together (at its end, or every
+`CHUNK_BATCH` chunks of a long one): one series lookup, one lock and one clock read
+for all of them rather than per chunk.
 """
 
 from __future__ import annotations
@@ -15,21 +18,23 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from gateway.fastpaths import BoundRecorder, add_keyed, bind, context_with, record_keyed
+from gateway.fastpaths import add_keyed, context_with, record_keyed, record_many
 from gateway.telemetry import names as n
 from gateway.telemetry.content import ContentMode
 from gateway.telemetry.instruments import Instruments, Plan, UsageCounters
 from gateway.telemetry.setup import Telemetry
 from gateway.usage import Usage
 
+CHUNK_BATCH = 256  # chunk timings held before a long stream records them
+
 
 class AttemptRecorder:
     """Start at send, then `response`/`first_chunk`/`chunk`, then exactly one `finish`."""
 
     __slots__ = (
-        "_chunk_timer",
         "_event",
         "_finished",
+        "_gaps",
         "_key",
         "_last_chunk",
         "_plan",
@@ -70,7 +75,7 @@ class AttemptRecorder:
         self.context = context_with(self.span, parent)
         self._started = time.perf_counter()
         self._last_chunk = 0.0
-        self._chunk_timer: BoundRecorder | None = None
+        self._gaps: list[float] = []  # chunk timings not recorded yet
         self.first_chunk_s: float | None = None
         self._finished = False
 
@@ -84,12 +89,19 @@ class AttemptRecorder:
 
     def chunk(self) -> None:
         now = time.perf_counter()
-        timer = self._chunk_timer
-        if timer is None:  # the first chunk after the first: bind the series once per stream
-            timer = self._chunk_timer = _bind_all(self._plan.per_chunk,
-                                                  chunk_attributes(self._key), self.context)
-        timer.record(now - self._last_chunk)
+        gaps = self._gaps
+        gaps.append(now - self._last_chunk)
         self._last_chunk = now
+        if len(gaps) >= CHUNK_BATCH:
+            self._record_gaps()
+
+    def _record_gaps(self) -> None:
+        """The chunk timings gathered so far, into every per-chunk histogram."""
+        gaps, self._gaps = self._gaps, []
+        if gaps and self._plan.per_chunk:
+            attributes = chunk_attributes(self._key)
+            for histogram in self._plan.per_chunk:
+                record_many(histogram, gaps, attributes, self.context)
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self.span.is_recording():
@@ -122,6 +134,8 @@ class AttemptRecorder:
             return
         self._finished = True
         duration = time.perf_counter() - self._started
+        if self._gaps:
+            self._record_gaps()
         plan = self._plan
         op, provider, model, address, port = self._key
         served = response_model or None
@@ -211,29 +225,6 @@ def plan_of(instruments: Instruments, operation: str) -> Plan:
     if operation == n.OP_COUNT_TOKENS:
         return instruments.counting
     return instruments.inference
-
-
-class _BoundAll:
-    """One chunk timing into every generation's series (`OTEL_SEMCONV_STABILITY_OPT_IN`
-    with `/dup`)."""
-
-    __slots__ = ("_timers",)
-
-    def __init__(self, timers: tuple[BoundRecorder, ...]) -> None:
-        self._timers = timers
-
-    def record(self, amount: float) -> None:
-        for timer in self._timers:
-            timer.record(amount)
-
-
-def _bind_all(histograms: tuple[Any, ...], attributes: dict[str, Any],
-              context: Context) -> BoundRecorder:
-    """One series per histogram, bound once per stream; a lone one is returned as is."""
-    timers = tuple(bind(histogram, attributes, context) for histogram in histograms)
-    if len(timers) == 1:
-        return timers[0]
-    return _BoundAll(timers)
 
 
 def _count_usage(plan: Plan, key: tuple[Any, ...], usage: Usage | None,

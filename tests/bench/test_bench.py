@@ -319,6 +319,20 @@ def test_dialect_rows_compare_each_dialect_with_its_own_bare_cells_and_flag_low_
     assert run.exit_status([], {"gemini": "FAILED on gateway: 500"}) == 1
 
 
+def test_each_gateway_among_the_dialect_targets_gets_its_own_dialect_table() -> None:
+    """With `gateway-base` measured on every dialect too, it gets a table of its own against
+    the same bare cells, so a before/after comparison covers every dialect."""
+    runs = [
+        report.TargetRun("bare", "floor", [_dcell("bare", "gemini", "json", 1000)]),
+        report.TargetRun("gateway", "gw", [_dcell("gateway", "gemini", "json", 700)]),
+        report.TargetRun("gateway-base", "before", [_dcell("gateway-base", "gemini", "json", 500)]),
+    ]
+    sections = dict(report.dialect_sections(runs, {}, ("bare", "gateway", "gateway-base")))
+    title = "Dialects (gateway vs the bare pass-through of the same calls"
+    assert "| gemini | json | 32 | 1,000 | 700 | 0.70 |" in sections[title + ")"]
+    assert "| gemini | json | 32 | 1,000 | 500 | 0.50 |" in sections[title + ", `gateway-base`)"]
+
+
 def test_gemini_rows_get_a_provider_only_when_the_gateway_knows_the_kind() -> None:
     """Anthropic and Gemini models sit on providers of their own kind at the upstream's root,
     chat on the OpenAI provider at /v1; a kind the gateway lacks adds nothing."""

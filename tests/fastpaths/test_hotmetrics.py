@@ -136,47 +136,69 @@ def test_enabled_only_for_cumulative_explicit_buckets() -> None:
     assert hotmetrics.exemplar_filter({"OTEL_METRICS_EXEMPLAR_FILTER": "bogus"}) == "trace_based"
 
 
-def test_bound_histogram_records_like_record() -> None:
-    """A bound series gets the same counts, sums and span exemplars as record() gives."""
+def test_record_many_records_like_record() -> None:
+    """Amounts recorded together get the same counts, sums and bucket exemplars (span ids,
+    the bucket's last amount) as record() gives one by one."""
     context = trace.set_span_in_context(TracerProvider().get_tracer("t").start_span("s"))
     metrics = HotMetrics(InstrumentationScope("gateway", "1.0"), RESOURCE)
     plain = metrics.histogram("plain", "s", "d", (0.01, 0.1))
-    bound = metrics.histogram("bound", "s", "d", (0.01, 0.1))
-    timer = bound.bind(A, context)
-    for value in (0.005, 0.05, 0.5, 0.05, -1.0):
+    many = metrics.histogram("many", "s", "d", (0.01, 0.1))
+    values = (0.005, 0.05, 0.5, 0.07, -1.0)
+    for value in values:
         plain.record(value, A, context=context)
-        timer.record(value)
+    hotmetrics.record_many(many, values, A, context)
+    hotmetrics.record_many(many, (), A, context)
     points = {m.name: m.data.data_points[0] for m in metrics.collect(0)}
-    ours, theirs = points["bound"], points["plain"]
+    ours, theirs = points["many"], points["plain"]
     assert (ours.count, ours.sum, ours.bucket_counts, ours.min, ours.max) == \
         (theirs.count, theirs.sum, theirs.bucket_counts, theirs.min, theirs.max)
     assert [(e.value, e.span_id, e.trace_id) for e in ours.exemplars] == \
         [(e.value, e.span_id, e.trace_id) for e in theirs.exemplars]
 
 
-def test_recorder_chunk_timings_with_sdk_instruments() -> None:
-    """With the SDK's histograms (GATEWAY_FAST_METRICS=false) chunk timings still record."""
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-
+def _sdk_recorder() -> tuple[Any, InMemoryMetricReader]:
+    """An attempt's recorder on the SDK's histograms (GATEWAY_FAST_METRICS=false), and the
+    reader of its metrics."""
     from gateway.telemetry.recorder import AttemptRecorder
     from gateway.telemetry.setup import Telemetry
 
     instruments, memory, _ = _setup(hot=False)
-    provider = SdkTracerProvider()
-    telemetry = Telemetry(tracer=provider.get_tracer("gateway"), meter=None,  # type: ignore[arg-type]
+    telemetry = Telemetry(tracer=TracerProvider().get_tracer("gateway"),
+                          meter=None,  # type: ignore[arg-type]
                           instruments=instruments)
     recorder = AttemptRecorder(telemetry, trace.set_span_in_context(trace.INVALID_SPAN),
                                operation="chat", provider_name="openai", model="m",
                                server_address=None, server_port=None, request_attributes={},
                                extra_attributes={})
+    return recorder, memory
+
+
+CHUNK_METRIC = ("gen_ai.client.operation.time_per_output_chunk|s|"
+                "Time between consecutive chunks after the first in a streaming operation.")
+
+
+def test_long_stream_records_chunk_timings_in_batches() -> None:
+    """A stream's chunk timings reach the histogram every CHUNK_BATCH chunks while it runs,
+    and the rest when it finishes."""
+    from gateway.telemetry.recorder import CHUNK_BATCH
+
+    recorder, memory = _sdk_recorder()
+    recorder.first_chunk()
+    for _ in range(CHUNK_BATCH + 3):
+        recorder.chunk()
+    assert _points(memory)[CHUNK_METRIC][0]["count"] == CHUNK_BATCH
+    recorder.finish(response_model="m", usage=None, cost=None)
+    assert _points(memory)[CHUNK_METRIC][0]["count"] == CHUNK_BATCH + 3
+
+
+def test_recorder_chunk_timings_with_sdk_instruments() -> None:
+    """With the SDK's histograms (GATEWAY_FAST_METRICS=false) chunk timings still record."""
+    recorder, memory = _sdk_recorder()
     recorder.first_chunk()
     recorder.chunk()
     recorder.chunk()
     recorder.finish(response_model="m", usage=None, cost=None)
-    points = _points(memory)
-    chunk = points["gen_ai.client.operation.time_per_output_chunk|s|"
-                   "Time between consecutive chunks after the first in a streaming operation."]
-    assert chunk[0]["count"] == 2
+    assert _points(memory)[CHUNK_METRIC][0]["count"] == 2
 
 
 def test_interleaved_contexts_leave_each_its_own_exemplar() -> None:

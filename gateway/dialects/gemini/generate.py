@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import orjson
 
-from gateway.dialects.base import ChunkTimer, ClientRequest, Reading
+from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, python_class
 from gateway.dialects.gemini import errors as wire_errors
 from gateway.dialects.gemini import request as wire
 from gateway.dialects.gemini.answer import response_attributes, response_model, texts, usage_from
@@ -54,8 +54,10 @@ def upstream_route(template: str, upstream_model: str) -> str:
     return template.replace("{model}", quote(upstream_model, safe=""), 1)
 
 
+@python_class
 class GeminiGenerate:
-    """`models/{model}:generateContent`, answered as one JSON body."""
+    """`models/{model}:generateContent`, answered as one JSON body. The dialects of this
+    module subclass it, and the translations read their paths on the class."""
 
     name: str = NAME
     operation: str = n.OP_GENERATE_CONTENT
@@ -136,6 +138,7 @@ class GeminiGenerate:
         return wire_errors.stream_error_event(_stream_error_code(code), message)
 
 
+@python_class
 class GeminiStream(GeminiGenerate):
     """`models/{model}:streamGenerateContent?alt=sse`: the answer as SSE chunks."""
 
@@ -151,6 +154,7 @@ class GeminiStream(GeminiGenerate):
         return wire.check_generate(body, self.limits.max_tokens)
 
 
+@python_class
 class GeminiCountTokens(GeminiGenerate):
     """`models/{model}:countTokens`: forwarded to a native upstream (answered from the
     gateway's estimate when the model's provider is not one). Costs nothing."""
@@ -175,6 +179,7 @@ class GeminiCountTokens(GeminiGenerate):
         return orjson.dumps({"totalTokens": request.prompt_tokens})
 
 
+@python_class
 class GeminiEmbed(GeminiGenerate):
     """`models/{model}:embedContent`: one embedding. The Gemini API reports no usage for
     embeddings, so the input is the gateway's estimate."""
@@ -197,6 +202,7 @@ class GeminiEmbed(GeminiGenerate):
         return Reading(usage_from(payload.get("usageMetadata")), None, {})
 
 
+@python_class
 class GeminiBatchEmbed(GeminiEmbed):
     """`models/{model}:batchEmbedContents` (what the SDK's `embed_content` calls). Each
     request names its model too, and the API wants the URL's: the upstream's id."""

@@ -4,6 +4,13 @@ Each event is `data: <GenerateContentResponse>`; every chunk carries `usageMetad
 with the counts so far and the last one the final counts, next to a candidate's
 `finishReason`. There is no end marker: the finish reason (or a prompt blocked before
 any candidate) ends the stream. A chunk `{"error": {...}}` is an error mid-stream.
+
+Per chunk, the common case is not parsed: a mid-stream chunk with one text part and
+nothing else to read (no finish reason, error, blocked prompt or thought), when neither
+the model is renamed nor the content captured, is recognised in its raw bytes, its
+text measured in place and its bytes kept as the latest `usageMetadata` to parse only
+when the usage is asked for. The first chunk (the response model, the id) and the last
+(the finish reason) are always parsed.
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ class GeminiWatcher:
         self._timer = timer
         self._capture = capture
         self._metadata: Any = None
+        self._metadata_event = b""  # a later chunk's raw bytes holding usageMetadata, unparsed
         self._texts: dict[int, str] = {}
         self._output_chars = 0
         self._seen_first = False
+        self._fast = served is None and not capture  # plain chunks need no parse
         self.finish_reasons: list[str] = []
         self.done = False
         self.failure: StreamEnd | None = None
@@ -49,6 +58,9 @@ class GeminiWatcher:
     def usage(self) -> Usage | None:
         """The last counts reported; a stream cut short is charged at least the output it
         delivered (estimated from its text when the counts lag behind)."""
+        if self._metadata_event:
+            self._metadata = _metadata_in(self._metadata_event, self._metadata)
+            self._metadata_event = b""
         usage = usage_from(self._metadata)
         if usage is None or self.done:
             return usage
@@ -72,6 +84,9 @@ class GeminiWatcher:
         for event in events:
             if self.done:
                 break
+            if self._fast and self._seen_first and self._plain_chunk(event):
+                parts.append(event + b"\n\n")
+                continue
             data = event_data(event)
             if data is None:  # a comment or keep-alive: pass on
                 parts.append(event + b"\n\n")
@@ -89,6 +104,29 @@ class GeminiWatcher:
             parts.append(self._chunk(event, payload))
         return b"".join(parts)
 
+    def _plain_chunk(self, event: bytes) -> bool:
+        """Whether `event` is a plain mid-stream chunk (see the module's docstring): if so,
+        it is counted, timed and its usage kept for later, unparsed. Its one text part is
+        the first of its parts, and is measured in place when it has no escapes."""
+        if not (event.startswith(b'data: {"') and event.endswith(b"}")) or b"\n" in event:
+            return False
+        text = event.find(b'"parts":[{"text":"')
+        if (text < 0 or event.find(b'"text":') != text + 10 or event.find(b'"text":', text + 17) >= 0
+                or event.find(b'"finishReason"') >= 0 or event.find(b'"error"') >= 0
+                or event.find(b'"promptFeedback"') >= 0 or event.find(b'"thought') >= 0):
+            return False
+        start = text + 18
+        end = event.find(b'"', start)
+        if end < 0 or event.find(b"\\", start, end) >= 0:
+            return False  # an escape in the text: the parsed path measures it
+        value = event[start:end]
+        self._output_chars += len(value) if value.isascii() else len(value.decode("utf-8", "replace"))
+        if event.find(b'"usageMetadata"') >= 0:
+            self._metadata_event = event
+        if self._timer is not None:
+            self._timer.chunk()
+        return True
+
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
         error = wire_errors.read_error(payload)
         if error is not None:
@@ -99,6 +137,7 @@ class GeminiWatcher:
         metadata = payload.get("usageMetadata")
         if metadata is not None:
             self._metadata = metadata
+            self._metadata_event = b""
         timer = self._timer
         if not self._seen_first:
             self._seen_first = True
@@ -123,6 +162,15 @@ class GeminiWatcher:
             payload["modelVersion"] = self._served
             return b"data: " + orjson.dumps(payload) + b"\n\n"
         return event + b"\n\n"
+
+
+def _metadata_in(event: bytes, before: Any) -> Any:
+    """The `usageMetadata` of a plain chunk kept unparsed (`before` if it is not JSON)."""
+    try:
+        payload = orjson.loads(event[6:])
+    except orjson.JSONDecodeError:
+        return before
+    return payload.get("usageMetadata") if isinstance(payload, dict) else before
 
 
 def event_error(data: bytes) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from gateway.dialects import openai_wire
-from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd
+from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamEnd, python_class
 from gateway.dialects.openai_responses import wire
 from gateway.errors import GatewayError
 from gateway.limits import DEFAULT_LIMITS, RequestLimits
@@ -38,8 +38,9 @@ def _forget(response_id: str, model: str) -> None:
     """The default: remember nothing (no stored-response routes)."""
 
 
+@python_class
 class OpenAIResponses:
-    """The Responses dialect."""
+    """The Responses dialect (its class attributes read on the class by the translations)."""
 
     name: str = NAME
     operation: str = n.OP_CHAT

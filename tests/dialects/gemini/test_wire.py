@@ -159,6 +159,47 @@ def test_watcher_charges_a_stream_cut_short_for_what_it_delivered() -> None:
     assert watcher.usage == Usage(input=300, output=10)
 
 
+def _plain_and_parsed(events: list[bytes]) -> tuple[GeminiWatcher, GeminiWatcher]:
+    """The same events through a watcher that may skip parsing plain chunks and through
+    one that parses every chunk (capture on, its only other difference)."""
+    plain, parsed = GeminiWatcher(None, _Timer(), False), GeminiWatcher(None, _Timer(), True)
+    assert plain.feed(events) == parsed.feed(events)
+    return plain, parsed
+
+
+@pytest.mark.parametrize("texts", [
+    ["Hello", " wor", "ld"],
+    ["Hé", "llo ✓", " 日本"],  # non-ASCII: measured in characters, as parsed
+    ["a", 'say \\"hi\\"\\n', "b"],  # escapes: parsed
+    ["", "x", "y"],
+])
+def test_plain_chunks_read_unparsed_give_what_parsing_gives(texts: list[str]) -> None:
+    """Mid-stream chunks taken from their raw bytes give the same forwarded bytes, timings,
+    delivered output and usage as parsing each, cut short or finished."""
+    events = [_text_chunk(text, promptTokenCount=7, candidatesTokenCount=i + 1)
+              for i, text in enumerate(texts)]
+    plain, parsed = _plain_and_parsed(events)
+    assert plain._timer.chunks == parsed._timer.chunks == len(texts) - 1  # type: ignore[union-attr]
+    assert plain.output_tokens() == parsed.output_tokens()
+    assert plain.usage == parsed.usage  # cut short: the last counts, raised to what was delivered
+    last = _text_chunk("!", "STOP", promptTokenCount=7, candidatesTokenCount=9)
+    assert plain.feed([last]) == parsed.feed([last])
+    assert plain.done and plain.usage == parsed.usage == Usage(input=7, output=9)
+    assert plain.response_attributes == parsed.response_attributes
+
+
+def test_chunks_with_more_to_read_are_parsed() -> None:
+    """A thought, a second text part or a blocked prompt mid-stream is read as parsed."""
+    thought = _event({"candidates": [{"content": {"parts": [
+        {"text": "hmm", "thought": True}, {"text": "Hi"}]}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "thoughtsTokenCount": 4}})
+    blocked = _event({"promptFeedback": {"blockReason": "SAFETY"},
+                      "usageMetadata": {"promptTokenCount": 3}})
+    plain, parsed = _plain_and_parsed([_text_chunk("a"), thought, blocked])
+    assert plain.output_tokens() == parsed.output_tokens() == 1
+    assert plain.done and plain.usage == parsed.usage == Usage(input=3)
+
+
 def test_watcher_stops_at_an_error_chunk_and_a_malformed_one() -> None:
     """An error chunk ends the stream as an upstream error; bad JSON as malformed, with a
     Google error chunk for the client."""

@@ -47,11 +47,13 @@ _PASS = ("x-request-id", "openai-processing-ms", "openai-version")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
-class _StoredCalls(OpenAIResponses):
+def _stored_calls() -> OpenAIResponses:
     """The Responses dialect as the lifecycle sees a call on a stored response: OpenAI's
-    error shapes, its own operation label."""
-
-    operation = OPERATION
+    error shapes, its own operation label. An instance attribute, not a subclass: the
+    dialect's methods are compiled and accept only its own class."""
+    dialect = OpenAIResponses()
+    dialect.operation = OPERATION
+    return dialect
 
 
 class NotStored(errors.GatewayError):
@@ -73,7 +75,7 @@ class StoredResponses:
         self.lifecycle = lifecycle
         self.rate_limits = rate_limits
         self.scrubber = scrubber
-        self.dialect = _StoredCalls()
+        self.dialect = _stored_calls()
 
     def handler(self, route: str, action: str
                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -3,10 +3,15 @@ backend (`storage:`), so that it survives a restart and every replica finds it.
 
 The request path tells `ResponseOwners.remember` synchronously (from the Responses
 dialect, as the answer or the stream's `response.created` passes): the owner goes into
-a bounded in-memory map at once, so this process finds it straight away, and is
-written to the store in the background, off the request's path, the owners of one
-loop iteration (or of however many arrived while the last write ran) in one write.
-Entries are kept 30 days, as long as OpenAI keeps a stored response.
+a bounded in-memory map at once, so this process finds it straight away, and onto a
+pending list. One long-lived writer, woken by the first owner pending, waits
+`FLUSH_S` and writes everything pending in one store call (one SQLite transaction
+with one `executemany`, or one Redis pipeline), so that under load a write carries
+tens of owners instead of one or two. An owner is thus in the store within `FLUSH_S`
+plus its write; another replica that does not find an id looks again for up to
+`LOOKS` flush intervals before calling it unknown. At shutdown the writer writes
+what is pending before the store closes. Entries are kept 30 days, as long as OpenAI
+keeps a stored response.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 
+from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, StorageConfig
 from gateway.spend.ledger_sql import connect
 
 _log = logging.getLogger(__name__)
 KEEP_S: Final = 30 * 86400
 _CACHED: Final = 4096
+FLUSH_S: Final = 0.025  # how long the writer gathers owners before one write
+LOOKS: Final = 3  # flush intervals a replica waits for an owner it does not find
 Owner = tuple[str, str]  # (provider, model) as named in the config
 
 
@@ -140,11 +148,15 @@ def make_store(storage: StorageConfig) -> OwnerStore:
 class ResponseOwners:
     """The owners of stored responses: recent ones in memory, all of them in the store."""
 
-    def __init__(self, config: GatewayConfig, store: OwnerStore) -> None:
+    def __init__(self, config: GatewayConfig, store: OwnerStore, *,
+                 clock: Clock | None = None, flush_s: float = FLUSH_S) -> None:
         self.config = config
         self.store = store
+        self.clock: Clock = clock if clock is not None else LoopClock()
+        self.flush_s = flush_s
         self._recent: OrderedDict[str, Owner] = OrderedDict()
         self._pending: list[tuple[str, Owner]] = []  # not yet handed to the store
+        self._wake = asyncio.Event()  # set when the first owner of a batch is pending
         self._writer: asyncio.Task[None] | None = None
         self._open = False
 
@@ -158,8 +170,8 @@ class ResponseOwners:
         if not self._open:
             return
         self._pending.append((response_id, owner))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write())
+        if len(self._pending) == 1:
+            self._wake.set()
 
     def _keep(self, response_id: str, owner: Owner) -> None:
         self._recent[response_id] = owner
@@ -168,40 +180,58 @@ class ResponseOwners:
             self._recent.popitem(last=False)
 
     async def _write(self) -> None:
-        """Write what is pending, batch by batch, until nothing is."""
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
+        """The one writer: woken by the first pending owner, it lets `flush_s` pass so
+        that the owners arriving meanwhile join the batch, then writes them in one
+        store call; once the store closes, it writes what is left and ends."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._open:
+                await self.clock.sleep(self.flush_s)
+            batch, self._pending = self._pending, []
+            if batch:
                 try:
                     await self.store.put(batch)
                 except Exception:
                     _log.exception("could not store the owners of %d responses", len(batch))
-        finally:
-            self._writer = None
+            if not self._open and not self._pending:
+                return
 
     async def owner(self, response_id: str) -> Owner | None:
-        """The (provider, model) that created `response_id`, or None."""
+        """The (provider, model) that created `response_id`, or None. Not in memory: the
+        store's, asked again for up to `LOOKS` flush intervals, since another replica
+        writes an owner up to a flush interval after it created the response."""
         found = self._recent.get(response_id)
         if found is not None or not self._open:
             return found
         found = await self.store.get(response_id)
+        for _ in range(LOOKS):
+            if found is not None or not self._open:
+                break
+            await self.clock.sleep(self.flush_s)
+            found = await self.store.get(response_id)
         if found is not None:
             self._keep(response_id, found)
         return found
 
     async def forget(self, response_id: str) -> None:
         self._recent.pop(response_id, None)
+        if self._pending:  # not written yet: it must not be written after the delete
+            self._pending = [entry for entry in self._pending if entry[0] != response_id]
         if self._open:
             await self.store.delete(response_id)
 
     async def lifecycle(self, app: Any) -> AsyncIterator[None]:
-        """aiohttp cleanup context: open the store; at the end, finish the writes and close."""
+        """aiohttp cleanup context: open the store and start the writer; at the end,
+        write every owner still pending and close."""
         await self.store.open()
         self._open = True
+        self._writer = asyncio.get_running_loop().create_task(self._write())
         try:
             yield
         finally:
             self._open = False
-            if self._writer is not None:
-                await self._writer
+            self._wake.set()
+            writer, self._writer = self._writer, None
+            await writer
             await self.store.close()

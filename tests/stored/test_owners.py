@@ -1,5 +1,6 @@
 """Which provider made each stored response: remembered at once in memory, written to
-SQLite or Redis in the background, found again after a restart and by another replica."""
+SQLite or Redis in batches a flush interval long, found again after a restart and by
+another replica (which looks again for a few intervals when it does not find one)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import openai
 import pytest
 
 from gateway.config import GatewayConfig, load
-from gateway.stored.owners import RedisOwners, ResponseOwners, SqliteOwners
+from gateway.stored.owners import FLUSH_S, LOOKS, RedisOwners, ResponseOwners, SqliteOwners
+from gateway.testing import FakeClock
 from tests.dialects.openai_responses.test_gateway_responses import ENV, GATEWAY_KEY, config
 from tests.fakes.openai_upstream import running_upstream
 from tests.fakes.responses_upstream import running_responses
@@ -90,6 +92,7 @@ class CountingStore:
     def __init__(self) -> None:
         self.rows: dict[str, tuple[str, str]] = {}
         self.writes = 0
+        self.reads = 0
 
     async def open(self) -> None:
         pass
@@ -102,6 +105,7 @@ class CountingStore:
         self.rows.update(owners)
 
     async def get(self, response_id: str) -> tuple[str, str] | None:
+        self.reads += 1
         return self.rows.get(response_id)
 
     async def delete(self, response_id: str) -> None:
@@ -117,3 +121,52 @@ async def test_owners_of_one_burst_are_written_together() -> None:
         for index in range(100):
             owners.remember(f"resp_{index}", "gpt-4.1")
     assert store.writes == 1 and len(store.rows) == 100
+
+
+async def test_owners_of_a_flush_interval_are_written_together() -> None:
+    """Owners remembered over a flush interval reach the store in one write when it
+    ends, not before; the next ones start a new batch."""
+    store, clock = CountingStore(), FakeClock()
+    owners = ResponseOwners(_config(), store, clock=clock)
+    async for _ in owners.lifecycle(None):
+        owners.remember("resp_a", "gpt-4.1")
+        await clock.advance(FLUSH_S / 2)
+        owners.remember("resp_b", "gpt-4.1")
+        await clock.advance(FLUSH_S / 4)
+        assert store.writes == 0 and await owners.owner("resp_b") == ("oai", "gpt-4.1")
+        await clock.advance(FLUSH_S / 4)
+        assert store.writes == 1 and set(store.rows) == {"resp_a", "resp_b"}
+        owners.remember("resp_c", "gpt-4.1")
+        await clock.advance(FLUSH_S)
+        assert store.writes == 2 and "resp_c" in store.rows
+
+
+async def test_another_replica_finds_an_owner_not_yet_written() -> None:
+    """A replica asked for a response another one made a moment ago looks again until
+    the maker's write lands, and an id nobody made is unknown after `LOOKS` intervals."""
+    store, clock = CountingStore(), FakeClock()
+    maker = ResponseOwners(_config(), store, clock=clock)
+    other = ResponseOwners(_config(), store, clock=clock)
+    async with clock:
+        async for _ in maker.lifecycle(None):
+            async for _ in other.lifecycle(None):
+                maker.remember("resp_new", "gpt-4.1")
+                started = clock.time()
+                assert await other.owner("resp_new") == ("oai", "gpt-4.1")
+                assert clock.time() - started <= 2 * FLUSH_S  # its write, then the next look
+                reads, started = store.reads, clock.time()
+                assert await other.owner("resp_nobody") is None
+                assert store.reads - reads == LOOKS + 1
+                assert clock.time() - started == pytest.approx(LOOKS * FLUSH_S)
+
+
+async def test_forgetting_a_pending_owner_keeps_it_out_of_the_store() -> None:
+    """A response deleted before its owner was written is not written afterwards."""
+    store, clock = CountingStore(), FakeClock()
+    owners = ResponseOwners(_config(), store, clock=clock)
+    async for _ in owners.lifecycle(None):
+        owners.remember("resp_gone", "gpt-4.1")
+        owners.remember("resp_kept", "gpt-4.1")
+        await owners.forget("resp_gone")
+        await clock.advance(FLUSH_S)
+    assert set(store.rows) == {"resp_kept"}

@@ -34,6 +34,7 @@ COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 # interpreted dialects/streamstate, which the translations' watchers share.
 COMPILED = [
     "gateway/attribution.py",
+    "gateway/attribution_hook.py",
     "gateway/call.py",
     "gateway/pricing.py",
     "gateway/redact.py",

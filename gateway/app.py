@@ -14,8 +14,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway.admin.auth import OFF_MESSAGE, AdminKeys
-from gateway.admin.calls import DEFAULT_SIZE, CallLog, TagReader
+from gateway.admin.calls import DEFAULT_SIZE, CallLog
 from gateway.admin.service import AdminService
+from gateway.attribution_hook import TagReader
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig
 from gateway.dialects.base import Dialect

@@ -2,7 +2,7 @@
 tags and end user on the way in, and on the way out adds it to a bounded ring
 of the last N calls and to per-minute traffic buckets, in this process's memory.
 Only the admin API reads the ring and the buckets, so with it off the gateway
-registers `TagReader` (the way in only) instead.
+registers `attribution_hook.TagReader` (the way in only) instead.
 
 Prompt and completion text is never kept here. Under `serve --workers N` or
 several replicas each process has its own ring: the admin API says so.
@@ -16,30 +16,10 @@ from typing import Any
 
 from gateway import attribution
 from gateway.admin.traffic import Traffic
+from gateway.attribution_hook import TagReader
 from gateway.call import Call
-from gateway.dialects.anthropic.messages import NAME as ANTHROPIC_MESSAGES
-from gateway.hooks import BaseHook
-from gateway.telemetry import names as n
 
 DEFAULT_SIZE = 500
-
-
-class TagReader(BaseHook):
-    """Reads each call's tags and end user into its state (the ledger and the spans
-    carry them); all the call log does when nothing can read the log."""
-
-    async def on_request(self, call: Call) -> None:
-        found = attribution.read(call.headers, call.client.body,
-                                 call.client.dialect.name == ANTHROPIC_MESSAGES)
-        if found is attribution.NONE:
-            return
-        call.state[attribution.STATE_KEY] = found
-        span = call.server_span
-        if span.is_recording():
-            attrs: dict[str, Any] = {f"{n.GATEWAY_TAGS_PREFIX}{k}": v for k, v in found.tags}
-            if found.user:
-                attrs[n.USER_ID] = found.user
-            span.set_attributes(attrs)
 
 
 class CallLog(TagReader):

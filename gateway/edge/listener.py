@@ -75,25 +75,28 @@ class GuardedHandler(web.RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
-        waiting = self._head_timer is None and bool(data) and self._awaiting_head()
+        # Runs for every read, interpreted (aiohttp's handler is a Python class): the
+        # usual read, a whole head, costs the count compare and no other call.
         heads = self._request_count
         super().data_received(data)
         if self._request_count != heads:  # a head arrived whole: no deadline to keep
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
-        elif waiting and self._awaiting_head():  # part of a head: its deadline starts now
-            self._head_timer = self._loop.call_later(self._header_timeout_s, self._head_late)
+        elif self._head_timer is None and data:
+            # No new head, so the connection waits for one exactly when it did before this
+            # read (aiohttp's waiter is set by its loop, resolved only by a parsed message):
+            # part of a head arrived, and its deadline starts now.
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                self._head_timer = self._loop.call_later(self._header_timeout_s,
+                                                         self._head_late)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         super().connection_lost(exc)
-
-    def _awaiting_head(self) -> bool:
-        waiter = self._waiter
-        return waiter is not None and not waiter.done()
 
     def _head_late(self) -> None:
         self._head_timer = None

@@ -110,8 +110,8 @@ def create_app(
     call_log = CallLog(_recent_size(env))
     # The ring and traffic buckets are read only through the admin API: fed when it is
     # on; the tags and end user are read either way.
-    tags = call_log if admin_keys.enabled else TagReader()
-    hooks = [tags, *hooks]  # before spend: the ledger records the call's tags and user
+    tags: list[CallHook] = [TagReader(), call_log] if admin_keys.enabled else [TagReader()]
+    hooks = [*tags, *hooks]  # before spend: the ledger records the call's tags and user
     rate_limits = build_rate_limit_hook(config, tel.instruments, clock)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]

@@ -1,8 +1,8 @@
-"""Recent calls and traffic without a trace backend: a hook that reads each call's
-tags and end user on the way in, and on the way out adds it to a bounded ring
-of the last N calls and to per-minute traffic buckets, in this process's memory.
-Only the admin API reads the ring and the buckets, so with it off the gateway
-registers `attribution_hook.TagReader` (the way in only) instead.
+"""Recent calls and traffic without a trace backend: a hook that adds each finished
+call to a bounded ring of the last N calls and to per-minute traffic buckets, in
+this process's memory. Only the admin API reads them, so the gateway registers it
+only while that API is on; the call's tags and end user, which the ring shows, are
+read on the way in by `attribution_hook.TagReader`, registered either way.
 
 Prompt and completion text is never kept here. Under `serve --workers N` or
 several replicas each process has its own ring: the admin API says so.
@@ -16,14 +16,16 @@ from typing import Any
 
 from gateway import attribution
 from gateway.admin.traffic import Traffic
-from gateway.attribution_hook import TagReader
 from gateway.call import Call
+from gateway.hooks import BaseHook
 
 DEFAULT_SIZE = 500
 
 
-class CallLog(TagReader):
-    """The ring of recent calls and the traffic buckets, fed by the request path."""
+class CallLog(BaseHook):
+    """The ring of recent calls and the traffic buckets, fed by the request path (after
+    `TagReader`, a hook of its own: an interpreted subclass could not call its compiled
+    method)."""
 
     def __init__(self, size: int = DEFAULT_SIZE, traffic: Traffic | None = None) -> None:
         self.calls: deque[dict[str, Any]] = deque(maxlen=max(1, size))

@@ -35,6 +35,7 @@ from gateway.telemetry.vocabulary import status_label
 
 _log = logging.getLogger("gateway.requests")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_MAX_URLS = 1024  # distinct (scheme, path, Host) whose SERVER attributes are kept
 UNKNOWN_MODEL = "_unknown"
 
 
@@ -94,6 +95,10 @@ class Lifecycle:
         # request is kept here, per configured name and operation.
         self._models = dict(config.models)  # by exact name, as `lookup` looks first
         self._serving: dict[tuple[str, str], bool] = {}  # (model, operation) -> served
+        # (scheme, path, Host) -> the SERVER span's url and server attributes: the same on
+        # every request of a listener's route, so worked out once (the Host is the
+        # client's: at most _MAX_URLS kept).
+        self._server_attributes: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:
@@ -104,7 +109,13 @@ class Lifecycle:
         attributes: dict[str, Any] = {n.HTTP_REQUEST_METHOD: method, n.HTTP_ROUTE: route,
                                       n.GATEWAY_REQUEST_ID: rid}
         if url is not None:
-            server_attributes(attributes, *url)
+            fixed = self._server_attributes.get(url)
+            if fixed is None:  # once per listener, route and Host: bounded below
+                if len(self._server_attributes) >= _MAX_URLS:
+                    self._server_attributes.clear()
+                fixed = self._server_attributes[url] = {}
+                server_attributes(fixed, *url)
+            attributes.update(fixed)
         span = self.telemetry.tracer.start_span(
             f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
         self.telemetry.instruments.tallies.active.add((dialect.operation,), 1)

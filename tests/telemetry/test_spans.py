@@ -163,6 +163,20 @@ async def test_server_span_url_and_server_attributes(gw: RunningGateway,
         "http.route": "/v1/chat/completions"}
 
 
+async def test_server_attributes_follow_each_requests_host(gw: RunningGateway,
+                                                           upstream: RunningUpstream) -> None:
+    """Requests to the same route with different Host headers (kept once per Host) each
+    get their own server.address and server.port, and a repeated Host its own again."""
+    for host in ("api.example.com:8443", "[::1]:9000", "api.example.com:8443", "plain"):
+        await _post(gw, {"model": "gpt-4.1", "messages": MESSAGES}, {"Host": host})
+    spans = gw.telemetry.spans_named("POST /v1/chat/completions")
+    got = [(a.get("server.address"), a.get("server.port"), a.get("url.path"))
+           for a in map(attrs, spans)]
+    path = "/v1/chat/completions"
+    assert got == [("api.example.com", 8443, path), ("::1", 9000, path),
+                   ("api.example.com", 8443, path), ("plain", None, path)]
+
+
 async def test_embeddings_span_dimension_count(gw: RunningGateway,
                                                upstream: RunningUpstream) -> None:
     """An embeddings CLIENT span carries gen_ai.embeddings.dimension.count (the length of

@@ -50,6 +50,17 @@ def test_default_propagators_write_the_same_headers(default_propagators: None,
         assert ours["traceparent"].startswith("00-")
 
 
+@pytest.mark.parametrize("context", [
+    Context(), baggage.set_baggage("k", "v", Context()),
+    baggage.remove_baggage("k", baggage.set_baggage("k", "v", Context())),
+    baggage.clear(Context()), trace.set_span_in_context(NonRecordingSpan(SAMPLED), Context()),
+    trace.set_span_in_context(NonRecordingSpan(SAMPLED), baggage.set_baggage("a", "b"))],
+    ids=["empty", "baggage", "removed", "cleared", "span-only", "span-and-baggage"])
+def test_has_baggage_says_what_get_all_says(context: Context) -> None:
+    """The direct baggage check agrees with the API's `get_all` on every kind of context."""
+    assert tracecontext.has_baggage(context) == bool(baggage.get_all(context))
+
+
 def test_baggage_goes_through_the_propagators(default_propagators: None) -> None:
     """A context carrying baggage gets the baggage header too (the full propagator path)."""
     ours, sdk = _both(SAMPLED, baggage.set_baggage("tenant", "acme"))

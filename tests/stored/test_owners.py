@@ -4,13 +4,23 @@ another replica (which looks again for a few intervals when it does not find one
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import openai
 import pytest
 
-from gateway.config import GatewayConfig, load
-from gateway.stored.owners import FLUSH_S, LOOKS, RedisOwners, ResponseOwners, SqliteOwners
+from gateway.config import GatewayConfig, StorageConfig, load
+from gateway.stored.owners import (
+    FLUSH_S,
+    LOOKS,
+    RedisOwners,
+    ResponseOwners,
+    SqliteOwners,
+    make_store,
+    owners_path,
+)
 from gateway.testing import FakeClock
 from tests.dialects.openai_responses.test_gateway_responses import ENV, GATEWAY_KEY, config
 from tests.fakes.openai_upstream import running_upstream
@@ -47,6 +57,35 @@ async def test_sqlite_keeps_owners_across_instances(tmp_path: Path) -> None:
     third = ResponseOwners(_config(), SqliteOwners(path))
     async for _ in third.lifecycle(None):
         assert await third.owner("resp_1") is None
+
+
+def test_owners_have_a_sqlite_file_of_their_own(tmp_path: Path) -> None:
+    """The SQLite backend keeps owners beside the ledger's file, not in it, so an owners'
+    write never holds the ledger writer up (SQLite lets one writer at a time in a file)."""
+    ledger = str(tmp_path / "gateway.sqlite3")
+    store = make_store(StorageConfig(sqlite_path=ledger))
+    assert isinstance(store, SqliteOwners)
+    assert store.path == str(tmp_path / "gateway-owners.sqlite3") == owners_path(ledger)
+
+
+async def test_owners_kept_in_the_ledger_file_move_to_their_own(tmp_path: Path) -> None:
+    """Owners an earlier version wrote into the ledger's file are found after the upgrade,
+    and their old table is gone from the ledger's file."""
+    ledger = str(tmp_path / "gateway.sqlite3")
+    old = sqlite3.connect(ledger)
+    old.execute("CREATE TABLE response_owners (id TEXT PRIMARY KEY, provider TEXT NOT NULL, "
+                "model TEXT NOT NULL, created REAL NOT NULL)")
+    old.execute("INSERT INTO response_owners VALUES ('resp_old', 'oai', 'gpt-4.1', ?)",
+                (time.time(),))
+    old.commit()
+    old.close()
+    owners = ResponseOwners(_config(), make_store(StorageConfig(sqlite_path=ledger)))
+    async for _ in owners.lifecycle(None):
+        assert await owners.owner("resp_old") == ("oai", "gpt-4.1")
+    check = sqlite3.connect(ledger)
+    tables = check.execute("SELECT name FROM sqlite_master WHERE name = 'response_owners'")
+    assert tables.fetchall() == []
+    check.close()
 
 
 @pytest.mark.integration

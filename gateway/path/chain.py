@@ -33,7 +33,7 @@ from gateway.resilience.config import FALLBACK, ModelPolicy
 from gateway.resilience.deadline import AttemptDeadlines, plan
 from gateway.router import Router
 from gateway.telemetry import names as n
-from gateway.translate.dialects import translation
+from gateway.translate.dialects import translates
 
 _NEUTRAL_ENDS = frozenset({None, n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED})
 Answer = JsonAnswer | EventStream
@@ -143,7 +143,7 @@ class Chain:
         translation (`gateway/translate/`), can serve it."""
         dialect = call.client.dialect
         provider = self.runner.provider_for(model)
-        if dialect.name not in provider.dialects and translation(dialect, provider.dialects) is None:
+        if dialect.name not in provider.dialects and not translates(dialect, provider.dialects):
             answer_locally = getattr(dialect, "local_answer", None)  # see AnswersLocally
             if answer_locally is not None:
                 body: bytes = answer_locally(call.client)

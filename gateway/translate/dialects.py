@@ -179,13 +179,27 @@ def translation(client: Dialect, upstream: frozenset[str]) -> Dialect | None:
     """The translation that carries `client`'s calls to an upstream speaking `upstream`'s
     dialects, through chat completions (embeddings: between OpenAI's and Gemini's), or
     None when there is none (count_tokens is answered by the chain instead)."""
+    make = _translation_maker(client, upstream)
+    return None if make is None else make()
+
+
+def translates(client: Dialect, upstream: frozenset[str]) -> bool:
+    """Whether `translation` finds one, without building it."""
+    return _translation_maker(client, upstream) is not None
+
+
+def _translation_maker(client: Dialect, upstream: frozenset[str]
+                       ) -> Callable[[], Dialect] | None:
+    """What builds the translation `translation` returns, or None."""
     side = CLIENT_SIDES.get(client.name)
     if side is None and client.name != CHAT:
         embeddings = EMBEDDING_TRANSLATIONS.get(client.name)
         if embeddings is not None and embeddings[0] in upstream:
-            return embeddings[1](client)
+            factory = embeddings[1]
+            return lambda: factory(client)
         return None
     for target in _UPSTREAMS:
         if target.name in upstream and (side is not None or target.name != CHAT):
-            return Translation(client, side, target)
+            chosen = target
+            return lambda: Translation(client, side, chosen)
     return None

@@ -6,7 +6,13 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.anthropic.messages import AnthropicCountTokens, AnthropicMessages
-from gateway.dialects.gemini.generate import GeminiCountTokens, GeminiGenerate, GeminiStream
+from gateway.dialects.gemini.generate import (
+    GeminiBatchEmbed,
+    GeminiCountTokens,
+    GeminiEmbed,
+    GeminiGenerate,
+    GeminiStream,
+)
 from gateway.dialects.openai_chat import OpenAIChat
 from gateway.dialects.openai_embeddings import OpenAIEmbeddings
 from gateway.dialects.openai_responses.responses import OpenAIResponses
@@ -16,7 +22,7 @@ from gateway.dialects.registry import (
     OPENAI_CHAT_ONLY,
     OPENAI_NATIVE,
 )
-from gateway.translate.dialects import translation
+from gateway.translate.dialects import translates, translation
 from tests.fakes import anthropic_wire as awire
 from tests.fakes import openai_wire as owire
 
@@ -30,6 +36,22 @@ class _Timer:
 
     def chunk(self) -> None:
         """Nothing to time here."""
+
+
+def test_translates_says_what_translation_finds() -> None:
+    """The chain's check (`translates`) agrees with the attempt's `translation` for every
+    client dialect on every provider's set of dialects, without building one."""
+    clients = [OpenAIChat(), OpenAIEmbeddings(), OpenAIResponses(), AnthropicMessages(),
+               AnthropicCountTokens(), GeminiGenerate(), GeminiStream(), GeminiCountTokens(),
+               GeminiEmbed(), GeminiBatchEmbed()]
+    upstreams = [OPENAI_NATIVE, OPENAI_CHAT_ONLY, ANTHROPIC_NATIVE, GEMINI_NATIVE, frozenset()]
+    found = 0
+    for client in clients:
+        for upstream in upstreams:
+            made = translation(client, upstream)
+            assert translates(client, upstream) is (made is not None), (client.name, upstream)
+            found += made is not None
+    assert found >= 10  # most pairs translate; the loop is not vacuous
 
 
 def test_translations_by_pair() -> None:

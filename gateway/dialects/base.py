@@ -135,6 +135,21 @@ class StreamWatcher(Protocol):
         ...
 
 
+class SharesParse(StreamWatcher, Protocol):
+    """A watcher that keeps the JSON object it parsed of the last event it parsed (most
+    events it reads in their raw bytes), unchanged, with that event: a translation
+    reading the same stream takes it instead of parsing the event again."""
+
+    @property
+    def parsed_event(self) -> bytes:
+        """The event `parsed` was read from (the very object fed), or b"" before any."""
+        ...
+
+    @property
+    def parsed(self) -> dict[str, Any] | None:
+        ...
+
+
 class Dialect(Protocol):
     """One API dialect the gateway speaks with clients (and natively with some upstreams)."""
 
@@ -240,6 +255,20 @@ class RoutesUpstream(Protocol):
     call's own path. Looked up by name, only when the template says so."""
 
     def upstream_route(self, request: ClientRequest, upstream_model: str) -> str:
+        ...
+
+
+class SplitsUpstream(Protocol):
+    """A translation whose call may need more than one upstream request (OpenAI's
+    embeddings of more inputs than Gemini's batchEmbedContents takes in one): the attempt
+    asks `upstream_parts` for the bodies to send (None: the one body, as usual), sends them
+    at once, and reads the parts' answers, joined in order by `joined`, as one answer.
+    Looked up by name, only for a translated call that is not streamed."""
+
+    def upstream_parts(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        ...
+
+    def joined(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         ...
 
 

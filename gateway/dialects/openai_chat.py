@@ -121,6 +121,9 @@ class ChatWatcher:
         self.finish_reasons: dict[int, str] = {}
         self.texts: dict[int, str] = {}
         self.content_chunks = 0
+        # The last chunk parsed and its JSON object, unchanged (dialects.base.SharesParse).
+        self.parsed_event = b""
+        self.parsed: dict[str, Any] | None = None
         self._seen_first = False
         # Raw-byte fast path for plain chunks; off where every chunk must be rewritten or read.
         self._fast = not capture and not rename
@@ -210,6 +213,8 @@ class ChatWatcher:
         return event
 
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
+        self.parsed_event = event
+        self.parsed = payload  # changed below only when renamed (never in a translation)
         if wire.is_error_event(payload):
             error = payload.get("error")
             code = error.get("code") if isinstance(error, dict) else None

@@ -12,6 +12,7 @@ request or response, and never imports the chain above it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -27,7 +28,7 @@ from gateway import errors
 from gateway.call import AttemptResult, Call
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, ModelConfig, ProviderConfig
-from gateway.dialects.base import Dialect, RoutesUpstream
+from gateway.dialects.base import Dialect, RoutesUpstream, SplitsUpstream
 from gateway.fastpaths import BodyTooLarge, Deadline
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.pricing import cost_usd
@@ -74,6 +75,7 @@ class _Started:
     stream: EventStream | None
     body: bytes | None  # JSON answers: the whole body
     first_seen: bool
+    parts: list[dict[str, Any]] | None  # a split call's bodies (dialects.base.SplitsUpstream)
 
     def __init__(self) -> None:  # written out: see gateway.call.AttemptResult
         self.response = None
@@ -81,6 +83,7 @@ class _Started:
         self.stream = None
         self.body = None
         self.first_seen = False
+        self.parts = None
 
 
 class ModelRoute:
@@ -220,6 +223,10 @@ class AttemptRunner:
         request.context = recorder.context
         tracecontext.inject(request.headers, recorder.span, recorder.context)
         started = _Started()
+        if dialect is not call.client.dialect and not call.client.stream:
+            split = getattr(dialect, "upstream_parts", None)  # see SplitsUpstream
+            if split is not None:
+                started.parts = split(request.body)
         began = time.perf_counter()
         deadline = Deadline(deadlines.start, self.clock)
         try:
@@ -249,6 +256,9 @@ class AttemptRunner:
                             provider: Provider, recorder: AttemptRecorder,
                             request: UpstreamRequest, started: _Started, timer: Deadline,
                             deadlines: AttemptDeadlines) -> None:
+        if started.parts is not None:
+            await self._answer_parts(dialect, provider, request, started, timer, deadlines)
+            return
         response = await provider.send(request)
         started.response = response
         if response.status >= 400:
@@ -273,6 +283,56 @@ class AttemptRunner:
                 started.body = await self._read_timed(response, started, timer, deadlines,
                                                       provider.config.max_response_bytes)
             response.close()  # already released to the pool once read; this only makes sure
+
+    async def _answer_parts(self, dialect: Dialect, provider: Provider,
+                            request: UpstreamRequest, started: _Started, timer: Deadline,
+                            deadlines: AttemptDeadlines) -> None:
+        """A split call: every part sent at once (the call takes one part's time, not the
+        sum), the answers joined in order into `started.body`; the first part (in order)
+        that fails fails the attempt, and the others are cancelled."""
+        bodies = started.parts or []
+        tasks = [asyncio.ensure_future(self._part(dialect, provider, _part_of(request, body),
+                                                  started, timer, deadlines))
+                 for body in bodies]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failures = [task.exception() for task in tasks
+                        if task.done() and not task.cancelled()]
+            for failure in failures:
+                if failure is not None:
+                    raise failure
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        answers = [task.result() for task in tasks]
+        started.response = answers[0][0]
+        joined = cast(SplitsUpstream, dialect).joined([payload for _, payload in answers])
+        started.body = orjson.dumps(joined)
+
+    async def _part(self, dialect: Dialect, provider: Provider, request: UpstreamRequest,
+                    started: _Started, timer: Deadline, deadlines: AttemptDeadlines
+                    ) -> tuple[UpstreamResponse, dict[str, Any]]:
+        """One part of a split call: its answer, read whole and parsed."""
+        response = await provider.send(request)
+        if not started.first_seen:  # the upstream is answering: the first-token rule is met
+            started.first_seen = True
+            if deadlines.first_token_at is not None and not timer.expired():
+                timer.reschedule(deadlines.answer_at)
+        try:
+            raw = await response.read()  # capped by the provider
+        finally:
+            response.close()
+        if response.status >= 400:
+            raise self._status_error(dialect, response, raw)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise errors.UpstreamBadResponse(
+                f"the upstream for model '{request.model.name}' sent a body that is not JSON")
+        return response, payload
 
     async def _read_timed(self, response: UpstreamResponse, started: _Started,
                           timer: Deadline, deadlines: AttemptDeadlines, limit: int) -> bytes:
@@ -392,6 +452,13 @@ class AttemptRunner:
         return AttemptResult(model=model, provider_name=stream.provider.config.provider_name,
                              usage=usage, cost=cost, error_type=error_type, status=200,
                              committed=True, first_chunk_s=recorder.first_chunk_s)
+
+
+def _part_of(request: UpstreamRequest, body: dict[str, Any]) -> UpstreamRequest:
+    """One part of a split call: the call's request with a body of its own."""
+    return UpstreamRequest(request.operation, request.path, body, False, request.model,
+                           dict(request.headers), request.directives, None, request.context,
+                           request.query)
 
 
 def forwarded_query(query: str, names: tuple[str, ...]) -> str:

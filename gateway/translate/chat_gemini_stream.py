@@ -40,7 +40,10 @@ class GeminiToChatStream(ChatChunks):
         self._calls = 0
 
     def feed(self, event: bytes) -> bytes:
-        payload = event_payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One chunk as read (`event_payload`)."""
         if not isinstance(payload, dict) or self.done:
             return b""
         error = payload.get("error")

@@ -39,7 +39,10 @@ class MessagesToChatStream(ChatChunks):
         self._usage: JSON = {}
 
     def feed(self, event: bytes) -> bytes:
-        payload = event_payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One event as read (`event_payload`)."""
         if not isinstance(payload, dict) or self.done:
             return b""
         kind = payload.get("type")

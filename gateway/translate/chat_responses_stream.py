@@ -128,7 +128,10 @@ class ResponsesToChatStream(ChatChunks):
         self._tools: dict[int, int] = {}  # output index -> chat tool call index
 
     def feed(self, event: bytes) -> bytes:
-        payload = event_payload(event)
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes:
+        """One event as read (`event_payload`)."""
         if self.done or not isinstance(payload, dict):
             return b""
         kind = payload.get("type")

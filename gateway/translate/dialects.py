@@ -21,7 +21,7 @@ from gateway.dialects.base import (
     ClientRequest,
     Dialect,
     Reading,
-    StreamWatcher,
+    SharesParse,
 )
 from gateway.dialects.openai_chat import NAME as CHAT
 from gateway.dialects.streamstate import StreamState
@@ -121,12 +121,19 @@ class Chained:
         self.done = self._second.done
         return out
 
+    def feed_payload(self, payload: dict[str, Any] | bytes | None) -> bytes:
+        out = self._first.feed_payload(payload)
+        self.done = self._second.done
+        return out
+
 
 class TranslatedStream(StreamState):
     """Reads each upstream event with the upstream dialect's watcher (usage, timing, the
-    end) and sends the client what the translator makes of it, event by event."""
+    end) and sends the client what the translator makes of it, event by event. Each
+    event is parsed once: the watcher reads most in their raw bytes, and the translator
+    takes the JSON object of those the watcher parsed (`SharesParse`)."""
 
-    def __init__(self, reader: StreamWatcher, translator: EventTranslator,
+    def __init__(self, reader: SharesParse, translator: EventTranslator,
                  stream_error: Callable[[str, str], bytes]) -> None:
         super().__init__()
         self._reader = reader
@@ -153,7 +160,10 @@ class TranslatedStream(StreamState):
                 parts.append(self.stream_error(reader.failure.message, "malformed_sse"))
                 self.done = True
                 break
-            parts.append(translator.feed(event))
+            if reader.parsed_event is event:
+                parts.append(translator.feed_payload(reader.parsed))
+            else:
+                parts.append(translator.feed(event))
             self.response_model = reader.response_model
             self.response_attributes = reader.response_attributes
             if reader.done or translator.done:

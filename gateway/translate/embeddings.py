@@ -8,9 +8,11 @@ OpenAI client of a Gemini model: a string goes to embedContent, a list of string
 batchEmbedContents (each request naming the model, as the API requires), `dimensions`
 `outputDimensionality`; the vectors come back as `data[]`, as floats or, when asked
 (the openai SDK's default), base64 of little-endian float32s, with the input tokens
-estimated (Gemini reports none for embeddings). Refused (400): token arrays, non-text
-parts and different dimensions within one batch. Dropped: Gemini's `taskType` and
-`title`, OpenAI's `user`.
+estimated (Gemini reports none for embeddings). A list longer than batchEmbedContents
+takes in one call (`BATCH_LIMIT`) is sent as several calls at once, their vectors joined
+in order (`dialects.base.SplitsUpstream`). Refused (400): token arrays, non-text parts
+and different dimensions within one batch. Dropped: Gemini's `taskType` and `title`,
+OpenAI's `user`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import orjson
 
 from gateway.dialects import openai_embeddings, openai_wire
 from gateway.dialects.base import ChunkTimer, ClientRequest, Dialect, Reading, StreamWatcher
+from gateway.dialects.gemini import answer as gemini_answer
 from gateway.dialects.gemini import errors as gemini_errors
 from gateway.dialects.gemini import generate as gemini
 from gateway.errors import InvalidRequest
@@ -37,6 +40,9 @@ JSON = dict[str, Any]
 _TO_OPENAI: Final = "cannot be translated to OpenAI's embeddings API"
 _TO_GEMINI: Final = "cannot be translated to Gemini's embedContent API"
 _EMBEDDINGS: Final = openai_embeddings.OpenAIEmbeddings()  # reads the upstream's usage
+# The most requests batchEmbedContents takes in one call: more is a 400 INVALID_ARGUMENT,
+# "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch".
+BATCH_LIMIT: Final = 100
 
 
 def _content_text(content: Any, where: str) -> str:
@@ -99,6 +105,35 @@ def openai_to_gemini_request(body: Mapping[str, Any], upstream_model: str) -> JS
     model = f"models/{upstream_model}"
     return {"requests": [{"model": model, "content": {"parts": [{"text": v}]}, **extra}
                          for v in value]}
+
+
+def batch_parts(body: Mapping[str, Any]) -> list[JSON] | None:
+    """A batchEmbedContents body with more requests than one call takes, as the bodies
+    of consecutive calls of BATCH_LIMIT requests at most; None when it fits in one."""
+    requests = body.get("requests")
+    if not isinstance(requests, list) or len(requests) <= BATCH_LIMIT:
+        return None
+    return [{"requests": requests[at:at + BATCH_LIMIT]}
+            for at in range(0, len(requests), BATCH_LIMIT)]
+
+
+def joined_batches(payloads: list[JSON]) -> JSON:
+    """The answers of consecutive batchEmbedContents calls as one: the embeddings in
+    order, and the prompt tokens summed when every answer counts them (Vertex AI's do;
+    the Gemini API's count none, and the gateway estimates them for the whole call)."""
+    embeddings: list[Any] = []
+    counts: list[int] = []
+    for payload in payloads:
+        embeddings.extend(payload.get("embeddings") or ())
+        metadata = payload.get("usageMetadata")
+        count = metadata.get("promptTokenCount") if isinstance(metadata, dict) else None
+        if isinstance(count, int):
+            counts.append(count)
+    joined: JSON = {"embeddings": embeddings}
+    if payloads and len(counts) == len(payloads):
+        joined["usageMetadata"] = {"promptTokenCount": sum(counts),
+                                   "totalTokenCount": sum(counts)}
+    return joined
 
 
 def _encoded(values: Any, encoding: Any) -> Any:
@@ -175,12 +210,20 @@ class EmbeddingsViaGemini(_NotStreamed, ClientFacing):
                       ) -> tuple[dict[str, Any], bytes | None]:
         return openai_to_gemini_request(request.body, upstream_model), None
 
+    def upstream_parts(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        return batch_parts(body)
+
+    def joined(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        return joined_batches(payloads)
+
     def read_answer(self, request: ClientRequest, payload: dict[str, Any], served: str,
                     rename: bool, capture: bool) -> Reading:
-        # Gemini reports no usage for embeddings: the path estimates it, as for a native
-        # call, and the client is told the same estimate.
-        answer = gemini_to_openai_answer(payload, request.body, served, request.prompt_tokens)
-        reading = Reading(None, None, {}, orjson.dumps(answer))
+        # The Gemini API reports no usage for embeddings: the path estimates it, as for a
+        # native call, and the client is told the same estimate (or the count reported).
+        usage = gemini_answer.usage_from(payload.get("usageMetadata"))
+        tokens = request.prompt_tokens if usage is None else usage.input
+        answer = gemini_to_openai_answer(payload, request.body, served, tokens)
+        reading = Reading(usage, None, {}, orjson.dumps(answer))
         dimensions = openai_embeddings.dimension_count(answer)
         if dimensions is not None:
             reading.attributes[n.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions

@@ -16,7 +16,7 @@ import orjson
 
 from gateway.dialects import openai_wire
 from gateway.dialects.anthropic import messages as anthropic
-from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, StreamWatcher
+from gateway.dialects.base import ChunkTimer, ClientRequest, Reading, SharesParse
 from gateway.dialects.gemini import answer as gemini_answer
 from gateway.dialects.gemini import errors as gemini_errors
 from gateway.dialects.gemini import generate as gemini
@@ -44,11 +44,15 @@ _CHAT: Final = OpenAIChat()
 
 
 class EventTranslator(Protocol):
-    """Turns one upstream event into the client's bytes (see chat_messages_stream)."""
+    """Turns one upstream event into the client's bytes (see chat_messages_stream):
+    `feed` reads the event, `feed_payload` takes it as read already (`event_payload`:
+    its JSON object, or its data when it is none, such as `[DONE]`)."""
 
     done: bool
 
     def feed(self, event: bytes) -> bytes: ...
+
+    def feed_payload(self, payload: JSON | bytes | None) -> bytes: ...
 
 
 class IntoChat(EventTranslator, Protocol):
@@ -61,8 +65,6 @@ class IntoChat(EventTranslator, Protocol):
 class FromChat(EventTranslator, Protocol):
     """A translator out of chat completions, which a `ChatChunks` may hand its chunks to
     as objects (`feed_payload`) when the two are chained."""
-
-    def feed_payload(self, payload: JSON | bytes | None) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ class UpstreamSide:
     path: str
     from_chat: Callable[[JSON, str], JSON]
     read: Callable[[ClientRequest, JSON, str, bool], Reading]
-    watcher: Callable[[ClientRequest, str, ChunkTimer, bool], StreamWatcher]
+    watcher: Callable[[ClientRequest, str, ChunkTimer, bool], SharesParse]
     event_error: Callable[[bytes], str | None]
     error: Callable[[int, bytes], bytes]
     # None when the upstream speaks chat: its answer and events are chat's already.

@@ -1,7 +1,8 @@
 """A fake Gemini upstream that speaks generativelanguage.googleapis.com's wire format:
 `models/{model}:generateContent`, `:streamGenerateContent?alt=sse` (chunks framed with
 CRLF, each with the counts so far, the last with the finish reason), `:countTokens`,
-`:embedContent`, `:batchEmbedContents`, and Google's error bodies.
+`:embedContent`, `:batchEmbedContents` (at most 100 requests a call, as the real API),
+and Google's error bodies.
 
     async with running_gemini(Behaviour(text="Hello"), api_key="AIza-test") as up:
         ...
@@ -28,7 +29,8 @@ class Behaviour:
     `function_call` (name, args); usage: `prompt`, `cached`, `candidates`, `thoughts`,
     `tool_use_prompt`; `status` answers that error in Google's shape; in streams,
     `chunk_delay_s` between chunks, `chunk_words` words per chunk, `error_after_chunks`
-    sends an error chunk after that many chunks and ends."""
+    sends an error chunk after that many chunks and ends; `vector_of_length` makes each
+    embedding's values the length of its text (so a test can tell the vectors apart)."""
 
     text: str | None = None
     function_call: tuple[str, Mapping[str, Any]] | None = None
@@ -42,6 +44,7 @@ class Behaviour:
     chunk_words: int = 2
     chunk_delay_s: float = 0.0
     error_after_chunks: int | None = None
+    vector_of_length: bool = False
 
 
 @dataclass
@@ -61,6 +64,7 @@ class State:
 
 
 STATE = web.AppKey("state", State)
+BATCH_LIMIT = 100  # batchEmbedContents' requests in one call
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
@@ -121,7 +125,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if action == "countTokens":
         return web.json_response({"totalTokens": b.prompt})
     if action in ("embedContent", "batchEmbedContents"):
-        return _embed(request.match_info["model"], body, action == "batchEmbedContents")
+        return _embed(request.match_info["model"], body, action == "batchEmbedContents", b)
     if b.function_call is not None:
         parts: list[Any] = [{"functionCall": {"name": b.function_call[0],
                                               "args": dict(b.function_call[1])}}]
@@ -135,16 +139,23 @@ async def generate(request: web.Request) -> web.StreamResponse:
     return await _stream(request, state, b, parts)
 
 
-def _vector(request: Any) -> list[float]:
-    """0.1, 0.2, 0.3, ... cut to the request's `outputDimensionality` (3 without one)."""
+def _vector(request: Any, b: Behaviour) -> list[float]:
+    """0.1, 0.2, 0.3, ... cut to the request's `outputDimensionality` (3 without one), or
+    as many times its text's length with `vector_of_length`."""
     size = request.get("outputDimensionality") if isinstance(request, dict) else None
-    return [round(0.1 * (i + 1), 1) for i in range(size if isinstance(size, int) else 3)]
+    count = size if isinstance(size, int) else 3
+    if b.vector_of_length:
+        return [float(len(_last_text({"contents": [request["content"]]})))] * count
+    return [round(0.1 * (i + 1), 1) for i in range(count)]
 
 
-def _embed(model: str, body: Any, batch: bool) -> web.Response:
-    """Like the real API: each content must be given, and each request of a batch must
-    name the URL's model."""
+def _embed(model: str, body: Any, batch: bool, b: Behaviour) -> web.Response:
+    """Like the real API: at most BATCH_LIMIT requests in a batch, each content must be
+    given, and each request of a batch must name the URL's model."""
     requests = body.get("requests") if batch else [body]
+    if batch and len(requests or ()) > BATCH_LIMIT:
+        return _error(400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be "
+                           "in one batch")
     for index, request in enumerate(requests or ()):
         if not isinstance(request.get("content"), dict):
             return _error(400, f"* requests[{index}].content: content is not specified")
@@ -152,8 +163,8 @@ def _embed(model: str, body: Any, batch: bool) -> web.Response:
             return _error(400, f"* BatchEmbedContentsRequest.requests[{index}].model: "
                                "model must be the one in the URL")
     if batch:
-        return web.json_response({"embeddings": [{"values": _vector(r)} for r in requests]})
-    return web.json_response({"embedding": {"values": _vector(body)}})
+        return web.json_response({"embeddings": [{"values": _vector(r, b)} for r in requests]})
+    return web.json_response({"embedding": {"values": _vector(body, b)}})
 
 
 async def _stream(request: web.Request, state: State, b: Behaviour,

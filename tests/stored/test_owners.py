@@ -22,11 +22,9 @@ from gateway.stored.owners import (
     owners_path,
 )
 from gateway.testing import FakeClock
-from tests.dialects.openai_responses.test_gateway_responses import ENV, GATEWAY_KEY, config
-from tests.fakes.openai_upstream import running_upstream
-from tests.fakes.responses_upstream import running_responses
+from tests.dialects.openai_responses.test_gateway_responses import GATEWAY, MODELS
 from tests.spend.helpers import RedisServer
-from tests.support.gateway import running_gateway
+from tests.support.rig import running_upstreams
 
 CONFIG = """
 providers:
@@ -95,13 +93,10 @@ async def test_redis_shares_owners_between_replicas(redis_session: RedisServer,
     through the other."""
     storage = (f"storage: {{backend: redis, redis_url: \"{redis_session.url}\", "
                f"redis_prefix: \"{redis_prefix}\"}}")
-    async with running_responses(api_key=ENV["OPENAI_API_KEY"]) as up, \
-            running_upstream(api_key="sk-relay") as chat:
-        text = config(up.base_url, chat.base_url, storage)
-        async with running_gateway(text, environ=ENV) as one, \
-                running_gateway(text, environ=ENV) as two, \
-                openai.AsyncOpenAI(base_url=one.base_url, api_key=GATEWAY_KEY) as first, \
-                openai.AsyncOpenAI(base_url=two.base_url, api_key=GATEWAY_KEY) as second:
+    async with running_upstreams() as upstreams:
+        async with upstreams.gateway(MODELS, extra=storage, **GATEWAY) as one, \
+                upstreams.gateway(MODELS, extra=storage, **GATEWAY) as two, \
+                one.openai() as first, two.openai() as second:
             made = await first.responses.create(model="gpt-4.1", input="shared")
             found = await second.responses.retrieve(made.id)
             await second.responses.delete(made.id)

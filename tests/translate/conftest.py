@@ -1,15 +1,35 @@
-"""The translated-call tests' rig as a fixture (`tests/translate/rig.py`)."""
+"""The translated-call tests' rig (`tests/support/rig.py`) with their models: Gemini,
+Claude and OpenAI-format ones, each with a fallback across dialects."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from tests.support.rig import rig_fixture
 
-import pytest
+MODELS = """
+  gemini-2.5-flash:
+    provider: google
+    upstream_model: gemini-2.5-flash-001
+    price_per_mtok: {input: 0.3, output: 2.5}
+  gemini-fallback:
+    provider: google
+    price_per_mtok: {input: 0.3, output: 2.5}
+    fallbacks: [claude-sonnet-4.5]
+  gemini-embedding:
+    provider: google
+    upstream_model: gemini-embedding-001
+    price_per_mtok: {input: 0.15, output: 0}
+  claude-sonnet-4.5:
+    provider: claude
+    upstream_model: claude-sonnet-4-5
+    price_per_mtok: {input: 3, output: 15}
+  claude-fallback:
+    provider: claude
+    price_per_mtok: {input: 3, output: 15}
+    fallbacks: [gemini-2.5-flash]
+  text-embedding-3-small:
+    provider: chat
+    price_per_mtok: {input: 0.02, output: 0}
+"""
 
-from tests.translate.rig import Rig, running_rig
 
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async with running_rig() as running:
-        yield running
+rig = rig_fixture(MODELS)

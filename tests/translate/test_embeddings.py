@@ -1,7 +1,8 @@
 """Embeddings translated between OpenAI's and Gemini's APIs, with the official SDKs as
 clients of the real gateway: google-genai's embed_content on an OpenAI-format model, the
 openai SDK's embeddings.create on a `kind: gemini` model (one string to embedContent, a
-list to batchEmbedContents), usage and cost, errors in each client's shape."""
+list to batchEmbedContents, a list longer than one batch as several), usage and cost,
+errors in each client's shape."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from gateway.translate.embeddings import gemini_to_openai_answer, openai_to_gemini_request
+from gateway.translate.embeddings import (
+    BATCH_LIMIT,
+    batch_parts,
+    gemini_to_openai_answer,
+    joined_batches,
+    openai_to_gemini_request,
+)
 from tests.fakes.gemini_upstream import Behaviour
+from tests.support.rig import Rig
 from tests.support.waiting import eventually
-from tests.translate.rig import Rig
 
 pytestmark = [
     pytest.mark.integration,  # sockets: fake upstreams, the gateway on a port
@@ -27,11 +34,11 @@ async def test_genai_embed_content_on_an_openai_model(rig: Rig) -> None:
     """embed_content (batchEmbedContents) reaches /embeddings with the texts as `input` and
     the dimensions asked for; each vector comes back as Gemini's `values`, the upstream's
     usage on the span and in the ledger."""
-    client = rig.genai()
+    client = rig.genai("v1beta")
     embedded = await client.aio.models.embed_content(
         model="text-embedding-3-small", contents=["first text", "second"],
         config=types.EmbedContentConfig(output_dimensionality=8, task_type="RETRIEVAL_QUERY"))
-    sent = rig.oai.state.requests[-1]
+    sent = rig.chat.state.requests[-1]
     assert sent.path == "/v1/embeddings"
     assert sent.body == {"model": "text-embedding-3-small", "input": ["first text", "second"],
                          "dimensions": 8, "encoding_format": "float"}
@@ -84,19 +91,19 @@ async def test_untranslatable_embeddings_are_a_clear_400(rig: Rig) -> None:
         rig.google.state.behaviour = Behaviour(status=429)
         with pytest.raises(openai.RateLimitError):
             await client.embeddings.create(model="gemini-embedding", input="x")
-    genai_client = rig.genai()
+    genai_client = rig.genai("v1beta")
     image = types.Content(parts=[types.Part.from_bytes(data=b"\x89PNG", mime_type="image/png")])
     with pytest.raises(genai_errors.ClientError) as google:
         await genai_client.aio.models.embed_content(model="text-embedding-3-small",
                                                     contents=[image])
     assert google.value.code == 400 and google.value.status == "INVALID_ARGUMENT"
-    assert not rig.oai.state.requests
+    assert not rig.chat.state.requests
 
 
 async def test_native_batch_on_an_aliased_model_names_the_upstream_model(rig: Rig) -> None:
     """Untranslated, embed_content on a model whose upstream id differs: each batch request
     names the upstream's model, which the API (and the fake) insist on."""
-    client = rig.genai()
+    client = rig.genai("v1beta")
     embedded = await client.aio.models.embed_content(model="gemini-embedding",
                                                      contents=["a", "b"])
     assert embedded.embeddings is not None and len(embedded.embeddings) == 2
@@ -114,3 +121,65 @@ def test_base64_vectors_are_little_endian_float32() -> None:
     body = openai_to_gemini_request({"input": ["a"], "dimensions": 2}, "g-1")
     assert orjson.dumps(body) == (b'{"requests":[{"model":"models/g-1","content":'
                                   b'{"parts":[{"text":"a"}]},"outputDimensionality":2}]}')
+
+
+async def test_more_inputs_than_one_batch_are_split_and_joined_in_order(rig: Rig) -> None:
+    """250 inputs for a Gemini model (whose batchEmbedContents, like the fake, refuses more
+    than 100) go as three calls of 100, 100 and 50; the 250 vectors come back in the
+    inputs' order as one answer: one span, one ledger row, the whole call's usage."""
+    rig.google.state.behaviour = Behaviour(vector_of_length=True)
+    texts = ["w" * (i + 1) for i in range(250)]
+    async with rig.openai() as client:
+        answer = await client.embeddings.create(model="gemini-embedding", input=texts)
+    sent = rig.google.state.requests
+    assert all(r.path.endswith("/gemini-embedding-001:batchEmbedContents") for r in sent)
+    assert sorted(len(r.body["requests"]) for r in sent) == [50, 100, 100]
+    sent_texts = [q["content"]["parts"][0]["text"] for r in sent for q in r.body["requests"]]
+    assert sorted(sent_texts) == sorted(texts)
+    assert [d.index for d in answer.data] == list(range(250))
+    assert [d.embedding[0] for d in answer.data] == [float(len(t)) for t in texts]
+    assert len(rig.gw.telemetry.spans_named("embeddings gemini-embedding")) == 1
+    span = rig.span("embeddings gemini-embedding")
+    assert span["gen_ai.usage.input_tokens"] == answer.usage.prompt_tokens > 250
+    assert await eventually(lambda: len(rig.settled()) == 1)
+    assert rig.ledger()[0].input_tokens == answer.usage.prompt_tokens
+
+
+async def test_a_failing_part_fails_the_split_call(rig: Rig) -> None:
+    """When the parts of a split call are refused (a 429), the client gets the upstream's
+    error in OpenAI's shape, not a partial answer."""
+    rig.google.state.behaviour = Behaviour(status=429)
+    async with rig.openai() as client:
+        with pytest.raises(openai.RateLimitError):
+            await client.embeddings.create(model="gemini-embedding", input=["x"] * 150)
+    assert rig.google.state.requests
+
+
+async def test_a_gemini_clients_own_batch_is_never_split(rig: Rig) -> None:
+    """A Gemini client's batch of 101 passes through whole, and the upstream refuses it as
+    Gemini does: 400 INVALID_ARGUMENT naming the limit, in the SDK's ClientError."""
+    client = rig.genai("v1beta")
+    with pytest.raises(genai_errors.ClientError) as caught:
+        await client.aio.models.embed_content(model="gemini-embedding", contents=["x"] * 101)
+    assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
+    assert "at most 100 requests can be in one batch" in (caught.value.message or "")
+    assert [len(r.body["requests"]) for r in rig.google.state.requests] == [101]
+
+
+def test_batches_split_at_the_limit_and_join_in_order() -> None:
+    """batch_parts cuts 201 requests into calls of 100, 100 and 1 (a batch of 100 stays
+    whole); joined_batches keeps the order and sums the prompt tokens only when every
+    part counts them."""
+    requests = [{"model": "models/g", "content": {"parts": [{"text": str(i)}]}}
+                for i in range(2 * BATCH_LIMIT + 1)]
+    parts = batch_parts({"requests": requests})
+    assert parts is not None and [len(p["requests"]) for p in parts] == [100, 100, 1]
+    assert [r for p in parts for r in p["requests"]] == requests
+    assert batch_parts({"requests": requests[:BATCH_LIMIT]}) is None
+    counted = [{"embeddings": [{"values": [1.0]}], "usageMetadata": {"promptTokenCount": 3}},
+               {"embeddings": [{"values": [2.0]}, {"values": [3.0]}],
+                "usageMetadata": {"promptTokenCount": 4}}]
+    assert joined_batches(counted) == {
+        "embeddings": [{"values": [1.0]}, {"values": [2.0]}, {"values": [3.0]}],
+        "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}}
+    assert "usageMetadata" not in joined_batches([counted[0], {"embeddings": []}])

@@ -18,8 +18,8 @@ from google.genai import types
 
 from tests.fakes.anthropic_upstream import Behaviour as ClaudeBehaviour
 from tests.fakes.gemini_upstream import Behaviour
+from tests.support.rig import GATEWAY_KEY, Rig
 from tests.support.waiting import eventually
-from tests.translate.rig import GATEWAY_KEY, Rig
 
 pytestmark = [
     pytest.mark.integration,  # sockets: fake upstreams, the gateway on a port
@@ -125,7 +125,7 @@ async def test_genai_client_on_a_claude_model(rig: Rig) -> None:
     Anthropic's usage, costed at the Claude model's prices."""
     rig.claude.state.behaviour = ClaudeBehaviour(text="Hello from Claude", input_tokens=20,
                                                  output_tokens=4)
-    client = rig.genai()
+    client = rig.genai("v1beta")
     answer = await client.aio.models.generate_content(
         model="claude-sonnet-4.5", contents="Say hello",
         config=types.GenerateContentConfig(system_instruction="Be brief",
@@ -165,7 +165,7 @@ async def test_fallbacks_cross_gemini_and_claude(rig: Rig) -> None:
 
     rig.google.state.behaviour = Behaviour(status=503)
     rig.claude.state.behaviour = ClaudeBehaviour(text="Claude to the rescue")
-    client2 = rig.genai()
+    client2 = rig.genai("v1beta")
     chunks = [c async for c in await client2.aio.models.generate_content_stream(
         model="gemini-fallback", contents="hi")]
     assert "".join(c.text or "" for c in chunks) == "Claude to the rescue"
@@ -187,7 +187,7 @@ async def test_untranslatable_request_is_a_clear_400(rig: Rig) -> None:
             await claude.messages.create(model="gemini-2.5-flash", max_tokens=2048,
                                          messages=HELLO,
                                          thinking={"type": "enabled", "budget_tokens": 1024})
-    client3 = rig.genai()
+    client3 = rig.genai("v1beta")
     with pytest.raises(genai_errors.ClientError) as google:
         await client3.aio.models.generate_content(
             model="claude-sonnet-4.5", contents="news?",
@@ -209,7 +209,7 @@ async def test_upstream_errors_reach_each_client_in_its_shape(rig: Rig) -> None:
         with pytest.raises(openai.RateLimitError, match="fake upstream error 429"):
             await client.responses.create(model="gemini-2.5-flash", input="hi")
     rig.claude.state.behaviour = ClaudeBehaviour.error(429)
-    google = rig.genai()
+    google = rig.genai("v1beta")
     with pytest.raises(genai_errors.ClientError) as caught:
         await google.aio.models.generate_content(model="claude-sonnet-4.5", contents="hi")
     assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"

@@ -249,6 +249,14 @@ class MessagesWatcher(StreamState):
     def output_tokens(self) -> int:
         return self._reader.chunks
 
+    @property
+    def parsed_event(self) -> bytes:
+        return self._reader.parsed_event
+
+    @property
+    def parsed(self) -> dict[str, Any] | None:
+        return self._reader.parsed
+
     def output_messages(self) -> str | None:
         reader = self._reader
         parts = output_parts(reader.captured_blocks())

@@ -50,7 +50,8 @@ class MessagesStreamWatcher:
     """Feed it each whole event (as `sse.SSESplitter` yields them) in order."""
 
     __slots__ = ("_blocks", "_delta_usage", "_start_usage", "capture", "chunks", "error",
-                 "finished", "response_attributes", "response_model", "stop_reason")
+                 "finished", "parsed", "parsed_event", "response_attributes", "response_model",
+                 "stop_reason")
 
     def __init__(self, *, capture: bool = False) -> None:
         self.capture = capture
@@ -65,6 +66,9 @@ class MessagesStreamWatcher:
         self._blocks: dict[int, dict[str, Any]] = {}
         self._start_usage: Any = None
         self._delta_usage: Any = None
+        # The last event parsed and its JSON object, unchanged (dialects.base.SharesParse).
+        self.parsed_event = b""
+        self.parsed: dict[str, Any] | None = None
 
     @property
     def usage(self) -> Usage | None:
@@ -103,6 +107,8 @@ class MessagesStreamWatcher:
                 return MALFORMED
             if not isinstance(payload, dict):
                 return OTHER
+            self.parsed_event = event
+            self.parsed = payload
             return self._read(payload)
         return OTHER
 
@@ -146,7 +152,11 @@ class MessagesStreamWatcher:
             payload = orjson.loads(data) if data is not None else None
         except orjson.JSONDecodeError:
             return
-        if not isinstance(payload, dict) or not isinstance(payload.get("index"), int):
+        if not isinstance(payload, dict):
+            return
+        self.parsed_event = event
+        self.parsed = payload
+        if not isinstance(payload.get("index"), int):
             return
         index: int = payload["index"]
         block = payload.get("content_block")

@@ -48,6 +48,9 @@ class GeminiWatcher:
         self._output_chars = 0
         self._seen_first = False
         self._fast = served is None and not capture  # plain chunks need no parse
+        # The last chunk parsed and its JSON object, unchanged (dialects.base.SharesParse).
+        self.parsed_event = b""
+        self.parsed: dict[str, Any] | None = None
         self.finish_reasons: list[str] = []
         self.done = False
         self.failure: StreamEnd | None = None
@@ -128,6 +131,8 @@ class GeminiWatcher:
         return True
 
     def _chunk(self, event: bytes, payload: dict[str, Any]) -> bytes:
+        self.parsed_event = event
+        self.parsed = payload  # changed below only when renamed (never in a translation)
         error = wire_errors.read_error(payload)
         if error is not None:
             self.failure = StreamEnd("upstream_error", error_code(error[1]),

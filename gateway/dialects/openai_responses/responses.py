@@ -172,6 +172,9 @@ class ResponsesWatcher:
         self._usage: Usage | None = None
         self._sequence = -1  # the last sequence_number read from an event parsed anyway
         self._last = b""  # the last event relayed, read for its number only on error
+        # The last event parsed and its JSON object, unchanged (dialects.base.SharesParse).
+        self.parsed_event = b""
+        self.parsed: dict[str, Any] | None = None
         self.deltas = 0
         self.text = ""
         self.reason = ""
@@ -227,6 +230,8 @@ class ResponsesWatcher:
                                      "the upstream sent a malformed event")
             self.done = True
             return wire.error_event(self.failure.message, "malformed_sse", self._next_sequence())
+        self.parsed_event = event
+        self.parsed = payload  # changed below only when renamed (never in a translation)
         sequence = payload.get("sequence_number")
         if isinstance(sequence, int):
             self._sequence = sequence
@@ -254,6 +259,9 @@ class ResponsesWatcher:
         if self._capture and kind == wire.TEXT_DELTA:
             data = event_data(event)
             payload = orjson.loads(data) if data is not None else None
+            if isinstance(payload, dict):
+                self.parsed_event = event
+                self.parsed = payload
             delta = payload.get("delta") if isinstance(payload, dict) else None
             if isinstance(delta, str):
                 self.text += delta

@@ -5,24 +5,17 @@ an OpenAI client reaching a `kind: gemini` model; usage, cost, errors and the ke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import aiohttp
-import openai
 import orjson
 import pytest
-from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from tests.fakes.gemini_upstream import Behaviour, RunningGemini, running_gemini
-from tests.fakes.openai_upstream import RunningUpstream, running_upstream
-from tests.spend.helpers import ledger_rows
-from tests.support.gateway import RunningGateway, running_gateway
+from tests.fakes.gemini_upstream import Behaviour
+from tests.support.gateway import running_gateway
+from tests.support.rig import GATEWAY_KEY, GEMINI_KEY, Rig, genai_client, rig_fixture, running_rig
 from tests.support.telemetry import iter_points
 from tests.support.waiting import eventually
 
@@ -32,69 +25,30 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning"),
 ]
 
-GATEWAY_KEY = "sk-gw-gemini-client-0123"
-UPSTREAM_KEY = "AIzaSy-upstream-secret-4567"
-ENV = {"GEMINI_API_KEY": UPSTREAM_KEY, "OPENAI_API_KEY": "sk-openai-up",
-       "GATEWAY_KEY": GATEWAY_KEY}
 WEATHER = types.FunctionDeclaration(
     name="get_weather", description="Weather in a city",
     parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}},
                             "required": ["city"]})
-
-
-def _config(gemini_url: str, openai_url: str) -> str:
-    return f"""
-providers:
-  google: {{kind: gemini, base_url: "{gemini_url}", api_key: "${{GEMINI_API_KEY}}",
-           timeout_s: 5}}
-  oai: {{kind: openai, base_url: "{openai_url}", api_key: "${{OPENAI_API_KEY}}",
-        provider_name: openai, timeout_s: 5}}
-models:
+MODELS = """
   gemini-2.5-flash:
     provider: google
     upstream_model: gemini-2.5-flash-001
-    price_per_mtok: {{input: 0.3, output: 2.5, cached_input: 0.075}}
+    price_per_mtok: {input: 0.3, output: 2.5, cached_input: 0.075}
   gemini-fallback:
     provider: google
     upstream_model: gemini-2.5-flash-001
-    price_per_mtok: {{input: 0.3, output: 2.5}}
+    price_per_mtok: {input: 0.3, output: 2.5}
     fallbacks: [gpt-4.1]
   gemini-embedding-001:
     provider: google
-    price_per_mtok: {{input: 0.15, output: 0}}
+    price_per_mtok: {input: 0.15, output: 0}
   gpt-4.1:
-    provider: oai
-    price_per_mtok: {{input: 2, output: 8}}
-resilience:
-  retry: {{max_attempts: 1}}
-keys:
-  - {{alias: genai, team: dev, key_env: GATEWAY_KEY}}
+    provider: chat
+    price_per_mtok: {input: 2, output: 8}
 """
 
 
-@dataclass
-class Rig:
-    gw: RunningGateway
-    google: RunningGemini
-    oai: RunningUpstream
-
-    def client(self, version: str = "v1") -> genai.Client:
-        return genai.Client(api_key=GATEWAY_KEY, http_options=types.HttpOptions(
-            base_url=self.gw.root, api_version=version))
-
-    def span(self, name: str) -> dict[str, Any]:
-        return dict(self.gw.telemetry.spans_named(name)[-1].attributes or {})
-
-    def ledger(self) -> list[Any]:
-        return ledger_rows(Path(self.gw.config.storage.sqlite_path))
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async with running_gemini(api_key=UPSTREAM_KEY) as google, \
-            running_upstream(api_key="sk-openai-up") as oai:
-        async with running_gateway(_config(google.base_url, oai.base_url), environ=ENV) as gw:
-            yield Rig(gw, google, oai)
+rig = rig_fixture(MODELS, alias="genai")
 
 
 @pytest.mark.parametrize("version", ["v1", "v1beta"])
@@ -104,7 +58,7 @@ async def test_generate_content_reaches_the_native_upstream(rig: Rig, version: s
     model name; the span and the ledger carry every kind of token at Gemini's prices."""
     rig.google.state.behaviour = Behaviour(text="Hello, gateway!", prompt=1000, cached=400,
                                            candidates=50, thoughts=120, tool_use_prompt=30)
-    client = rig.client(version)  # kept: the SDK closes its session when the client goes
+    client = rig.genai(version)  # kept: the SDK closes its session when the client goes
     answer = await client.aio.models.generate_content(
         model="gemini-2.5-flash", contents="Say hello",
         config=types.GenerateContentConfig(temperature=0.2, max_output_tokens=300))
@@ -113,7 +67,7 @@ async def test_generate_content_reaches_the_native_upstream(rig: Rig, version: s
     assert answer.usage_metadata is not None and answer.usage_metadata.thoughts_token_count == 120
     seen = rig.google.state.requests[-1]
     assert seen.path == "/v1beta/models/gemini-2.5-flash-001:generateContent"
-    assert seen.headers["x-goog-api-key"] == UPSTREAM_KEY
+    assert seen.headers["x-goog-api-key"] == GEMINI_KEY
     assert GATEWAY_KEY not in orjson.dumps(seen.headers).decode()
     assert seen.body["generationConfig"]["maxOutputTokens"] == 300
     span = rig.span("generate_content gemini-2.5-flash")
@@ -146,7 +100,7 @@ async def test_stream_is_relayed_chunk_by_chunk_and_costed(rig: Rig) -> None:
     usageMetadata is what the span and ledger record."""
     rig.google.state.behaviour = Behaviour(text="one two three four five six", candidates=6,
                                            thoughts=10, prompt=20)
-    client = rig.client()  # kept: the SDK closes its session when the client goes
+    client = rig.genai()  # kept: the SDK closes its session when the client goes
     chunks = [c async for c in await client.aio.models.generate_content_stream(
         model="gemini-2.5-flash", contents="count")]
     assert "".join(c.text or "" for c in chunks) == "one two three four five six"
@@ -165,7 +119,7 @@ async def test_stream_is_relayed_chunk_by_chunk_and_costed(rig: Rig) -> None:
 async def test_count_tokens_and_embed_content(rig: Rig) -> None:
     """count_tokens is forwarded and answered as Gemini does; embed_content (which the SDK
     sends as batchEmbedContents) returns one vector per input."""
-    client = rig.client()
+    client = rig.genai()
     counted = await client.aio.models.count_tokens(model="gemini-2.5-flash", contents="hi")
     assert counted.total_tokens == 12
     embedded = await client.aio.models.embed_content(model="gemini-embedding-001",
@@ -183,15 +137,14 @@ async def test_errors_take_googles_shape(rig: Rig) -> None:
     ClientError with Google's code and status."""
     rig.google.state.behaviour = Behaviour(status=429)
     with pytest.raises(genai_errors.ClientError) as caught:
-        client = rig.client()  # kept: the SDK closes its session when the client goes
+        client = rig.genai()  # kept: the SDK closes its session when the client goes
         await client.aio.models.generate_content(model="gemini-2.5-flash", contents="x")
     assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
     with pytest.raises(genai_errors.ClientError) as caught:
-        client = rig.client()  # kept: the SDK closes its session when the client goes
+        client = rig.genai()  # kept: the SDK closes its session when the client goes
         await client.aio.models.generate_content(model="nope", contents="x")
     assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
-    wrong = genai.Client(api_key="sk-wrong", http_options=types.HttpOptions(
-        base_url=rig.gw.root))
+    wrong = rig.genai("v1beta", key="sk-wrong")  # the SDK's own default version
     with pytest.raises(genai_errors.ClientError) as caught:
         await wrong.aio.models.generate_content(model="gemini-2.5-flash", contents="x")
     assert caught.value.code == 401 and caught.value.status == "UNAUTHENTICATED"
@@ -213,7 +166,7 @@ async def test_stream_falls_back_to_a_chat_model_as_a_gemini_stream(rig: Rig) ->
     """A Gemini client whose model fails falls back to an OpenAI-format model and still
     reads a well-formed Gemini stream, with the usage the upstream reported."""
     rig.google.state.behaviour = Behaviour(status=503)
-    client = rig.client()  # kept: the SDK closes its session when the client goes
+    client = rig.genai()  # kept: the SDK closes its session when the client goes
     chunks = [c async for c in await client.aio.models.generate_content_stream(
         model="gemini-fallback", contents="Say hello")]
     text = "".join(c.text or "" for c in chunks)
@@ -221,7 +174,7 @@ async def test_stream_falls_back_to_a_chat_model_as_a_gemini_stream(rig: Rig) ->
     last = chunks[-1]
     assert last.candidates is not None and last.candidates[0].finish_reason == "STOP"
     assert last.usage_metadata is not None and last.usage_metadata.prompt_token_count
-    sent = rig.oai.state.requests[-1].body
+    sent = rig.chat.state.requests[-1].body
     assert sent["messages"][-1]["role"] == "user" and sent["stream"] is True
     assert await eventually(lambda: [r for r in rig.ledger() if r.model_served == "gpt-4.1"])
     rows = [r for r in rig.ledger() if r.model_served == "gpt-4.1"]
@@ -231,7 +184,7 @@ async def test_stream_falls_back_to_a_chat_model_as_a_gemini_stream(rig: Rig) ->
 async def test_json_falls_back_to_a_chat_model(rig: Rig) -> None:
     """A generate_content whose model fails is answered by the fallback's translated reply."""
     rig.google.state.behaviour = Behaviour(status=500)
-    client = rig.client()  # kept: the SDK closes its session when the client goes
+    client = rig.genai()  # kept: the SDK closes its session when the client goes
     answer = await client.aio.models.generate_content(model="gemini-fallback",
                                                             contents="Say hello")
     assert answer.text and answer.usage_metadata is not None
@@ -242,8 +195,7 @@ async def test_openai_client_reaches_a_gemini_model(rig: Rig) -> None:
     """An OpenAI chat client of a `kind: gemini` model: JSON and streamed, a tool call, the
     usage reported back in OpenAI's shape."""
     rig.google.state.behaviour = Behaviour(text="Bonjour", prompt=9, candidates=3, thoughts=4)
-    client = openai.AsyncOpenAI(base_url=rig.gw.base_url, api_key=GATEWAY_KEY, max_retries=0)
-    async with client:
+    async with rig.openai() as client:
         answer = await client.chat.completions.create(
             model="gemini-2.5-flash", messages=[{"role": "system", "content": "Be French"},
                                                 {"role": "user", "content": "hello"}])
@@ -297,7 +249,7 @@ async def test_abandoned_stream_is_charged_for_what_was_used(rig: Rig) -> None:
 async def test_function_declarations_pass_through_natively(rig: Rig) -> None:
     """A function call answered by the upstream reaches the SDK as its function_calls."""
     rig.google.state.behaviour = Behaviour(function_call=("get_weather", {"city": "Oslo"}))
-    client = rig.client()  # kept: the SDK closes its session when the client goes
+    client = rig.genai()  # kept: the SDK closes its session when the client goes
     answer = await client.aio.models.generate_content(
         model="gemini-2.5-flash", contents="weather in Oslo?",
         config=types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])]))
@@ -311,23 +263,16 @@ async def test_function_declarations_pass_through_natively(rig: Rig) -> None:
 async def test_budget_refusal_is_resource_exhausted() -> None:
     """A blocking budget refuses a Gemini call in Google's shape (429 RESOURCE_EXHAUSTED,
     which the SDK raises as its ClientError), before anything reaches the upstream."""
-    async with running_gemini(api_key=UPSTREAM_KEY) as google, \
-            running_upstream(api_key="sk-openai-up") as oai:
-        config = _config(google.base_url, oai.base_url) + """
-budgets:
-  - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}
-"""
-        async with running_gateway(config, environ=ENV) as gw:
-            client = genai.Client(api_key=GATEWAY_KEY,
-                                  http_options=types.HttpOptions(base_url=gw.root))
-            with pytest.raises(genai_errors.ClientError) as caught:
-                await client.aio.models.generate_content(
-                    model="gemini-2.5-flash", contents="hi",
-                    config=types.GenerateContentConfig(max_output_tokens=60_000))
-            assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
-            assert "budget" in (caught.value.message or "").lower()
-        assert google.state.requests == []
-
+    budget = "budgets:\n  - {name: fuse, scope: global, window: day, limit_usd: 0.0001, action: block}"
+    async with running_rig(MODELS, alias="genai", extra=budget) as rig:
+        client = rig.genai("v1beta")
+        with pytest.raises(genai_errors.ClientError) as caught:
+            await client.aio.models.generate_content(
+                model="gemini-2.5-flash", contents="hi",
+                config=types.GenerateContentConfig(max_output_tokens=60_000))
+        assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+        assert "budget" in (caught.value.message or "").lower()
+        assert rig.google.state.requests == []
 
 SIM_CONFIG = """
 providers:
@@ -342,8 +287,7 @@ async def test_the_simulator_speaks_gemini_to_the_sdk() -> None:
     """With no key, the simulator answers every Gemini call the SDK makes in Gemini's wire
     format: text with thinking tokens, a stream, a required function call, counts, vectors."""
     async with running_gateway(SIM_CONFIG, environ={}) as gw:
-        client = genai.Client(api_key="unused", http_options=types.HttpOptions(
-            base_url=gw.root))
+        client = genai_client(gw.root, "unused", "v1beta")
         answer = await client.aio.models.generate_content(model="gemini-2.5-flash",
                                                           contents="hello there")
         metadata = answer.usage_metadata
@@ -381,10 +325,10 @@ async def test_the_simulator_speaks_gemini_to_the_sdk() -> None:
 async def test_count_tokens_of_a_chat_model_is_the_gateways_estimate(rig: Rig) -> None:
     """countTokens for a model whose provider does not speak Gemini is answered by the
     gateway from its estimate, never sent upstream; embedding with a chat model is a 400."""
-    client = rig.client()
+    client = rig.genai()
     counted = await client.aio.models.count_tokens(model="gpt-4.1", contents="hello there")
     assert counted.total_tokens == 4 + 3  # 4 per turn, about 4 characters a token
-    assert rig.oai.state.requests == []
+    assert rig.chat.state.requests == []
     with pytest.raises(genai_errors.ClientError) as caught:
         await client.aio.models.embed_content(model="gpt-4.1", contents="x")
     assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"

@@ -10,11 +10,9 @@ import openai
 import pytest
 from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool
 
-from tests.dialects.openai_responses.test_gateway_responses import ENV, GATEWAY_KEY, config
+from tests.dialects.openai_responses.test_gateway_responses import GATEWAY, MODELS
 from tests.fakes import responses_upstream as fake
-from tests.fakes.openai_upstream import running_upstream
-from tests.fakes.responses_upstream import RunningResponses, running_responses
-from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.rig import Rig, rig_fixture
 
 pytestmark = pytest.mark.integration  # sockets: a fake upstream, the gateway on a port
 
@@ -27,19 +25,12 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}"
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[tuple[RunningGateway, RunningResponses]]:
-    async with running_responses(api_key=ENV["OPENAI_API_KEY"]) as up, \
-            running_upstream(api_key="sk-relay") as chat, \
-            running_gateway(config(up.base_url, chat.base_url), environ=ENV) as gw:
-        yield gw, up
+rig = rig_fixture(MODELS, **GATEWAY)
 
 
 @pytest.fixture
-async def client(gateway: tuple[RunningGateway, RunningResponses]
-                 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=gateway[0].base_url, api_key=GATEWAY_KEY,
-                                  max_retries=0) as client:
+async def client(rig: Rig) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with rig.openai() as client:
         yield client
 
 
@@ -50,39 +41,37 @@ def _agent(client: openai.AsyncOpenAI, model: str) -> Agent:
 
 
 async def test_agent_turn_with_a_tool_call_against_a_responses_upstream(
-        gateway: tuple[RunningGateway, RunningResponses],
+        rig: Rig,
         client: openai.AsyncOpenAI) -> None:
     """Runner.run: the model asks for the tool, the SDK runs it and sends its output back as
     a function_call_output item, and the model's answer is the run's final output."""
-    gw, up = gateway
-    up.state.script = [fake.Behaviour(tool_call=("get_weather", '{"city":"Paris"}')),
+    rig.responses.state.script = [fake.Behaviour(tool_call=("get_weather", '{"city":"Paris"}')),
                        fake.Behaviour(text="It is sunny in Paris.")]
     result = await Runner.run(_agent(client, "gpt-4.1"), "Weather in Paris?", run_config=NO_TRACING)
     assert result.final_output == "It is sunny in Paris."
-    second = up.state.requests[1].body
+    second = rig.responses.state.requests[1].body
     outputs = [i for i in second["input"] if i.get("type") == "function_call_output"]
     assert outputs == [{"call_id": "call_1", "output": "Sunny in Paris",
                         "type": "function_call_output"}]
     assert second["model"] == "gpt-4.1-2025-04-14"
-    assert len(gw.telemetry.spans_named("chat gpt-4.1")) == 2
+    assert len(rig.gw.telemetry.spans_named("chat gpt-4.1")) == 2
 
 
 async def test_streamed_agent_turn_against_a_responses_upstream(
-        gateway: tuple[RunningGateway, RunningResponses],
+        rig: Rig,
         client: openai.AsyncOpenAI) -> None:
     """Runner.run_streamed: the same turn over the relayed event streams."""
-    up = gateway[1]
-    up.state.script = [fake.Behaviour(tool_call=("get_weather", '{"city":"Oslo"}')),
+    rig.responses.state.script = [fake.Behaviour(tool_call=("get_weather", '{"city":"Oslo"}')),
                        fake.Behaviour(text="Sunny in Oslo today.")]
     result = Runner.run_streamed(_agent(client, "gpt-4.1"), "Weather in Oslo?", run_config=NO_TRACING)
     kinds = [event.type async for event in result.stream_events()]
     assert result.final_output == "Sunny in Oslo today."
     assert "run_item_stream_event" in kinds
-    assert all(r.body.get("stream") for r in up.state.requests)
+    assert all(r.body.get("stream") for r in rig.responses.state.requests)
 
 
 async def test_agent_turn_against_the_simulator(
-        gateway: tuple[RunningGateway, RunningResponses],
+        rig: Rig,
         client: openai.AsyncOpenAI) -> None:
     """With no key, the simulator answers an agent's turn, plain and streamed."""
     result = await Runner.run(_agent(client, "sim-gpt"), "Hello", run_config=NO_TRACING)
@@ -94,7 +83,7 @@ async def test_agent_turn_against_the_simulator(
 
 
 async def test_agent_turn_on_a_chat_only_model(
-        gateway: tuple[RunningGateway, RunningResponses],
+        rig: Rig,
         client: openai.AsyncOpenAI) -> None:
     """An agent on a model whose provider speaks only chat completions runs through the
     gateway's translation."""

@@ -4,68 +4,43 @@ usage and cost; and a Responses model that fails falling back to a Claude model.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import openai
 import pytest
 
-from tests.fakes.anthropic_upstream import Behaviour, RunningAnthropic, running_anthropic
+from tests.fakes.anthropic_upstream import Behaviour
 from tests.fakes.responses_upstream import Behaviour as ResponsesBehaviour
-from tests.fakes.responses_upstream import RunningResponses, running_responses
-from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.telemetry import attrs
+from tests.support.rig import Rig, rig_fixture
 
 pytestmark = pytest.mark.integration  # sockets: fake upstreams, the gateway on a port
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-def _config(claude_url: str, responses_url: str) -> str:
-    return f"""
-providers:
-  claude: {{kind: anthropic, base_url: "{claude_url}", api_key: "${{ANTHROPIC_API_KEY}}",
-           timeout_s: 5}}
-  oai: {{kind: openai, base_url: "{responses_url}", api_key: "${{OPENAI_API_KEY}}",
-        provider_name: openai, timeout_s: 5}}
-models:
+MODELS = """
   claude-sonnet-4.5:
     provider: claude
     upstream_model: claude-sonnet-4-5
-    price_per_mtok: {{input: 3, output: 15}}
+    price_per_mtok: {input: 3, output: 15}
   gpt-4.1:
-    provider: oai
-    price_per_mtok: {{input: 2, output: 8}}
+    provider: responses
+    price_per_mtok: {input: 2, output: 8}
     fallbacks: [claude-sonnet-4.5]
-resilience:
-  retry: {{max_attempts: 1}}
 """
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[tuple[RunningGateway, RunningAnthropic, RunningResponses]]:
-    async with running_anthropic(api_key="sk-ant-up") as claude, \
-            running_responses(api_key="sk-oai-up") as oai, \
-            running_gateway(_config(claude.base_url, oai.base_url),
-                            environ={"ANTHROPIC_API_KEY": "sk-ant-up",
-                                     "OPENAI_API_KEY": "sk-oai-up"}) as gw:
-        yield gw, claude, oai
+rig = rig_fixture(MODELS)
 
 
-async def test_responses_client_on_a_claude_model(
-        rig: tuple[RunningGateway, RunningAnthropic, RunningResponses]) -> None:
+async def test_responses_client_on_a_claude_model(rig: Rig) -> None:
     """create and stream reach the Messages API (system from instructions, tools in
     Anthropic's shape) and come back as Responses answers and events, usage included."""
-    gw, claude, _ = rig
-    claude.state.behaviour = Behaviour(text="Hello from Claude", input_tokens=40, output_tokens=7)
-    async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="any", max_retries=0) as client:
+    rig.claude.state.behaviour = Behaviour(text="Hello from Claude", input_tokens=40, output_tokens=7)
+    async with rig.openai() as client:
         answer = await client.responses.create(model="claude-sonnet-4.5", input="hi",
                                                instructions="Be brief.", max_output_tokens=64)
-        seen = claude.state.last_request
+        seen = rig.claude.state.last_request
         async with client.responses.stream(model="claude-sonnet-4.5", input="hi") as stream:
             kinds = [event.type async for event in stream]
             final = await stream.get_final_response()
-        claude.state.behaviour = Behaviour(tool_call=("get_weather", {"city": "Rome"}))
+        rig.claude.state.behaviour = Behaviour(tool_call=("get_weather", {"city": "Rome"}))
         called = await client.responses.create(model="claude-sonnet-4.5", input="weather?",
                                                tools=[WEATHER])
     assert answer.output_text == "Hello from Claude" and answer.model == "claude-sonnet-4.5"
@@ -77,19 +52,17 @@ async def test_responses_client_on_a_claude_model(
     assert final.usage.output_tokens == 7
     call = called.output[0]
     assert call.type == "function_call" and call.arguments == '{"city":"Rome"}'
-    span = attrs(gw.telemetry.spans_named("chat claude-sonnet-4.5")[-1])
+    span = rig.span("chat claude-sonnet-4.5")
     assert span["gen_ai.provider.name"] == "anthropic"
 
 
-async def test_a_failing_responses_model_falls_back_to_claude(
-        rig: tuple[RunningGateway, RunningAnthropic, RunningResponses]) -> None:
+async def test_a_failing_responses_model_falls_back_to_claude(rig: Rig) -> None:
     """OpenAI answers 500: the stream falls back to Claude and is still a well-formed
     Responses stream."""
-    gw, claude, oai = rig
-    oai.state.behaviour = ResponsesBehaviour(status=500)
-    claude.state.behaviour = Behaviour(text="Claude to the rescue")
-    async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="any", max_retries=0) as client, \
-            client.responses.stream(model="gpt-4.1", input="hi") as stream:
+    rig.responses.state.behaviour = ResponsesBehaviour(status=500)
+    rig.claude.state.behaviour = Behaviour(text="Claude to the rescue")
+    async with rig.openai() as client, client.responses.stream(
+            model="gpt-4.1", input="hi") as stream:
         events = [event async for event in stream]
         final = await stream.get_final_response()
     assert final.output_text == "Claude to the rescue"
@@ -97,15 +70,13 @@ async def test_a_failing_responses_model_falls_back_to_claude(
     assert events[-1].type == "response.completed"
 
 
-async def test_a_cut_claude_stream_keeps_the_responses_numbering(
-        rig: tuple[RunningGateway, RunningAnthropic, RunningResponses]) -> None:
+async def test_a_cut_claude_stream_keeps_the_responses_numbering(rig: Rig) -> None:
     """Claude's stream ends before message_stop: the Responses client's last event is the
     gateway's `error`, numbered right after the translated events (both translations in a
     row number it as the last one does)."""
-    gw, claude, _ = rig
-    claude.state.behaviour = Behaviour(text="one two three four five six", close_after_events=4)
-    async with openai.AsyncOpenAI(base_url=gw.base_url, api_key="any", max_retries=0) as client, \
-            client.responses.stream(model="claude-sonnet-4.5", input="hi") as stream:
+    rig.claude.state.behaviour = Behaviour(text="one two three four five six", close_after_events=4)
+    async with rig.openai() as client, client.responses.stream(
+            model="claude-sonnet-4.5", input="hi") as stream:
         events = [event async for event in stream]
     assert events[-1].type == "error" and len(events) > 2
     assert [e.sequence_number for e in events] == list(range(len(events)))

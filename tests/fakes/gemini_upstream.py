@@ -30,7 +30,8 @@ class Behaviour:
     `tool_use_prompt`; `status` answers that error in Google's shape; in streams,
     `chunk_delay_s` between chunks, `chunk_words` words per chunk, `error_after_chunks`
     sends an error chunk after that many chunks and ends; `vector_of_length` makes each
-    embedding's values the length of its text (so a test can tell the vectors apart)."""
+    embedding's values the length of its text (so a test can tell the vectors apart), and
+    a batch with the text `unavailable_for` in it answers 503."""
 
     text: str | None = None
     function_call: tuple[str, Mapping[str, Any]] | None = None
@@ -45,6 +46,7 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     error_after_chunks: int | None = None
     vector_of_length: bool = False
+    unavailable_for: str | None = None
 
 
 @dataclass
@@ -156,6 +158,8 @@ def _embed(model: str, body: Any, batch: bool, b: Behaviour) -> web.Response:
     if batch and len(requests or ()) > BATCH_LIMIT:
         return _error(400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be "
                            "in one batch")
+    if b.unavailable_for is not None and b.unavailable_for in orjson.dumps(body).decode():
+        return _error(503, "The model is overloaded. Please try again later.")
     for index, request in enumerate(requests or ()):
         if not isinstance(request.get("content"), dict):
             return _error(400, f"* requests[{index}].content: content is not specified")

@@ -146,12 +146,18 @@ async def test_more_inputs_than_one_batch_are_split_and_joined_in_order(rig: Rig
 
 
 async def test_a_failing_part_fails_the_split_call(rig: Rig) -> None:
-    """When the parts of a split call are refused (a 429), the client gets the upstream's
-    error in OpenAI's shape, not a partial answer."""
-    rig.google.state.behaviour = Behaviour(status=429)
+    """When one part of a split call fails (the second of three answers 503) or all are
+    refused (429), the client gets that error in OpenAI's shape, never a partial answer."""
+    rig.google.state.behaviour = Behaviour(unavailable_for="poison")
+    texts = ["x"] * 250
+    texts[150] = "poison"
     async with rig.openai() as client:
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            await client.embeddings.create(model="gemini-embedding", input=texts)
+        rig.google.state.behaviour = Behaviour(status=429)
         with pytest.raises(openai.RateLimitError):
             await client.embeddings.create(model="gemini-embedding", input=["x"] * 150)
+    assert unavailable.value.status_code == 503 and "overloaded" in unavailable.value.message
     assert rig.google.state.requests
 
 

@@ -18,6 +18,7 @@ from gateway.spend import ledger_sql
 from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
 from gateway.spend.ledger_lock import ENV_LOCK_FD, LedgerInUse, acquire, owner_alive, process_start
 from gateway.spend.sqlite_store import SqliteStore, connect, entries, init_schema, spent_in
+from gateway.stored.owners_file import open_owners
 from tests.spend.helpers import ledger_rows, ledger_status
 from tests.support.waiting import eventually
 
@@ -344,9 +345,7 @@ def test_a_ledger_from_before_attribution_gets_the_new_columns(tmp_path: Path) -
 
 
 def _owners_in(path: Path) -> dict[str, tuple[str, str]]:
-    if not path.exists():
-        return {}
-    conn = connect(str(path), create=False)
+    conn = open_owners(str(path))
     try:
         return {row[0]: (row[1], row[2])
                 for row in conn.execute("SELECT id, provider, model FROM response_owners")}

@@ -18,8 +18,8 @@ from gateway.spend import ledger_sql
 from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
 from gateway.spend.ledger_lock import ENV_LOCK_FD, LedgerInUse, acquire, owner_alive, process_start
 from gateway.spend.sqlite_store import SqliteStore, connect, entries, init_schema, spent_in
-from gateway.stored.owners_file import open_owners
 from tests.spend.helpers import ledger_rows, ledger_status
+from tests.stored.helpers import owners_in
 from tests.support.waiting import eventually
 
 
@@ -344,15 +344,6 @@ def test_a_ledger_from_before_attribution_gets_the_new_columns(tmp_path: Path) -
         conn.close()
 
 
-def _owners_in(path: Path) -> dict[str, tuple[str, str]]:
-    conn = open_owners(str(path))
-    try:
-        return {row[0]: (row[1], row[2])
-                for row in conn.execute("SELECT id, provider, model FROM response_owners")}
-    finally:
-        conn.close()
-
-
 @pytest.mark.integration
 async def test_the_writer_process_writes_stored_response_owners(tmp_path: Path) -> None:
     """Owners sent down the ledger writer's pipe, with no ledger write to ride with, reach
@@ -364,20 +355,20 @@ async def test_the_writer_process_writes_stored_response_owners(tmp_path: Path) 
     try:
         assert store.put_owner("resp_1", ("oai", "gpt-4.1"))
         assert store.put_owner("resp_2", ("oai", "gpt-4.1-mini"))
-        assert await eventually(lambda: len(_owners_in(owners)) == 2, timeout=10)
-        assert _owners_in(owners) == {"resp_1": ("oai", "gpt-4.1"),
+        assert await eventually(lambda: len(owners_in(owners)) == 2, timeout=10)
+        assert owners_in(owners) == {"resp_1": ("oai", "gpt-4.1"),
                                       "resp_2": ("oai", "gpt-4.1-mini")}
         dropped = store.forget_owner("resp_1")
         assert dropped is not None
         await dropped
-        assert _owners_in(owners) == {"resp_2": ("oai", "gpt-4.1-mini")}
+        assert owners_in(owners) == {"resp_2": ("oai", "gpt-4.1-mini")}
         assert store.put_owner("resp_3", ("oai", "gpt-4.1"))
         dropped = store.forget_owner("resp_3")
         assert dropped is not None
         await dropped
     finally:
         await store.close()
-    assert _owners_in(owners) == {"resp_2": ("oai", "gpt-4.1-mini")}
+    assert owners_in(owners) == {"resp_2": ("oai", "gpt-4.1-mini")}
     conn = connect(str(tmp_path / "l.db"))
     tables = conn.execute("SELECT name FROM sqlite_master WHERE name = 'response_owners'")
     assert tables.fetchall() == []
@@ -401,7 +392,7 @@ async def test_owners_and_ledger_writes_share_a_frame(tmp_path: Path) -> None:
     assert res.row_id is not None
     await store.close()
     assert sorted(ledger_status(tmp_path / "l.db")) == [("ok", 5), ("pending", 999)]
-    assert _owners_in(owners) == {"resp_mid": ("oai", "gpt-4.1")}
+    assert owners_in(owners) == {"resp_mid": ("oai", "gpt-4.1")}
 
 
 @pytest.mark.integration

@@ -6,8 +6,10 @@ worker (which looks again for a few intervals when it does not find one)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ from tests.dialects.openai_responses.test_gateway_responses import ENV, GATEWAY_
 from tests.fakes.openai_upstream import running_upstream
 from tests.fakes.responses_upstream import running_responses
 from tests.spend.helpers import RedisServer
-from tests.support.gateway import running_gateway
+from tests.stored.helpers import owners_in
+from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.waiting import eventually
 
 CONFIG = """
@@ -87,6 +90,21 @@ async def test_owners_kept_in_the_ledger_file_move_to_their_own(tmp_path: Path) 
     check.close()
 
 
+@contextlib.asynccontextmanager
+async def two_gateways(storage: str, environ: dict[str, str]) -> AsyncIterator[
+        tuple[RunningGateway, openai.AsyncOpenAI, openai.AsyncOpenAI]]:
+    """Two gateways with `storage`, in front of one fake Responses upstream: the first
+    gateway and an SDK client of each."""
+    async with running_responses(api_key=ENV["OPENAI_API_KEY"]) as up, \
+            running_upstream(api_key="sk-relay") as chat:
+        text = config(up.base_url, chat.base_url, storage)
+        async with running_gateway(text, environ=environ) as one, \
+                running_gateway(text, environ=environ) as two, \
+                openai.AsyncOpenAI(base_url=one.base_url, api_key=GATEWAY_KEY) as first, \
+                openai.AsyncOpenAI(base_url=two.base_url, api_key=GATEWAY_KEY) as second:
+            yield one, first, second
+
+
 @pytest.mark.integration
 async def test_redis_shares_owners_between_replicas(redis_session: RedisServer,
                                                     redis_prefix: str) -> None:
@@ -94,18 +112,12 @@ async def test_redis_shares_owners_between_replicas(redis_session: RedisServer,
     through the other."""
     storage = (f"storage: {{backend: redis, redis_url: \"{redis_session.url}\", "
                f"redis_prefix: \"{redis_prefix}\"}}")
-    async with running_responses(api_key=ENV["OPENAI_API_KEY"]) as up, \
-            running_upstream(api_key="sk-relay") as chat:
-        text = config(up.base_url, chat.base_url, storage)
-        async with running_gateway(text, environ=ENV) as one, \
-                running_gateway(text, environ=ENV) as two, \
-                openai.AsyncOpenAI(base_url=one.base_url, api_key=GATEWAY_KEY) as first, \
-                openai.AsyncOpenAI(base_url=two.base_url, api_key=GATEWAY_KEY) as second:
-            made = await first.responses.create(model="gpt-4.1", input="shared")
-            found = await second.responses.retrieve(made.id)
-            await second.responses.delete(made.id)
-            with pytest.raises(openai.NotFoundError):
-                await first.responses.retrieve(made.id)  # deleted upstream: a 404 either way
+    async with two_gateways(storage, ENV) as (_, first, second):
+        made = await first.responses.create(model="gpt-4.1", input="shared")
+        found = await second.responses.retrieve(made.id)
+        await second.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError):
+            await first.responses.retrieve(made.id)  # deleted upstream: a 404 either way
     assert found.id == made.id
 
 
@@ -263,18 +275,6 @@ async def test_forgetting_goes_through_the_writer_when_it_runs() -> None:
         assert writer.forgotten == ["resp_new"] and store.rows == {}
 
 
-def _owners_file(ledger: Path) -> dict[str, tuple[str, str]]:
-    path = Path(owners_path(str(ledger)))
-    if not path.exists():
-        return {}
-    conn = sqlite3.connect(path)
-    try:
-        return {row[0]: (row[1], row[2])
-                for row in conn.execute("SELECT id, provider, model FROM response_owners")}
-    finally:
-        conn.close()
-
-
 def _writer_cmdlines(ledger: Path) -> list[list[str]]:
     """The command lines of the ledger writer processes running on `ledger`."""
     found = []
@@ -299,22 +299,16 @@ async def test_two_gateways_on_one_data_dir_share_owners_through_their_ledger_wr
     environ = {**ENV, ENV_LOCK_FD: str(parent.fd)}
     storage = f"storage: {{sqlite_path: \"{ledger}\"}}"
     try:
-        async with running_responses(api_key=ENV["OPENAI_API_KEY"]) as up, \
-                running_upstream(api_key="sk-relay") as chat:
-            text = config(up.base_url, chat.base_url, storage)
-            async with running_gateway(text, environ=environ) as one, \
-                    running_gateway(text, environ=environ) as two, \
-                    openai.AsyncOpenAI(base_url=one.base_url, api_key=GATEWAY_KEY) as first, \
-                    openai.AsyncOpenAI(base_url=two.base_url, api_key=GATEWAY_KEY) as second:
-                assert one.app[RESPONSE_OWNERS].writer is not None
-                writers = _writer_cmdlines(ledger)
-                made = await first.responses.create(model="gpt-4.1", input="shared")
-                found = await second.responses.retrieve(made.id)
-                assert await eventually(lambda: made.id in _owners_file(ledger))
-                await second.responses.delete(made.id)
-                gone = made.id not in _owners_file(ledger)
-                with pytest.raises(openai.NotFoundError):
-                    await first.responses.retrieve(made.id)
+        async with two_gateways(storage, environ) as (one, first, second):
+            assert one.app[RESPONSE_OWNERS].writer is not None
+            writers = _writer_cmdlines(ledger)
+            made = await first.responses.create(model="gpt-4.1", input="shared")
+            found = await second.responses.retrieve(made.id)
+            assert await eventually(lambda: made.id in owners_in(owners_path(str(ledger))))
+            await second.responses.delete(made.id)
+            gone = made.id not in owners_in(owners_path(str(ledger)))
+            with pytest.raises(openai.NotFoundError):
+                await first.responses.retrieve(made.id)
     finally:
         parent.release()
     assert found.id == made.id and gone
@@ -335,7 +329,7 @@ async def test_an_owner_written_by_the_ledger_writer_survives_a_restart(tmp_path
                 openai.AsyncOpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY) as client:
             async with client.responses.stream(model="gpt-4.1", input="keep me") as stream:
                 made = await stream.get_final_response()
-        written = _owners_file(ledger)  # the writer wrote it as its pipe closed, if not before
+        written = owners_in(owners_path(str(ledger)))  # the writer wrote it as its pipe closed, if not before
         async with running_gateway(text, environ=ENV) as gw, \
                 openai.AsyncOpenAI(base_url=gw.base_url, api_key=GATEWAY_KEY) as client:
             found = await client.responses.retrieve(made.id)

@@ -4,23 +4,12 @@ delete, what is pending written at the end, a failing write reported and survive
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from gateway.stored.owners_file import OP_FORGET, OP_OWNER, OwnerBatch, open_owners, owners_path
-
-
-def _rows(path: Path) -> dict[str, tuple[str, str]]:
-    if not path.exists():
-        return {}
-    conn = sqlite3.connect(path)
-    try:
-        return {row[0]: (row[1], row[2])
-                for row in conn.execute("SELECT id, provider, model FROM response_owners")}
-    finally:
-        conn.close()
+from tests.stored.helpers import owners_in
 
 
 def test_owners_wait_for_their_flush_interval_then_go_in_one_write(tmp_path: Path) -> None:
@@ -30,10 +19,10 @@ def test_owners_wait_for_their_flush_interval_then_go_in_one_write(tmp_path: Pat
     batch.take([OP_OWNER, "resp_a", "oai", "gpt-4.1"])
     batch.take([OP_OWNER, "resp_b", "oai", "gpt-4.1-mini"])
     batch.flush(due_only=True)
-    assert _rows(path) == {} and 0 < (batch.wait_s() or 0) <= 3600
+    assert owners_in(path) == {} and 0 < (batch.wait_s() or 0) <= 3600
     batch.due = 0.0  # the interval has passed
     batch.flush(due_only=True)
-    assert _rows(path) == {"resp_a": ("oai", "gpt-4.1"), "resp_b": ("oai", "gpt-4.1-mini")}
+    assert owners_in(path) == {"resp_a": ("oai", "gpt-4.1"), "resp_b": ("oai", "gpt-4.1-mini")}
     assert batch.wait_s() is None  # nothing pending: the writer may block on its pipe
     batch.close()
 
@@ -48,9 +37,9 @@ def test_a_forgotten_owner_is_dropped_pending_and_written(tmp_path: Path) -> Non
     batch.take([OP_OWNER, "resp_new", "oai", "gpt-4.1"])
     batch.take([OP_FORGET, "resp_old"])
     batch.take([OP_FORGET, "resp_new"])
-    assert _rows(path) == {}
+    assert owners_in(path) == {}
     batch.close()
-    assert _rows(path) == {}
+    assert owners_in(path) == {}
 
 
 def test_closing_writes_what_is_pending(tmp_path: Path) -> None:
@@ -59,7 +48,7 @@ def test_closing_writes_what_is_pending(tmp_path: Path) -> None:
     batch = OwnerBatch(str(path), flush_s=3600)
     batch.take([OP_OWNER, "resp_last", "oai", "gpt-4.1"])
     batch.close()
-    assert _rows(path) == {"resp_last": ("oai", "gpt-4.1")}
+    assert owners_in(path) == {"resp_last": ("oai", "gpt-4.1")}
 
 
 def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path: Path,

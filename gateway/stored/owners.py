@@ -8,9 +8,10 @@ written, in batches `FLUSH_S` long, so that under load a write carries tens of o
 instead of one or two:
 
 - with the SQLite backend and the spend ledger's writer process running, down that
-  process's pipe (`SqliteStore.put_owner`, an op in the frame of ledger writes this
-  loop iteration sends anyway): the writer process gathers them and writes them to the
-  owners' file (`owners_file.OwnerBatch`), so the gateway does no SQLite work for them;
+  process's pipe (`SqliteStore.put_owner`: an op riding in the next frame of ledger
+  writes, or in one of its own after 5 ms without one): the writer process gathers
+  them and writes them to the owners' file (`owners_file.OwnerBatch`), so the gateway
+  does no SQLite work for them;
 - otherwise (Redis, no spend control, the writer not started or restarting) onto a
   pending list here: one long-lived task, woken by the first owner pending, waits
   `FLUSH_S` and writes everything pending in one store call (one SQLite transaction

@@ -39,14 +39,17 @@ from gateway.redact import Scrubber, proxy_secrets, scrubbed_logs
 from gateway.resilience.drain import InFlight
 from gateway.resilience.ratelimit import build_rate_limit_hook
 from gateway.router import FallbackRouter, Router
+from gateway.spend.backend import LocalBackend
 from gateway.spend.control import SpendControl, build_spend
 from gateway.state import GATEWAY, GatewayState
-from gateway.stored.owners import ResponseOwners, make_store
+from gateway.stored.owners import OwnerStore, OwnerWriter, ResponseOwners, SqliteOwners, make_store
 from gateway.telemetry.setup import Telemetry, setup_telemetry
 
 _log = logging.getLogger("gateway.admin")
 ENV_RECENT_CALLS = "GATEWAY_RECENT_CALLS"  # size of the recent-calls ring (per process)
 ENV_TRACE_URL = "GATEWAY_TRACE_URL"  # the console's link to a trace: {trace_id} is filled in
+# Who made each stored response, when the Responses dialect is served.
+RESPONSE_OWNERS: web.AppKey[ResponseOwners] = web.AppKey("response_owners", ResponseOwners)
 
 
 def _client_session(environ: Mapping[str, str], telemetry: Telemetry) -> aiohttp.ClientSession:
@@ -115,7 +118,8 @@ def create_app(
     rate_limits = build_rate_limit_hook(config, tel.instruments, clock)
     if rate_limits is not None:  # first: refusing a flood should cost as little as possible
         hooks = [rate_limits, *hooks]
-    owners = ResponseOwners(config, make_store(config.storage))
+    owner_store = make_store(config.storage)
+    owners = ResponseOwners(config, owner_store, writer=_owner_writer(spend, owner_store))
     served = Dialects(default_dialects(config.limits, owners.remember) if dialects is None
                       else dialects)
     chain = Chain(runner, router or FallbackRouter(config), hooks)
@@ -159,6 +163,7 @@ def create_app(
     stored: StoredResponses | None = None
     if any(dialect.name == RESPONSES for dialect in served):
         app.cleanup_ctx.append(owners.lifecycle)
+        app[RESPONSE_OWNERS] = owners
         stored = StoredResponses(config, owners, provider_map, lifecycle, rate_limits, scrubber)
     if spend is not None:
         app.cleanup_ctx.append(spend.lifecycle)
@@ -179,6 +184,18 @@ def create_app(
     metrics_path = config.server.metrics_path if config.server.metrics_port is None else None
     add_routes(app, proxy, served, metrics_path, admin, stored)
     return app
+
+
+def _owner_writer(spend: SpendControl | None, store: OwnerStore) -> OwnerWriter | None:
+    """The spend ledger's writer process, to write the stored-response owners too, when
+    both are SQLite files (the owners' beside the ledger's): the gateway process then
+    does no SQLite work for them. None: `ResponseOwners` writes them itself."""
+    if spend is None or not isinstance(store, SqliteOwners):
+        return None
+    backend = spend.backend
+    if not isinstance(backend, LocalBackend):
+        return None
+    return backend.store.carry_owners(store.path)
 
 
 def _recent_size(environ: Mapping[str, str]) -> int:

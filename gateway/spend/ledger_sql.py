@@ -1,7 +1,8 @@
 """The SQLite ledger's schema and its write operations, with no other imports.
 
 Shared by the gateway (reads, schema, recovery) and the ledger writer process
-(`ledger_writer`), which must start fast and so imports nothing but this.
+(`ledger_writer`), which must start fast and so imports nothing but this (and the
+stored-response owners' own light module, `stored/owners_file.py`).
 """
 
 from __future__ import annotations

@@ -17,12 +17,22 @@ closed it, or was killed) the writer commits what it has read and exits; it
 ignores SIGINT, SIGTERM and SIGHUP, which a terminal or a service manager sends
 to the whole process group while the gateway is still draining.
 
-Run as `python -m gateway.spend.ledger_writer PATH`; it imports nothing heavy.
+The stored-response owners ride on the same pipe (`stored/owners_file.py`'s
+`OP_OWNER` and `OP_FORGET`, with the owners' file as a second argument): they are
+set aside from the ledger's transaction into an `OwnerBatch`, written to their own
+file in one transaction `FLUSH_S` after the first of a batch (the writer waits for
+input no longer than that), and acknowledged with their frame before they are
+written: nobody waits for an owner, and the file is written from this process, so
+the gateway spends no SQLite work on them. On EOF what is pending is written.
+
+Run as `python -m gateway.spend.ledger_writer PATH [OWNERS_PATH]`; it imports
+nothing heavy.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import struct
 import sys
@@ -31,6 +41,7 @@ from typing import Any
 import orjson
 
 from gateway.spend.ledger_sql import apply, connect
+from gateway.stored.owners_file import OWNER_OPS, OwnerBatch
 
 HEADER = struct.Struct("!I")
 _READ = 1 << 20
@@ -56,29 +67,54 @@ def split(buffer: bytearray) -> list[Any]:
     return found
 
 
-def serve(path: str, stdin: int, stdout: int) -> None:
+def serve(path: str, stdin: int, stdout: int, owners: OwnerBatch | None = None) -> None:
     conn = connect(path)
     buffer = bytearray()
     try:
         while True:
+            if owners is not None and not _readable(stdin, owners.wait_s()):
+                owners.flush()  # due, and nothing came meanwhile
+                continue
             chunk = os.read(stdin, _READ)
             if not chunk:
                 return
             buffer += chunk
             frames = split(buffer)
             if frames:
-                _commit(conn, frames, stdout)
+                _commit(conn, owners, frames, stdout)
+            if owners is not None:
+                owners.flush(due_only=True)
     finally:
+        if owners is not None:
+            owners.close()
         conn.close()
 
 
-def _commit(conn: Any, frames: list[Any], stdout: int) -> None:
+def _readable(fd: int, timeout: float | None) -> bool:
+    """Whether `fd` has input (or EOF) within `timeout` seconds (None: block in read)."""
+    return timeout is None or bool(select.select([fd], [], [], timeout)[0])
+
+
+def _aside(op: Any, owners: OwnerBatch | None) -> bool:
+    """An owner op, for the owners' batch rather than the ledger's transaction."""
+    return owners is not None and op[0] in OWNER_OPS
+
+
+def _commit(conn: Any, owners: OwnerBatch | None, frames: list[Any], stdout: int) -> None:
     ops = [op for _, batch in frames for op in batch]
+    ledger = ops if owners is None else [op for op in ops if op[0] not in OWNER_OPS]
+    if owners is not None and len(ledger) < len(ops):
+        for op in ops:
+            if op[0] in OWNER_OPS:
+                owners.take(op)
     try:
-        results = apply(conn, ops)
+        results = apply(conn, ledger) if ledger else []
     except Exception:  # one bad op must not fail the group: each op again, on its own
-        replies = b"".join(_one_by_one(conn, seq, batch) for seq, batch in frames)
+        replies = b"".join(_one_by_one(conn, owners, seq, batch) for seq, batch in frames)
     else:
+        if len(ledger) < len(ops):  # owner ops answer None, in their places
+            done = iter(results)
+            results = [None if _aside(op, owners) else next(done) for op in ops]
         out, index = [], 0
         for seq, batch in frames:
             out.append(frame([seq, results[index:index + len(batch)]]))
@@ -90,12 +126,15 @@ def _commit(conn: Any, frames: list[Any], stdout: int) -> None:
         view = view[written:]
 
 
-def _one_by_one(conn: Any, seq: int, batch: list[Any]) -> bytes:
+def _one_by_one(conn: Any, owners: OwnerBatch | None, seq: int, batch: list[Any]) -> bytes:
     """A frame's ops in a transaction each, after its group commit failed: the reply
-    carries every result and, by index, the ops that failed."""
+    carries every result and, by index, the ops that failed. Owner ops were taken already."""
     results: list[Any] = []
     failures: list[list[Any]] = []
     for index, op in enumerate(batch):
+        if _aside(op, owners):
+            results.append(None)
+            continue
         try:
             results.extend(apply(conn, [op]))
         except Exception as exc:
@@ -107,15 +146,16 @@ def _one_by_one(conn: Any, seq: int, batch: list[Any]) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m gateway.spend.ledger_writer PATH", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print("usage: python -m gateway.spend.ledger_writer PATH [OWNERS_PATH]", file=sys.stderr)
         return 2
     # A terminal's Ctrl-C or hang-up, or a service manager's SIGTERM, reaches the whole
     # process group: the gateway then drains, and its last writes need this process.
     # It exits when the gateway closes the pipe (or dies).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    serve(argv[0], sys.stdin.fileno(), sys.stdout.fileno())
+    owners = OwnerBatch(argv[1]) if len(argv) == 2 else None
+    serve(argv[0], sys.stdin.fileno(), sys.stdout.fileno(), owners)
     return 0
 
 

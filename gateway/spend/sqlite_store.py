@@ -8,6 +8,12 @@ through one writer child process (`ledger_writer`) that commits in batches
 the writer, and a burst of requests costs one commit. Reads (key refresh,
 seeding, reports) use short-lived connections in worker threads; WAL lets them
 run beside the writer.
+
+The same writer process writes the stored-response owners to their own file when
+`carry_owners` named it (`put_owner`, `forget_owner`). An owner rides in the next
+frame of ledger writes, which under load leaves within a loop iteration or two, so
+it costs the gateway a list append and a few bytes of that frame; when no ledger
+write comes within `RIDE_S` it goes in a frame of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -31,12 +37,14 @@ from gateway.spend.ledger import COLUMNS, PENDING, UNSETTLED, LedgerEntry, Reser
 from gateway.spend.ledger_lock import LedgerLock, acquire, owner_alive, owner_token
 from gateway.spend.ledger_sql import connect, init_schema
 from gateway.spend.ledger_writer import HEADER, frame
+from gateway.stored.owners_file import OP_FORGET, OP_OWNER
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 SCOPE_COLUMN = {"model": "model_served", "provider": "provider", "key": "key_alias", "team": "team",
                 "user": "end_user"}
 __all__ = ["SqliteStore", "connect", "init_schema"]
+RIDE_S: Final = 0.005  # the longest an owner waits for a ledger frame to ride in
 
 
 def _row(entry: LedgerEntry) -> tuple[Any, ...]:
@@ -66,8 +74,9 @@ def recover_pending(conn: sqlite3.Connection, session: str) -> int:
 class _Writer:
     """The parent's side of the writer process: frames out, acknowledgements in."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, owners_path: str | None = None) -> None:
         self.path = path
+        self.owners_path = owners_path  # the owners' file, when this writer writes it too
         self.process: asyncio.subprocess.Process | None = None
         self.waiting: dict[int, list[asyncio.Future[Any] | None]] = {}
         self.seq = 0
@@ -77,8 +86,9 @@ class _Writer:
     async def start(self) -> None:
         # The child imports the very same `gateway` package as this process.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        paths = [self.path] if self.owners_path is None else [self.path, self.owners_path]
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.spend.ledger_writer", self.path,
+            sys.executable, "-m", "gateway.spend.ledger_writer", *paths,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
         self._reader = asyncio.create_task(self._read_acks(self.process), name="ledger-acks")
 
@@ -195,10 +205,13 @@ class SqliteStore:
         self.path = path
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.owner = ""  # this process's journal rows' owner, once the ledger's lock is held
+        self.owners_path: str | None = None  # the stored-response owners' file, if carried
         self._lock: LedgerLock | None = None
         self._writer: _Writer | None = None
         self._ops: list[list[Any]] = []  # this loop iteration's writes, sent as one frame
         self._futures: list[asyncio.Future[Any] | None] = []
+        self._riders: list[list[Any]] = []  # owners waiting for the next frame
+        self._ride: asyncio.TimerHandle | None = None  # sends them if no frame comes
 
     # --- lifecycle ----------------------------------------------------------
     async def open(self) -> int:
@@ -214,7 +227,7 @@ class SqliteStore:
         if recovered:
             _log.warning("spend ledger: %d attempts of a gateway that died were charged at "
                          "their reserved worst case (status 'unsettled')", recovered)
-        self._writer = _Writer(self.path)
+        self._writer = _Writer(self.path, self.owners_path)
         await self._writer.start()
         return recovered
 
@@ -261,6 +274,8 @@ class SqliteStore:
         return future
 
     def _flush(self) -> None:
+        if self._riders:
+            self._board()
         ops, futures = self._ops, self._futures
         if not ops:
             return
@@ -304,6 +319,45 @@ class SqliteStore:
         future = self._submit([sql.OP_CLAIM, claim, now], True)
         assert future is not None
         return bool(await future)
+
+    # --- stored-response owners (through the writer process) ---------------------
+    def carry_owners(self, path: str) -> SqliteStore:
+        """Have the writer process also write the stored-response owners, to `path`
+        (before `open`)."""
+        self.owners_path = path
+        return self
+
+    def put_owner(self, response_id: str, owner: tuple[str, str]) -> bool:
+        """Send (provider, model) of `response_id` to the writer, in the next frame (at
+        most `RIDE_S` from now), which writes it within its flush interval; False when no
+        writer can take it now (not started yet, closed, or restarting after it died):
+        the caller then writes it itself. Unacknowledged: nobody waits for an owner."""
+        writer = self._writer
+        if writer is None or not writer.alive or self.owners_path is None:
+            return False
+        self._riders.append([OP_OWNER, response_id, owner[0], owner[1]])
+        if not self._ops and self._ride is None:  # no frame leaves this iteration
+            self._ride = asyncio.get_running_loop().call_later(RIDE_S, self._flush)
+        return True
+
+    def forget_owner(self, response_id: str) -> asyncio.Future[Any] | None:
+        """Have the writer drop `response_id`'s owner, pending or written: done when the
+        future is. None when no writer can take it now."""
+        writer = self._writer
+        if writer is None or not writer.alive or self.owners_path is None:
+            return None
+        if self._riders:
+            self._flush()  # the owners sent before the forget leave before it
+        return self._submit([OP_FORGET, response_id], True)
+
+    def _board(self) -> None:
+        """The riding owners join the frame about to leave, in the order they came."""
+        ride, self._ride = self._ride, None
+        if ride is not None:
+            ride.cancel()
+        self._ops.extend(self._riders)
+        self._futures.extend([None] * len(self._riders))
+        self._riders = []
 
     # --- reads (worker threads) -------------------------------------------------
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:

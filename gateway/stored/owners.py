@@ -3,15 +3,25 @@ backend (`storage:`), so that it survives a restart and every replica finds it.
 
 The request path tells `ResponseOwners.remember` synchronously (from the Responses
 dialect, as the answer or the stream's `response.created` passes): the owner goes into
-a bounded in-memory map at once, so this process finds it straight away, and onto a
-pending list. One long-lived writer, woken by the first owner pending, waits
-`FLUSH_S` and writes everything pending in one store call (one SQLite transaction
-with one `executemany`, or one Redis pipeline), so that under load a write carries
-tens of owners instead of one or two. An owner is thus in the store within `FLUSH_S`
-plus its write; another replica that does not find an id looks again for up to
-`LOOKS` flush intervals before calling it unknown. At shutdown the writer writes
-what is pending before the store closes. Entries are kept 30 days, as long as OpenAI
-keeps a stored response.
+a bounded in-memory map at once, so this process finds it straight away, and on to be
+written, in batches `FLUSH_S` long, so that under load a write carries tens of owners
+instead of one or two:
+
+- with the SQLite backend and the spend ledger's writer process running, down that
+  process's pipe (`SqliteStore.put_owner`: an op riding in the next frame of ledger
+  writes, or in one of its own after 5 ms without one): the writer process gathers
+  them and writes them to the owners' file (`owners_file.OwnerBatch`), so the gateway
+  does no SQLite work for them;
+- otherwise (Redis, no spend control, the writer not started or restarting) onto a
+  pending list here: one long-lived task, woken by the first owner pending, waits
+  `FLUSH_S` and writes everything pending in one store call (one SQLite transaction
+  in a thread, or one Redis pipeline).
+
+Either way an owner is in the store within `FLUSH_S` plus its write; another replica
+that does not find an id looks again for up to `LOOKS` flush intervals before calling
+it unknown. At shutdown what is pending is written before the store closes (the writer
+process writes its batch when its pipe closes). Entries are kept 30 days, as long as
+OpenAI keeps a stored response.
 """
 
 from __future__ import annotations
@@ -30,11 +40,11 @@ import redis.asyncio as aioredis
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, StorageConfig
 from gateway.spend.ledger_sql import connect
+from gateway.stored import owners_file
+from gateway.stored.owners_file import FLUSH_S, KEEP_S, open_owners, owners_path
 
 _log = logging.getLogger(__name__)
-KEEP_S: Final = 30 * 86400
 _CACHED: Final = 4096
-FLUSH_S: Final = 0.025  # how long the writer gathers owners before one write
 LOOKS: Final = 3  # flush intervals a replica waits for an owner it does not find
 Owner = tuple[str, str]  # (provider, model) as named in the config
 
@@ -53,13 +63,16 @@ class OwnerStore(Protocol):
     async def delete(self, response_id: str) -> None: ...
 
 
-def owners_path(ledger_path: str) -> str:
-    """The owners' SQLite file beside the ledger's (`data/gateway.sqlite3` ->
-    `data/gateway-owners.sqlite3`). A file of their own: SQLite lets one writer at a
-    time into a file, and the ledger writer, kept waiting by an owners' write, made the
-    gateway idle about a tenth of the time under a load of Responses streams."""
-    path = Path(ledger_path)
-    return str(path.with_name(f"{path.stem}-owners{path.suffix}"))
+class OwnerWriter(Protocol):
+    """Writes owners from another process (`SqliteStore`: the spend ledger's writer)."""
+
+    def put_owner(self, response_id: str, owner: Owner) -> bool:
+        """Taken (written within `FLUSH_S`), or False: the caller writes it itself."""
+        ...
+
+    def forget_owner(self, response_id: str) -> asyncio.Future[Any] | None:
+        """Dropped when the future is done, or None: the caller deletes it itself."""
+        ...
 
 
 class SqliteOwners:
@@ -76,9 +89,7 @@ class SqliteOwners:
         self._conn = await asyncio.to_thread(self._open)
 
     def _open(self) -> sqlite3.Connection:
-        conn = connect(self.path)
-        conn.execute("CREATE TABLE IF NOT EXISTS response_owners (id TEXT PRIMARY KEY, "
-                     "provider TEXT NOT NULL, model TEXT NOT NULL, created REAL NOT NULL)")
+        conn = open_owners(self.path)
         if self.moved_from is not None and Path(self.moved_from).exists():
             self._move_old(conn, self.moved_from)
         conn.execute("DELETE FROM response_owners WHERE created < ?", (time.time() - KEEP_S,))
@@ -119,17 +130,9 @@ class SqliteOwners:
         conn = self._conn
         if conn is None:
             raise RuntimeError("the response owners store is not open")
-        now = time.time()
-        rows = [(ident, owner[0], owner[1], now) for ident, owner in owners]
-
-        def write() -> None:
-            with conn:  # one transaction for the batch
-                conn.execute("BEGIN")
-                conn.executemany("INSERT OR REPLACE INTO response_owners VALUES (?, ?, ?, ?)",
-                                 rows)
-
+        rows = [(ident, owner[0], owner[1]) for ident, owner in owners]
         async with self._lock:
-            await asyncio.to_thread(write)
+            await asyncio.to_thread(owners_file.put, conn, rows)
 
     async def get(self, response_id: str) -> Owner | None:
         rows = await self._run("SELECT provider, model FROM response_owners WHERE id = ? AND "
@@ -137,7 +140,11 @@ class SqliteOwners:
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     async def delete(self, response_id: str) -> None:
-        await self._run("DELETE FROM response_owners WHERE id = ?", (response_id,))
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the response owners store is not open")
+        async with self._lock:
+            await asyncio.to_thread(owners_file.delete, conn, response_id)
 
 
 class RedisOwners:
@@ -181,15 +188,17 @@ class ResponseOwners:
     """The owners of stored responses: recent ones in memory, all of them in the store."""
 
     def __init__(self, config: GatewayConfig, store: OwnerStore, *,
-                 clock: Clock | None = None, flush_s: float = FLUSH_S) -> None:
+                 clock: Clock | None = None, flush_s: float = FLUSH_S,
+                 writer: OwnerWriter | None = None) -> None:
         self.config = config
         self.store = store
+        self.writer = writer  # writes owners off this process when it can (else the task)
         self.clock: Clock = clock if clock is not None else LoopClock()
         self.flush_s = flush_s
         self._recent: OrderedDict[str, Owner] = OrderedDict()
         self._pending: list[tuple[str, Owner]] = []  # not yet handed to the store
         self._wake = asyncio.Event()  # set when the first owner of a batch is pending
-        self._writer: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._open = False
 
     def remember(self, response_id: str, model: str) -> None:
@@ -200,6 +209,9 @@ class ResponseOwners:
         owner = (found.provider, model)
         self._keep(response_id, owner)
         if not self._open:
+            return
+        writer = self.writer
+        if writer is not None and writer.put_owner(response_id, owner):
             return
         self._pending.append((response_id, owner))
         if len(self._pending) == 1:
@@ -212,9 +224,10 @@ class ResponseOwners:
             self._recent.popitem(last=False)
 
     async def _write(self) -> None:
-        """The one writer: woken by the first pending owner, it lets `flush_s` pass so
-        that the owners arriving meanwhile join the batch, then writes them in one
-        store call; once the store closes, it writes what is left and ends."""
+        """The writer of owners `self.writer` did not take: woken by the first pending
+        owner, it lets `flush_s` pass so that the owners arriving meanwhile join the
+        batch, then writes them in one store call; once the store closes, it writes what
+        is left and ends."""
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -247,23 +260,29 @@ class ResponseOwners:
         return found
 
     async def forget(self, response_id: str) -> None:
+        """`response_id` was deleted: out of memory, the pending owners and the store."""
         self._recent.pop(response_id, None)
         if self._pending:  # not written yet: it must not be written after the delete
             self._pending = [entry for entry in self._pending if entry[0] != response_id]
-        if self._open:
+        if not self._open:
+            return
+        dropped = self.writer.forget_owner(response_id) if self.writer is not None else None
+        if dropped is None:
             await self.store.delete(response_id)
+        else:
+            await dropped
 
     async def lifecycle(self, app: Any) -> AsyncIterator[None]:
         """aiohttp cleanup context: open the store and start the writer; at the end,
         write every owner still pending and close."""
         await self.store.open()
         self._open = True
-        self._writer = asyncio.get_running_loop().create_task(self._write())
+        self._flusher = asyncio.get_running_loop().create_task(self._write())
         try:
             yield
         finally:
             self._open = False
             self._wake.set()
-            writer, self._writer = self._writer, None
-            await writer
+            flusher, self._flusher = self._flusher, None
+            await flusher
             await self.store.close()

@@ -19,6 +19,8 @@ from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
 from gateway.spend.ledger_lock import ENV_LOCK_FD, LedgerInUse, acquire, owner_alive, process_start
 from gateway.spend.sqlite_store import SqliteStore, connect, entries, init_schema, spent_in
 from tests.spend.helpers import ledger_rows, ledger_status
+from tests.stored.helpers import owners_in
+from tests.support.waiting import eventually
 
 
 def _entry(cost: int, status: str = "ok", ts: float = 100.0) -> LedgerEntry:
@@ -340,3 +342,71 @@ def test_a_ledger_from_before_attribution_gets_the_new_columns(tmp_path: Path) -
         assert conn.execute("SELECT expires_at FROM keys").fetchall() == []
     finally:
         conn.close()
+
+
+@pytest.mark.integration
+async def test_the_writer_process_writes_stored_response_owners(tmp_path: Path) -> None:
+    """Owners sent down the ledger writer's pipe, with no ledger write to ride with, reach
+    their own file (the ledger's gets none); a forget takes one out of it, and one sent
+    just before its forget is never written."""
+    owners = tmp_path / "l-owners.db"
+    store = SqliteStore(str(tmp_path / "l.db")).carry_owners(str(owners))
+    await store.open()
+    try:
+        assert store.put_owner("resp_1", ("oai", "gpt-4.1"))
+        assert store.put_owner("resp_2", ("oai", "gpt-4.1-mini"))
+        assert await eventually(lambda: len(owners_in(owners)) == 2, timeout=10)
+        assert owners_in(owners) == {"resp_1": ("oai", "gpt-4.1"),
+                                      "resp_2": ("oai", "gpt-4.1-mini")}
+        dropped = store.forget_owner("resp_1")
+        assert dropped is not None
+        await dropped
+        assert owners_in(owners) == {"resp_2": ("oai", "gpt-4.1-mini")}
+        assert store.put_owner("resp_3", ("oai", "gpt-4.1"))
+        dropped = store.forget_owner("resp_3")
+        assert dropped is not None
+        await dropped
+    finally:
+        await store.close()
+    assert owners_in(owners) == {"resp_2": ("oai", "gpt-4.1-mini")}
+    conn = connect(str(tmp_path / "l.db"))
+    tables = conn.execute("SELECT name FROM sqlite_master WHERE name = 'response_owners'")
+    assert tables.fetchall() == []
+    conn.close()
+
+
+@pytest.mark.integration
+async def test_owners_and_ledger_writes_share_a_frame(tmp_path: Path) -> None:
+    """An owner sent in the same loop iteration as a journal row and a settled entry
+    rides in their frame: each ledger write still gets its own result, and the owner is
+    in its file once the store has closed (the writer writes what is pending as it ends)."""
+    owners = tmp_path / "l-owners.db"
+    store = SqliteStore(str(tmp_path / "l.db")).carry_owners(str(owners))
+    await store.open()
+    res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
+    journaled = store.journal(res, wait=True)
+    assert store.put_owner("resp_mid", ("oai", "gpt-4.1"))
+    recorded = store.record(None, _entry(5), wait=True)
+    assert journaled is not None and recorded is not None
+    assert isinstance(await journaled, int) and await recorded is None
+    assert res.row_id is not None
+    await store.close()
+    assert sorted(ledger_status(tmp_path / "l.db")) == [("ok", 5), ("pending", 999)]
+    assert owners_in(owners) == {"resp_mid": ("oai", "gpt-4.1")}
+
+
+@pytest.mark.integration
+async def test_owners_are_refused_without_a_running_writer(tmp_path: Path) -> None:
+    """Before `open`, after `close`, or with no owners' file named, the store refuses
+    owners (False, None), so that their caller writes them itself."""
+    plain = SqliteStore(str(tmp_path / "plain.db"))
+    await plain.open()
+    assert not plain.put_owner("resp_1", ("oai", "gpt-4.1"))
+    assert plain.forget_owner("resp_1") is None
+    await plain.close()
+    carrying = SqliteStore(str(tmp_path / "l.db")).carry_owners(str(tmp_path / "o.db"))
+    assert not carrying.put_owner("resp_1", ("oai", "gpt-4.1"))
+    await carrying.open()
+    await carrying.close()
+    assert not carrying.put_owner("resp_1", ("oai", "gpt-4.1"))
+    assert carrying.forget_owner("resp_1") is None

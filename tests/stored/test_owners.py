@@ -1,30 +1,33 @@
 """Which provider made each stored response: remembered at once in memory, written to
-SQLite or Redis in batches a flush interval long, found again after a restart and by
-another replica (which looks again for a few intervals when it does not find one)."""
+SQLite or Redis in batches a flush interval long (with SQLite, by the spend ledger's
+writer process when it runs), found again after a restart and by another replica or
+worker (which looks again for a few intervals when it does not find one)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
+from gateway.app import RESPONSE_OWNERS
 from gateway.config import GatewayConfig, StorageConfig, load
-from gateway.stored.owners import (
-    FLUSH_S,
-    LOOKS,
-    RedisOwners,
-    ResponseOwners,
-    SqliteOwners,
-    make_store,
-    owners_path,
-)
+from gateway.spend.ledger_lock import ENV_LOCK_FD, acquire
+from gateway.stored.owners import LOOKS, RedisOwners, ResponseOwners, SqliteOwners, make_store
+from gateway.stored.owners_file import FLUSH_S, owners_path
 from gateway.testing import FakeClock
 from tests.dialects.openai_responses.test_gateway_responses import GATEWAY, MODELS
 from tests.spend.helpers import RedisServer
+from tests.stored.helpers import owners_in
+from tests.support.gateway import RunningGateway
 from tests.support.rig import running_upstreams
+from tests.support.waiting import eventually
 
 CONFIG = """
 providers:
@@ -86,6 +89,19 @@ async def test_owners_kept_in_the_ledger_file_move_to_their_own(tmp_path: Path) 
     check.close()
 
 
+@contextlib.asynccontextmanager
+async def two_gateways(storage: str, environ: dict[str, str] | None = None) -> AsyncIterator[
+        tuple[RunningGateway, openai.AsyncOpenAI, openai.AsyncOpenAI]]:
+    """Two gateways with `storage` (and `environ` beside the rig's), in front of one set
+    of fake upstreams: the first gateway and an SDK client of each."""
+    running = {**GATEWAY, "environ": {**GATEWAY["environ"], **(environ or {})}}
+    async with running_upstreams() as upstreams:
+        async with upstreams.gateway(MODELS, extra=storage, **running) as one, \
+                upstreams.gateway(MODELS, extra=storage, **running) as two, \
+                one.openai() as first, two.openai() as second:
+            yield one.gw, first, second
+
+
 @pytest.mark.integration
 async def test_redis_shares_owners_between_replicas(redis_session: RedisServer,
                                                     redis_prefix: str) -> None:
@@ -93,15 +109,12 @@ async def test_redis_shares_owners_between_replicas(redis_session: RedisServer,
     through the other."""
     storage = (f"storage: {{backend: redis, redis_url: \"{redis_session.url}\", "
                f"redis_prefix: \"{redis_prefix}\"}}")
-    async with running_upstreams() as upstreams:
-        async with upstreams.gateway(MODELS, extra=storage, **GATEWAY) as one, \
-                upstreams.gateway(MODELS, extra=storage, **GATEWAY) as two, \
-                one.openai() as first, two.openai() as second:
-            made = await first.responses.create(model="gpt-4.1", input="shared")
-            found = await second.responses.retrieve(made.id)
-            await second.responses.delete(made.id)
-            with pytest.raises(openai.NotFoundError):
-                await first.responses.retrieve(made.id)  # deleted upstream: a 404 either way
+    async with two_gateways(storage) as (_, first, second):
+        made = await first.responses.create(model="gpt-4.1", input="shared")
+        found = await second.responses.retrieve(made.id)
+        await second.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError):
+            await first.responses.retrieve(made.id)  # deleted upstream: a 404 either way
     assert found.id == made.id
 
 
@@ -204,3 +217,113 @@ async def test_forgetting_a_pending_owner_keeps_it_out_of_the_store() -> None:
         await owners.forget("resp_gone")
         await clock.advance(FLUSH_S)
     assert set(store.rows) == {"resp_kept"}
+
+
+class TakingWriter:
+    """An OwnerWriter standing in for the ledger writer process: it keeps what it takes,
+    or refuses everything while `running` is False (not started yet, restarting)."""
+
+    def __init__(self) -> None:
+        self.running = True
+        self.taken: dict[str, tuple[str, str]] = {}
+        self.forgotten: list[str] = []
+
+    def put_owner(self, response_id: str, owner: tuple[str, str]) -> bool:
+        if self.running:
+            self.taken[response_id] = owner
+        return self.running
+
+    def forget_owner(self, response_id: str) -> asyncio.Future[Any] | None:
+        if not self.running:
+            return None
+        self.forgotten.append(response_id)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_owners_go_to_the_writer_process_and_back_to_the_store_without_it() -> None:
+    """While the writer takes owners this process writes none to the store itself (and
+    still finds them in memory); while it cannot, they are written here as before."""
+    store, clock, writer = CountingStore(), FakeClock(), TakingWriter()
+    owners = ResponseOwners(_config(), store, clock=clock, writer=writer)
+    async for _ in owners.lifecycle(None):
+        owners.remember("resp_off", "gpt-4.1")
+        await clock.advance(FLUSH_S * 2)
+        assert writer.taken == {"resp_off": ("oai", "gpt-4.1")} and store.writes == 0
+        assert await owners.owner("resp_off") == ("oai", "gpt-4.1")
+        writer.running = False
+        owners.remember("resp_here", "gpt-4.1")
+        await clock.advance(FLUSH_S)
+        assert store.writes == 1 and set(store.rows) == {"resp_here"}
+
+
+async def test_forgetting_goes_through_the_writer_when_it_runs() -> None:
+    """A deleted response's owner is dropped by the writer (which keeps the pipe's order,
+    so its pending owner is not written after the delete), else by the store here."""
+    store, writer = CountingStore(), TakingWriter()
+    owners = ResponseOwners(_config(), store, writer=writer)
+    async for _ in owners.lifecycle(None):
+        store.rows["resp_old"] = ("oai", "gpt-4.1")
+        await owners.forget("resp_new")
+        assert writer.forgotten == ["resp_new"]
+        writer.running = False
+        await owners.forget("resp_old")
+        assert writer.forgotten == ["resp_new"] and store.rows == {}
+
+
+def _writer_cmdlines(ledger: Path) -> list[list[str]]:
+    """The command lines of the ledger writer processes running on `ledger`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
+        except OSError:
+            continue
+        if "gateway.spend.ledger_writer" in argv and str(ledger) in argv:
+            found.append(argv)
+    return found
+
+
+@pytest.mark.integration
+async def test_two_gateways_on_one_data_dir_share_owners_through_their_ledger_writers(
+        tmp_path: Path) -> None:
+    """Two gateway workers on one SQLite data dir: each hands its owners to its ledger
+    writer process, which writes them to the owners' file; a response made through one
+    is retrieved through the other at once, and deleted through it."""
+    ledger = tmp_path / "gateway.sqlite3"
+    parent = acquire(str(ledger), {})  # as `serve --workers` holds it for its workers
+    environ = {ENV_LOCK_FD: str(parent.fd)}
+    storage = f"storage: {{sqlite_path: \"{ledger}\"}}"
+    try:
+        async with two_gateways(storage, environ) as (one, first, second):
+            assert one.app[RESPONSE_OWNERS].writer is not None
+            writers = _writer_cmdlines(ledger)
+            made = await first.responses.create(model="gpt-4.1", input="shared")
+            found = await second.responses.retrieve(made.id)
+            assert await eventually(lambda: made.id in owners_in(owners_path(str(ledger))))
+            await second.responses.delete(made.id)
+            gone = made.id not in owners_in(owners_path(str(ledger)))
+            with pytest.raises(openai.NotFoundError):
+                await first.responses.retrieve(made.id)
+    finally:
+        parent.release()
+    assert found.id == made.id and gone
+    assert len(writers) == 2
+    assert all(argv[-1] == owners_path(str(ledger)) for argv in writers)
+
+
+@pytest.mark.integration
+async def test_an_owner_written_by_the_ledger_writer_survives_a_restart(tmp_path: Path) -> None:
+    """A response streamed through a gateway whose ledger writer wrote its owner is
+    retrieved through the next gateway on the same data dir."""
+    ledger = tmp_path / "gateway.sqlite3"
+    storage = f"storage: {{sqlite_path: \"{ledger}\"}}"
+    async with running_upstreams() as upstreams:
+        async with upstreams.gateway(MODELS, extra=storage, **GATEWAY) as rig, rig.openai() as client:
+            async with client.responses.stream(model="gpt-4.1", input="keep me") as stream:
+                made = await stream.get_final_response()
+        written = owners_in(owners_path(str(ledger)))  # the writer wrote it as its pipe closed, if not before
+        async with upstreams.gateway(MODELS, extra=storage, **GATEWAY) as rig, rig.openai() as client:
+            found = await client.responses.retrieve(made.id)
+    assert written == {made.id: ("responses", "gpt-4.1")} and found.id == made.id

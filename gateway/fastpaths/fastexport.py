@@ -175,8 +175,13 @@ def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
     cacheable = _CACHEABLE
     for key, value in items:
         kind = type(value)
-        pair = (key, kind, value) if kind in cacheable and (kind is not str or len(value) <= 64) \
-            else None
+        if kind in cacheable:
+            pair = (key, kind, value) if kind is not str or len(value) <= 64 else None
+        elif kind is tuple and len(value) <= 4 and all(type(v) is str and len(v) <= 32
+                                                       for v in value):
+            pair = (key, kind, value)  # finish reasons, stop sequences: strings only, so
+        else:                          # that ("a", True) and ("a", 1) never meet as keys
+            pair = None
         if pair is not None:
             encoded = cache.get(pair)
             if encoded is not None:

@@ -212,6 +212,19 @@ def test_attribute_blocks_encode_as_the_sdk_would() -> None:
     assert [kv.key for kv in again.attributes] == [*block.values, "gateway.request.id", "seq"]
 
 
+def test_short_string_tuples_are_cached_and_mixed_ones_kept_apart() -> None:
+    """A short tuple of strings (finish reasons) is encoded once and reused; tuples that
+    mix types compare equal as keys ((True,) == (1,)) and are encoded each time, so each
+    keeps its own type."""
+    spans = [_raw_span({"gen_ai.response.finish_reasons": ("stop",), "mixed": (True, "a")}),
+             _raw_span({"gen_ai.response.finish_reasons": ("stop",), "mixed": (1, "a")})]
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)  # from the cache
+    cache = fastexport._FIELDS[b"\x4a"]
+    assert ("gen_ai.response.finish_reasons", tuple, ("stop",)) in cache
+    assert not any(key == "mixed" for key, _, _ in cache)
+
+
 def test_keys_of_unique_values_stop_being_cached() -> None:
     """A key whose every value is new (a request id) is no longer cached once it has
     missed often enough; its spans still encode as the SDK's, and keys of few values stay."""

@@ -32,7 +32,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanKind
 
 STREAM_EVENTS = 22  # the benchmark upstream's chat stream: 20 content chunks, a finish, usage
 ROUTE = "/v1/chat/completions"
@@ -71,7 +70,8 @@ class _Sink(SpanExporter):
 
 _CONFIG = """
 providers:
-  up: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: bench, provider_name: openai}
+  up: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${BENCH_KEY}",
+       provider_name: openai}
 models:
   gpt-4.1: {provider: up, price_per_mtok: {input: 2.0, output: 8.0}}
 """
@@ -102,7 +102,8 @@ class _Rig:
         if fast.lite_spans:
             tracer = LiteTracer(provider, [processor], InstrumentationScope("gateway", "bench"))
         self.telemetry = replace(base, tracer=tracer, tracer_provider=provider)
-        self.lifecycle = Lifecycle(load(_CONFIG, {}), self.telemetry, OpenAccess(), [])
+        self.lifecycle = Lifecycle(load(_CONFIG, {"BENCH_KEY": "bench"}), self.telemetry,
+                                   OpenAccess(), [])
         self.dialect = OpenAIChat()
         self.finished: list[ReadableSpan] = []
 

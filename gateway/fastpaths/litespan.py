@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from random import getrandbits
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from random import getrandbits
 from time import time_ns
 from typing import Any, cast
 

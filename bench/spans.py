@@ -33,6 +33,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from bench import events
+
 STREAM_EVENTS = 22  # the benchmark upstream's chat stream: 20 content chunks, a finish, usage
 ROUTE = "/v1/chat/completions"
 
@@ -153,14 +155,8 @@ _BODY_STREAM = _BODY[:-1] + b',"stream":true}'
 
 
 def _cpu_us(run: Callable[[], object], rounds: int, repeat: int) -> float:
-    """The process's CPU time of one `run`, in µs: the best of `rounds` rounds of `repeat`."""
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.process_time_ns()
-        for _ in range(repeat):
-            run()
-        best = min(best, (time.process_time_ns() - started) / repeat / 1000)
-    return best
+    """The process's CPU time of one `run` (the exporter thread's included), in µs."""
+    return events.cpu_us(run, rounds, repeat, clock=time.process_time_ns)
 
 
 def measure(mode: str, repeat: int = 2000, rounds: int = 5) -> Costs:

@@ -35,13 +35,20 @@ from gateway.fastpaths.httpclient import (
     HttpResponse,
     UpstreamProtocolError,
 )
-from gateway.fastpaths.litespan import LiteTracer, context_with, span_context_in
+from gateway.fastpaths.litespan import (
+    AttributeBlock,
+    LiteTracer,
+    context_with,
+    span_context_in,
+    start_span,
+)
 from gateway.fastpaths.switches import FastPaths, log_fallback, select
 from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
 from gateway.fastpaths.timers import Deadline, use_coarse_timers
 from gateway.fastpaths.timers import timers as timers_of  # the function; `timers` is the module
 
 __all__ = [
+    "AttributeBlock",
     "BodyTooLarge",
     "Deadline",
     "Endpoint",
@@ -61,6 +68,7 @@ __all__ = [
     "record_many",
     "select",
     "span_context_in",
+    "start_span",
     "timers_of",
     "use_coarse_timers",
 ]

@@ -29,8 +29,9 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import islice
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from opentelemetry.attributes import BoundedAttributes
@@ -40,6 +41,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind
 
 from gateway import __version__
+from gateway.fastpaths.litespan import AttributeBlock, LiteSpan
 
 _log = logging.getLogger(__name__)
 
@@ -107,6 +109,13 @@ _MAX_KEYS = 4096
 _FIELDS: dict[bytes, dict[tuple[str, type, Any], bytes]] = {}
 _MAX_FIELDS = 8192
 _CACHEABLE = frozenset((str, int, bool))  # not float: -0.0 == 0.0
+# Keys whose values hardly repeat (request and response ids, token counts): counted by
+# cache misses, and past _UNIQUE_AFTER misses no longer cached, so that a new id per
+# request does not fill the cache (and empty it every few thousand requests) for
+# entries never read again. The count only grows: a key of few values stays below it.
+_MISSES: dict[str, int] = {}
+_UNCACHED: set[str] = set()
+_UNIQUE_AFTER = 1024
 
 
 def _text_field(cache: dict[str, bytes], tag: bytes, text: str) -> bytes:
@@ -136,20 +145,43 @@ def _plain(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
     return inner if type(inner) is dict else attributes
 
 
+def _missed(key: str) -> None:
+    """One more value of `key` encoded and cached; past _UNIQUE_AFTER, none are cached."""
+    misses = _MISSES.get(key, 0) + 1
+    if misses > _UNIQUE_AFTER:
+        if len(_UNCACHED) >= _MAX_KEYS:  # attribute names are few; bounded all the same
+            _UNCACHED.clear()
+        _UNCACHED.add(key)
+        return
+    if len(_MISSES) >= _MAX_KEYS:
+        _MISSES.clear()
+    _MISSES[key] = misses
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]:
     """Each attribute as a repeated KeyValue field; one that cannot be encoded is
     logged and left out, as the SDK's encoder does."""
     if not attributes:
         return []
+    return _items(tag, _plain(attributes).items())
+
+
+def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
+    """`_attributes` of (key, value) pairs."""
     out = []
     cache = _FIELDS.get(tag)
     if cache is None:
         cache = _FIELDS[tag] = {}
     cacheable = _CACHEABLE
-    for key, value in _plain(attributes).items():
+    for key, value in items:
         kind = type(value)
-        pair = (key, kind, value) if kind in cacheable and (kind is not str or len(value) <= 64) \
-            else None
+        if kind in cacheable:
+            pair = (key, kind, value) if kind is not str or len(value) <= 64 else None
+        elif kind is tuple and len(value) <= 4 and all(type(v) is str and len(v) <= 32
+                                                       for v in value):
+            pair = (key, kind, value)  # finish reasons, stop sequences: strings only, so
+        else:                          # that ("a", True) and ("a", 1) never meet as keys
+            pair = None
         if pair is not None:
             encoded = cache.get(pair)
             if encoded is not None:
@@ -160,10 +192,11 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
         except Exception as error:  # the SDK's policy: log it and drop the attribute
             _log.exception("Failed to encode key %s: %s", key, error)
             continue
-        if pair is not None:
+        if pair is not None and key not in _UNCACHED:
             if len(cache) >= _MAX_FIELDS:
                 cache.clear()
             cache[pair] = encoded
+            _missed(key)
         out.append(encoded)
     return out
 
@@ -221,8 +254,9 @@ def encode_span(span: ReadableSpan) -> bytes:
     context = span._context
     assert context is not None
     # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, ...)
-    trace_id, span_id, _, _, state = context[:5]
-    parts = [b"\x0a\x10", trace_id.to_bytes(16, "big"), b"\x12\x08", span_id.to_bytes(8, "big")]
+    state = context[4]
+    parts = [b"\x0a\x10", context[0].to_bytes(16, "big"), b"\x12\x08",
+             context[1].to_bytes(8, "big")]
     if state:
         parts.append(_field(b"\x1a", _trace_state(state)))
     parent = span._parent
@@ -233,8 +267,14 @@ def encode_span(span: ReadableSpan) -> bytes:
     parts.append(_fixed64(b"\x39", span._start_time))
     parts.append(_fixed64(b"\x41", span._end_time))
     attributes = span._attributes
-    parts += _attributes(b"\x4a", attributes)
-    parts.append(_uint(b"\x50", _dropped(attributes)))
+    lite = type(span) is LiteSpan  # its collections are unbounded: nothing dropped
+    block = span._block if type(span) is LiteSpan else None
+    if block is not None:
+        parts += _blocked(block, cast(dict[str, Any], attributes))  # a LiteSpan's dict
+    else:
+        parts += _attributes(b"\x4a", attributes)
+    if not lite:
+        parts.append(_uint(b"\x50", _dropped(attributes)))
     events = span._events
     for event in events:
         body = [_fixed64(b"\x09", event.timestamp)]
@@ -243,7 +283,8 @@ def encode_span(span: ReadableSpan) -> bytes:
         body += _attributes(b"\x1a", event.attributes)
         body.append(_uint(b"\x20", event.dropped_attributes))
         parts.append(_field(b"\x5a", b"".join(body)))
-    parts.append(_uint(b"\x60", _dropped(events)))
+    if not lite:
+        parts.append(_uint(b"\x60", _dropped(events)))
     links = span._links
     for link in links:
         linked = link.context
@@ -253,16 +294,29 @@ def encode_span(span: ReadableSpan) -> bytes:
         body.append(_uint(b"\x28", link.dropped_attributes))
         body.append(_LINK_FLAGS_REMOTE if _is_remote(linked) else _LINK_FLAGS_LOCAL)
         parts.append(_field(b"\x6a", b"".join(body)))
-    parts.append(_uint(b"\x70", _dropped(links)))
+    if not lite:
+        parts.append(_uint(b"\x70", _dropped(links)))
     status = span._status
     if status is not None:
         code = status._status_code._value_
         message = status._description
-        body_status = (_field(b"\x12", message.encode("utf-8")) if message else b"") + (
-            b"\x18" + _varint(code) if code else b"")
-        parts.append(_field(b"\x7a", body_status))
+        if code or message:
+            body_status = (_field(b"\x12", message.encode("utf-8")) if message else b"") + (
+                b"\x18" + _varint(code) if code else b"")
+            parts.append(_field(b"\x7a", body_status))
+        else:
+            parts.append(b"\x7a\x00")  # UNSET, no description: an empty Status
     parts.append(_FLAGS_REMOTE_PARENT if parent is not None and parent[2] else _FLAGS_LOCAL_PARENT)
     return b"".join(parts)
+
+
+def _blocked(block: AttributeBlock, attributes: dict[str, Any]) -> list[bytes]:
+    """A lite span's attributes that begin with `block`'s: the block's fields encoded once
+    (remembered on the block), then the span's own."""
+    encoded = block.encoded
+    if encoded is None:
+        encoded = block.encoded = b"".join(_attributes(b"\x4a", block.values))
+    return [encoded, *_items(b"\x4a", islice(attributes.items(), len(block.values), None))]
 
 
 _RESOURCES: dict[int, tuple[Any, bytes]] = {}
@@ -367,6 +421,10 @@ def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan], *, pause_every: in
     `pause_every` N spans, offer the GIL to other threads (`time.sleep(0)`): the
     exporter thread would otherwise hold it for a whole batch, up to the 5 ms switch
     interval, while the event loop waits with requests to serve."""
+    if spans and type(spans[0]) is EncodedSpan:
+        one = _one_group(spans)
+        if one is not None:
+            return one
     groups: dict[bytes, dict[bytes, list[bytes]]] = {}
     for index, span in enumerate(spans, 1):
         if isinstance(span, EncodedSpan):  # encoded when it ended
@@ -388,6 +446,22 @@ def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan], *, pause_every: in
                        for scope, encoded in by_scope.items()]
         out.append(_field(b"\x0a", resource + b"".join(scope_spans)))
     return b"".join(out)
+
+
+def _one_group(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes | None:
+    """`encode_spans` of spans all encoded as they ended under one resource and scope
+    (the gateway's own: their cached encodings are the same objects), without grouping
+    them one by one; None when they are not all such."""
+    first = spans[0]
+    assert isinstance(first, EncodedSpan)
+    resource, scope = first.resource, first.scope
+    bodies = []
+    for span in spans:
+        if type(span) is not EncodedSpan or span.resource is not resource \
+                or span.scope is not scope:
+            return None
+        bodies.append(span.body)
+    return _field(b"\x0a", resource + _field(b"\x12", scope + b"".join(bodies)))
 
 
 # --- OTLP/HTTP sender -----------------------------------------------------------

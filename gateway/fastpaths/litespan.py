@@ -27,12 +27,15 @@ import logging
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from random import getrandbits
 from time import time_ns
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -70,6 +73,7 @@ _SPAN_KEY = _current_span_key()
 _TRACE_ID_MAX = (1 << 128) - 1
 _SPAN_ID_MAX = (1 << 64) - 1
 _FLAGS = tuple(TraceFlags(value) for value in range(256))  # one object per flags value
+_UNSET = Status(StatusCode.UNSET)  # every new span's status, as ReadableSpan's default
 
 
 def new_span_context(trace_id: int, span_id: int, flags: int,
@@ -86,17 +90,22 @@ def new_span_context(trace_id: int, span_id: int, flags: int,
 def span_context_in(context: Context | None) -> SpanContext:
     """`trace.get_current_span(context).get_span_context()`, read straight from a
     LiteSpan (the gateway's own contexts) without the API's calls."""
-    span = context.get(_SPAN_KEY) if context is not None else None
+    if context is None:
+        return trace_api.get_current_span(None).get_span_context()
+    span = context.get(_SPAN_KEY)
     if type(span) is LiteSpan:
         return span._span_context
+    if span is None:  # a context without a span (a root's): the API's answer, without it
+        return trace_api.INVALID_SPAN_CONTEXT
     return trace_api.get_current_span(context).get_span_context()
 
 
 def context_with(span: trace_api.Span, parent: Context | None) -> Context:
-    """`trace.set_span_in_context(span, parent)`: a copy of `parent` holding `span`."""
-    values = dict(parent if parent is not None else get_current())
-    values[_SPAN_KEY] = span
-    return Context(values)
+    """`trace.set_span_in_context(span, parent)`: a copy of `parent` holding `span`
+    (one copy: the new Context is written once, before anyone else sees it)."""
+    context = Context(parent if parent is not None else get_current())
+    dict.__setitem__(context, _SPAN_KEY, span)  # Context's own __setitem__ refuses
+    return context
 
 
 def limits_set(environ: Mapping[str, str]) -> bool:
@@ -127,20 +136,60 @@ def _clean(value: Any) -> tuple[bool, Any]:
     return cleaned is not None, cleaned  # pragma: no cover
 
 
+class AttributeBlock:
+    """Span attributes that recur together from span to span (those of one model and
+    provider, of one route), built once by their owner and given to `start_span` as a
+    unit: a lite span's OTLP encoder then encodes them once per block (`encoded`)
+    instead of once per span. Values are str, bool, int or float."""
+
+    __slots__ = ("encoded", "values")
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            if type(value) not in _PRIMITIVE:
+                raise TypeError(f"attribute block value of {key!r} is not a primitive")
+        self.values: dict[str, Any] = dict(values)
+        self.encoded: bytes | None = None  # written by the span encoder, on first use
+
+
+def start_span(tracer: trace_api.Tracer, name: str, context: Context, kind: SpanKind,
+               block: AttributeBlock, attributes: Mapping[str, Any]) -> trace_api.Span:
+    """`tracer.start_span(name, context, kind, attributes=block's values + attributes)`;
+    a LiteTracer's span remembers the block for the encoder."""
+    if type(tracer) is LiteTracer:
+        return tracer.start_blocked(name, context, kind, block, attributes)
+    merged = dict(block.values)
+    merged.update(attributes)
+    return tracer.start_span(name, context=context, kind=kind, attributes=merged)
+
+
 class LiteSpan(ReadableSpan, trace_api.Span):
     """A recording span that is its own ReadableSpan."""
 
     def __init__(self, tracer: LiteTracer, name: str, context: SpanContext,
                  parent: SpanContext | None, kind: SpanKind, attributes: dict[str, Any],
                  links: Sequence[Link], start_time: int) -> None:
+        # ReadableSpan's fields, set here rather than through its (interpreted, keyword)
+        # __init__: the same values it would store.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = tracer.scope
+        self._parent = parent
+        self._start_time = start_time
+        self._end_time = None
+        self._attributes = attributes
         self._event_list: list[Event] = []
-        ReadableSpan.__init__(self, name=name, context=context, parent=parent,
-                              resource=tracer.resource, attributes=attributes,
-                              events=self._event_list, links=tuple(links), kind=kind,
-                              start_time=start_time, instrumentation_scope=tracer.scope)
+        self._events = self._event_list
+        self._links = links if type(links) is tuple else tuple(links)
+        self._resource = tracer.resource
+        self._status = _UNSET
         self._attrs = attributes
         self._tracer = tracer
         self._span_context = context
+        # The block its attributes begin with, while none of the block's keys is set again.
+        self._block: AttributeBlock | None = None
 
     def get_span_context(self) -> SpanContext:
         return self._span_context
@@ -149,6 +198,8 @@ class LiteSpan(ReadableSpan, trace_api.Span):
         if self._end_time is not None:
             _log.warning("Setting attribute on ended span.")
             return
+        if self._block is not None and key in self._block.values:
+            self._block = None  # written over: encoded one by one from now on
         if type(value) not in _PRIMITIVE:
             if type(value) is list and all(type(v) is str for v in value):
                 value = tuple(value)  # what the SDK's cleaning makes of a list of strings
@@ -164,6 +215,13 @@ class LiteSpan(ReadableSpan, trace_api.Span):
             _log.warning("Setting attribute on ended span.")
             return
         attrs = self._attrs
+        block = self._block
+        if block is not None and not block.values.keys().isdisjoint(attributes):
+            self._block = None  # written over: encoded one by one from now on
+        if type(attributes) is dict and all(map(_PRIMITIVE.__contains__,
+                                                map(type, attributes.values()))):
+            attrs.update(attributes)  # the common case, checked and copied at C speed
+            return
         for key, value in attributes.items():
             if type(value) in _PRIMITIVE:
                 attrs[key] = value
@@ -250,6 +308,14 @@ def _static_decisions(sampler: Sampler) -> tuple[Decision, Decision, Decision] |
     return None
 
 
+_NO_START = (SpanProcessor.on_start, BatchSpanProcessor.on_start)
+
+
+def _starts(processor: SpanProcessor) -> bool:
+    """Whether `processor` has an on_start of its own (not the SDK's empty ones)."""
+    return getattr(type(processor), "on_start", None) not in _NO_START
+
+
 class LiteTracer(trace_api.Tracer):
     """Starts LiteSpans with the provider's sampler and id generator."""
 
@@ -257,6 +323,9 @@ class LiteTracer(trace_api.Tracer):
                  scope: InstrumentationScope) -> None:
         self.provider = provider
         self.processors = tuple(processors)
+        # Those whose on_start does something: the batch processors' is `pass`, one call
+        # per span for nothing.
+        self._starters = tuple(p for p in self.processors if _starts(p))
         self.scope = scope
         self.resource = provider.resource
         self._static = _static_decisions(provider.sampler)
@@ -266,15 +335,38 @@ class LiteTracer(trace_api.Tracer):
                    links: Sequence[Link] | None = (), start_time: int | None = None,
                    record_exception: bool = True,
                    set_status_on_exception: bool = True) -> trace_api.Span:
-        links = links or ()
+        return self._start(name, context, kind, attributes, links or (), start_time, None)
+
+    def start_blocked(self, name: str, context: Context | None, kind: SpanKind,
+                      block: AttributeBlock, attributes: Mapping[str, Any]) -> trace_api.Span:
+        """`start_span` with the attributes of `block`, then `attributes` (see
+        `start_span`, the module's function)."""
+        merged = dict(block.values)
+        kept: AttributeBlock | None = block
+        if not block.values.keys().isdisjoint(attributes):
+            kept = None  # a block key given again: encoded one by one
+        merged.update(attributes)
+        return self._start(name, context, kind, merged, (), None, kept)
+
+    def _start(self, name: str, context: Context | None, kind: SpanKind,
+               attributes: types.Attributes, links: Sequence[Link], start_time: int | None,
+               block: AttributeBlock | None) -> trace_api.Span:
+        """A span; `block`: `attributes` is a new dict that begins with the block's."""
         current = span_context_in(context)
         parent = current if current is not None and current[5] else None  # [5]: is_valid
         provider = self.provider
         ids = provider.id_generator
+        sdk_ids = type(ids) is RandomIdGenerator  # its ids drawn here, without its two calls
         if parent is None:
-            trace_id = ids.generate_trace_id()
-            random_trace_id = ids.is_trace_id_random() if hasattr(ids, "is_trace_id_random") \
-                else False
+            if sdk_ids:
+                trace_id = getrandbits(128)
+                while not trace_id:  # INVALID_TRACE_ID, as the generator retries it
+                    trace_id = getrandbits(128)
+                random_trace_id = True
+            else:
+                trace_id = ids.generate_trace_id()
+                random_trace_id = ids.is_trace_id_random() \
+                    if hasattr(ids, "is_trace_id_random") else False
         else:
             trace_id = parent.trace_id
             random_trace_id = bool(parent.trace_flags & _RANDOM_TRACE_ID)
@@ -289,12 +381,22 @@ class LiteTracer(trace_api.Tracer):
         flags = 1 if decision is Decision.RECORD_AND_SAMPLE else 0  # TraceFlags.SAMPLED
         if random_trace_id:
             flags |= _RANDOM_TRACE_ID
-        span_context = new_span_context(trace_id, ids.generate_span_id(), flags, trace_state)
+        if sdk_ids:
+            span_id = getrandbits(64)
+            while not span_id:  # INVALID_SPAN_ID
+                span_id = getrandbits(64)
+        else:
+            span_id = ids.generate_span_id()
+        span_context = new_span_context(trace_id, span_id, flags, trace_state)
         if decision is Decision.DROP or not self.processors:
             # Nothing would ever read a recorded span (no exporter configured): the
             # context alone still propagates, answers traceresponse and tags exemplars.
             return trace_api.NonRecordingSpan(span_context)
-        attrs: dict[str, Any] = dict(sampled_attrs) if sampled_attrs else {}
+        if block is not None and sampled_attrs is attributes:
+            attrs: dict[str, Any] = cast(dict[str, Any], attributes)  # start_blocked's own
+        else:
+            block = None  # the sampler gave attributes of its own
+            attrs = dict(sampled_attrs) if sampled_attrs else {}
         if not all(map(_PRIMITIVE.__contains__, map(type, attrs.values()))):  # C-speed check
             for key, value in list(attrs.items()):
                 if type(value) not in _PRIMITIVE:
@@ -305,7 +407,8 @@ class LiteTracer(trace_api.Tracer):
                         del attrs[key]
         span = LiteSpan(self, name, span_context, parent, kind, attrs, links,
                         start_time if start_time is not None else time_ns())
-        for processor in self.processors:
+        span._block = block  # its keys are first in `attrs`, primitives, never cleaned away
+        for processor in self._starters:
             processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 

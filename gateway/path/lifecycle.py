@@ -22,7 +22,7 @@ from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.coreconfig import ModelConfig
 from gateway.dialects.base import Dialect, RoutedDialect
-from gateway.fastpaths import add_keyed, context_with, record_keyed
+from gateway.fastpaths import AttributeBlock, add_keyed, context_with, record_keyed, start_span
 from gateway.hooks import Authenticator, CallHook, overriding
 from gateway.patternprices import model_lookup
 from gateway.pricing import cache_savings_usd
@@ -95,10 +95,12 @@ class Lifecycle:
         # request is kept here, per configured name and operation.
         self._models = dict(config.models)  # by exact name, as `lookup` looks first
         self._serving: dict[tuple[str, str], bool] = {}  # (model, operation) -> served
-        # (scheme, path, Host) -> the SERVER span's url and server attributes: the same on
-        # every request of a listener's route, so worked out once (the Host is the
+        # (method, route, url) -> the SERVER span's name and its attributes but the request
+        # id (method, route, url and server): the same on every request of a listener's
+        # route, so worked out once, as one block for the span encoder (the Host is the
         # client's: at most _MAX_URLS kept).
-        self._server_attributes: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._server_starts: dict[tuple[str, str, tuple[str, str, str] | None],
+                                  tuple[str, AttributeBlock]] = {}
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
              url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:
@@ -106,18 +108,17 @@ class Lifecycle:
         started = time.perf_counter()
         rid = request_id(headers)
         parent = tracecontext.extract(headers)
-        attributes: dict[str, Any] = {n.HTTP_REQUEST_METHOD: method, n.HTTP_ROUTE: route,
-                                      n.GATEWAY_REQUEST_ID: rid}
-        if url is not None:
-            fixed = self._server_attributes.get(url)
-            if fixed is None:  # once per listener, route and Host: bounded below
-                if len(self._server_attributes) >= _MAX_URLS:
-                    self._server_attributes.clear()
-                fixed = self._server_attributes[url] = {}
+        key = (method, route, url)
+        start = self._server_starts.get(key)
+        if start is None:  # once per listener, route and Host: bounded below
+            if len(self._server_starts) >= _MAX_URLS:
+                self._server_starts.clear()
+            fixed: dict[str, Any] = {n.HTTP_REQUEST_METHOD: method, n.HTTP_ROUTE: route}
+            if url is not None:
                 server_attributes(fixed, *url)
-            attributes.update(fixed)
-        span = self.telemetry.tracer.start_span(
-            f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
+            start = self._server_starts[key] = (f"{method} {route}", AttributeBlock(fixed))
+        span = start_span(self.telemetry.tracer, start[0], parent, SpanKind.SERVER, start[1],
+                          {n.GATEWAY_REQUEST_ID: rid})
         self.telemetry.instruments.tallies.active.add((dialect.operation,), 1)
         return Visit(dialect, rid, span, context_with(span, parent), started)
 

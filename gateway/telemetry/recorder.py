@@ -18,7 +18,14 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from gateway.fastpaths import add_keyed, context_with, record_keyed, record_many
+from gateway.fastpaths import (
+    AttributeBlock,
+    add_keyed,
+    context_with,
+    record_keyed,
+    record_many,
+    start_span,
+)
 from gateway.telemetry import names as n
 from gateway.telemetry.content import ContentMode
 from gateway.telemetry.instruments import Instruments, Plan, UsageCounters
@@ -63,15 +70,14 @@ class AttemptRecorder:
         self.telemetry = telemetry
         self._plan = plan_of(telemetry.instruments, operation)
         self._key = (operation, provider_name, model, server_address, server_port)
-        attributes = metric_attributes((*self._key, None, None, None))
-        attributes.update(request_attributes)
-        attributes.update(extra_attributes)
+        name, block, attributes = _start_attributes(telemetry.span_starts, self._key,
+                                                    request_attributes, extra_attributes)
         self.content = content  # this call's capture, decided once when it was admitted
         self._event: dict[str, Any] | None = None
         if content is not ContentMode.NO_CONTENT:
             self._event = _split_content(attributes, content, telemetry.upload is not None)
-        self.span: Span = telemetry.tracer.start_span(
-            f"{operation} {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
+        self.span: Span = start_span(telemetry.tracer, name, parent, SpanKind.CLIENT, block,
+                                     attributes)
         self.context = context_with(self.span, parent)
         self._started = time.perf_counter()
         self._last_chunk = 0.0
@@ -201,6 +207,41 @@ class AttemptRecorder:
             usage_attributes_into(attributes, usage, self._plan)
         attributes.update(event)
         self.telemetry.events.emit(self.span, self.context, attributes)
+
+
+_MAX_STARTS = 1024  # CLIENT span starts kept: configured models by key, mostly
+_BLOCKABLE = frozenset((str, int))  # not bool (True == 1) nor float (-0.0 == 0.0) in a key
+_NO_BLOCK = AttributeBlock({})
+
+
+def _start_attributes(starts: dict[tuple[Any, ...], tuple[str, AttributeBlock]],
+                      key: tuple[Any, ...], request: Mapping[str, Any],
+                      extra: Mapping[str, Any]) -> tuple[str, AttributeBlock, dict[str, Any]]:
+    """A CLIENT span's name, the block of its attributes that recur (the measurement key's,
+    then the attempt's `extra` but the request id), kept in `starts` by their values, and
+    its own attributes (the request's, the request id). Extra values other than str and
+    int, or extra keys the request also has, take no block: the attributes are then the
+    key's, the request's and the extra ones, in that order, as one dict."""
+    fixed = dict(extra)
+    request_id = fixed.pop(n.GATEWAY_REQUEST_ID, None)
+    if (all(map(_BLOCKABLE.__contains__, map(type, fixed.values())))
+            and fixed.keys().isdisjoint(request)):
+        start_key = (*key, *fixed, *fixed.values())
+        start = starts.get(start_key)
+        if start is None:  # once per model, provider, key and attempt number: bounded
+            if len(starts) >= _MAX_STARTS:
+                starts.clear()
+            values = metric_attributes((*key, None, None, None))
+            values.update(fixed)
+            start = starts[start_key] = (f"{key[0]} {key[2]}", AttributeBlock(values))
+        attributes = dict(request)
+        if request_id is not None:
+            attributes[n.GATEWAY_REQUEST_ID] = request_id
+        return start[0], start[1], attributes
+    attributes = metric_attributes((*key, None, None, None))
+    attributes.update(request)
+    attributes.update(extra)
+    return f"{key[0]} {key[2]}", _NO_BLOCK, attributes
 
 
 def usage_attributes_into(attributes: dict[str, Any], usage: Usage, plan: Plan) -> None:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -31,6 +32,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway import __version__, workers
 from gateway.fastpaths import (
+    AttributeBlock,
     FastPaths,
     HotMetrics,
     LiteTracer,
@@ -71,6 +73,9 @@ class Telemetry:
     logs: OtelLogs | None = None  # the logs SDK, when OTEL_LOGS_EXPORTER names exporters
     events: ContentEvents = field(default_factory=ContentEvents)  # the content event's way out
     upload: ContentUpload | None = None  # a completion hook taking captured content instead
+    # The CLIENT spans' names and attribute blocks by the attributes they hold (operation,
+    # provider, model, server, key, attempt...): the attempt recorder's, bounded there.
+    span_starts: dict[tuple[Any, ...], tuple[str, AttributeBlock]] = field(default_factory=dict)
 
     def metrics_text(self) -> bytes:
         if self.registry is None:

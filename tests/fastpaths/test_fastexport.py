@@ -32,7 +32,7 @@ from opentelemetry.trace import (
 )
 
 from gateway.fastpaths import fastexport
-from gateway.fastpaths.litespan import LiteTracer
+from gateway.fastpaths.litespan import AttributeBlock, LiteTracer, start_span
 from gateway.telemetry.setup import setup_telemetry
 from tests.support.otlp_receiver import grpc_receiver
 
@@ -181,6 +181,63 @@ def test_zero_limits_and_lite_spans_match_the_sdk() -> None:
             nothing.dropped_links_count) == (1, 1, 1)
 
 
+def test_attribute_blocks_encode_as_the_sdk_would() -> None:
+    """A lite span started with an attribute block encodes to the SDK's message: the
+    block's fields (encoded once, then reused) and the span's own after them, also when a
+    block key is given again at start or written over later, and on SDK spans."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource({"service.name": "llm-gateway"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = LiteTracer(provider, [SimpleSpanProcessor(memory)], InstrumentationScope("gateway", "1"))
+    block = AttributeBlock({"gen_ai.operation.name": "chat", "server.port": 443, "ratio": 0.5,
+                            "flag": True, "str.empty": ""})
+    spans = []
+    for rest in ({"gateway.request.id": "a" * 32, "seq": ["x", "y"]}, {"gateway.request.id": "b"},
+                 {"server.port": 8443, "n": 1}, {}):
+        span = start_span(tracer, "chat m", set_span_in_context(NonRecordingSpan(SpanContext(
+            1, 2, is_remote=True, trace_flags=TraceFlags(1)))), SpanKind.CLIENT, block, rest)
+        spans.append(span)
+    spans[1].set_attributes({"gen_ai.usage.input_tokens": 3, "ratio": 0.25})  # written over
+    spans[3].set_attribute("flag", False)
+    sdk_span = start_span(provider.get_tracer("t"), "sdk", set_span_in_context(spans[0]),
+                          SpanKind.INTERNAL, block, {"k": "v"})
+    for span in (*spans, sdk_span):
+        span.end()
+    finished = list(memory.get_finished_spans())
+    assert [getattr(span, "_block", None) is block for span in finished] == [
+        True, False, False, False, False]
+    assert _decode(fastexport.encode_spans(finished)) == sdk_encode(finished)
+    assert block.encoded is not None
+    again = _decode(fastexport.encode_spans(finished[:1])).resource_spans[0].scope_spans[0].spans[0]
+    assert [kv.key for kv in again.attributes] == [*block.values, "gateway.request.id", "seq"]
+
+
+def test_short_string_tuples_are_cached_and_mixed_ones_kept_apart() -> None:
+    """A short tuple of strings (finish reasons) is encoded once and reused; tuples that
+    mix types compare equal as keys ((True,) == (1,)) and are encoded each time, so each
+    keeps its own type."""
+    spans = [_raw_span({"gen_ai.response.finish_reasons": ("stop",), "mixed": (True, "a")}),
+             _raw_span({"gen_ai.response.finish_reasons": ("stop",), "mixed": (1, "a")})]
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)  # from the cache
+    cache = fastexport._FIELDS[b"\x4a"]
+    assert ("gen_ai.response.finish_reasons", tuple, ("stop",)) in cache
+    assert not any(key == "mixed" for key, _, _ in cache)
+
+
+def test_keys_of_unique_values_stop_being_cached() -> None:
+    """A key whose every value is new (a request id) is no longer cached once it has
+    missed often enough; its spans still encode as the SDK's, and keys of few values stay."""
+    spans = [_raw_span({"gateway.request.id.test": f"{i:032x}", "gen_ai.request.model": "m"})
+             for i in range(fastexport._UNIQUE_AFTER + 10)]
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
+    assert "gateway.request.id.test" in fastexport._UNCACHED
+    assert "gen_ai.request.model" not in fastexport._UNCACHED
+    cache = fastexport._FIELDS[b"\x4a"]
+    assert not any(key == "gateway.request.id.test" and value == f"{i:032x}"
+                   for key, _, value in cache for i in range(fastexport._UNIQUE_AFTER + 2, 1100))
+
+
 @pytest.fixture
 async def collector() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], bytes]], list[int]]]:
     """An OTLP/HTTP endpoint that records headers and raw bodies, answering with
@@ -314,6 +371,13 @@ def test_spans_encoded_as_they_end_export_the_sdk_encoding() -> None:
     assert _decode(exporter.bodies[0]) == sdk_encode(spans)
     mixed = [fastexport.EncodedSpan(s) if i % 2 else s for i, s in enumerate(spans)]
     assert fastexport.encode_spans(mixed) == fastexport.encode_spans(spans)
+    encoded = [fastexport.EncodedSpan(s) for s in spans]  # two resources: grouped one by one
+    assert fastexport.encode_spans(encoded) == fastexport.encode_spans(spans)
+    one_scope = [s for s in spans if s.resource is spans[0].resource
+                 and s.instrumentation_scope == spans[0].instrumentation_scope]
+    assert len(one_scope) > 2  # all encoded under one resource and scope: joined at once
+    assert fastexport.encode_spans([fastexport.EncodedSpan(s) for s in one_scope]) == \
+        fastexport.encode_spans(one_scope)
 
 
 def test_queue_shortcut_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import (
@@ -32,7 +34,7 @@ from opentelemetry.trace import (
 )
 
 from gateway.fastpaths import litespan
-from gateway.fastpaths.litespan import LiteTracer
+from gateway.fastpaths.litespan import AttributeBlock, LiteTracer
 from gateway.fastpaths.switches import select
 
 
@@ -190,8 +192,67 @@ def test_span_context_shortcuts_match_the_api() -> None:
         assert litespan.span_context_in(context) == span.get_span_context()
         nested = litespan.context_with(spans[0], context)
         assert nested == trace.set_span_in_context(spans[0], context)
-    for empty in (None, trace.set_span_in_context(trace.INVALID_SPAN, None)):
+    for empty in (None, trace.set_span_in_context(trace.INVALID_SPAN, None), Context()):
         assert litespan.span_context_in(empty) == trace.get_current_span(empty).get_span_context()
     built = litespan.new_span_context(5 << 64, 7, 1, None)
     assert built == SpanContext(5 << 64, 7, is_remote=False, trace_flags=TraceFlags(1))
     assert built.is_valid and not litespan.new_span_context(0, 7, 1, None).is_valid
+
+
+def test_default_id_generator_draws_the_sdk_ids() -> None:
+    """With the SDK's RandomIdGenerator, lite spans draw their ids from the same random
+    source in the same order as the SDK's tracer (same seed, same trace and span ids)."""
+    contexts = []
+    for lite in (False, True):
+        provider = TracerProvider(sampler=ALWAYS_ON)
+        processor = SimpleSpanProcessor(InMemorySpanExporter())
+        provider.add_span_processor(processor)
+        tracer: trace.Tracer = provider.get_tracer("gateway")
+        if lite:
+            tracer = LiteTracer(provider, [processor], InstrumentationScope("gateway"))
+        random.seed(1234)
+        root = tracer.start_span("root")
+        child = tracer.start_span("child", context=trace.set_span_in_context(root))
+        contexts.append((root.get_span_context(), child.get_span_context()))
+    assert contexts[0] == contexts[1]
+    assert contexts[1][0].trace_flags == contexts[0][0].trace_flags
+
+
+class _Starts(SpanProcessor):
+    """A processor that sees spans start."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_start(self, span: trace.Span, parent_context: object = None) -> None:
+        self.started.append(span.name)  # type: ignore[attr-defined]
+
+
+def test_only_processors_with_an_on_start_are_called_at_start() -> None:
+    """A processor with its own on_start sees every span start; the batch processor's
+    empty one is skipped, and it still gets the span at its end."""
+    memory = InMemorySpanExporter()
+    batch = BatchSpanProcessor(memory)
+    starts = _Starts()
+    tracer = LiteTracer(TracerProvider(), [batch, starts], InstrumentationScope("gateway"))
+    assert tracer._starters == (starts,)
+    tracer.start_span("a").end()
+    batch.force_flush()
+    assert starts.started == ["a"]
+    assert [s.name for s in memory.get_finished_spans()] == ["a"]
+    batch.shutdown()
+
+
+def test_attribute_blocks_read_back_as_plain_attributes() -> None:
+    """A span started from an attribute block has the block's attributes then its own, as
+    any reader sees them, on lite and SDK tracers alike; a block only takes primitives."""
+    block = AttributeBlock({"gen_ai.operation.name": "chat", "server.port": 443})
+    for tracer, memory in _tracers(ParentBased(ALWAYS_ON)):
+        litespan.start_span(tracer, "chat m", Context(), SpanKind.CLIENT, block,
+                            {"gateway.request.id": "r1"}).end()
+        (span,) = memory.get_finished_spans()
+        assert list((span.attributes or {}).items()) == [
+            ("gen_ai.operation.name", "chat"), ("server.port", 443), ("gateway.request.id", "r1")]
+        assert span.kind is SpanKind.CLIENT and span.name == "chat m"
+    with pytest.raises(TypeError, match="'seq'"):
+        AttributeBlock({"seq": ["a"]})

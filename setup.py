@@ -38,6 +38,7 @@ COMPILED = [
     "gateway/call.py",
     "gateway/pricing.py",
     "gateway/redact.py",
+    "gateway/router.py",
     "gateway/sse.py",
     "gateway/usage.py",
     "gateway/dialects/base.py",

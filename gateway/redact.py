@@ -28,6 +28,7 @@ _SCHEME = re.compile(r"^(?:Bearer|Basic|Token)\s+", re.IGNORECASE)
 _PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
                     "all_proxy")
 REDACTED = b"[redacted]"
+_SHORT = 64  # `Scrubber.text`'s letter check, for texts up to this length
 MIN_SECRET = 6  # shorter values would scrub ordinary words
 
 
@@ -62,7 +63,7 @@ def proxy_secrets(environ: Mapping[str, str]) -> list[str]:
 class Scrubber:
     """Removes a fixed set of secrets, echoed keys and key-shaped tokens from text."""
 
-    __slots__ = ("_bytes", "_suspect", "_text", "secrets")
+    __slots__ = ("_bytes", "_suspect", "_text", "_uncased_secret", "secrets")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         unique = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
@@ -74,6 +75,9 @@ class Scrubber:
         # has anything to scrub (most texts, e.g. rate-limit headers, have not).
         self._suspect = re.compile("|".join([*(re.escape(s) for s in unique), _SUSPECT_TEXT]),
                                    re.ASCII)
+        # Whether a secret has no cased letter (digits and signs only): only such a secret
+        # can hide in a text without letters (see `text`).
+        self._uncased_secret = any(s.lower() == s.upper() for s in unique)
 
     def bytes(self, data: bytes) -> bytes:
         """`data` without any secret (error bodies, error events)."""
@@ -84,6 +88,12 @@ class Scrubber:
 
     def text(self, text: str) -> str:
         """`text` without any secret (messages for spans, logs and clients)."""
+        if (not self._uncased_secret and len(text) <= _SHORT and text.isascii()
+                and text.lower() == text.upper()):
+            # A short ASCII text without a letter (counts, limits, dates: most passed-on
+            # header values): no echoed key, key-shaped token or configured secret (each
+            # has a letter) can be in it, and two case maps cost less than the search below.
+            return text
         if self._suspect.search(text) is None:
             return text
         if self._text is not None and self._text.search(text) is not None:

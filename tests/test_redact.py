@@ -33,6 +33,19 @@ def test_echoed_and_key_shaped_tokens_go_even_when_not_configured() -> None:
     assert "[redacted]" in scrubber.text("key sk-proj-abcdefghijkl")
 
 
+def test_letterless_texts_pass_unless_a_secret_has_no_letter() -> None:
+    """Counts and dates pass as they are; a secret of digits alone is still found in them,
+    and a text with letters is still searched."""
+    scrubber = Scrubber(["sk-bench"])
+    assert scrubber.text("29999000") == "29999000"
+    assert scrubber.text("2020-10-01") == "2020-10-01"
+    assert scrubber.text("used sk-bench") == "used [redacted]"
+    digits = Scrubber(["sk-bench", "987654"])
+    assert digits.text("x987654y") == "x[redacted]y"
+    assert digits.text("19876543") == "1[redacted]3"
+    assert Scrubber([]).text("12 sk-abcdefghijkl") == "12 [redacted]"
+
+
 def test_a_bearer_value_contributes_itself_and_its_token() -> None:
     """`Bearer x` is scrubbed whole and as `x`; short values are not secrets."""
     assert secret_parts(f"Bearer {KEY}") == [f"Bearer {KEY}", KEY]

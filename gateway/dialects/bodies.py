@@ -55,7 +55,8 @@ def numbers_into(attrs: dict[str, Any], source: Mapping[str, Any],
     bool), that value into `attrs` under the attribute."""
     for key, attr in names:
         value = source.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # A tuple, not `int | float`: compiled, that would build a union object per test.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             attrs[attr] = value
 
 

@@ -101,7 +101,8 @@ def common_request_attributes(body: Mapping[str, Any], max_tokens: int | None,
         attrs[n.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     for key, attr in _NUMERIC:
         value = body.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        # A tuple, not `int | float`: compiled, that would build a union object per test.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             attrs[attr] = value
     seed = body.get("seed")
     if isinstance(seed, int) and not isinstance(seed, bool):
@@ -117,7 +118,7 @@ def common_request_attributes(body: Mapping[str, Any], max_tokens: int | None,
     if stream:
         attrs[n.GEN_AI_REQUEST_STREAM] = True
     fmt = body.get("response_format")
-    if isinstance(fmt, Mapping):
+    if isinstance(fmt, dict):  # a parsed JSON body's objects are dicts (no ABC check)
         kind = fmt.get("type")
         if kind in ("json_object", "json_schema"):
             attrs[n.GEN_AI_OUTPUT_TYPE] = "json"

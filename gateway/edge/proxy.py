@@ -90,7 +90,7 @@ class Proxy:
         error_type: str | None = None
         try:
             await life.authenticate(visit, headers)
-            call = life.admit(visit, await self._read_body(request), headers,
+            call = life.admit(visit, await read_body(request, self.limits), headers,
                               request.query_string, routed)
             answer = await self.chain.dispatch(call)
             if isinstance(answer, JsonAnswer):
@@ -153,9 +153,6 @@ class Proxy:
             raise
         await self.chain.settle(call, stream, aborted=False)
         return out
-
-    async def _read_body(self, request: web.Request) -> bytes:
-        return await read_body(request, self.limits)
 
 
 def _with_query_key(request: web.Request, query_key: tuple[str, str] | None

@@ -88,15 +88,23 @@ class _Started:
 
 class ModelRoute:
     """What every attempt on a model reads of its config (a pydantic dataclass, whose
-    properties run interpreted), worked out once per model."""
+    properties run interpreted) and of its provider, worked out once per model."""
 
-    __slots__ = ("key_missing", "provider", "renames", "upstream_id")
+    __slots__ = ("key_missing", "mock", "provider", "provider_name", "renames", "server_address",
+                 "server_port", "upstream", "upstream_id")
 
-    def __init__(self, config: GatewayConfig, model: ModelConfig) -> None:
+    def __init__(self, config: GatewayConfig, model: ModelConfig,
+                 providers: Mapping[str, Provider]) -> None:
         # Its provider's config (`GatewayConfig.provider_for`), and the variable its API key
         # should come from when that is not set (else None).
         self.provider: ProviderConfig = config.provider_for(model)
+        self.provider_name: str = self.provider.provider_name  # gen_ai.provider.name
         self.key_missing: str | None = self.provider.api_key_missing
+        self.mock: bool = self.provider.kind == "mock"  # only the simulator reads x-mock-*
+        # The provider that sends its attempts, and where it sends them (span attributes).
+        self.upstream: Provider = providers[self.provider.name]
+        self.server_address: str | None = self.upstream.server_address
+        self.server_port: int | None = self.upstream.server_port
         # The id sent upstream ("" for a pattern entry: each id as the client asked).
         self.upstream_id: str = model.upstream_id("")
         self.renames: bool = model.renames
@@ -128,11 +136,11 @@ class AttemptRunner:
     def route(self, model: ModelConfig) -> ModelRoute:
         found = self._route_of.get(model.name)
         if found is None:
-            found = self._route_of[model.name] = ModelRoute(self.config, model)
+            found = self._route_of[model.name] = ModelRoute(self.config, model, self.providers)
         return found
 
     def provider_for(self, model: ModelConfig) -> Provider:
-        return self.providers[self.route(model).provider.name]
+        return self.route(model).upstream
 
     def dialect_for(self, client: Dialect, provider: Provider) -> Dialect:
         """The client's dialect when the provider speaks it, else the translation that
@@ -145,13 +153,13 @@ class AttemptRunner:
                 f"provider '{provider.config.name}' does not speak the {client.name} API")
         return translated
 
-    def upstream_request(self, call: Call, model: ModelConfig, provider: Provider,
+    def upstream_request(self, call: Call, model: ModelConfig, route: ModelRoute,
                          dialect: Dialect) -> UpstreamRequest:
         client = call.client
-        upstream_id = self.route(model).upstream_id or client.model
+        upstream_id = route.upstream_id or client.model
         body, raw = dialect.upstream_body(client, upstream_id)
         directives: dict[str, str] = {}
-        if provider.config.kind == "mock":  # only the simulator reads them
+        if route.mock:  # only the simulator reads them
             directives = {k: v for k, v in call.headers.items() if k.startswith("x-mock-")}
         headers = {"x-request-id": call.request_id}
         for name in dialect.forward_headers:
@@ -176,7 +184,7 @@ class AttemptRunner:
             query=query,
         )
 
-    def start_recorder(self, call: Call, model: ModelConfig, provider: Provider,
+    def start_recorder(self, call: Call, model: ModelConfig, route: ModelRoute,
                        attempt_number: int) -> AttemptRecorder:
         extra: dict[str, Any] = {
             n.GATEWAY_KEY_ALIAS: call.principal.alias,
@@ -194,10 +202,10 @@ class AttemptRunner:
             self.telemetry,
             call.server_context,
             operation=call.operation,
-            provider_name=provider.config.provider_name,
+            provider_name=route.provider_name,
             model=model.name,
-            server_address=provider.server_address,
-            server_port=provider.server_port,
+            server_address=route.server_address,
+            server_port=route.server_port,
             request_attributes=client.dialect.request_attributes(client, content.enabled),
             extra_attributes=extra,
             content=content,
@@ -208,16 +216,16 @@ class AttemptRunner:
         """Send the attempt and wait until its answer starts (the whole JSON body, or the
         first SSE event), all before anything reaches the client; raises AttemptFailed."""
         route = self.route(model)
-        provider = self.providers[route.provider.name]
+        provider = route.upstream
         variable = route.key_missing
-        recorder = self.start_recorder(call, model, provider, attempt_number)
+        recorder = self.start_recorder(call, model, route, attempt_number)
         if variable is not None:  # the provider is not usable
             raise self.fail(call, model, provider, recorder, errors.ProviderNotConfigured(
                 f"provider '{provider.config.name}' for model '{model.name}' is not configured: "
                 f"its API key variable {variable} is not set"))
         try:  # a translation refuses what it cannot carry (a built-in tool, say)
             dialect = self.dialect_for(call.client.dialect, provider)
-            request = self.upstream_request(call, model, provider, dialect)
+            request = self.upstream_request(call, model, route, dialect)
         except errors.GatewayError as refused:
             raise self.fail(call, model, provider, recorder, refused) from None
         request.context = recorder.context
@@ -405,8 +413,9 @@ class AttemptRunner:
             raise self.fail(call, model, provider, recorder, errors.UpstreamBadResponse(
                 f"the upstream for model '{model.name}' sent a body that is not JSON")) from None
         client = call.client
-        reading = dialect.read_answer(client, payload, model.name,
-                                      self.route(model).renames, recorder.content.enabled)
+        route = self.route(model)
+        reading = dialect.read_answer(client, payload, model.name, route.renames,
+                                      recorder.content.enabled)
         usage = reading.usage
         if usage is None:
             usage = estimated_usage(call, reading.output_tokens)
@@ -417,7 +426,7 @@ class AttemptRunner:
         recorder.finish(response_model=self.response_models(reading.response_model), usage=usage,
                         cost=cost if pricing.priced else None, unpriced=not pricing.priced,
                         response_attributes=reading.attributes)
-        result = AttemptResult(model=model, provider_name=provider.config.provider_name,
+        result = AttemptResult(model=model, provider_name=route.provider_name,
                                usage=usage, cost=cost, status=response.status, committed=True)
         body = reading.body if reading.body is not None else raw
         return JsonAnswer(response.status, body, response.headers, model, result,

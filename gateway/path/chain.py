@@ -201,7 +201,7 @@ class Chain:
             await self._done(call, failed.result)
             raise
         call.served_model = model
-        call.served_provider = self.runner.route(model).provider.provider_name
+        call.served_provider = self.runner.route(model).provider_name
         if isinstance(answer, JsonAnswer):
             await self._done(call, answer.result)
         return answer

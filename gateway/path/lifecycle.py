@@ -31,6 +31,7 @@ from gateway.telemetry import tracecontext
 from gateway.telemetry.content import ContentMode
 from gateway.telemetry.logs import within
 from gateway.telemetry.setup import Telemetry
+from gateway.telemetry.tallies import Tallies
 from gateway.telemetry.vocabulary import status_label
 
 _log = logging.getLogger("gateway.requests")
@@ -84,9 +85,16 @@ class Lifecycle:
         self.authenticator = authenticator
         self.hooks = list(hooks)
         self.capture = config.telemetry.capture_content
+        # What every request reads of the telemetry (interpreted objects: each read of
+        # theirs is a generic attribute lookup), read once here.
+        self._tracer = telemetry.tracer
+        self._instruments = telemetry.instruments
+        self._tallies: Tallies = telemetry.instruments.tallies
+        self._content = telemetry.content  # the capture mode, before per-caller narrowing
         # The allow-listed tags as labels of the gateway's per-request series (none unless
         # the operator lists tag names: `attribution.metric_tags`).
         self.tag_labels = TagLabels(config.attribution)
+        self._tag_labelled = self.tag_labels.enabled  # fixed with the config
         self._unpriced_logged: set[str] = set()  # models whose unpriced calls were logged
         self._on_finish = overriding(self.hooks, "on_finish")
         # config.lookup, with each id a price-less pattern entry serves priced on its own
@@ -117,9 +125,9 @@ class Lifecycle:
             if url is not None:
                 server_attributes(fixed, *url)
             start = self._server_starts[key] = (f"{method} {route}", AttributeBlock(fixed))
-        span = start_span(self.telemetry.tracer, start[0], parent, SpanKind.SERVER, start[1],
+        span = start_span(self._tracer, start[0], parent, SpanKind.SERVER, start[1],
                           {n.GATEWAY_REQUEST_ID: rid})
-        self.telemetry.instruments.tallies.active.add((dialect.operation,), 1)
+        self._tallies.active.add((dialect.operation,), 1)
         return Visit(dialect, rid, span, context_with(span, parent), started)
 
     async def authenticate(self, visit: Visit, headers: Mapping[str, str]) -> None:
@@ -156,7 +164,7 @@ class Lifecycle:
             raise errors.PermissionDenied(
                 f"key '{principal.alias}' is not allowed to use model '{model.name}'",
                 param="model")
-        content = self.telemetry.content
+        content = self._content
         if content is not ContentMode.NO_CONTENT and not self.capture.allows(principal.alias,
                                                                              principal.team):
             content = ContentMode.NO_CONTENT  # the config narrows capture for this caller
@@ -185,7 +193,7 @@ class Lifecycle:
         if error_type is not None and (call is None or not call.attempts):
             _refused(visit, status, error_type)
         self._end(visit, call, status, error_type)
-        self.telemetry.instruments.tallies.active.add((visit.dialect.operation,), -1)
+        self._tallies.active.add((visit.dialect.operation,), -1)
 
     def _end(self, visit: Visit, call: Call | None, status: int, error_type: str | None) -> None:
         principal, span = visit.principal, visit.span
@@ -195,12 +203,12 @@ class Lifecycle:
         provider = call.served_provider if call and call.served_provider else ""
         if not provider and call is not None:
             provider = self.config.provider_for(call.model).provider_name
-        instruments = self.telemetry.instruments
+        instruments = self._instruments
         labels: tuple[tuple[str, str], ...] = ()
-        if call is not None and self.tag_labels.enabled:
+        if call is not None and self._tag_labelled:
             labels = self.tag_labels(attribution.of(call.state))
         key = (operation, model_label, provider, status_label(status), error_type, alias, team)
-        instruments.tallies.requests.add((*key, labels) if labels else key)
+        self._tallies.requests.add((*key, labels) if labels else key)
         overhead = 0.0
         if call is not None:
             self._record_spend(call, alias, team, operation, labels)
@@ -231,7 +239,7 @@ class Lifecycle:
     def _record_spend(self, call: Call, alias: str, team: str, operation: str,
                       labels: tuple[tuple[str, str], ...]) -> None:
         """Cost and tokens by key and team (and the allow-listed tags' `labels`)."""
-        instruments = self.telemetry.instruments
+        instruments = self._instruments
         for attempt in call.attempts:
             usage = attempt.usage
             if usage is None or not (usage.input or usage.output):
@@ -248,7 +256,7 @@ class Lifecycle:
                               _cost_attributes, call.server_context)
             else:
                 self._unpriced(model.name, call)
-            tokens = instruments.tallies.tokens
+            tokens = self._tallies.tokens
             for kind, value in (("input", usage.input), ("output", usage.output),
                                 ("cache_read", usage.cache_read),
                                 ("cache_write", usage.cache_creation),
@@ -258,7 +266,7 @@ class Lifecycle:
 
     def _unpriced(self, model: str, call: Call) -> None:
         """A call to a model with no price: counted, and logged once per model."""
-        add_keyed(self.telemetry.instruments.unpriced_calls, 1, (model,), _unpriced_attributes,
+        add_keyed(self._instruments.unpriced_calls, 1, (model,), _unpriced_attributes,
                   call.server_context)
         if model not in self._unpriced_logged:
             self._unpriced_logged.add(model)

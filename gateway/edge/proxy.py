@@ -120,6 +120,9 @@ class Proxy:
             raise
         finally:
             await life.close(visit, status, error_type)
+            admitted = visit.call  # the answer waits for the writes held for it (the spend
+            if admitted is not None and admitted.holds is not None:  # ledger's row), which
+                await admitted.held()  # commit while close does its work
             self.inflight.leave(task)
 
     def _headers(self, call: Call, dialect: Dialect, answer: JsonAnswer | EventStream
@@ -143,6 +146,10 @@ class Proxy:
                       stream: EventStream) -> web.StreamResponse:
         """Commit to the client and have the relay run the stream to its end."""
         try:
+            if call.holds is not None:  # a stream's journal row: committed before any byte
+                refused = await call.held()
+                if refused is not None:
+                    raise refused
             headers = self._headers(call, dialect, stream)
             headers["content-type"] = "text/event-stream; charset=utf-8"
             headers["cache-control"] = "no-cache"

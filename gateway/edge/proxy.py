@@ -119,11 +119,13 @@ class Proxy:
             status, error_type = 499, n.ERROR_CLIENT_DISCONNECT if gone else n.ERROR_CANCELLED
             raise
         finally:
-            await life.close(visit, status, error_type)
-            admitted = visit.call  # the answer waits for the writes held for it (the spend
-            if admitted is not None and admitted.holds is not None:  # ledger's row), which
-                await admitted.held()  # commit while close does its work
-            self.inflight.leave(task)
+            try:
+                await life.close(visit, status, error_type)
+                admitted = visit.call  # the answer waits for the writes held for it (the
+                if admitted is not None and admitted.holds is not None:  # spend ledger's
+                    await admitted.held()  # row), which commit while close does its work
+            finally:  # a client that leaves meanwhile cancels the wait, not the leaving
+                self.inflight.leave(task)
 
     def _headers(self, call: Call, dialect: Dialect, answer: JsonAnswer | EventStream
                  ) -> dict[str, str]:

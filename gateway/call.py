@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from opentelemetry.trace import Span
 
 from gateway.config import ModelConfig
 from gateway.dialects.base import ClientRequest
+from gateway.errors import GatewayError
 from gateway.telemetry.content import ContentMode
 from gateway.usage import Usage
 
@@ -73,7 +75,8 @@ class Call:
       attempts, backoff_s (time spent waiting between retries);
     - the attempt (`path/attempt.py`): upstream_wait_s, time spent waiting on upstreams;
     - the lifecycle's close, once, before the `on_finish` hooks: status, error_type;
-    - the spend guard: reservation; each hook its own keys of `state`.
+    - the spend guard: reservation; each hook its own keys of `state`;
+    - hooks: `hold` (writes the answer waits for), which the edge waits for (`held`).
     """
 
     request_id: str
@@ -96,6 +99,9 @@ class Call:
     error_type: str | None
     reservation: Any  # set by the spend guard, settled when the call ends
     state: dict[str, Any]  # for hooks' own per-call data
+    # Writes the answer waits for (`hold`), each with what refuses the call if it failed
+    # (None: its failure is its writer's to report), until `held` has waited for them.
+    holds: list[tuple[asyncio.Future[Any], Callable[[], GatewayError] | None]] | None
 
     def __init__(self, request_id: str, client: ClientRequest, model: ModelConfig,
                  server_span: Span, server_context: Context, headers: Mapping[str, str],
@@ -121,6 +127,30 @@ class Call:
         self.error_type = None
         self.reservation = None
         self.state = {}
+        self.holds = None
+
+    def hold(self, write: asyncio.Future[Any],
+             refusal: Callable[[], GatewayError] | None = None) -> None:
+        """Send no byte of the answer before `write` is done (the spend ledger's row of a
+        plain call, a stream's journal row). When it fails, `refusal` (if given) makes the
+        error to answer with instead, if nothing has been sent yet."""
+        if self.holds is None:
+            self.holds = []
+        self.holds.append((write, refusal))
+
+    async def held(self) -> GatewayError | None:
+        """Wait for the writes held so far (each once): the error to refuse the call with
+        when one failed that says so, else None."""
+        holds, self.holds = self.holds, None
+        refused: GatewayError | None = None
+        if holds is not None:
+            for write, refusal in holds:
+                try:
+                    await write
+                except Exception:
+                    if refusal is not None and refused is None:
+                        refused = refusal()
+        return refused
 
     @property
     def operation(self) -> str:

@@ -119,8 +119,13 @@ class Proxy:
             status, error_type = 499, n.ERROR_CLIENT_DISCONNECT if gone else n.ERROR_CANCELLED
             raise
         finally:
-            await life.close(visit, status, error_type)
-            self.inflight.leave(task)
+            try:
+                await life.close(visit, status, error_type)
+                admitted = visit.call  # the answer waits for the writes held for it (the
+                if admitted is not None and admitted.holds is not None:  # spend ledger's
+                    await admitted.held()  # row), which commit while close does its work
+            finally:  # a client that leaves meanwhile cancels the wait, not the leaving
+                self.inflight.leave(task)
 
     def _headers(self, call: Call, dialect: Dialect, answer: JsonAnswer | EventStream
                  ) -> dict[str, str]:
@@ -143,6 +148,10 @@ class Proxy:
                       stream: EventStream) -> web.StreamResponse:
         """Commit to the client and have the relay run the stream to its end."""
         try:
+            if call.holds is not None:  # a stream's journal row: committed before any byte
+                refused = await call.held()
+                if refused is not None:
+                    raise refused
             headers = self._headers(call, dialect, stream)
             headers["content-type"] = "text/event-stream; charset=utf-8"
             headers["cache-control"] = "no-cache"

@@ -7,9 +7,12 @@ number of replicas share the budgets). The hook only talks to `Backend`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.spend.accounting import Level, MemoryAccountant
 from gateway.spend.budgets import Budget, BudgetSet, Refusal
@@ -30,13 +33,15 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def reserve(self, res: Reservation, *, durable: bool) -> Refusal | None:
-        """Hold the worst case on every budget of `res` (journaled when `durable`), or refuse."""
+        """Hold the worst case on every budget of `res` (journaled when `durable`), or refuse.
+        A journal row still committing is `res.written`: the answer waits for it."""
         ...
 
     async def settle(self, res: Reservation | None, budgets: tuple[Budget, ...],
                      windows: tuple[Window, ...], entry: LedgerEntry | None, actual_nanos: int
                      ) -> list[Level]:
-        """Release the hold, charge the real cost, record the entry durably; never raises."""
+        """Release the hold, charge the real cost, record the entry durably; never raises.
+        A record still committing is `res.written`: the answer waits for it."""
         ...
 
     def level(self, budget: Budget, window: Window) -> tuple[int, int]:
@@ -81,29 +86,48 @@ class LocalBackend:
             # Only streams are journaled: they send bytes before they settle. A plain call
             # is written once, when it settles, before its answer is sent.
             return refusal
-        waiter = self.store.journal(res, wait=True)
-        if waiter is not None:
-            try:
+        try:
+            waiter = self.store.journal(res)
+            if self.store.piped and not waiter.done():
+                # In the writer's pipe before the attempt goes upstream, so a kill -9 from
+                # here on cannot lose it; it commits while the upstream answers, and the
+                # answer's first byte waits for it (`written`, see SpendHook).
+                res.written = waiter
+            else:
                 await waiter
-            except Exception:
-                self.accountant.settle(res, res.budgets, res.windows, 0)
-                raise
+        except Exception:
+            self.accountant.settle(res, res.budgets, res.windows, 0)
+            raise
         return None
 
     async def settle(self, res: Reservation | None, budgets: tuple[Budget, ...],
                      windows: tuple[Window, ...], entry: LedgerEntry | None, actual_nanos: int
                      ) -> list[Level]:
         levels = self.accountant.settle(res, budgets, windows, actual_nanos)
+        request_id = entry.request_id if entry else "?"
+        if res is not None and res.journaled and res.row_id is None and res.written is not None:
+            # Its journal row's acknowledgement (the row id) may still be on its way: the
+            # settlement replaces (or drops) that row, so it waits for its id.
+            with contextlib.suppress(Exception):
+                res.row_id = await res.written
         # A journaled attempt (a stream) is already durable at its worst case, so its
-        # settlement need not hold up the request; anything else is awaited.
+        # settlement need not hold up the answer; anything else is waited for, after the
+        # work the answer needs anyway (`res.written`, held by the hook), or here.
         journaled = res is not None and res.row_id is not None
         try:
             waiter = self.store.record(res, entry, wait=not journaled)
-            if waiter is not None:
-                await waiter
         except Exception:
-            _log.exception("the spend ledger could not record request %s",
-                           entry.request_id if entry else "?")
+            _log.exception("the spend ledger could not record request %s", request_id)
+            return levels
+        if res is not None:
+            res.written = waiter
+            if waiter is not None:
+                waiter.add_done_callback(functools.partial(_report_failure, request_id))
+        elif waiter is not None:
+            try:
+                await waiter
+            except Exception:
+                _log.exception("the spend ledger could not record request %s", request_id)
         return levels
 
     def level(self, budget: Budget, window: Window) -> tuple[int, int]:
@@ -132,6 +156,15 @@ class LocalBackend:
 
     async def claim(self, claim: str, ttl_s: float, now: float) -> bool:
         return await self.store.claim(claim, now)
+
+
+def _report_failure(request_id: str, done: asyncio.Future[Any]) -> None:
+    """Log a ledger write that failed (the answer is still sent: its caller got it)."""
+    if done.cancelled():
+        return
+    error = done.exception()
+    if error is not None:
+        _log.error("the spend ledger could not record request %s: %s", request_id, error)
 
 
 class RedisBackend:

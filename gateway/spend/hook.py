@@ -3,9 +3,12 @@
 - `on_request`: the runaway guard (rate spike, loop) for the caller's key.
 - `on_attempt` (every attempt, fallbacks included): reserve the attempt's worst
   case on every budget it counts against, or refuse with 429 `budget_exceeded`.
-  Streams are journaled durably here, before any byte goes upstream.
-- `on_attempt_done`: settle to the real cost and write the ledger entry; awaited,
-  so a non-streamed answer is on disk before its response is sent.
+  Streams are journaled here: the row is in the ledger writer's pipe before any
+  byte goes upstream, and committed before any byte reaches the client (the call
+  holds its answer for it, `Call.hold`; a failed commit answers 503).
+- `on_attempt_done`: settle to the real cost and write the ledger entry; the
+  answer is held for it, so a non-streamed answer is on disk before its response
+  is sent (the commit overlaps the work the answer needs anyway).
 - `on_finish`: an attempt that never reported (cancelled, crashed) is charged its
   reserved worst case, status `unsettled`: the budget errs on the safe side.
 
@@ -143,11 +146,12 @@ class SpendHook(BaseHook):
             refusal = await self.backend.reserve(res, durable=call.client.stream)
         except Exception:
             _log.exception("the spend store could not reserve for request %s", call.request_id)
-            raise SpendUnavailable("The gateway cannot record spend right now (its spend store "
-                                   "is unavailable), so it does not start new calls.") from None
+            raise _unavailable() from None
         if refusal is not None:
             self._refused(call, refusal, now)
         call.reservation = res
+        if res.written is not None:  # the journal row commits while the attempt runs
+            call.hold(res.written, _unavailable)
 
     def _refused(self, call: Call, refusal: Refusal, now: float) -> None:
         budget, window = refusal.budget, refusal.window
@@ -188,7 +192,7 @@ class SpendHook(BaseHook):
             entry.status = result.error_type or OK
         else:
             actual = 0
-        await self._settle(res, entry, actual, call.server_context)
+        await self._settle(call, res, entry, actual)
 
     async def on_finish(self, call: Call) -> None:
         if call.reservation is not None:
@@ -201,17 +205,20 @@ class SpendHook(BaseHook):
             return
         entry = LedgerEntry.from_dict(res.journal.as_dict())
         entry.status = UNSETTLED
-        await self._settle(res, entry, res.amount_nanos, call.server_context)
+        await self._settle(call, res, entry, res.amount_nanos)
 
-    async def _settle(self, res: Reservation | None, entry: LedgerEntry | None, actual: int,
-                      context: Context) -> None:
+    async def _settle(self, call: Call, res: Reservation | None, entry: LedgerEntry | None,
+                      actual: int) -> None:
         budgets = res.budgets if res is not None else ()
         windows = res.windows if res is not None else ()
+        context = call.server_context
         try:
             levels = await self.backend.settle(res, budgets, windows, entry, actual)
         except Exception:  # on_attempt_done must not raise
             _log.exception("could not settle spend")
             return
+        if res is not None and res.written is not None:
+            call.hold(res.written)  # committed before the answer goes out (its failure is logged)
         now = self.clock.now()
         for budget, window, spent in levels:
             limit = self.backend.limit(budget)
@@ -256,6 +263,12 @@ class SpendHook(BaseHook):
             model_requested=call.model.name, model_served=served, provider=provider,
             stream=call.client.stream, attempt=attempt, tags=found.tags_json(),
             end_user=found.user)
+
+
+def _unavailable() -> SpendUnavailable:
+    """A stream's journal row could not be committed: nothing is sent to the client."""
+    return SpendUnavailable("The gateway cannot record spend right now (its spend store is "
+                            "unavailable), so it does not start new calls.")
 
 
 def fallback_pricing(spend: SpendConfig) -> ModelPricing:

@@ -6,6 +6,7 @@ Pure data and conversions; the stores (`sqlite_store`, `redis_store`) persist it
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 from collections.abc import Callable
@@ -138,12 +139,16 @@ class Reservation:
     journaled: bool  # SQLite: a pending row was written for it
     row_id: int | None  # SQLite: that row's id, as the ledger writer reported it
     held: bool  # False once the store no longer holds it (settled or expired)
+    # SQLite: its last write still in flight (the journal row, then the settled entry): the
+    # writer's acknowledgement, which the answer waits for (`Call.hold`); None when awaited.
+    written: asyncio.Future[Any] | None
 
     def __init__(self, budgets: tuple[Budget, ...], windows: tuple[Window, ...],
                  amount_nanos: int, ts: float, attempt: int,
                  make_journal: Callable[[], LedgerEntry], id: str | None = None,
                  _journal: LedgerEntry | None = None, journaled: bool = False,
-                 row_id: int | None = None, held: bool = True) -> None:  # see LedgerEntry
+                 row_id: int | None = None, held: bool = True,
+                 written: asyncio.Future[Any] | None = None) -> None:  # see LedgerEntry
         self.budgets = budgets
         self.windows = windows
         self.amount_nanos = amount_nanos
@@ -155,6 +160,7 @@ class Reservation:
         self.journaled = journaled
         self.row_id = row_id
         self.held = held
+        self.written = written
 
     @property
     def journal(self) -> LedgerEntry:

@@ -153,6 +153,20 @@ class _Writer:
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
+    @property
+    def idle(self) -> bool:
+        """No frame sent and not yet acknowledged: the writer is waiting for work."""
+        return not self.waiting
+
+    @property
+    def piped(self) -> bool:
+        """Everything sent is in the pipe (the kernel's), none of it in our buffer: the
+        writer reads it even if this process is killed now, and commits it on EOF."""
+        process = self.process
+        if process is None or process.stdin is None:
+            return False
+        return process.stdin.transport.get_write_buffer_size() == 0
+
 
 def _encodable(ops: list[list[Any]], futures: list[asyncio.Future[Any] | None]
                ) -> tuple[list[list[Any]], list[asyncio.Future[Any] | None]]:
@@ -267,10 +281,14 @@ class SqliteStore:
             raise RuntimeError("the spend ledger writer is not running (see the log)")
         loop = asyncio.get_running_loop()
         future = loop.create_future() if wait else None
-        if not self._ops:
-            loop.call_soon(self._flush)  # one frame (one pipe write) per loop iteration
+        first = not self._ops
         self._ops.append(op)
         self._futures.append(future)
+        if first:
+            if writer.idle:  # it waits for work: hand this over now, it commits meanwhile
+                self._flush()
+            else:  # it is committing: what this loop iteration brings goes in one frame
+                loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
@@ -289,10 +307,13 @@ class SqliteStore:
             _log.exception("could not hand writes to the spend ledger writer")
             _fail(futures, RuntimeError(f"the spend ledger writer could not take the write: {exc}"))
 
-    def journal(self, res: Reservation, *, wait: bool) -> asyncio.Future[Any] | None:
-        """Write the attempt's pending row (its worst case) before it goes upstream."""
+    def journal(self, res: Reservation) -> asyncio.Future[Any]:
+        """Hand the attempt's pending row (its worst case) to the writer, before the attempt
+        goes upstream: its frame is sent now, with whatever this loop iteration queued
+        (see `piped`). The future is the writer's acknowledgement (the row id)."""
         future = self._submit([sql.OP_JOURNAL, *_row(res.journal), self.owner], True)
         assert future is not None
+        self._flush()
 
         def remember(done: asyncio.Future[Any]) -> None:
             if not done.cancelled() and done.exception() is None:
@@ -301,6 +322,13 @@ class SqliteStore:
         future.add_done_callback(remember)
         res.journaled = True
         return future
+
+    @property
+    def piped(self) -> bool:
+        """Whether every write handed over so far is in the writer's pipe: from then on a
+        `kill -9` of this process cannot lose it (the writer commits what it read on EOF)."""
+        writer = self._writer
+        return writer is not None and not self._ops and writer.piped
 
     def record(self, res: Reservation | None, entry: LedgerEntry | None, *, wait: bool
                ) -> asyncio.Future[Any] | None:

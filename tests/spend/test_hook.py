@@ -12,6 +12,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from gateway.spend.sqlite_store import connect
 from gateway.spend.windows import ManualClock
 from tests.fakes.openai_upstream import Behaviour, RunningUpstream
 from tests.spend.helpers import (
@@ -147,6 +148,51 @@ async def test_streamed_call_is_charged_its_reported_usage(upstream: RunningUpst
     assert row.stream and row.status == "ok" and not row.estimated
     assert (row.input_tokens, row.output_tokens) == (9, 30)
     assert row.cost_nanos == 9 * 2500 + 30 * 8000
+
+
+def _refuse_rows(ledger: Path, status: str) -> None:
+    """From now on the ledger file refuses rows of `status` (as a full disk would)."""
+    conn = connect(str(ledger))
+    conn.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON ledger WHEN NEW.status = '{status}' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    conn.close()
+
+
+async def test_stream_whose_journal_row_fails_to_commit_gets_503_and_no_byte(
+        upstream: RunningUpstream, tmp_path: Path) -> None:
+    """The journal row commits while the upstream answers; when it cannot be committed the
+    client gets 503 `spend_store_unavailable` instead of the stream, and the attempt is
+    still charged (its prompt, estimated)."""
+    upstream.state.behaviour = Behaviour(completion_tokens=30, prompt_tokens=9)
+    ledger = tmp_path / "l.db"
+    async with spend_gateway(spend_config(upstream.base_url, ledger)) as (gw, _):
+        _refuse_rows(ledger, "pending")
+        async with AsyncOpenAI(base_url=gw.base_url, api_key="k", max_retries=0) as sdk:
+            with pytest.raises(openai.APIStatusError) as info:
+                await sdk.chat.completions.create(model="gpt-4.1", messages=MESSAGES,
+                                                  stream=True)
+    assert info.value.status_code == 503 and info.value.code == "spend_store_unavailable"
+    [row] = ledger_rows(ledger)
+    assert row.stream and row.estimated and row.output_tokens == 0 and row.input_tokens > 0
+
+
+async def test_plain_call_is_answered_when_its_row_fails_to_commit(upstream: RunningUpstream,
+                                                                  tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture
+                                                                  ) -> None:
+    """A plain call waits for its ledger row; a row the ledger refuses is logged, and the
+    answer (the upstream already served it) still goes out."""
+    upstream.state.behaviour = Behaviour(completion_tokens=7)
+    ledger = tmp_path / "l.db"
+    async with spend_gateway(spend_config(upstream.base_url, ledger)) as (gw, _):
+        _refuse_rows(ledger, "ok")
+        async with AsyncOpenAI(base_url=gw.base_url, api_key="k", max_retries=0) as sdk:
+            raw = await sdk.chat.completions.with_raw_response.create(
+                model="gpt-4.1", messages=MESSAGES)
+    assert raw.http_response.status_code == 200
+    assert ledger_rows(ledger) == []
+    assert any("could not record request " + raw.headers["x-request-id"] in r.getMessage()
+               for r in caplog.records)
 
 
 async def test_client_cancelled_stream_is_charged_what_it_used(upstream: RunningUpstream,

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from gateway.spend import ledger_sql
+from gateway.spend.backend import LocalBackend
+from gateway.spend.budgets import BudgetSet
 from gateway.spend.ledger import PENDING, LedgerEntry, Reservation
 from gateway.spend.ledger_lock import ENV_LOCK_FD, LedgerInUse, acquire, owner_alive, process_start
 from gateway.spend.sqlite_store import SqliteStore, connect, entries, init_schema, spent_in
@@ -34,7 +36,7 @@ async def test_journal_then_settle_leaves_one_settled_row(tmp_path: Path) -> Non
     store = SqliteStore(str(tmp_path / "l.db"))
     await store.open()
     res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
-    await store.journal(res, wait=True)  # type: ignore[misc]
+    await store.journal(res)
     waiter = store.record(res, _entry(42), wait=True)
     assert waiter is not None
     await waiter
@@ -48,9 +50,63 @@ async def test_attempt_that_used_nothing_leaves_no_row(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "l.db"))
     await store.open()
     res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
-    await store.journal(res, wait=True)  # type: ignore[misc]
+    await store.journal(res)
     await store.record(res, None, wait=True)  # type: ignore[misc]
     await store.close()
+    assert ledger_rows(tmp_path / "l.db") == []
+
+
+@pytest.mark.integration
+async def test_a_write_to_an_idle_writer_is_in_its_pipe_at_once(tmp_path: Path) -> None:
+    """The first write while the writer waits for work is sent at once (it commits while
+    the caller works on); writes while a frame is in flight wait for the loop's turn and
+    go in one frame."""
+    store = SqliteStore(str(tmp_path / "l.db"))
+    await store.open()
+    first = store.record(None, _entry(1), wait=True)
+    assert store.piped  # sent before the caller yielded to the loop
+    second = store.record(None, _entry(2), wait=True)
+    third = store.record(None, _entry(3), wait=True)
+    assert not store.piped  # the writer has a frame in flight: batched for this iteration
+    await asyncio.sleep(0)
+    assert store.piped
+    await asyncio.gather(*(w for w in (first, second, third) if w is not None))
+    await store.close()
+    assert ledger_status(tmp_path / "l.db") == [("ok", 1), ("ok", 2), ("ok", 3)]
+
+
+@pytest.mark.integration
+async def test_a_journal_row_is_in_the_pipe_before_journal_returns(tmp_path: Path) -> None:
+    """A journal row is handed to the writer before `journal` returns, even while the
+    writer is busy, so the attempt may go upstream at once: a kill -9 of the gateway can
+    no longer lose it."""
+    store = SqliteStore(str(tmp_path / "l.db"))
+    await store.open()
+    busy = store.record(None, _entry(1), wait=True)
+    res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
+    written = store.journal(res)
+    assert store.piped and res.journaled
+    assert busy is not None
+    await busy
+    row_id = await written
+    await store.close()
+    assert isinstance(row_id, int) and res.row_id == row_id
+
+
+@pytest.mark.integration
+async def test_a_stream_is_journaled_without_waiting_and_its_early_failure_drops_the_row(
+        tmp_path: Path) -> None:
+    """The backend hands a stream's journal row over and returns at once (the answer waits
+    for it: `written`); an attempt settled before the acknowledgement came still finds its
+    row and drops it, so no pending row is left behind."""
+    store = SqliteStore(str(tmp_path / "l.db"))
+    backend = LocalBackend(store, BudgetSet())
+    await backend.open()
+    res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
+    assert await backend.reserve(res, durable=True) is None
+    assert res.written is not None and not res.written.done()
+    await backend.settle(res, (), (), None, 0)  # failed before commit: nothing used
+    await backend.close()
     assert ledger_rows(tmp_path / "l.db") == []
 
 

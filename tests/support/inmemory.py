@@ -235,6 +235,9 @@ class PathRig:
             status_code = 200
             sink = _Sink()
             try:
+                refused = await call.held() if call.holds is not None else None
+                if refused is not None:
+                    raise refused
                 await relay(answer, sink, _commit(), _Peer())
             except BaseException:
                 await self.chain.settle(call, answer, aborted=True)
@@ -248,6 +251,8 @@ class PathRig:
                            exc.headers)
         finally:
             await life.close(visit, status_code, error_type)
+            if visit.call is not None:
+                await visit.call.held()
 
     # --- reading telemetry --------------------------------------------------------
 

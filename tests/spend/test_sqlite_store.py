@@ -433,14 +433,14 @@ async def test_the_writer_process_writes_stored_response_owners(tmp_path: Path) 
 
 @pytest.mark.integration
 async def test_owners_and_ledger_writes_share_a_frame(tmp_path: Path) -> None:
-    """An owner sent in the same loop iteration as a journal row and a settled entry
-    rides in their frame: each ledger write still gets its own result, and the owner is
+    """An owner sent between a journal row (sent at once) and a settled entry rides in
+    the entry's frame: each ledger write still gets its own result, and the owner is
     in its file once the store has closed (the writer writes what is pending as it ends)."""
     owners = tmp_path / "l-owners.db"
     store = SqliteStore(str(tmp_path / "l.db")).carry_owners(str(owners))
     await store.open()
     res = Reservation((), (), 999, 100.0, 1, lambda: _entry(999, PENDING))
-    journaled = store.journal(res, wait=True)
+    journaled = store.journal(res)
     assert store.put_owner("resp_mid", ("oai", "gpt-4.1"))
     recorded = store.record(None, _entry(5), wait=True)
     assert journaled is not None and recorded is not None

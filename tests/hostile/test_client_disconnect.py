@@ -7,13 +7,16 @@ The gateway's server cancels a request's handler when its client disconnects
 (aiohttp's `handler_cancellation`), which aborts the upstream attempt at once: the
 upstream sees its connection closed within a second, the CLIENT span and the request
 metrics say `client_disconnect`, and the call's budget reservation is settled
-rather than left held.
+rather than left held. A client that hangs up while its answer waits for the spend
+ledger's acknowledgement leaves nothing in flight for a graceful shutdown to wait for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -21,8 +24,10 @@ import pytest
 from aiohttp import web
 
 from gateway.spend.sqlite_store import connect, entries
-from tests.hostile.upstream import Hostile, hostile_upstream
+from gateway.state import GATEWAY
+from tests.hostile.upstream import Handler, Hostile, hostile_upstream
 from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.process import ledger_writers
 from tests.support.telemetry import attrs
 from tests.support.waiting import eventually
 
@@ -53,9 +58,19 @@ async def _hold(request: web.Request) -> web.StreamResponse:
     return web.json_response({})
 
 
+async def _answer(request: web.Request) -> web.StreamResponse:
+    """A chat completion with its usage, at once."""
+    return web.json_response({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4.1",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hello"}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}})
+
+
 @contextlib.asynccontextmanager
-async def _gateway(client: str) -> AsyncIterator[tuple[Hostile, RunningGateway]]:
-    async with hostile_upstream(_hold) as hostile, running_gateway(
+async def _gateway(client: str, handler: Handler = _hold
+                   ) -> AsyncIterator[tuple[Hostile, RunningGateway]]:
+    async with hostile_upstream(handler) as hostile, running_gateway(
             CONFIG.format(base_url=hostile.base_url),
             environ={"APP_KEY": APP_KEY, "GATEWAY_HTTP_CLIENT": client}) as gw:
         yield hostile, gw
@@ -92,3 +107,36 @@ async def test_a_client_hanging_up_cancels_the_upstream_call(client: str) -> Non
         ledger = connect(gw.config.storage.sqlite_path)
         rows = await eventually(lambda: list(entries(ledger, 0, 1e12)), timeout=3)
         assert rows and [row.status for row in list(entries(ledger, 0, 1e12))] == ["unsettled"]
+
+
+async def test_a_client_leaving_an_answer_held_for_the_ledger_is_not_left_in_flight() -> None:
+    """A client that leaves while its plain answer waits for the ledger writer's
+    acknowledgement (the writer stopped) is out of the in-flight set at once, so a
+    graceful shutdown does not wait its drain timeout for it; the row still commits."""
+    async with _gateway("own", _answer) as (hostile, gw):
+        inflight = gw.app[GATEWAY].inflight
+        ledger = gw.config.storage.sqlite_path
+        [writer] = ledger_writers(ledger)
+        os.kill(writer, signal.SIGSTOP)  # acknowledgements stall: the answer is held
+        try:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            async with aiohttp.ClientSession() as http:
+                call = asyncio.create_task(http.post(
+                    f"{gw.base_url}/chat/completions", json=body,
+                    headers={"authorization": f"Bearer {APP_KEY}"}))
+                # The request's span ends when the call is closed: its answer waits after that.
+                assert await eventually(lambda: gw.telemetry.spans_named("POST"), timeout=5)
+                assert inflight.tasks and not call.done()
+                call.cancel()  # the client hangs up
+                with contextlib.suppress(asyncio.CancelledError):
+                    await call
+            assert await eventually(lambda: not inflight.tasks, timeout=3)
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        assert hostile.requests == 1
+        conn = connect(ledger)
+        try:
+            assert await eventually(lambda: list(entries(conn, 0, 1e12)), timeout=5)
+            assert [row.status for row in entries(conn, 0, 1e12)] == ["ok"]
+        finally:
+            conn.close()

@@ -26,6 +26,7 @@ from tests.dialects.openai_responses.test_gateway_responses import GATEWAY, MODE
 from tests.spend.helpers import RedisServer
 from tests.stored.helpers import owners_in
 from tests.support.gateway import RunningGateway
+from tests.support.process import ledger_writers
 from tests.support.rig import running_upstreams
 from tests.support.waiting import eventually
 
@@ -272,19 +273,6 @@ async def test_forgetting_goes_through_the_writer_when_it_runs() -> None:
         assert writer.forgotten == ["resp_new"] and store.rows == {}
 
 
-def _writer_cmdlines(ledger: Path) -> list[list[str]]:
-    """The command lines of the ledger writer processes running on `ledger`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
-        except OSError:
-            continue
-        if "gateway.spend.ledger_writer" in argv and str(ledger) in argv:
-            found.append(argv)
-    return found
-
-
 @pytest.mark.integration
 async def test_two_gateways_on_one_data_dir_share_owners_through_their_ledger_writers(
         tmp_path: Path) -> None:
@@ -298,7 +286,7 @@ async def test_two_gateways_on_one_data_dir_share_owners_through_their_ledger_wr
     try:
         async with two_gateways(storage, environ) as (one, first, second):
             assert one.app[RESPONSE_OWNERS].writer is not None
-            writers = _writer_cmdlines(ledger)
+            writers = list(ledger_writers(ledger).values())
             made = await first.responses.create(model="gpt-4.1", input="shared")
             found = await second.responses.retrieve(made.id)
             assert await eventually(lambda: made.id in owners_in(owners_path(str(ledger))))

@@ -23,6 +23,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ledger_writers(ledger: str | Path) -> dict[int, list[str]]:
+    """The SQLite ledger writer processes running on `ledger`: pid to command line."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
+        except OSError:
+            continue
+        if "gateway.spend.ledger_writer" in argv and str(ledger) in argv:
+            found[int(proc.name)] = argv
+    return found
+
+
 @dataclass
 class GatewayProcess:
     proc: subprocess.Popen[bytes]

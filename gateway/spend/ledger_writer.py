@@ -102,11 +102,12 @@ def _aside(op: Any, owners: OwnerBatch | None) -> bool:
 
 def _commit(conn: Any, owners: OwnerBatch | None, frames: list[Any], stdout: int) -> None:
     ops = [op for _, batch in frames for op in batch]
-    ledger = ops if owners is None else [op for op in ops if op[0] not in OWNER_OPS]
-    if owners is not None and len(ledger) < len(ops):
-        for op in ops:
-            if op[0] in OWNER_OPS:
-                owners.take(op)
+    ledger = []
+    for op in ops:  # owner ops go to their batch, the rest to the ledger's transaction
+        if owners is not None and op[0] in OWNER_OPS:
+            owners.take(op)
+        else:
+            ledger.append(op)
     try:
         results = apply(conn, ledger) if ledger else []
     except Exception:  # one bad op must not fail the group: each op again, on its own

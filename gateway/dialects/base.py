@@ -262,7 +262,8 @@ class SplitsUpstream(Protocol):
     """A translation whose call may need more than one upstream request (OpenAI's
     embeddings of more inputs than Gemini's batchEmbedContents takes in one): the attempt
     asks `upstream_parts` for the bodies to send (None: the one body, as usual), sends them
-    at once, and reads the parts' answers, joined in order by `joined`, as one answer.
+    a few at a time (`path.attempt.PARTS_AT_ONCE`), and reads the parts' answers, joined in
+    order by `joined`, as one answer.
     Looked up by name, only for a translated call that is not streamed."""
 
     def upstream_parts(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:

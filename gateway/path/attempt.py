@@ -48,6 +48,10 @@ from gateway.usage import Usage
 _NO_COST = Decimal(0)  # a failed attempt's, with no usage
 _RETRY_HEADERS = ("retry-after", "retry-after-ms")
 _CLIENT_ENDS = frozenset((n.ERROR_CLIENT_DISCONNECT, n.ERROR_CANCELLED))  # not the upstream's doing
+# A split call's parts in flight at once: enough that a long call takes a fraction of the
+# sum of its parts' times, few enough that one call (2,048 inputs: 21 parts of 100) does
+# not spend the upstream key's concurrent requests all at the same moment.
+PARTS_AT_ONCE = 4
 _log = logging.getLogger("gateway.upstream")
 
 
@@ -295,12 +299,14 @@ class AttemptRunner:
     async def _answer_parts(self, dialect: Dialect, provider: Provider,
                             request: UpstreamRequest, started: _Started, timer: Deadline,
                             deadlines: AttemptDeadlines) -> None:
-        """A split call: every part sent at once (the call takes one part's time, not the
-        sum), the answers joined in order into `started.body`; the first part (in order)
-        that fails fails the attempt, and the others are cancelled."""
+        """A split call: its parts sent in order, no more than PARTS_AT_ONCE of them in
+        flight, the answers joined in order into `started.body`; the first part (in order)
+        that fails fails the attempt, and the others are cancelled (the ones still waiting
+        for their turn are never sent)."""
         bodies = started.parts or []
+        turns = asyncio.Semaphore(PARTS_AT_ONCE)
         tasks = [asyncio.ensure_future(self._part(dialect, provider, _part_of(request, body),
-                                                  started, timer, deadlines))
+                                                  started, timer, deadlines, turns))
                  for body in bodies]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -319,18 +325,20 @@ class AttemptRunner:
         started.body = orjson.dumps(joined)
 
     async def _part(self, dialect: Dialect, provider: Provider, request: UpstreamRequest,
-                    started: _Started, timer: Deadline, deadlines: AttemptDeadlines
-                    ) -> tuple[UpstreamResponse, dict[str, Any]]:
-        """One part of a split call: its answer, read whole and parsed."""
-        response = await provider.send(request)
-        if not started.first_seen:  # the upstream is answering: the first-token rule is met
-            started.first_seen = True
-            if deadlines.first_token_at is not None and not timer.expired():
-                timer.reschedule(deadlines.answer_at)
-        try:
-            raw = await response.read()  # capped by the provider
-        finally:
-            response.close()
+                    started: _Started, timer: Deadline, deadlines: AttemptDeadlines,
+                    turns: asyncio.Semaphore) -> tuple[UpstreamResponse, dict[str, Any]]:
+        """One part of a split call, sent once its turn comes: its answer, read whole and
+        parsed."""
+        async with turns:
+            response = await provider.send(request)
+            if not started.first_seen:  # the upstream is answering: the first-token rule is met
+                started.first_seen = True
+                if deadlines.first_token_at is not None and not timer.expired():
+                    timer.reschedule(deadlines.answer_at)
+            try:
+                raw = await response.read()  # capped by the provider
+            finally:
+                response.close()
         if response.status >= 400:
             raise self._status_error(dialect, response, raw)
         try:

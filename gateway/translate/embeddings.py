@@ -9,8 +9,8 @@ batchEmbedContents (each request naming the model, as the API requires), `dimens
 `outputDimensionality`; the vectors come back as `data[]`, as floats or, when asked
 (the openai SDK's default), base64 of little-endian float32s, with the input tokens
 estimated (Gemini reports none for embeddings). A list longer than batchEmbedContents
-takes in one call (`BATCH_LIMIT`) is sent as several calls at once, their vectors joined
-in order (`dialects.base.SplitsUpstream`). Refused (400): token arrays, non-text parts
+takes in one call (`BATCH_LIMIT`) is sent as several calls, a few at a time, their
+vectors joined in order (`dialects.base.SplitsUpstream`). Refused (400): token arrays, non-text parts
 and different dimensions within one batch. Dropped: Gemini's `taskType` and `title`,
 OpenAI's `user`.
 """

@@ -9,6 +9,8 @@ and Google's error bodies.
         assert up.state.requests[-1].headers["x-goog-api-key"] == "AIza-test"
 
 Like the real API it wants the key in `x-goog-api-key` (or `?key=`) when `api_key` is set.
+It counts the embedding requests it is answering at once, and keeps the peak
+(`state.embedding_peak`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class Behaviour:
     `tool_use_prompt`; `status` answers that error in Google's shape; in streams,
     `chunk_delay_s` between chunks, `chunk_words` words per chunk, `error_after_chunks`
     sends an error chunk after that many chunks and ends; `vector_of_length` makes each
-    embedding's values the length of its text (so a test can tell the vectors apart), and
-    a batch with the text `unavailable_for` in it answers 503."""
+    embedding's values the length of its text (so a test can tell the vectors apart), a
+    batch with the text `unavailable_for` in it answers 503, and `embed_delay_s` holds each
+    embedding request that long before answering (so that requests in flight overlap)."""
 
     text: str | None = None
     function_call: tuple[str, Mapping[str, Any]] | None = None
@@ -47,6 +50,7 @@ class Behaviour:
     error_after_chunks: int | None = None
     vector_of_length: bool = False
     unavailable_for: str | None = None
+    embed_delay_s: float = 0.0
 
 
 @dataclass
@@ -63,6 +67,8 @@ class State:
     api_key: str | None = None
     requests: list[Recorded] = field(default_factory=list)
     stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    embedding_now: int = 0  # embedding requests being answered
+    embedding_peak: int = 0  # the most of them at any one moment
 
 
 STATE = web.AppKey("state", State)
@@ -127,7 +133,14 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if action == "countTokens":
         return web.json_response({"totalTokens": b.prompt})
     if action in ("embedContent", "batchEmbedContents"):
-        return _embed(request.match_info["model"], body, action == "batchEmbedContents", b)
+        state.embedding_now += 1
+        state.embedding_peak = max(state.embedding_peak, state.embedding_now)
+        try:
+            if b.embed_delay_s:
+                await asyncio.sleep(b.embed_delay_s)
+            return _embed(request.match_info["model"], body, action == "batchEmbedContents", b)
+        finally:
+            state.embedding_now -= 1
     if b.function_call is not None:
         parts: list[Any] = [{"functionCall": {"name": b.function_call[0],
                                               "args": dict(b.function_call[1])}}]

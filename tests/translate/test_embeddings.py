@@ -12,6 +12,7 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from gateway.path.attempt import PARTS_AT_ONCE
 from gateway.translate.embeddings import (
     BATCH_LIMIT,
     batch_parts,
@@ -143,6 +144,17 @@ async def test_more_inputs_than_one_batch_are_split_and_joined_in_order(rig: Rig
     assert span["gen_ai.usage.input_tokens"] == answer.usage.prompt_tokens > 250
     assert await eventually(lambda: len(rig.settled()) == 1)
     assert rig.ledger()[0].input_tokens == answer.usage.prompt_tokens
+
+
+async def test_a_long_split_call_keeps_few_parts_in_flight(rig: Rig) -> None:
+    """2,048 inputs go as 21 calls of which no more than PARTS_AT_ONCE (and more than one)
+    are at the upstream at the same moment, the vectors still joined in the inputs' order."""
+    rig.google.state.behaviour = Behaviour(vector_of_length=True, embed_delay_s=0.1)
+    texts = ["w" * (i % 97 + 1) for i in range(2048)]
+    async with rig.openai() as client:
+        answer = await client.embeddings.create(model="gemini-embedding", input=texts)
+    assert 1 < rig.google.state.embedding_peak <= PARTS_AT_ONCE < len(rig.google.state.requests) == 21
+    assert [d.embedding[0] for d in answer.data] == [float(len(t)) for t in texts]
 
 
 async def test_a_failing_part_fails_the_split_call(rig: Rig) -> None:

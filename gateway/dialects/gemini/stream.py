@@ -6,11 +6,12 @@ with the counts so far and the last one the final counts, next to a candidate's
 any candidate) ends the stream. A chunk `{"error": {...}}` is an error mid-stream.
 
 Per chunk, the common case is not parsed: a mid-stream chunk with one text part and
-nothing else to read (no finish reason, error, blocked prompt or thought), when neither
-the model is renamed nor the content captured, is recognised in its raw bytes, its
-text measured in place and its bytes kept as the latest `usageMetadata` to parse only
-when the usage is asked for. The first chunk (the response model, the id) and the last
-(the finish reason) are always parsed.
+nothing else to read (no finish reason, error, blocked prompt or thought part; the
+usage's thinking tokens are read with the rest of it), when neither the model is renamed
+nor the content captured, is recognised in its raw bytes, its text measured in place and
+its bytes kept as the latest `usageMetadata` to parse only when the usage is asked for.
+The first chunk (the response model, the id) and the last (the finish reason) are always
+parsed.
 """
 
 from __future__ import annotations
@@ -110,13 +111,16 @@ class GeminiWatcher:
     def _plain_chunk(self, event: bytes) -> bool:
         """Whether `event` is a plain mid-stream chunk (see the module's docstring): if so,
         it is counted, timed and its usage kept for later, unparsed. Its one text part is
-        the first of its parts, and is measured in place when it has no escapes."""
+        the first of its parts, and is measured in place when it has no escapes. A thought
+        part is told by its key `"thought":` (a key: a quote within a text is escaped), not
+        by the usage's `thoughtsTokenCount` or a part's `thoughtSignature`, whose text the
+        parsed path counts as output too."""
         if not (event.startswith(b'data: {"') and event.endswith(b"}")) or b"\n" in event:
             return False
         text = event.find(b'"parts":[{"text":"')
         if (text < 0 or event.find(b'"text":') != text + 10 or event.find(b'"text":', text + 17) >= 0
                 or event.find(b'"finishReason"') >= 0 or event.find(b'"error"') >= 0
-                or event.find(b'"promptFeedback"') >= 0 or event.find(b'"thought') >= 0):
+                or event.find(b'"promptFeedback"') >= 0 or event.find(b'"thought":') >= 0):
             return False
         start = text + 18
         end = event.find(b'"', start)

@@ -125,9 +125,11 @@ def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload)
 
 
-def _text_chunk(text: str, finish: str | None = None, **metadata: int) -> bytes:
-    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
-                                 "index": 0}
+def _text_chunk(text: str, finish: str | None = None, *, flags: dict[str, Any] | None = None,
+                **metadata: int) -> bytes:
+    """A chunk of one text part (with the part's `flags` after its text)."""
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text, **(flags or {})}],
+                                             "role": "model"}, "index": 0}
     if finish:
         candidate["finishReason"] = finish
     return _event({"candidates": [candidate], "usageMetadata": metadata,
@@ -198,6 +200,27 @@ def test_chunks_with_more_to_read_are_parsed() -> None:
     plain, parsed = _plain_and_parsed([_text_chunk("a"), thought, blocked])
     assert plain.output_tokens() == parsed.output_tokens() == 1
     assert plain.done and plain.usage == parsed.usage == Usage(input=3)
+
+
+def test_thinking_counts_leave_a_chunk_unparsed_and_a_thought_part_does_not() -> None:
+    """A text chunk whose usage counts thinking tokens (or whose part has a thought
+    signature) is read unparsed, one with a thought part is parsed, and either way the
+    forwarded bytes, delivered output and usage are what parsing every chunk gives."""
+    first = _text_chunk("Hi", promptTokenCount=3, thoughtsTokenCount=40)
+    counted = _text_chunk(" there", promptTokenCount=3, candidatesTokenCount=2,
+                          thoughtsTokenCount=48)
+    signed = _text_chunk(" you", flags={"thoughtSignature": "c2lnbmF0dXJl"},
+                         promptTokenCount=3, candidatesTokenCount=3, thoughtsTokenCount=48)
+    thought = _text_chunk("weighing it up", flags={"thought": True},
+                          promptTokenCount=3, candidatesTokenCount=3, thoughtsTokenCount=60)
+    plain, parsed = _plain_and_parsed([first, counted, signed])
+    assert plain.parsed_event == first and parsed.parsed_event == signed  # two left unparsed
+    assert plain.output_tokens() == parsed.output_tokens() == 3
+    assert plain.usage == parsed.usage == Usage(input=3, output=51, reasoning=48)
+    assert plain.feed([thought]) == parsed.feed([thought])
+    assert plain.parsed_event == thought  # its text is a thought, not output
+    assert plain.output_tokens() == parsed.output_tokens() == 3
+    assert plain.usage == parsed.usage == Usage(input=3, output=63, reasoning=60)
 
 
 def test_watcher_stops_at_an_error_chunk_and_a_malformed_one() -> None:

@@ -1,18 +1,19 @@
-"""The SQLite ledger's schema and its write operations, with no other imports.
+"""The SQLite ledger's schema and its write operations, with no heavy imports.
 
 Shared by the gateway (reads, schema, recovery) and the ledger writer process
-(`ledger_writer`), which must start fast and so imports nothing but this (and the
-stored-response owners' own light module, `stored/owners_file.py`).
+(`ledger_writer`), which must start fast and so imports nothing but this, the way every
+SQLite file is opened (`sqlitefile.py`) and the stored-response owners' own light
+module (`stored/owners_file.py`).
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
+
+from gateway.sqlitefile import while_locked
 
 COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "trace_id", "key_alias", "team", "key_id", "operation",
@@ -85,20 +86,6 @@ OP_DELETE = "d"  # [d, row id] -> None
 OP_CLAIM = "c"  # [c, claim, now] -> True for the first claim
 
 
-BUSY_TIMEOUT_S = 10.0
-
-
-def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
-    """A connection with the pragmas every user of the file needs."""
-    if create:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # `timeout` is SQLite's busy timeout: a locked file is waited for, up to that long.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    _while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
 # Columns added after the first release: a ledger file written before them gets them
 # (with their defaults) when the gateway or the CLI next opens it.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -116,11 +103,11 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
-    _while_locked(lambda: conn.executescript(SCHEMA))
+    while_locked(lambda: conn.executescript(SCHEMA))
     for table, column, kind in ADDED_COLUMNS:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
-            _while_locked(functools.partial(_add_column, conn, table, column, kind))
+            while_locked(functools.partial(_add_column, conn, table, column, kind))
 
 
 def _add_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:
@@ -129,22 +116,6 @@ def _add_column(conn: sqlite3.Connection, table: str, column: str, kind: str) ->
     except sqlite3.OperationalError as exc:
         if "duplicate column" not in str(exc):  # another process added it first
             raise
-
-
-def _while_locked(statement: Callable[[], object]) -> None:
-    """Run `statement`, again while SQLite answers "database is locked" (up to the busy
-    timeout). Processes opening a new file at once (`serve --workers N`) each switch it
-    to WAL and create the schema; SQLite refuses one of two such lock upgrades at once,
-    without waiting, since waiting could deadlock, so the busy timeout alone is no help."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            statement()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.02)
 
 
 def apply(conn: sqlite3.Connection, ops: Sequence[Sequence[Any]]) -> list[Any]:

@@ -40,7 +40,8 @@ from typing import Any
 
 import orjson
 
-from gateway.spend.ledger_sql import apply, connect
+from gateway.spend.ledger_sql import apply
+from gateway.sqlitefile import connect
 from gateway.stored.owners_file import OWNER_OPS, OwnerBatch
 
 HEADER = struct.Struct("!I")

@@ -35,8 +35,9 @@ from gateway.spend import ledger_sql as sql
 from gateway.spend.keys import KeyRecord
 from gateway.spend.ledger import COLUMNS, PENDING, UNSETTLED, LedgerEntry, Reservation
 from gateway.spend.ledger_lock import LedgerLock, acquire, owner_alive, owner_token
-from gateway.spend.ledger_sql import connect, init_schema
+from gateway.spend.ledger_sql import init_schema
 from gateway.spend.ledger_writer import HEADER, frame
+from gateway.sqlitefile import connect
 from gateway.stored.owners_file import OP_FORGET, OP_OWNER
 
 _log = logging.getLogger(__name__)

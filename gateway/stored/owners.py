@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 
 from gateway.clock import Clock, LoopClock
 from gateway.config import GatewayConfig, StorageConfig
-from gateway.spend.ledger_sql import connect
+from gateway.sqlitefile import connect
 from gateway.stored import owners_file
 from gateway.stored.owners_file import FLUSH_S, KEEP_S, open_owners, owners_path
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.spend.ledger_sql import connect
+from gateway.sqlitefile import connect
 
 KEEP_S: Final = 30 * 86400  # as long as OpenAI keeps a stored response
 FLUSH_S: Final = 0.025  # how long owners are gathered before one write

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import sqlitefile
 from gateway.spend import ledger_sql
 from gateway.spend.backend import LocalBackend
 from gateway.spend.budgets import BudgetSet
@@ -299,7 +300,7 @@ def _open_at_once(path: str, openers: int) -> list[BaseException]:
     def open_ledger() -> None:
         start.wait()
         try:
-            conn = ledger_sql.connect(path)
+            conn = sqlitefile.connect(path)
             ledger_sql.init_schema(conn)
             conn.close()
         except BaseException as exc:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway import sqlitefile
 from gateway.spend import ledger_sql
 from gateway.spend.ledger import COLUMNS, LedgerEntry
 from gateway.spend.redis_store import RedisStore
@@ -28,7 +29,7 @@ def entry(ts: float, model: str, provider: str, input_tokens: int, cached: int, 
 
 
 def seed_sqlite(path: Path, entries: Iterable[LedgerEntry]) -> None:
-    conn = ledger_sql.connect(str(path), create=True)
+    conn = sqlitefile.connect(str(path), create=True)
     try:
         ledger_sql.init_schema(conn)
         conn.executemany(ledger_sql.INSERT,

@@ -157,6 +157,19 @@ async def test_a_long_split_call_keeps_few_parts_in_flight(rig: Rig) -> None:
     assert [d.embedding[0] for d in answer.data] == [float(len(t)) for t in texts]
 
 
+async def test_a_failing_part_stops_the_parts_waiting_their_turn(rig: Rig) -> None:
+    """When the first of 21 parts fails (503), the call fails with its error and the parts
+    still waiting for their turn are never sent."""
+    rig.google.state.behaviour = Behaviour(unavailable_for="poison", embed_delay_s=0.05)
+    texts = ["x"] * 2048
+    texts[0] = "poison"
+    async with rig.openai() as client:
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            await client.embeddings.create(model="gemini-embedding", input=texts)
+    assert unavailable.value.status_code == 503
+    assert PARTS_AT_ONCE <= len(rig.google.state.requests) < 21
+
+
 async def test_a_failing_part_fails_the_split_call(rig: Rig) -> None:
     """When one part of a split call fails (the second of three answers 503) or all are
     refused (429), the client gets that error in OpenAI's shape, never a partial answer."""

@@ -27,8 +27,8 @@ COMPILE_ENV = "LLM_GATEWAY_COMPILE"
 # difference at 32 connections); the CLI, config loading (pydantic dataclasses, which mypyc
 # cannot compile; the request path reads them as plain instance attributes), modules run
 # only at start (fastpaths' switches and self-checks), modules run as scripts
-# (spend/ledger_writer), modules mypyc cannot compile (async generators: providers/openai,
-# spend/control, spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions
+# (spend/ledger_writer), modules mypyc cannot compile (async generators: spend/control,
+# spend/redis_store, spend/notify), and hooks.py, whose BaseHook extensions
 # subclass (an interpreted class cannot subclass a compiled one). The Messages dialect and the
 # translations (gateway/translate/) are not compiled yet: the Messages watcher builds on the
 # interpreted dialects/streamstate, which the translations' watchers share.
@@ -69,7 +69,11 @@ COMPILED = [
     "gateway/fastpaths/httpclient/client.py",
     "gateway/fastpaths/httpclient/connection.py",
     "gateway/fastpaths/httpclient/pool.py",
+    "gateway/fastpaths/httpclient/response.py",
+    "gateway/providers/anthropic.py",
     "gateway/providers/base.py",
+    "gateway/providers/gemini.py",
+    "gateway/providers/openai.py",
     "gateway/resilience/breaker.py",
     "gateway/resilience/deadline.py",
     "gateway/resilience/drain.py",

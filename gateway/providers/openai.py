@@ -55,9 +55,8 @@ class OpenAIResponse:
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(f"the upstream connection failed: {type(exc).__name__}") from None
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.content.iter_any():
-            yield chunk
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        return self._response.content.iter_any()
 
     def close(self) -> None:
         self._response.close()

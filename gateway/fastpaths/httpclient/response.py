@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Final, Protocol
 
 from gateway.fastpaths.httpclient.errors import BodyTooLarge, UpstreamProtocolError
 from gateway.fastpaths.timers import timers
 
 # Past this many unread bytes the connection stops reading until the reader catches up.
-HIGH_WATER = 1 << 20
-LOW_WATER = HIGH_WATER // 4
-PIECE = 256 * 1024  # the most one decompression step may produce
-UNLIMITED = 1 << 62
+HIGH_WATER: Final = 1 << 20
+LOW_WATER: Final = HIGH_WATER // 4
+PIECE: Final = 256 * 1024  # the most one decompression step may produce
+UNLIMITED: Final = 1 << 62
 
 
 class BodySource(Protocol):
@@ -163,7 +162,14 @@ class HttpResponse:
         self._size = 0
         return data
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    def iter_chunks(self) -> BodyChunks:
+        """The body's chunks as they arrive; raises what cut it short."""
+        return BodyChunks(self)
+
+    async def next_chunk(self) -> bytes | None:
+        """The next piece of the body as it arrives, None at its end; raises the transport
+        failure (or TimeoutError) that cut it short. A paused connection resumes once
+        the unread part is down to the low-water mark."""
         chunks = self._chunks
         while True:
             if chunks:
@@ -172,13 +178,12 @@ class HttpResponse:
                 if self._paused and self._size <= LOW_WATER:
                     self._paused = False
                     self._source.resume(self)
-                yield chunk
-            elif self._done:
+                return chunk
+            if self._done:
                 if self._error is not None:
                     raise self._error
-                return
-            else:
-                await self._wait()
+                return None
+            await self._wait()
 
     async def _wait(self) -> None:
         waiter = self._loop.create_future()
@@ -204,3 +209,34 @@ class HttpResponse:
             self.fail(ConnectionResetError("the response was closed before its end"))
             self._source.abort(self)
         self._chunks.clear()
+
+
+class BodyChunks:
+    """`iter_chunks`: an async iterator written out (mypyc compiles no async generators),
+    that ends, like a generator, at the body's end, at the first error it raises, or at
+    `aclose`."""
+
+    __slots__ = ("_ended", "_response")
+
+    def __init__(self, response: HttpResponse) -> None:
+        self._response = response
+        self._ended = False
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._ended:
+            try:
+                chunk = await self._response.next_chunk()
+            except BaseException:
+                self._ended = True
+                raise
+            if chunk is not None:
+                return chunk
+            self._ended = True
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop iterating (the response itself stays open: `HttpResponse.close` releases it)."""
+        self._ended = True

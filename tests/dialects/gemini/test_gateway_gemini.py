@@ -88,8 +88,8 @@ async def test_generate_content_reaches_the_native_upstream(rig: Rig, version: s
     by_kind = {p["gen_ai.token.type"]: point.value
                for p, point in iter_points(rig.gw.telemetry, "gateway.tokens")}
     assert by_kind["cache_read"] == 400 and by_kind["reasoning"] == 120
-    assert await eventually(rig.ledger)
-    row = rig.ledger()[0]
+    assert await eventually(rig.settled)  # not the reservation's pending row
+    row = rig.settled()[0]
     assert (row.input_tokens, row.output_tokens, row.cached_tokens, row.reasoning_tokens) == (
         1030, 170, 400, 120)
     assert row.provider == "gcp.gemini" and row.key_alias == "genai"
@@ -108,8 +108,8 @@ async def test_stream_is_relayed_chunk_by_chunk_and_costed(rig: Rig) -> None:
     assert chunks[-1].candidates is not None
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
     assert rig.google.state.requests[-1].query == {"alt": "sse"}
-    assert await eventually(rig.ledger)
-    row = rig.ledger()[0]
+    assert await eventually(rig.settled)  # not the reservation's pending row
+    row = rig.settled()[0]
     assert (row.input_tokens, row.output_tokens, row.reasoning_tokens) == (20, 16, 10)
     assert row.stream
     span = rig.span("generate_content gemini-2.5-flash")

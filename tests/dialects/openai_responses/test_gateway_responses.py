@@ -84,8 +84,8 @@ async def test_create_passes_the_request_through_and_reads_usage(rig: Rig) -> No
     assert span["gen_ai.usage.reasoning.output_tokens"] == 120
     assert span["gen_ai.response.id"] == response.id
     assert span["gen_ai.request.max_tokens"] == 500
-    assert await eventually(rig.ledger)
-    rows = rig.ledger()
+    assert await eventually(rig.settled)  # not the reservation's pending row
+    rows = rig.settled()
     # 600 uncached at $2, 400 cached at $0.5, 300 output at $8 per million
     assert rows[-1].cost_nanos == (600 * 2 + 400 * 0.5 + 300 * 8) * 1000
 
@@ -263,8 +263,8 @@ async def test_abandoned_stream_is_charged_for_what_was_used(rig: Rig) -> None:
         async for event in stream:
             if event.type == "response.output_text.delta" and event.sequence_number > 8:
                 break
-    assert await eventually(rig.ledger)
-    rows = rig.ledger()
+    assert await eventually(rig.settled)  # not the reservation's pending row
+    rows = rig.settled()
     assert rows[-1].output_tokens > 0 and rows[-1].estimated and rows[-1].cost_nanos > 0
 
 

@@ -3,6 +3,7 @@
     python -m bench.profile                          # chat, JSON, 32 connections, compiled build
     python -m bench.profile --mode stream --connections 8 --top 40
     python -m bench.profile --baseline ../base-compiled   # another commit's build beside it
+    python -m bench.profile --callers web_request.py --callers instancecheck   # who calls them
 
 Starts the fake upstream, the OTLP sink and the gateway as bench/run.py's `gateway` target
 (key and budgets, 100% sampled, OTLP export; the compiled build unless `--build source`),
@@ -48,6 +49,7 @@ class Options:
     baseline: Path | None
     loop: str
     output: Path | None
+    callers: tuple[str, ...] = ()
 
 
 async def _profile_one(child: procs.Child, stats_path: Path, url: str, script: Path,
@@ -115,7 +117,11 @@ async def _main(opts: Options, code: Path) -> str:
                 child.stop()
             upstream.stop()
             sink.stop()
-    return _header(opts, code) + "\n" + callcounts.report(profiles, opts.top)
+    text = _header(opts, code) + "\n" + callcounts.report(profiles, opts.top)
+    for match in opts.callers:
+        for prof in profiles:
+            text += f"\n## Callers of `{match}` in {prof.name}\n" + callcounts.callers_report(prof, match)
+    return text
 
 
 def _header(opts: Options, code: Path) -> str:
@@ -140,9 +146,12 @@ def _parse(argv: Sequence[str] | None) -> Options:
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                    help="event loop of the fake upstream")
     p.add_argument("--output", type=Path, help="also write the report here")
+    p.add_argument("--callers", action="append", default=[], metavar="TEXT",
+                   help="also list who calls each function whose name contains TEXT (repeatable)")
     a = p.parse_args(argv)
     return Options(a.mode, a.dialect, a.connections, a.duration, a.warmup, a.top, a.build,
-                   a.baseline.resolve() if a.baseline else None, a.loop, a.output)
+                   a.baseline.resolve() if a.baseline else None, a.loop, a.output,
+                   tuple(a.callers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,11 +21,11 @@ import sys
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()
 
-import cProfile  # noqa: E402
-import runpy  # noqa: E402
-import signal  # noqa: E402
-from pathlib import Path  # noqa: E402
-from types import FrameType  # noqa: E402
+import cProfile
+import runpy
+import signal
+from pathlib import Path
+from types import FrameType
 
 OUT_ENV = "BENCH_PROFILE_OUT"
 

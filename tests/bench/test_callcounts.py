@@ -72,9 +72,28 @@ def test_report_puts_two_builds_side_by_side_with_the_difference() -> None:
     }, 10, [base_root])
     text = callcounts.report([now, base], top=10)
     assert "| requests profiled | 10 | 10 |" in text
-    assert "| `all` | 2.00 | 4.00 | -2.00 |" in text
-    assert "| `of them, the gateway's own (interpreted)` | 1.00 | 2.00 | -1.00 |" in text
+    assert "| all | 2.00 | 5.00 | -3.00 |" in text
+    assert "| of them, the gateway's own (interpreted) | 1.00 | 2.00 | -1.00 |" in text
+    assert "| aiohttp | 1.00 | 3.00 | -2.00 |" in text
     assert "| `aiohttp/web_request.py:host` | 0.00 | 2.00 | -2.00 |" in text
     own = text.split("the gateway's interpreted functions", 1)[1]
     assert "| `gateway/edge/proxy.py:handle` | 1.00 | 2.00 | -1.00 |" in own
     assert "web_request" not in own
+
+
+def test_callers_are_counted_per_request_by_label() -> None:
+    """Who calls a function comes from the dump's caller entries, over the requests, and a
+    function with no Python caller says so."""
+    proxy = (f"{CODE}/gateway/edge/proxy.py", 5, "handle")
+    handle = (f"{SITE}/aiohttp/web_app.py", 500, "_handle")
+    stats: dict[FuncKey, tuple[Any, ...]] = {
+        (f"{SITE}/aiohttp/web_request.py", 454, "scheme"): (
+            30, 30, 0.0, 0.0, {proxy: (10, 10, 0.0, 0.0), handle: (20, 20, 0.0, 0.0)}),
+        handle: _entry(10),
+    }
+    text = callcounts.callers_report(callcounts.profile("gateway", stats, 10, [CODE]), "web_")
+    assert "`aiohttp/web_request.py:scheme`, 3.00 a request, called by:\n" in text
+    assert "- 2.00 `aiohttp/web_app.py:_handle`\n- 1.00 `gateway/edge/proxy.py:handle`" in text
+    assert "`aiohttp/web_app.py:_handle`, 1.00 a request, called by:\n- (no Python caller" in text
+    assert "No function matching 'zzz'" in callcounts.callers_report(
+        callcounts.profile("gateway", stats, 10), "zzz")

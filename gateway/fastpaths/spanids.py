@@ -2,7 +2,7 @@
 
 The API's `SpanContext` is a tuple, (trace_id, span_id, is_remote, trace_flags,
 trace_state, is_valid), and each of its properties is an interpreted call: a proxied
-request read them about twenty-five times (its `traceresponse`, the upstream's
+request read them 23 times (its `traceresponse`, the upstream's
 `traceparent`, its ledger row's trace id, the exemplars of its measurements). Here they
 are read by index, once the layout has been checked against the properties at import;
 with another layout (another API version), through the properties, as before.

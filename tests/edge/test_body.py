@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gateway import errors
 from gateway.edge.body import BodyLimits, read_body
@@ -29,14 +30,9 @@ async def _echo(request: web.Request) -> web.Response:
 async def address() -> AsyncIterator[tuple[str, int]]:
     app = web.Application()
     app.router.add_post("/", _echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield "127.0.0.1", runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
+    async with TestServer(app, host="127.0.0.1") as server:
+        assert server.port is not None
+        yield server.host, server.port
 
 
 async def _send(address: tuple[str, int], head: bytes, body: bytes) -> bytes:

@@ -133,7 +133,9 @@ class Lifecycle:
         host = headers.get("host")
         key = (method, route, path if where is not None else None, host)
         start = self._server_starts.get(key)
-        if start is None:  # once per listener, route, path and Host: bounded below
+        # Once per route, path and Host (bounded below). The scheme is not in the key: it is
+        # the listener's, and the gateway's listeners are all plain HTTP.
+        if start is None:
             start = self._server_start(key, where, path, host)
         span = start_span(self._tracer, start[0], parent, SpanKind.SERVER, start[1],
                           {n.GATEWAY_REQUEST_ID: rid})

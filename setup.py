@@ -65,6 +65,7 @@ COMPILED = [
     "gateway/fastpaths/fastexport.py",
     "gateway/fastpaths/hotmetrics.py",
     "gateway/fastpaths/litespan.py",
+    "gateway/fastpaths/spanids.py",
     "gateway/fastpaths/timers.py",
     "gateway/fastpaths/httpclient/client.py",
     "gateway/fastpaths/httpclient/connection.py",

@@ -70,6 +70,15 @@ class _Sink(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+class _Sent:
+    """Where the requests went, as the edge's request object says (`Lifecycle.open`)."""
+
+    scheme = "http"
+    host = "127.0.0.1:8080"
+
+
+_SENT = _Sent()
+
 _CONFIG = """
 providers:
   up: {kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${BENCH_KEY}",
@@ -118,7 +127,7 @@ class _Rig:
 
         life = self.lifecycle
         headers = {"host": "127.0.0.1:8080", "content-type": "application/json"}
-        visit = life.open(headers, self.dialect, ROUTE, ("http", ROUTE, "127.0.0.1:8080"))
+        visit = life.open(headers, self.dialect, ROUTE, _SENT, ROUTE)
         visit.principal = Principal("bench", "bench")
         call = life.admit(visit, _BODY_STREAM if stream else _BODY, headers)
         request: dict[str, Any] = self.dialect.request_attributes(call.client, False)

@@ -84,14 +84,14 @@ class Proxy:
         life = self.lifecycle
         if headers is None:
             headers = request.headers
-        visit = life.open(headers, dialect, route,
-                          url=(request.scheme, request.path, request.host))
+        url = request.rel_url  # worked out by the router, as are its path and query
+        visit = life.open(headers, dialect, route, request, url.path)
         status = 500
         error_type: str | None = None
         try:
             await life.authenticate(visit, headers)
             call = life.admit(visit, await read_body(request, self.limits), headers,
-                              request.query_string, routed)
+                              url.query_string, routed)
             answer = await self.chain.dispatch(call)
             if isinstance(answer, JsonAnswer):
                 status = answer.status

@@ -85,8 +85,7 @@ class StoredResponses:
 
     async def handle(self, request: web.Request, route: str, action: str) -> web.Response:
         life = self.lifecycle
-        visit = life.open(request.headers, self.dialect, route,
-                          url=(request.scheme, request.path, request.host),
+        visit = life.open(request.headers, self.dialect, route, request, request.rel_url.path,
                           method=request.method)
         status = 500
         error_type: str | None = n.ERROR_OTHER

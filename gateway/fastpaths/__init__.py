@@ -11,6 +11,10 @@ has the measurements), and each has the library's own code as its fallback:
 | `hotmetrics.py`| the SDK's histograms and cost counter  | `GATEWAY_FAST_METRICS`               |
 | `fastexport.py`| the SDK's OTLP span encoding           | `GATEWAY_OTLP_FAST_EXPORT`           |
 
+`spanids.py` reads span contexts' ids by index instead of their interpreted
+properties, when an import-time check finds the API's tuple layout (else the
+properties): no switch, the check is its fallback.
+
 `GATEWAY_FAST_PATHS=false` turns them all off. `switches.select` reads the
 switches once at start; the three telemetry ones also step aside by
 themselves on an OpenTelemetry SDK outside the tested versions or when their
@@ -42,6 +46,7 @@ from gateway.fastpaths.litespan import (
     span_context_in,
     start_span,
 )
+from gateway.fastpaths.spanids import exemplar_ids, trace_id_hex, trace_state, traceparent
 from gateway.fastpaths.switches import FastPaths, log_fallback, select
 from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
 from gateway.fastpaths.timers import Deadline, use_coarse_timers
@@ -62,6 +67,7 @@ __all__ = [
     "batch_processor",
     "context_with",
     "exemplar_filter",
+    "exemplar_ids",
     "fast_span_exporter",
     "log_fallback",
     "record_keyed",
@@ -70,5 +76,8 @@ __all__ = [
     "span_context_in",
     "start_span",
     "timers_of",
+    "trace_id_hex",
+    "trace_state",
+    "traceparent",
     "use_coarse_timers",
 ]

@@ -45,6 +45,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from gateway.fastpaths.litespan import span_context_in
+from gateway.fastpaths.spanids import exemplar_ids
 
 TRACE_BASED, ALWAYS_ON, ALWAYS_OFF = "trace_based", "always_on", "always_off"
 
@@ -82,9 +83,8 @@ def _span_ids(context: Context | None) -> tuple[Context | None, int, int, bool]:
     last = _last_ids
     if context is not None and last[0] is context:
         return last
-    span_context = span_context_in(context)
-    ids = (context, span_context.span_id, span_context.trace_id,
-           span_context.is_valid and bool(span_context.trace_flags.sampled))
+    span_id, trace_id, sampled = exemplar_ids(span_context_in(context))
+    ids = (context, span_id, trace_id, sampled)
     if context is not None:
         _last_ids = ids
     return ids

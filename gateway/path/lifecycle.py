@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -46,6 +46,19 @@ def request_id(headers: Mapping[str, str]) -> str:
         return incoming
     # Not a secret, so the fast PRNG will do (uuid4 costs a urandom syscall).
     return f"{random.getrandbits(128):032x}"
+
+
+class RequestUrl(Protocol):
+    """The scheme and authority a request was sent to (an aiohttp request is one): the
+    SERVER span's url.scheme and server.address/server.port. Reading them may run code of
+    the web framework's, so the lifecycle reads them only for a request it has not seen the
+    like of."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...  # the Host header, else the address the request came in on
 
 
 class Visit:
@@ -103,32 +116,51 @@ class Lifecycle:
         # request is kept here, per configured name and operation.
         self._models = dict(config.models)  # by exact name, as `lookup` looks first
         self._serving: dict[tuple[str, str], bool] = {}  # (model, operation) -> served
-        # (method, route, url) -> the SERVER span's name and its attributes but the request
-        # id (method, route, url and server): the same on every request of a listener's
-        # route, so worked out once, as one block for the span encoder (the Host is the
-        # client's: at most _MAX_URLS kept).
-        self._server_starts: dict[tuple[str, str, tuple[str, str, str] | None],
+        # (method, route, path, Host header) -> the SERVER span's name and its attributes but
+        # the request id (method, route, url and server): the same on every request of a
+        # listener's route, so worked out once, as one block for the span encoder (path and
+        # Host are the client's: at most _MAX_URLS kept).
+        self._server_starts: dict[tuple[str, str, str | None, str | None],
                                   tuple[str, AttributeBlock]] = {}
 
     def open(self, headers: Mapping[str, str], dialect: Dialect, route: str,
-             url: tuple[str, str, str] | None = None, method: str = "POST") -> Visit:
-        """`url` is the request's (scheme, path, Host header) for the SERVER span."""
+             where: RequestUrl | None = None, path: str = "", method: str = "POST") -> Visit:
+        """`where` and `path`: where the request was sent, for the SERVER span (read only
+        the first time its route, path and Host header are seen)."""
         started = time.perf_counter()
         rid = request_id(headers)
         parent = tracecontext.extract(headers)
-        key = (method, route, url)
+        host = headers.get("host")
+        key = (method, route, path if where is not None else None, host)
         start = self._server_starts.get(key)
-        if start is None:  # once per listener, route and Host: bounded below
-            if len(self._server_starts) >= _MAX_URLS:
-                self._server_starts.clear()
-            fixed: dict[str, Any] = {n.HTTP_REQUEST_METHOD: method, n.HTTP_ROUTE: route}
-            if url is not None:
-                server_attributes(fixed, *url)
-            start = self._server_starts[key] = (f"{method} {route}", AttributeBlock(fixed))
+        # Once per route, path and Host (bounded below). The scheme is not in the key: it is
+        # the listener's, and the gateway's listeners are all plain HTTP.
+        if start is None:
+            start = self._server_start(key, where, path, host)
         span = start_span(self._tracer, start[0], parent, SpanKind.SERVER, start[1],
                           {n.GATEWAY_REQUEST_ID: rid})
         self._tallies.active.add((dialect.operation,), 1)
         return Visit(dialect, rid, span, context_with(span, parent), started)
+
+    def _server_start(self, key: tuple[str, str, str | None, str | None],
+                      where: RequestUrl | None, path: str, host: str | None
+                      ) -> tuple[str, AttributeBlock]:
+        """The SERVER span's name and fixed attributes for `key` (method, route, path, Host
+        header), kept when the Host header says where the request went: a request with
+        none (the listener's address stands in) or with an absolute-form target (its
+        authority does) is worked out each time."""
+        method, route = key[0], key[1]
+        fixed: dict[str, Any] = {n.HTTP_REQUEST_METHOD: method, n.HTTP_ROUTE: route}
+        address = host
+        if where is not None:
+            address = where.host
+            server_attributes(fixed, where.scheme, path, address)
+        start = (f"{method} {route}", AttributeBlock(fixed))
+        if address == host:
+            if len(self._server_starts) >= _MAX_URLS:
+                self._server_starts.clear()
+            self._server_starts[key] = start
+        return start
 
     async def authenticate(self, visit: Visit, headers: Mapping[str, str]) -> None:
         visit.principal = await self.authenticator.authenticate(headers)

@@ -22,12 +22,12 @@ import logging
 from collections.abc import Mapping
 
 import orjson
-from opentelemetry import trace
 from opentelemetry.context import Context
 
 from gateway import attribution, errors
 from gateway.call import AttemptResult, Call
 from gateway.config import GatewayConfig, ModelConfig
+from gateway.fastpaths import trace_id_hex
 from gateway.hooks import BaseHook
 from gateway.pricing import PICO_PER_MTOK_UNIT, ModelPricing, Rates
 from gateway.spend.backend import Backend
@@ -254,8 +254,7 @@ class SpendHook(BaseHook):
     def _entry(self, call: Call, served: str, provider: str, ts: float, attempt: int
                ) -> LedgerEntry:
         principal = call.principal
-        context = call.server_span.get_span_context()
-        trace_id = trace.format_trace_id(context.trace_id) if context.is_valid else ""
+        trace_id = trace_id_hex(call.server_span.get_span_context())
         found = attribution.of(call.state)
         return LedgerEntry(
             ts=ts, request_id=call.request_id, trace_id=trace_id, key_alias=principal.alias,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 from openai import AsyncOpenAI
@@ -175,6 +177,43 @@ async def test_server_attributes_follow_each_requests_host(gw: RunningGateway,
     path = "/v1/chat/completions"
     assert got == [("api.example.com", 8443, path), ("::1", 9000, path),
                    ("api.example.com", 8443, path), ("plain", None, path)]
+
+
+async def test_server_attributes_follow_each_requests_path(gw: RunningGateway,
+                                                           upstream: RunningUpstream) -> None:
+    """The route's two paths, in turn with one Host, each give their own url.path on the
+    one http.route, however often they repeat."""
+    root = gw.base_url.removesuffix("/v1")
+    async with aiohttp.ClientSession() as http:
+        for path in ("/v1/chat/completions", "/chat/completions", "/v1/chat/completions"):
+            async with http.post(root + path, json={"model": "gpt-4.1", "messages": MESSAGES},
+                                 headers={"Host": "gw.example:8080"}) as resp:
+                assert resp.status == 200
+    got = [(a.get("url.path"), a.get("http.route"), a.get("server.address"), a.get("server.port"))
+           for a in map(attrs, gw.telemetry.spans_named("POST /v1/chat/completions"))]
+    route = "/v1/chat/completions"
+    assert got == [(route, route, "gw.example", 8080), ("/chat/completions", route, "gw.example", 8080),
+                   (route, route, "gw.example", 8080)]
+
+
+async def test_a_request_without_host_is_named_by_the_listeners_address(
+        gw: RunningGateway, upstream: RunningUpstream) -> None:
+    """An HTTP/1.0 request with no Host header gets server.address from the address it came
+    in on (aiohttp's `host` has no port then), before and after one that named a Host."""
+    host, port = gw.root.removeprefix("http://").rsplit(":", 1)
+    body = b'{"model": "gpt-4.1", "messages": [{"role": "user", "content": "hello"}]}'
+    head = (b"POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    for named in (False, True, False):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head.replace(b"\r\n\r\n", b"\r\nHost: gw.example\r\n\r\n") if named
+                     else head)
+        writer.write(body)
+        assert (await reader.read()).startswith(b"HTTP/1.0 200")
+        writer.close()
+    got = [(a.get("server.address"), a.get("server.port"))
+           for a in map(attrs, gw.telemetry.spans_named("POST /v1/chat/completions"))]
+    assert got == [(host, None), ("gw.example", None), (host, None)]
 
 
 async def test_embeddings_span_dimension_count(gw: RunningGateway,

@@ -201,3 +201,14 @@ class UpstreamStatus(GatewayError):
 
     def body_bytes(self) -> bytes:
         return self.raw_body
+
+    def upstream_message(self) -> str:
+        """The `error.message` of the upstream's body (OpenAI's and Anthropic's shape),
+        else the gateway's own message: another dialect's body is never echoed unread."""
+        try:
+            body = orjson.loads(self.raw_body)
+        except orjson.JSONDecodeError:
+            return self.message
+        inner = body.get("error") if isinstance(body, dict) else None
+        message = inner.get("message") if isinstance(inner, dict) else None
+        return message if isinstance(message, str) and message else self.message

@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from types import ModuleType
 from typing import Any
 
@@ -25,7 +24,7 @@ from gateway.reconcile import anthropic_admin, metrics, openai_admin, render
 from gateway.reconcile.admin_http import AdminAPI, AdminAPIError, client
 from gateway.reconcile.compare import Key, Line, Tally, Thresholds, compare
 from gateway.reconcile.ledger_side import ledger_tallies
-from gateway.spend.cli import Store  # the spend commands' access to the configured store
+from gateway.spend.cli import Store, non_negative_decimal  # the spend commands' store and amounts
 
 COMMAND = "reconcile"
 PROVIDERS: dict[str, ModuleType] = {openai_admin.NAME: openai_admin,
@@ -62,16 +61,6 @@ def _day(text: str, flag: str) -> datetime:
         raise ValueError(f"{flag} '{text}' is not a date (YYYY-MM-DD)") from None
 
 
-def _amount(text: str, flag: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = Decimal(-1)
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{flag} must be a number >= 0")
-    return value
-
-
 def _period(args: argparse.Namespace, now: datetime) -> tuple[datetime, datetime]:
     """[start, end) in UTC: --since's midnight to the midnight after --until."""
     start = _day(args.since, "--since")
@@ -97,8 +86,8 @@ def run(args: argparse.Namespace, config: GatewayConfig, environ: Mapping[str, s
     module = PROVIDERS[args.provider]
     try:
         start, end = _period(args, datetime.now(UTC))
-        thresholds = Thresholds(_amount(args.threshold_usd, "--threshold-usd"),
-                                _amount(args.threshold_pct, "--threshold-pct"))
+        thresholds = Thresholds(non_negative_decimal(args.threshold_usd, "--threshold-usd"),
+                                non_negative_decimal(args.threshold_pct, "--threshold-pct"))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE

@@ -187,9 +187,9 @@ class Store:
 # --- keys -------------------------------------------------------------------------------
 
 
-def _usd(text: str | None, flag: str) -> Decimal | None:
-    if text is None:
-        return None
+def non_negative_decimal(text: str, flag: str) -> Decimal:
+    """A command-line amount (dollars, a percentage): a finite number >= 0, else the
+    ValueError that names the flag."""
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -197,6 +197,10 @@ def _usd(text: str | None, flag: str) -> Decimal | None:
     if not value.is_finite() or value < 0:
         raise ValueError(f"{flag} must be a number >= 0")
     return value
+
+
+def _usd(text: str | None, flag: str) -> Decimal | None:
+    return None if text is None else non_negative_decimal(text, flag)
 
 
 def cmd_create(args: argparse.Namespace, config: GatewayConfig, store: Store) -> int:

@@ -78,20 +78,8 @@ def from_gateway(error: GatewayError, request_id: str | None = None) -> tuple[in
     if isinstance(error, UpstreamStatus):
         if is_error_body(error.raw_body):
             return error.status, error.raw_body
-        return error.status, error_bytes(error.status, _upstream_message(error), request_id)
+        return error.status, error_bytes(error.status, error.upstream_message(), request_id)
     return error.status, error_bytes(error.status, error.message, request_id)
-
-
-def _upstream_message(error: UpstreamStatus) -> str:
-    """The message of another dialect's error body (OpenAI's `error.message`), else a
-    generic one: the body is never echoed unread."""
-    try:
-        body = orjson.loads(error.raw_body)
-    except orjson.JSONDecodeError:
-        return error.message
-    inner = body.get("error") if isinstance(body, dict) else None
-    message = inner.get("message") if isinstance(inner, dict) else None
-    return message if isinstance(message, str) and message else error.message
 
 
 def stream_error_event(kind: str, message: str) -> bytes:

@@ -77,20 +77,8 @@ def from_gateway(error: GatewayError) -> bytes:
     if isinstance(error, UpstreamStatus):
         if is_error_body(error.raw_body):
             return error.raw_body
-        return error_bytes(error.status, _upstream_message(error))
+        return error_bytes(error.status, error.upstream_message())
     return error_bytes(error.status, error.message)
-
-
-def _upstream_message(error: UpstreamStatus) -> str:
-    """The message of another dialect's error body (OpenAI's or Anthropic's
-    `error.message`), else the gateway's own: the body is never echoed unread."""
-    try:
-        body = orjson.loads(error.raw_body)
-    except orjson.JSONDecodeError:
-        return error.message
-    inner = body.get("error") if isinstance(body, dict) else None
-    message = inner.get("message") if isinstance(inner, dict) else None
-    return message if isinstance(message, str) and message else error.message
 
 
 def upstream_error(status: int, body: bytes) -> bytes:

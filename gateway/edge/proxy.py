@@ -11,8 +11,10 @@ the upstream headers passed on).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -25,7 +27,7 @@ from gateway.edge.handlers import stamped
 from gateway.edge.responses import error_response
 from gateway.path.answer import EventStream, JsonAnswer
 from gateway.path.chain import Chain
-from gateway.path.lifecycle import Lifecycle
+from gateway.path.lifecycle import Lifecycle, Visit
 from gateway.path.relay import relay
 from gateway.redact import Scrubber
 from gateway.resilience.drain import InFlight
@@ -89,43 +91,49 @@ class Proxy:
         status = 500
         error_type: str | None = None
         try:
-            await life.authenticate(visit, headers)
-            call = life.admit(visit, await read_body(request, self.limits), headers,
-                              url.query_string, routed)
-            answer = await self.chain.dispatch(call)
-            if isinstance(answer, JsonAnswer):
-                status = answer.status
-                error_type = answer.result.error_type
-                return self._json(call, dialect, answer)
-            status = 200
-            response = await self._stream(request, call, dialect, answer)
-            error_type = call.attempts[-1].error_type if call.attempts else None
-            return response
-        except errors.GatewayError as exc:
-            status = exc.status
-            error_type = exc.error_type
-            return dialect_error(dialect, exc, visit.trace_headers(), self.scrubber)
-        except Exception:
-            with within(visit.context):  # the record carries the request's trace
-                _log.exception("unexpected error handling request %s", visit.request_id)
-            status, error_type = 500, n.ERROR_OTHER
-            error = errors.GatewayError("The gateway hit an unexpected error; see its logs "
-                                        f"for request {visit.request_id}.")
-            return dialect_error(dialect, error, visit.trace_headers())
-        except BaseException:
+            try:
+                await life.authenticate(visit, headers)
+                call = life.admit(visit, await read_body(request, self.limits), headers,
+                                  request.query_string, routed)
+                answer = await self.chain.dispatch(call)
+                if isinstance(answer, JsonAnswer):
+                    status = answer.status
+                    error_type = answer.result.error_type
+                    response: web.StreamResponse = self._json(call, dialect, answer)
+                else:
+                    status = 200
+                    response = await self._stream(request, call, dialect, answer)
+                    error_type = call.attempts[-1].error_type if call.attempts else None
+            except errors.GatewayError as exc:
+                status = exc.status
+                error_type = exc.error_type
+                response = dialect_error(dialect, exc, visit.trace_headers(), self.scrubber)
+            except Exception:
+                with within(visit.context):  # the record carries the request's trace
+                    _log.exception("unexpected error handling request %s", visit.request_id)
+                status, error_type = 500, n.ERROR_OTHER
+                error = errors.GatewayError("The gateway hit an unexpected error; see its logs "
+                                            f"for request {visit.request_id}.")
+                response = dialect_error(dialect, error, visit.trace_headers())
+        except BaseException as exc:
             # Cancelled: by the client leaving, or by the gateway (shutdown deadline).
             transport = request.transport
             gone = transport is None or transport.is_closing()
             status, error_type = 499, n.ERROR_CLIENT_DISCONNECT if gone else n.ERROR_CANCELLED
-            raise
-        finally:
-            try:
-                await life.close(visit, status, error_type)
-                admitted = visit.call  # the answer waits for the writes held for it (the
-                if admitted is not None and admitted.holds is not None:  # spend ledger's
-                    await admitted.held()  # row), which commit while close does its work
-            finally:  # a client that leaves meanwhile cancels the wait, not the leaving
-                self.inflight.leave(task)
+            await self._close(visit, status, error_type, task)
+            raise exc  # by name: a bare raise after an await loses the exception when compiled
+        await self._close(visit, status, error_type, task)
+        return response
+
+    async def _close(self, visit: Visit, status: int, error_type: str | None,
+                     task: asyncio.Task[Any] | None) -> None:
+        try:
+            await self.lifecycle.close(visit, status, error_type)
+            admitted = visit.call  # the answer waits for the writes held for it (the
+            if admitted is not None and admitted.holds is not None:  # spend ledger's
+                await admitted.held()  # row), which commit while close does its work
+        finally:  # a client that leaves meanwhile cancels the wait, not the leaving
+            self.inflight.leave(task)
 
     def _headers(self, call: Call, dialect: Dialect, answer: JsonAnswer | EventStream
                  ) -> dict[str, str]:
@@ -157,9 +165,9 @@ class Proxy:
             headers["cache-control"] = "no-cache"
             out = web.StreamResponse(status=200, headers=headers)
             await relay(stream, out, out.prepare(request), request)
-        except BaseException:
+        except BaseException as exc:
             await self.chain.settle(call, stream, aborted=True)
-            raise
+            raise exc  # by name, as in handle
         await self.chain.settle(call, stream, aborted=False)
         return out
 

@@ -252,7 +252,7 @@ class AttemptRunner:
                 recorder.finish(response_model=None, usage=None, cost=None,
                                 error_type=n.ERROR_CLIENT_DISCONNECT,
                                 error_message="the request was cancelled")
-                raise
+                raise caught  # by name, not a bare raise after an await
             raise self.fail(call, model, provider, recorder, error) from None
         else:
             deadline.leave(None)
@@ -315,10 +315,11 @@ class AttemptRunner:
             for failure in failures:
                 if failure is not None:
                     raise failure
-        finally:
+        except BaseException as exc:  # a part failed, or the call was cancelled
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            raise exc  # by name, not a bare raise after an await: see docs/architecture.md
         answers = [task.result() for task in tasks]
         started.response = answers[0][0]
         joined = cast(SplitsUpstream, dialect).joined([payload for _, payload in answers])

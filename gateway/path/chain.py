@@ -199,7 +199,7 @@ class Chain:
             answer = await self.runner.run(call, model, number, deadlines)
         except AttemptFailed as failed:
             await self._done(call, failed.result)
-            raise
+            raise failed  # by name, not a bare raise after an await
         call.served_model = model
         call.served_provider = self.runner.route(model).provider_name
         if isinstance(answer, JsonAnswer):

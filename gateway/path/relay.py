@@ -44,7 +44,17 @@ class Peer(Protocol):
 async def relay(stream: EventStream, out: ClientStream, opening: Awaitable[Any],
                 peer: Peer) -> None:
     """Send the stream's events to `out` until its end; `opening` commits the response
-    (sends status and headers)."""
+    (sends status and headers). The upstream's answer is closed however it ends."""
+    try:
+        await _send(stream, out, opening, peer)
+    except BaseException as exc:  # cancelled: closed, and the cancellation goes on
+        await stream.aclose()
+        raise exc  # by name, not a bare raise after an await: see docs/architecture.md
+    await stream.aclose()
+
+
+async def _send(stream: EventStream, out: ClientStream, opening: Awaitable[Any],
+                peer: Peer) -> None:
     chunks = stream.chunks
     waited = 0.0
     try:
@@ -74,14 +84,14 @@ async def relay(stream: EventStream, out: ClientStream, opening: Awaitable[Any],
             stream.cut_short(_CLIENT_GONE)
         else:
             await _upstream_failed(stream, out, "upstream_reset", "connection_reset", exc)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as cancelled:
         if _client_gone(peer):
             stream.cut_short(_CLIENT_GONE)
         else:  # the server is stopping (shutdown deadline passed): tell the client why
             stream.cut_short(_STOPPED)
             event = stream.error_event("the gateway is shutting down", n.ERROR_CANCELLED)
             await _last_words(out, event)
-        raise
+        raise cancelled  # by name, not a bare raise after an await
     except TimeoutError as exc:
         await _upstream_failed(stream, out, "timeout", n.ERROR_TIMEOUT, exc)
     except Exception as exc:  # the HTTP client's payload and transport failures, limits
@@ -91,7 +101,6 @@ async def relay(stream: EventStream, out: ClientStream, opening: Awaitable[Any],
             await _upstream_failed(stream, out, "upstream_reset", "connection_reset", exc)
     finally:
         stream.wait_s = waited
-        await stream.aclose()
 
 
 async def _upstream_failed(stream: EventStream, out: ClientStream, end: str, error_type: str,

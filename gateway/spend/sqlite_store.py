@@ -119,16 +119,20 @@ class _Writer:
                 _settle_frame(self.waiting.pop(reply[0], []), reply)
         except asyncio.IncompleteReadError:
             pass
-        finally:
+        except Exception:  # a reply that does not parse: the pipe is out of step
+            _log.exception("the spend ledger writer's acknowledgements could not be read")
+            if process.returncode is None:
+                process.kill()  # restarted below
+        finally:  # no await in a finally (see docs/architecture.md): the wait is below
             lost = [f for futures in self.waiting.values() for f in futures]
             self.waiting.clear()
             _fail(lost, RuntimeError("the ledger writer exited"))
-            if self.process is process:  # not stopped by us: start a new one
-                code = await process.wait()
-                _log.error("the spend ledger writer exited with %s; starting a new one "
-                           "(%d writes in flight failed)", code, len(lost))
-                self.process = None
-                asyncio.get_running_loop().call_later(1.0, self._restart)
+        if self.process is process:  # not stopped by us: start a new one
+            code = await process.wait()
+            _log.error("the spend ledger writer exited with %s; starting a new one "
+                       "(%d writes in flight failed)", code, len(lost))
+            self.process = None
+            asyncio.get_running_loop().call_later(1.0, self._restart)
 
     def _restart(self) -> None:
         if self.process is None and not self._stopped:

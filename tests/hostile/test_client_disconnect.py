@@ -77,10 +77,13 @@ async def _gateway(client: str, handler: Handler = _hold
 
 
 @pytest.mark.parametrize("client", ["own", "aiohttp"])
-async def test_a_client_hanging_up_cancels_the_upstream_call(client: str) -> None:
+async def test_a_client_hanging_up_cancels_the_upstream_call(
+        client: str, caplog: pytest.LogCaptureFixture) -> None:
     """The upstream sees its connection closed within a second of the client leaving;
-    the attempt and the request are recorded as `client_disconnect` and the budget
-    holds no reservation afterwards."""
+    the attempt and the request are recorded as `client_disconnect`, the budget
+    holds no reservation afterwards, and the handler ends cancelled (aiohttp logs
+    nothing: a handler that lost its cancellation returned None, which aiohttp logs
+    with a traceback as a missing return)."""
     async with _gateway(client) as (hostile, gw):
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         async with aiohttp.ClientSession() as http:
@@ -107,6 +110,7 @@ async def test_a_client_hanging_up_cancels_the_upstream_call(client: str) -> Non
         ledger = connect(gw.config.storage.sqlite_path)
         rows = await eventually(lambda: list(entries(ledger, 0, 1e12)), timeout=3)
         assert rows and [row.status for row in list(entries(ledger, 0, 1e12))] == ["unsettled"]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("aiohttp")] == []
 
 
 async def test_a_client_leaving_an_answer_held_for_the_ledger_is_not_left_in_flight() -> None:

@@ -41,6 +41,7 @@ from gateway.fastpaths.litespan import (
     context_with,
     span_context_in,
     start_span,
+    traceparent,
 )
 from gateway.fastpaths.switches import FastPaths, log_fallback, select
 from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
@@ -70,5 +71,6 @@ __all__ = [
     "span_context_in",
     "start_span",
     "timers_of",
+    "traceparent",
     "use_coarse_timers",
 ]

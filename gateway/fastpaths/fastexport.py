@@ -166,16 +166,44 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     return _items(tag, _plain(attributes).items())
 
 
+# The start of a float attribute's field (tag, length, key, value tag and length) by key,
+# per parent field tag: floats (costs, durations) are new on nearly every span, so their
+# field is this and the value's 8 bytes.
+_FLOAT_HEADS: dict[bytes, dict[str, bytes]] = {}
+
+
+def _float_head(heads: dict[str, bytes], tag: bytes, key: str) -> bytes:
+    """`key`'s float field up to its value, remembered in `heads` (bounded)."""
+    key_field = _key(key)
+    # KeyValue: the key's field, then field 2 (0x12) of 9 bytes, an AnyValue double (0x21)
+    head = tag + _varint(len(key_field) + 11) + key_field + b"\x12\x09\x21"
+    if len(heads) >= _MAX_KEYS:
+        heads.clear()
+    heads[key] = head
+    return head
+
+
 def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
     """`_attributes` of (key, value) pairs."""
     out = []
     cache = _FIELDS.get(tag)
     if cache is None:
         cache = _FIELDS[tag] = {}
+        _FLOAT_HEADS[tag] = {}
+    floats = _FLOAT_HEADS[tag]
     cacheable = _CACHEABLE
+    uncached = _UNCACHED
     for key, value in items:
         kind = type(value)
-        if kind in cacheable:
+        if kind is float:  # never cached (-0.0 == 0.0): its key's head and its 8 bytes
+            head = floats.get(key)
+            if head is None:
+                head = _float_head(floats, tag, key)
+            out.append(head + _pack_d(value))
+            continue
+        if key in uncached:  # a key of unique values (ids): encoded without a look-up
+            pair = None
+        elif kind in cacheable:
             pair = (key, kind, value) if kind is not str or len(value) <= 64 else None
         elif kind is tuple and len(value) <= 4 and all(type(v) is str and len(v) <= 32
                                                        for v in value):
@@ -192,7 +220,7 @@ def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
         except Exception as error:  # the SDK's policy: log it and drop the attribute
             _log.exception("Failed to encode key %s: %s", key, error)
             continue
-        if pair is not None and key not in _UNCACHED:
+        if pair is not None:
             if len(cache) >= _MAX_FIELDS:
                 cache.clear()
             cache[pair] = encoded

@@ -45,8 +45,16 @@ from opentelemetry.sdk.trace.sampling import (
     StaticSampler,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from opentelemetry.util import types
 
 _log = logging.getLogger(__name__)
@@ -70,6 +78,20 @@ def _current_span_key() -> str:
 
 
 _SPAN_KEY = _current_span_key()
+
+
+def _tuple_layout() -> bool:
+    """Whether SpanContext keeps its fields in the tuple order this module reads by
+    index: (trace id, span id, is_remote, trace flags, trace state, is_valid)."""
+    state = TraceState([("k", "v")])
+    context = SpanContext(3, 4, True, TraceFlags(1), state)
+    return (type(context) is SpanContext and isinstance(context, tuple) and len(context) == 6
+            and context[0] == 3 and context[1] == 4 and context[2] is True
+            and context[3] == 1 and context[4] is state and context[5] is True)
+
+
+# Read once: every index read below falls back to the properties without it.
+_LAYOUT = _tuple_layout()
 _TRACE_ID_MAX = (1 << 128) - 1
 _SPAN_ID_MAX = (1 << 64) - 1
 _FLAGS = tuple(TraceFlags(value) for value in range(256))  # one object per flags value
@@ -94,10 +116,36 @@ def span_context_in(context: Context | None) -> SpanContext:
         return trace_api.get_current_span(None).get_span_context()
     span = context.get(_SPAN_KEY)
     if type(span) is LiteSpan:
-        return span._span_context
+        return cast(SpanContext, span._context)
     if span is None:  # a context without a span (a root's): the API's answer, without it
         return trace_api.INVALID_SPAN_CONTEXT
+    if type(span) is NonRecordingSpan:  # an unsampled span's (its get_span_context's field)
+        return span._context
     return trace_api.get_current_span(context).get_span_context()
+
+
+def span_ids(context: SpanContext) -> tuple[int, int, bool]:
+    """(trace id, span id, whether `context` is valid and sampled), read from the tuple
+    rather than through SpanContext's four properties (interpreted calls)."""
+    if _LAYOUT:
+        return context[0], context[1], bool(context[5] and context[3] & 1)
+    return (context.trace_id, context.span_id,  # pragma: no cover - another API's layout
+            context.is_valid and context.trace_flags.sampled)
+
+
+def traceparent(span: trace_api.Span) -> tuple[str, TraceState | None] | None:
+    """The W3C `traceparent` of `span`'s context and its trace state, None when the
+    context is not valid: what the propagator writes, without its property calls."""
+    context = cast(SpanContext, span._context) if type(span) is LiteSpan \
+        else span.get_span_context()
+    if not _LAYOUT:  # pragma: no cover - another API's layout
+        if not context.is_valid:
+            return None
+        return (f"00-{context.trace_id:032x}-{context.span_id:016x}-"
+                f"{context.trace_flags:02x}", context.trace_state)
+    if not context[5]:
+        return None
+    return f"00-{context[0]:032x}-{context[1]:016x}-{context[3]:02x}", context[4]
 
 
 def context_with(span: trace_api.Span, parent: Context | None) -> Context:
@@ -163,36 +211,48 @@ def start_span(tracer: trace_api.Tracer, name: str, context: Context, kind: Span
     return tracer.start_span(name, context=context, kind=kind, attributes=merged)
 
 
+def _non_recording(context: SpanContext) -> NonRecordingSpan:
+    """`NonRecordingSpan(context)` without its interpreted __init__ (it stores the one
+    field)."""
+    span: NonRecordingSpan = NonRecordingSpan.__new__(NonRecordingSpan)
+    span._context = context
+    return span
+
+
 class LiteSpan(ReadableSpan, trace_api.Span):
     """A recording span that is its own ReadableSpan."""
 
+    # ReadableSpan's fields that start the same on every span, read from the class until
+    # a span sets its own: fewer fields written per span.
+    _instrumentation_info = None
+    _end_time: int | None = None
+    _events: Sequence[Event] = ()  # a list of its own from the first event
+    _links: Sequence[Link] = ()
+    _status: Status = _UNSET
+    # The block its attributes begin with, while none of the block's keys is set again.
+    _block: AttributeBlock | None = None
+
     def __init__(self, tracer: LiteTracer, name: str, context: SpanContext,
                  parent: SpanContext | None, kind: SpanKind, attributes: dict[str, Any],
-                 links: Sequence[Link], start_time: int) -> None:
+                 links: Sequence[Link], start_time: int, block: AttributeBlock | None) -> None:
         # ReadableSpan's fields, set here rather than through its (interpreted, keyword)
-        # __init__: the same values it would store.
+        # __init__: the same values it would store (those above are the class's).
         self._name = name
         self._context = context
         self._kind = kind
-        self._instrumentation_info = None
         self._instrumentation_scope = tracer.scope
         self._parent = parent
         self._start_time = start_time
-        self._end_time = None
         self._attributes = attributes
-        self._event_list: list[Event] = []
-        self._events = self._event_list
-        self._links = links if type(links) is tuple else tuple(links)
+        if links:
+            self._links = links if type(links) is tuple else tuple(links)
         self._resource = tracer.resource
-        self._status = _UNSET
-        self._attrs = attributes
         self._tracer = tracer
-        self._span_context = context
-        # The block its attributes begin with, while none of the block's keys is set again.
-        self._block: AttributeBlock | None = None
+        if block is not None:
+            self._block = block
 
     def get_span_context(self) -> SpanContext:
-        return self._span_context
+        return cast(SpanContext, self._context)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         if self._end_time is not None:
@@ -208,13 +268,13 @@ class LiteSpan(ReadableSpan, trace_api.Span):
                 if not keep:
                     _log.warning("Invalid type for attribute '%s' value; dropped.", key)
                     return
-        self._attrs[key] = value
+        cast(dict[str, Any], self._attributes)[key] = value
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         if self._end_time is not None:
             _log.warning("Setting attribute on ended span.")
             return
-        attrs = self._attrs
+        attrs = cast(dict[str, Any], self._attributes)
         block = self._block
         if block is not None and not block.values.keys().isdisjoint(attributes):
             self._block = None  # written over: encoded one by one from now on
@@ -240,7 +300,10 @@ class LiteSpan(ReadableSpan, trace_api.Span):
                 keep, value = _clean(value)
             if keep:
                 clean[key] = value
-        self._event_list.append(Event(name, clean, timestamp if timestamp is not None else time_ns()))
+        events = self._events
+        if type(events) is not list:
+            events = self._events = []
+        events.append(Event(name, clean, timestamp if timestamp is not None else time_ns()))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if self._end_time is None and context is not None and context.is_valid:
@@ -346,12 +409,14 @@ class LiteTracer(trace_api.Tracer):
         if not block.values.keys().isdisjoint(attributes):
             kept = None  # a block key given again: encoded one by one
         merged.update(attributes)
-        return self._start(name, context, kind, merged, (), None, kept)
+        return self._start(name, context, kind, merged, (), None, kept, attributes)
 
     def _start(self, name: str, context: Context | None, kind: SpanKind,
                attributes: types.Attributes, links: Sequence[Link], start_time: int | None,
-               block: AttributeBlock | None) -> trace_api.Span:
-        """A span; `block`: `attributes` is a new dict that begins with the block's."""
+               block: AttributeBlock | None,
+               own: Mapping[str, Any] | None = None) -> trace_api.Span:
+        """A span; `block`: `attributes` is a new dict that begins with the block's (whose
+        values are primitives) and ends with `own`."""
         current = span_context_in(context)
         parent = current if current is not None and current[5] else None  # [5]: is_valid
         provider = self.provider
@@ -391,13 +456,14 @@ class LiteTracer(trace_api.Tracer):
         if decision is Decision.DROP or not self.processors:
             # Nothing would ever read a recorded span (no exporter configured): the
             # context alone still propagates, answers traceresponse and tags exemplars.
-            return trace_api.NonRecordingSpan(span_context)
-        if block is not None and sampled_attrs is attributes:
+            return _non_recording(span_context)
+        if block is not None and own is not None and sampled_attrs is attributes:
             attrs: dict[str, Any] = cast(dict[str, Any], attributes)  # start_blocked's own
+            checked: Mapping[str, Any] = own  # the block's values need no check
         else:
             block = None  # the sampler gave attributes of its own
-            attrs = dict(sampled_attrs) if sampled_attrs else {}
-        if not all(map(_PRIMITIVE.__contains__, map(type, attrs.values()))):  # C-speed check
+            attrs = checked = dict(sampled_attrs) if sampled_attrs else {}
+        if not all(map(_PRIMITIVE.__contains__, map(type, checked.values()))):  # C speed
             for key, value in list(attrs.items()):
                 if type(value) not in _PRIMITIVE:
                     keep, value = _clean(value)
@@ -405,9 +471,9 @@ class LiteTracer(trace_api.Tracer):
                         attrs[key] = value
                     else:
                         del attrs[key]
+        # `block`: its keys are first in `attrs`, primitives, never cleaned away
         span = LiteSpan(self, name, span_context, parent, kind, attrs, links,
-                        start_time if start_time is not None else time_ns())
-        span._block = block  # its keys are first in `attrs`, primitives, never cleaned away
+                        start_time if start_time is not None else time_ns(), block)
         for processor in self._starters:
             processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span

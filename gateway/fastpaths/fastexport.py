@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from gateway import __version__
 from gateway.fastpaths.litespan import AttributeBlock, LiteSpan
@@ -240,6 +241,13 @@ _FLAGS_REMOTE_PARENT = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
 _LINK_FLAGS_LOCAL = b"\x35" + _pack_i(_HAS_IS_REMOTE)
 _LINK_FLAGS_REMOTE = b"\x35" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
 _NAMES: dict[str, bytes] = {}  # span names repeat ("chat gpt-4.1"): their field, encoded once
+# Fields written in one call each: trace id (field 1, 16 bytes big-endian, in two halves)
+# and span id (field 2); the parent's span id (field 4); start and end times (fields 7
+# and 8, fixed64).
+_IDS = struct.Struct(">2sQQ2sQ").pack
+_PARENT = struct.Struct(">2sQ").pack
+_TIMES = struct.Struct("<BQBQ").pack
+_LOW64 = (1 << 64) - 1
 
 
 def _is_remote(context: SpanContext | None) -> bool:
@@ -283,17 +291,21 @@ def encode_span(span: ReadableSpan) -> bytes:
     assert context is not None
     # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, ...)
     state = context[4]
-    parts = [b"\x0a\x10", context[0].to_bytes(16, "big"), b"\x12\x08",
-             context[1].to_bytes(8, "big")]
-    if state:
+    trace_id = context[0]
+    parts = [_IDS(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])]
+    if state is not DEFAULT_TRACE_STATE and state:  # the default: no call to its __len__
         parts.append(_field(b"\x1a", _trace_state(state)))
     parent = span._parent
     if parent is not None:
-        parts += (b"\x22\x08", parent[1].to_bytes(8, "big"))
+        parts.append(_PARENT(b"\x22\x08", parent[1]))
     parts.append(_text_field(_NAMES, b"\x2a", span._name))
     parts.append(_KIND[span._kind._value_])
-    parts.append(_fixed64(b"\x39", span._start_time))
-    parts.append(_fixed64(b"\x41", span._end_time))
+    start, end = span._start_time, span._end_time
+    if start and end:
+        parts.append(_TIMES(0x39, start, 0x41, end))
+    else:
+        parts.append(_fixed64(b"\x39", start))
+        parts.append(_fixed64(b"\x41", end))
     attributes = span._attributes
     lite = type(span) is LiteSpan  # its collections are unbounded: nothing dropped
     block = span._block if type(span) is LiteSpan else None

@@ -274,19 +274,7 @@ class LiteSpan(ReadableSpan, trace_api.Span):
         if self._end_time is not None:
             _log.warning("Setting attribute on ended span.")
             return
-        attrs = cast(dict[str, Any], self._attributes)
-        block = self._block
-        if block is not None and not block.values.keys().isdisjoint(attributes):
-            self._block = None  # written over: encoded one by one from now on
-        if type(attributes) is dict and all(map(_PRIMITIVE.__contains__,
-                                                map(type, attributes.values()))):
-            attrs.update(attributes)  # the common case, checked and copied at C speed
-            return
-        for key, value in attributes.items():
-            if type(value) in _PRIMITIVE:
-                attrs[key] = value
-            else:
-                self.set_attribute(key, value)
+        _set_attributes(self, attributes)
 
     def add_event(self, name: str, attributes: types.Attributes = None,
                   timestamp: int | None = None) -> None:
@@ -345,12 +333,63 @@ class LiteSpan(ReadableSpan, trace_api.Span):
         if self._end_time is not None:
             _log.warning("Calling end() on an ended span.")
             return
-        self._end_time = end_time if end_time is not None else time_ns()
-        for processor in self._tracer.processors:
-            processor.on_end(self)
+        _end(self, end_time if end_time is not None else time_ns())
 
     def __repr__(self) -> str:
         return f'LiteSpan(name="{self._name}", context={self._context})'
+
+
+def _set_attributes(span: LiteSpan, attributes: Mapping[str, types.AttributeValue]) -> None:
+    """`span.set_attributes(attributes)` of a span not ended yet."""
+    attrs = cast(dict[str, Any], span._attributes)
+    block = span._block
+    if block is not None and not block.values.keys().isdisjoint(attributes):
+        span._block = None  # written over: encoded one by one from now on
+    if type(attributes) is dict and all(map(_PRIMITIVE.__contains__,
+                                            map(type, attributes.values()))):
+        attrs.update(attributes)  # the common case, checked and copied at C speed
+        return
+    for key, value in attributes.items():
+        if type(value) in _PRIMITIVE:
+            attrs[key] = value
+        else:
+            span.set_attribute(key, value)
+
+
+def _end(span: LiteSpan, end_time: int) -> None:
+    """`span.end(end_time)` of a span not ended yet: to its processors."""
+    span._end_time = end_time
+    for processor in span._tracer.processors:
+        processor.on_end(span)
+
+
+def recording(span: trace_api.Span) -> bool:
+    """`span.is_recording()`, answered for the gateway's own spans (lite, or unsampled)
+    without calling it."""
+    kind = type(span)
+    if kind is LiteSpan:
+        return cast(LiteSpan, span)._end_time is None
+    if kind is NonRecordingSpan:
+        return False
+    return span.is_recording()
+
+
+def end_span(span: trace_api.Span, attributes: Mapping[str, Any] | None = None) -> None:
+    """`span.set_attributes(attributes)` (unless None), then `span.end()`: for the
+    gateway's own spans (lite, or unsampled) without the method calls."""
+    kind = type(span)
+    if kind is LiteSpan:
+        lite = cast(LiteSpan, span)
+        if lite._end_time is None:
+            if attributes:
+                _set_attributes(lite, attributes)
+            _end(lite, time_ns())
+            return
+    elif kind is NonRecordingSpan:
+        return  # nothing to set or end
+    if attributes is not None:
+        span.set_attributes(attributes)
+    span.end()
 
 
 def _static_decisions(sampler: Sampler) -> tuple[Decision, Decision, Decision] | None:
@@ -433,12 +472,14 @@ class LiteTracer(trace_api.Tracer):
                 random_trace_id = ids.is_trace_id_random() \
                     if hasattr(ids, "is_trace_id_random") else False
         else:
-            trace_id = parent.trace_id
-            random_trace_id = bool(parent.trace_flags & _RANDOM_TRACE_ID)
+            # SpanContext's fields by index (its properties are interpreted calls); a lite
+            # tracer runs only where the self-check found the layout (_LAYOUT)
+            trace_id = parent[0]
+            random_trace_id = bool(parent[3] & _RANDOM_TRACE_ID)
         static = self._static
         if static is not None:  # the sampler's answer, without asking it (same result)
-            decision = static[0] if parent is None else static[1 if parent.trace_flags.sampled else 2]
-            trace_state = parent.trace_state if parent is not None else None
+            decision = static[0] if parent is None else static[1 if parent[3] & 1 else 2]
+            trace_state = parent[4] if parent is not None else None
             sampled_attrs = attributes if decision is not Decision.DROP else None
         else:
             result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)

@@ -363,6 +363,13 @@ def _end(span: LiteSpan, end_time: int) -> None:
         processor.on_end(span)
 
 
+def _merged(block: AttributeBlock, own: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's attributes, then `own`, in a new dict."""
+    merged = dict(block.values)
+    merged.update(own)
+    return merged
+
+
 def recording(span: trace_api.Span) -> bool:
     """`span.is_recording()`, answered for the gateway's own spans (lite, or unsampled)
     without calling it."""
@@ -443,19 +450,15 @@ class LiteTracer(trace_api.Tracer):
                       block: AttributeBlock, attributes: Mapping[str, Any]) -> trace_api.Span:
         """`start_span` with the attributes of `block`, then `attributes` (see
         `start_span`, the module's function)."""
-        merged = dict(block.values)
-        kept: AttributeBlock | None = block
-        if not block.values.keys().isdisjoint(attributes):
-            kept = None  # a block key given again: encoded one by one
-        merged.update(attributes)
-        return self._start(name, context, kind, merged, (), None, kept, attributes)
+        return self._start(name, context, kind, None, (), None, block, attributes)
 
     def _start(self, name: str, context: Context | None, kind: SpanKind,
                attributes: types.Attributes, links: Sequence[Link], start_time: int | None,
-               block: AttributeBlock | None,
+               block: AttributeBlock | None = None,
                own: Mapping[str, Any] | None = None) -> trace_api.Span:
-        """A span; `block`: `attributes` is a new dict that begins with the block's (whose
-        values are primitives) and ends with `own`."""
+        """A span of `attributes`; or (start_blocked) of `block`'s values, which are
+        primitives, then `own`: merged only once a sampler or a recorded span needs them
+        (an unsampled span never does under the static samplers)."""
         current = span_context_in(context)
         parent = current if current is not None and current[5] else None  # [5]: is_valid
         provider = self.provider
@@ -482,6 +485,8 @@ class LiteTracer(trace_api.Tracer):
             trace_state = parent[4] if parent is not None else None
             sampled_attrs = attributes if decision is not Decision.DROP else None
         else:
+            if block is not None:  # the sampler may read them
+                attributes = _merged(block, cast(Mapping[str, Any], own))
             result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision, trace_state, sampled_attrs = result.decision, result.trace_state, result.attributes
         flags = 1 if decision is Decision.RECORD_AND_SAMPLE else 0  # TraceFlags.SAMPLED
@@ -498,11 +503,18 @@ class LiteTracer(trace_api.Tracer):
             # Nothing would ever read a recorded span (no exporter configured): the
             # context alone still propagates, answers traceresponse and tags exemplars.
             return _non_recording(span_context)
-        if block is not None and own is not None and sampled_attrs is attributes:
-            attrs: dict[str, Any] = cast(dict[str, Any], attributes)  # start_blocked's own
-            checked: Mapping[str, Any] = own  # the block's values need no check
+        checked: Mapping[str, Any]
+        if block is not None:
+            own = cast(Mapping[str, Any], own)
+            if attributes is None:  # merged only now: the span records
+                attributes = sampled_attrs = _merged(block, own)
+            if sampled_attrs is attributes and block.values.keys().isdisjoint(own):
+                attrs: dict[str, Any] = cast(dict[str, Any], attributes)  # a new dict
+                checked = own  # the block's values need no check
+            else:  # a block key given again, or the sampler gave attributes of its own
+                block = None  # encoded one by one
+                attrs = checked = dict(sampled_attrs) if sampled_attrs else {}
         else:
-            block = None  # the sampler gave attributes of its own
             attrs = checked = dict(sampled_attrs) if sampled_attrs else {}
         if not all(map(_PRIMITIVE.__contains__, map(type, checked.values()))):  # C speed
             for key, value in list(attrs.items()):

@@ -105,11 +105,15 @@ def _any_value(value: Any) -> bytes:
 _KEYS: dict[str, bytes] = {}
 _MAX_KEYS = 4096
 # Whole attribute fields (tag, length, KeyValue) for values that repeat (model names,
-# routes, status codes...), one cache per parent field tag, keyed by (key, type,
-# value) so that True, 1 and 1.0 stay apart.
-_FIELDS: dict[bytes, dict[tuple[str, type, Any], bytes]] = {}
+# routes, status codes, finish reasons...): per parent field tag, by the value's type (so
+# that True, 1 and 1.0 stay apart: str, int, bool, tuples of strings; not float, as
+# -0.0 == 0.0), then by key, then by value. Nested dicts rather than one keyed by
+# (key, type, value) tuples: a look-up makes no tuple, hashes none, and leaves nothing
+# for the garbage collector. At most _MAX_FIELDS fields in all.
+_Fields = dict[type, dict[str, dict[Any, bytes]]]
+_FIELDS: dict[bytes, _Fields] = {}
 _MAX_FIELDS = 8192
-_CACHEABLE = frozenset((str, int, bool))  # not float: -0.0 == 0.0
+_cached_fields = 0
 # Keys whose values hardly repeat (request and response ids, token counts): counted by
 # cache misses, and past _UNIQUE_AFTER misses no longer cached, so that a new id per
 # request does not fill the cache (and empty it every few thousand requests) for
@@ -184,15 +188,20 @@ def _float_head(heads: dict[str, bytes], tag: bytes, key: str) -> bytes:
     return head
 
 
+def _fields_for(tag: bytes) -> _Fields:
+    """The cached fields under parent field `tag`."""
+    fields = _FIELDS.get(tag)
+    if fields is None:
+        fields = _FIELDS[tag] = {str: {}, int: {}, bool: {}, tuple: {}}
+        _FLOAT_HEADS[tag] = {}
+    return fields
+
+
 def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
     """`_attributes` of (key, value) pairs."""
     out = []
-    cache = _FIELDS.get(tag)
-    if cache is None:
-        cache = _FIELDS[tag] = {}
-        _FLOAT_HEADS[tag] = {}
+    fields = _fields_for(tag)
     floats = _FLOAT_HEADS[tag]
-    cacheable = _CACHEABLE
     uncached = _UNCACHED
     for key, value in items:
         kind = type(value)
@@ -202,32 +211,46 @@ def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
                 head = _float_head(floats, tag, key)
             out.append(head + _pack_d(value))
             continue
-        if key in uncached:  # a key of unique values (ids): encoded without a look-up
-            pair = None
-        elif kind in cacheable:
-            pair = (key, kind, value) if kind is not str or len(value) <= 64 else None
-        elif kind is tuple and len(value) <= 4 and all(type(v) is str and len(v) <= 32
-                                                       for v in value):
-            pair = (key, kind, value)  # finish reasons, stop sequences: strings only, so
-        else:                          # that ("a", True) and ("a", 1) never meet as keys
-            pair = None
-        if pair is not None:
-            encoded = cache.get(pair)
-            if encoded is not None:
-                out.append(encoded)
-                continue
+        by_key = fields.get(kind)
+        values: dict[Any, bytes] | None = None
+        if by_key is not None and key not in uncached and (  # not a key of unique values
+                len(value) <= 64 if kind is str
+                # finish reasons, stop sequences: strings only, so that ("a", True) and
+                # ("a", 1) never meet as keys
+                else kind is not tuple or (len(value) <= 4 and all(
+                    type(v) is str and len(v) <= 32 for v in value))):
+            values = by_key.get(key)
+            if values is None:
+                values = by_key[key] = {}
+            else:
+                encoded = values.get(value)
+                if encoded is not None:
+                    out.append(encoded)
+                    continue
         try:
             encoded = _field(tag, _key_value(key, value))
         except Exception as error:  # the SDK's policy: log it and drop the attribute
             _log.exception("Failed to encode key %s: %s", key, error)
             continue
-        if pair is not None:
-            if len(cache) >= _MAX_FIELDS:
-                cache.clear()
-            cache[pair] = encoded
-            _missed(key)
+        if values is not None:
+            _remember(key, values, value, encoded)
         out.append(encoded)
     return out
+
+
+def _remember(key: str, values: dict[Any, bytes], value: Any, encoded: bytes) -> None:
+    """`encoded`, the field of `key` = `value`, kept in `values` (all emptied first once
+    _MAX_FIELDS are kept)."""
+    global _cached_fields
+    if _cached_fields >= _MAX_FIELDS:
+        for fields in _FIELDS.values():
+            for by_key in fields.values():
+                by_key.clear()
+        _cached_fields = 0
+        return  # `values` was one of them
+    values[value] = encoded
+    _cached_fields += 1
+    _missed(key)
 
 
 # Span.kind (field 6) by SpanKind's value: an enum member hashes in Python, an int does not.

@@ -199,7 +199,13 @@ def _fields_for(tag: bytes) -> _Fields:
 
 def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
     """`_attributes` of (key, value) pairs."""
-    out = []
+    out: list[bytes] = []
+    _items_onto(out, tag, items)
+    return out
+
+
+def _items_onto(out: list[bytes], tag: bytes, items: Iterable[tuple[str, Any]]) -> None:
+    """`_items`, appended to `out`."""
     fields = _fields_for(tag)
     floats = _FLOAT_HEADS[tag]
     uncached = _UNCACHED
@@ -235,7 +241,6 @@ def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
         if values is not None:
             _remember(key, values, value, encoded)
         out.append(encoded)
-    return out
 
 
 def _remember(key: str, values: dict[Any, bytes], value: Any, encoded: bytes) -> None:
@@ -333,7 +338,7 @@ def encode_span(span: ReadableSpan) -> bytes:
     lite = type(span) is LiteSpan  # its collections are unbounded: nothing dropped
     block = span._block if type(span) is LiteSpan else None
     if block is not None:
-        parts += _blocked(block, cast(dict[str, Any], attributes))  # a LiteSpan's dict
+        _blocked(parts, block, cast(dict[str, Any], attributes))  # a LiteSpan's dict
     else:
         parts += _attributes(b"\x4a", attributes)
     if not lite:
@@ -373,13 +378,14 @@ def encode_span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
-def _blocked(block: AttributeBlock, attributes: dict[str, Any]) -> list[bytes]:
-    """A lite span's attributes that begin with `block`'s: the block's fields encoded once
-    (remembered on the block), then the span's own."""
+def _blocked(out: list[bytes], block: AttributeBlock, attributes: dict[str, Any]) -> None:
+    """A lite span's attributes that begin with `block`'s, onto `out`: the block's fields
+    encoded once (remembered on the block), then the span's own."""
     encoded = block.encoded
     if encoded is None:
         encoded = block.encoded = b"".join(_attributes(b"\x4a", block.values))
-    return [encoded, *_items(b"\x4a", islice(attributes.items(), len(block.values), None))]
+    out.append(encoded)
+    _items_onto(out, b"\x4a", islice(attributes.items(), len(block.values), None))
 
 
 _RESOURCES: dict[int, tuple[Any, bytes]] = {}

@@ -43,7 +43,6 @@ from gateway.fastpaths.litespan import (
     recording,
     span_context_in,
     start_span,
-    traceparent,
 )
 from gateway.fastpaths.switches import FastPaths, log_fallback, select
 from gateway.fastpaths.telemetry import batch_processor, fast_span_exporter
@@ -75,6 +74,5 @@ __all__ = [
     "span_context_in",
     "start_span",
     "timers_of",
-    "traceparent",
     "use_coarse_timers",
 ]

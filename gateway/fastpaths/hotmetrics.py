@@ -44,7 +44,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from gateway.fastpaths.litespan import span_context_in, span_ids
+from gateway.fastpaths.litespan import span_context_in
 
 TRACE_BASED, ALWAYS_ON, ALWAYS_OFF = "trace_based", "always_on", "always_off"
 
@@ -82,8 +82,9 @@ def _span_ids(context: Context | None) -> tuple[Context | None, int, int, bool]:
     last = _last_ids
     if context is not None and last[0] is context:
         return last
-    trace_id, span_id, sampled = span_ids(span_context_in(context))
-    ids = (context, span_id, trace_id, sampled)
+    span_context = span_context_in(context)
+    ids = (context, span_context.span_id, span_context.trace_id,
+           span_context.is_valid and bool(span_context.trace_flags.sampled))
     if context is not None:
         _last_ids = ids
     return ids

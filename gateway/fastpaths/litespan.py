@@ -80,9 +80,10 @@ def _current_span_key() -> str:
 _SPAN_KEY = _current_span_key()
 
 
-def _tuple_layout() -> bool:
+def tuple_layout() -> bool:
     """Whether SpanContext keeps its fields in the tuple order this module reads by
-    index: (trace id, span id, is_remote, trace flags, trace state, is_valid)."""
+    index: (trace id, span id, is_remote, trace flags, trace state, is_valid); the
+    self-check's, so that a lite tracer runs only where it does."""
     state = TraceState([("k", "v")])
     context = SpanContext(3, 4, True, TraceFlags(1), state)
     return (type(context) is SpanContext and isinstance(context, tuple) and len(context) == 6
@@ -90,8 +91,6 @@ def _tuple_layout() -> bool:
             and context[3] == 1 and context[4] is state and context[5] is True)
 
 
-# Read once: every index read below falls back to the properties without it.
-_LAYOUT = _tuple_layout()
 _TRACE_ID_MAX = (1 << 128) - 1
 _SPAN_ID_MAX = (1 << 64) - 1
 _FLAGS = tuple(TraceFlags(value) for value in range(256))  # one object per flags value
@@ -122,30 +121,6 @@ def span_context_in(context: Context | None) -> SpanContext:
     if type(span) is NonRecordingSpan:  # an unsampled span's (its get_span_context's field)
         return span._context
     return trace_api.get_current_span(context).get_span_context()
-
-
-def span_ids(context: SpanContext) -> tuple[int, int, bool]:
-    """(trace id, span id, whether `context` is valid and sampled), read from the tuple
-    rather than through SpanContext's four properties (interpreted calls)."""
-    if _LAYOUT:
-        return context[0], context[1], bool(context[5] and context[3] & 1)
-    return (context.trace_id, context.span_id,  # pragma: no cover - another API's layout
-            context.is_valid and context.trace_flags.sampled)
-
-
-def traceparent(span: trace_api.Span) -> tuple[str, TraceState | None] | None:
-    """The W3C `traceparent` of `span`'s context and its trace state, None when the
-    context is not valid: what the propagator writes, without its property calls."""
-    context = cast(SpanContext, span._context) if type(span) is LiteSpan \
-        else span.get_span_context()
-    if not _LAYOUT:  # pragma: no cover - another API's layout
-        if not context.is_valid:
-            return None
-        return (f"00-{context.trace_id:032x}-{context.span_id:016x}-"
-                f"{context.trace_flags:02x}", context.trace_state)
-    if not context[5]:
-        return None
-    return f"00-{context[0]:032x}-{context[1]:016x}-{context[3]:02x}", context[4]
 
 
 def context_with(span: trace_api.Span, parent: Context | None) -> Context:
@@ -476,7 +451,7 @@ class LiteTracer(trace_api.Tracer):
                     if hasattr(ids, "is_trace_id_random") else False
         else:
             # SpanContext's fields by index (its properties are interpreted calls); a lite
-            # tracer runs only where the self-check found the layout (_LAYOUT)
+            # tracer runs only where the self-check found the layout (tuple_layout)
             trace_id = parent[0]
             random_trace_id = bool(parent[3] & _RANDOM_TRACE_ID)
         static = self._static

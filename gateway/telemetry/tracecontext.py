@@ -13,15 +13,13 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from gateway.fastpaths import traceparent
-
 
 def trace_headers(span: Span, request_id: str) -> dict[str, str]:
     """`x-request-id`, and W3C Trace Context level 2 `traceresponse` when the span is valid."""
     headers = {"x-request-id": request_id}
-    parent = traceparent(span)
-    if parent is not None:
-        headers["traceresponse"] = parent[0]
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        headers["traceresponse"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
     return headers
 
 
@@ -71,9 +69,9 @@ def inject(headers: dict[str, str], span: Span, context: Context) -> None:
     if not _default_textmap() or has_baggage(context):
         propagate.inject(headers, context=context)
         return
-    parent = traceparent(span)
-    if parent is None:
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
         return
-    headers["traceparent"], state = parent
-    if state:
-        headers["tracestate"] = state.to_header()
+    headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    if ctx.trace_state:
+        headers["tracestate"] = ctx.trace_state.to_header()

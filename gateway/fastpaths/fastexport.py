@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from gateway import __version__
 from gateway.fastpaths.litespan import AttributeBlock, LiteSpan
@@ -104,11 +105,15 @@ def _any_value(value: Any) -> bytes:
 _KEYS: dict[str, bytes] = {}
 _MAX_KEYS = 4096
 # Whole attribute fields (tag, length, KeyValue) for values that repeat (model names,
-# routes, status codes...), one cache per parent field tag, keyed by (key, type,
-# value) so that True, 1 and 1.0 stay apart.
-_FIELDS: dict[bytes, dict[tuple[str, type, Any], bytes]] = {}
+# routes, status codes, finish reasons...): per parent field tag, by the value's type (so
+# that True, 1 and 1.0 stay apart: str, int, bool, tuples of strings; not float, as
+# -0.0 == 0.0), then by key, then by value. Nested dicts rather than one keyed by
+# (key, type, value) tuples: a look-up makes no tuple, hashes none, and leaves nothing
+# for the garbage collector. At most _MAX_FIELDS fields in all.
+_Fields = dict[type, dict[str, dict[Any, bytes]]]
+_FIELDS: dict[bytes, _Fields] = {}
 _MAX_FIELDS = 8192
-_CACHEABLE = frozenset((str, int, bool))  # not float: -0.0 == 0.0
+_cached_fields = 0
 # Keys whose values hardly repeat (request and response ids, token counts): counted by
 # cache misses, and past _UNIQUE_AFTER misses no longer cached, so that a new id per
 # request does not fill the cache (and empty it every few thousand requests) for
@@ -166,39 +171,91 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
     return _items(tag, _plain(attributes).items())
 
 
+# The start of a float attribute's field (tag, length, key, value tag and length) by key,
+# per parent field tag: floats (costs, durations) are new on nearly every span, so their
+# field is this and the value's 8 bytes.
+_FLOAT_HEADS: dict[bytes, dict[str, bytes]] = {}
+
+
+def _float_head(heads: dict[str, bytes], tag: bytes, key: str) -> bytes:
+    """`key`'s float field up to its value, remembered in `heads` (bounded)."""
+    key_field = _key(key)
+    # KeyValue: the key's field, then field 2 (0x12) of 9 bytes, an AnyValue double (0x21)
+    head = tag + _varint(len(key_field) + 11) + key_field + b"\x12\x09\x21"
+    if len(heads) >= _MAX_KEYS:
+        heads.clear()
+    heads[key] = head
+    return head
+
+
+def _fields_for(tag: bytes) -> _Fields:
+    """The cached fields under parent field `tag`."""
+    fields = _FIELDS.get(tag)
+    if fields is None:
+        fields = _FIELDS[tag] = {str: {}, int: {}, bool: {}, tuple: {}}
+        _FLOAT_HEADS[tag] = {}
+    return fields
+
+
 def _items(tag: bytes, items: Iterable[tuple[str, Any]]) -> list[bytes]:
     """`_attributes` of (key, value) pairs."""
-    out = []
-    cache = _FIELDS.get(tag)
-    if cache is None:
-        cache = _FIELDS[tag] = {}
-    cacheable = _CACHEABLE
+    out: list[bytes] = []
+    _items_onto(out, tag, items)
+    return out
+
+
+def _items_onto(out: list[bytes], tag: bytes, items: Iterable[tuple[str, Any]]) -> None:
+    """`_items`, appended to `out`."""
+    fields = _fields_for(tag)
+    floats = _FLOAT_HEADS[tag]
+    uncached = _UNCACHED
     for key, value in items:
         kind = type(value)
-        if kind in cacheable:
-            pair = (key, kind, value) if kind is not str or len(value) <= 64 else None
-        elif kind is tuple and len(value) <= 4 and all(type(v) is str and len(v) <= 32
-                                                       for v in value):
-            pair = (key, kind, value)  # finish reasons, stop sequences: strings only, so
-        else:                          # that ("a", True) and ("a", 1) never meet as keys
-            pair = None
-        if pair is not None:
-            encoded = cache.get(pair)
-            if encoded is not None:
-                out.append(encoded)
-                continue
+        if kind is float:  # never cached (-0.0 == 0.0): its key's head and its 8 bytes
+            head = floats.get(key)
+            if head is None:
+                head = _float_head(floats, tag, key)
+            out.append(head + _pack_d(value))
+            continue
+        by_key = fields.get(kind)
+        values: dict[Any, bytes] | None = None
+        if by_key is not None and key not in uncached and (  # not a key of unique values
+                len(value) <= 64 if kind is str
+                # finish reasons, stop sequences: strings only, so that ("a", True) and
+                # ("a", 1) never meet as keys
+                else kind is not tuple or (len(value) <= 4 and all(
+                    type(v) is str and len(v) <= 32 for v in value))):
+            values = by_key.get(key)
+            if values is None:
+                values = by_key[key] = {}
+            else:
+                encoded = values.get(value)
+                if encoded is not None:
+                    out.append(encoded)
+                    continue
         try:
             encoded = _field(tag, _key_value(key, value))
         except Exception as error:  # the SDK's policy: log it and drop the attribute
             _log.exception("Failed to encode key %s: %s", key, error)
             continue
-        if pair is not None and key not in _UNCACHED:
-            if len(cache) >= _MAX_FIELDS:
-                cache.clear()
-            cache[pair] = encoded
-            _missed(key)
+        if values is not None:
+            _remember(key, values, value, encoded)
         out.append(encoded)
-    return out
+
+
+def _remember(key: str, values: dict[Any, bytes], value: Any, encoded: bytes) -> None:
+    """`encoded`, the field of `key` = `value`, kept in `values` (all emptied first once
+    _MAX_FIELDS are kept)."""
+    global _cached_fields
+    if _cached_fields >= _MAX_FIELDS:
+        for fields in _FIELDS.values():
+            for by_key in fields.values():
+                by_key.clear()
+        _cached_fields = 0
+        return  # `values` was one of them
+    values[value] = encoded
+    _cached_fields += 1
+    _missed(key)
 
 
 # Span.kind (field 6) by SpanKind's value: an enum member hashes in Python, an int does not.
@@ -212,6 +269,13 @@ _FLAGS_REMOTE_PARENT = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
 _LINK_FLAGS_LOCAL = b"\x35" + _pack_i(_HAS_IS_REMOTE)
 _LINK_FLAGS_REMOTE = b"\x35" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
 _NAMES: dict[str, bytes] = {}  # span names repeat ("chat gpt-4.1"): their field, encoded once
+# Fields written in one call each: trace id (field 1, 16 bytes big-endian, in two halves)
+# and span id (field 2); the parent's span id (field 4); start and end times (fields 7
+# and 8, fixed64).
+_IDS = struct.Struct(">2sQQ2sQ").pack
+_PARENT = struct.Struct(">2sQ").pack
+_TIMES = struct.Struct("<BQBQ").pack
+_LOW64 = (1 << 64) - 1
 
 
 def _is_remote(context: SpanContext | None) -> bool:
@@ -255,22 +319,26 @@ def encode_span(span: ReadableSpan) -> bytes:
     assert context is not None
     # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, ...)
     state = context[4]
-    parts = [b"\x0a\x10", context[0].to_bytes(16, "big"), b"\x12\x08",
-             context[1].to_bytes(8, "big")]
-    if state:
+    trace_id = context[0]
+    parts = [_IDS(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])]
+    if state is not DEFAULT_TRACE_STATE and state:  # the default: no call to its __len__
         parts.append(_field(b"\x1a", _trace_state(state)))
     parent = span._parent
     if parent is not None:
-        parts += (b"\x22\x08", parent[1].to_bytes(8, "big"))
+        parts.append(_PARENT(b"\x22\x08", parent[1]))
     parts.append(_text_field(_NAMES, b"\x2a", span._name))
     parts.append(_KIND[span._kind._value_])
-    parts.append(_fixed64(b"\x39", span._start_time))
-    parts.append(_fixed64(b"\x41", span._end_time))
+    start, end = span._start_time, span._end_time
+    if start and end:
+        parts.append(_TIMES(0x39, start, 0x41, end))
+    else:
+        parts.append(_fixed64(b"\x39", start))
+        parts.append(_fixed64(b"\x41", end))
     attributes = span._attributes
     lite = type(span) is LiteSpan  # its collections are unbounded: nothing dropped
     block = span._block if type(span) is LiteSpan else None
     if block is not None:
-        parts += _blocked(block, cast(dict[str, Any], attributes))  # a LiteSpan's dict
+        _blocked(parts, block, cast(dict[str, Any], attributes))  # a LiteSpan's dict
     else:
         parts += _attributes(b"\x4a", attributes)
     if not lite:
@@ -310,13 +378,14 @@ def encode_span(span: ReadableSpan) -> bytes:
     return b"".join(parts)
 
 
-def _blocked(block: AttributeBlock, attributes: dict[str, Any]) -> list[bytes]:
-    """A lite span's attributes that begin with `block`'s: the block's fields encoded once
-    (remembered on the block), then the span's own."""
+def _blocked(out: list[bytes], block: AttributeBlock, attributes: dict[str, Any]) -> None:
+    """A lite span's attributes that begin with `block`'s, onto `out`: the block's fields
+    encoded once (remembered on the block), then the span's own."""
     encoded = block.encoded
     if encoded is None:
         encoded = block.encoded = b"".join(_attributes(b"\x4a", block.values))
-    return [encoded, *_items(b"\x4a", islice(attributes.items(), len(block.values), None))]
+    out.append(encoded)
+    _items_onto(out, b"\x4a", islice(attributes.items(), len(block.values), None))
 
 
 _RESOURCES: dict[int, tuple[Any, bytes]] = {}

@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, NonRecordingSpan, TraceState
 from opentelemetry.util import types
 
 _log = logging.getLogger(__name__)
@@ -70,6 +70,19 @@ def _current_span_key() -> str:
 
 
 _SPAN_KEY = _current_span_key()
+
+
+def tuple_layout() -> bool:
+    """Whether SpanContext keeps its fields in the tuple order this module reads by
+    index: (trace id, span id, is_remote, trace flags, trace state, is_valid); the
+    self-check's, so that a lite tracer runs only where it does."""
+    state = TraceState([("k", "v")])
+    context = SpanContext(3, 4, True, TraceFlags(1), state)
+    return (type(context) is SpanContext and isinstance(context, tuple) and len(context) == 6
+            and context[0] == 3 and context[1] == 4 and context[2] is True
+            and context[3] == 1 and context[4] is state and context[5] is True)
+
+
 _TRACE_ID_MAX = (1 << 128) - 1
 _SPAN_ID_MAX = (1 << 64) - 1
 _FLAGS = tuple(TraceFlags(value) for value in range(256))  # one object per flags value
@@ -94,9 +107,11 @@ def span_context_in(context: Context | None) -> SpanContext:
         return trace_api.get_current_span(None).get_span_context()
     span = context.get(_SPAN_KEY)
     if type(span) is LiteSpan:
-        return span._span_context
+        return cast(SpanContext, span._context)
     if span is None:  # a context without a span (a root's): the API's answer, without it
         return trace_api.INVALID_SPAN_CONTEXT
+    if type(span) is NonRecordingSpan:  # an unsampled span's (its get_span_context's field)
+        return span._context
     return trace_api.get_current_span(context).get_span_context()
 
 
@@ -163,36 +178,48 @@ def start_span(tracer: trace_api.Tracer, name: str, context: Context, kind: Span
     return tracer.start_span(name, context=context, kind=kind, attributes=merged)
 
 
+def _non_recording(context: SpanContext) -> NonRecordingSpan:
+    """`NonRecordingSpan(context)` without its interpreted __init__ (it stores the one
+    field)."""
+    span: NonRecordingSpan = NonRecordingSpan.__new__(NonRecordingSpan)
+    span._context = context
+    return span
+
+
 class LiteSpan(ReadableSpan, trace_api.Span):
     """A recording span that is its own ReadableSpan."""
 
+    # ReadableSpan's fields that start the same on every span, read from the class until
+    # a span sets its own: fewer fields written per span.
+    _instrumentation_info = None
+    _end_time: int | None = None
+    _events: Sequence[Event] = ()  # a list of its own from the first event
+    _links: Sequence[Link] = ()
+    _status: Status = _UNSET
+    # The block its attributes begin with, while none of the block's keys is set again.
+    _block: AttributeBlock | None = None
+
     def __init__(self, tracer: LiteTracer, name: str, context: SpanContext,
                  parent: SpanContext | None, kind: SpanKind, attributes: dict[str, Any],
-                 links: Sequence[Link], start_time: int) -> None:
+                 links: Sequence[Link], start_time: int, block: AttributeBlock | None) -> None:
         # ReadableSpan's fields, set here rather than through its (interpreted, keyword)
-        # __init__: the same values it would store.
+        # __init__: the same values it would store (those above are the class's).
         self._name = name
         self._context = context
         self._kind = kind
-        self._instrumentation_info = None
         self._instrumentation_scope = tracer.scope
         self._parent = parent
         self._start_time = start_time
-        self._end_time = None
         self._attributes = attributes
-        self._event_list: list[Event] = []
-        self._events = self._event_list
-        self._links = links if type(links) is tuple else tuple(links)
+        if links:
+            self._links = links if type(links) is tuple else tuple(links)
         self._resource = tracer.resource
-        self._status = _UNSET
-        self._attrs = attributes
         self._tracer = tracer
-        self._span_context = context
-        # The block its attributes begin with, while none of the block's keys is set again.
-        self._block: AttributeBlock | None = None
+        if block is not None:
+            self._block = block
 
     def get_span_context(self) -> SpanContext:
-        return self._span_context
+        return cast(SpanContext, self._context)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         if self._end_time is not None:
@@ -208,25 +235,13 @@ class LiteSpan(ReadableSpan, trace_api.Span):
                 if not keep:
                     _log.warning("Invalid type for attribute '%s' value; dropped.", key)
                     return
-        self._attrs[key] = value
+        cast(dict[str, Any], self._attributes)[key] = value
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
         if self._end_time is not None:
             _log.warning("Setting attribute on ended span.")
             return
-        attrs = self._attrs
-        block = self._block
-        if block is not None and not block.values.keys().isdisjoint(attributes):
-            self._block = None  # written over: encoded one by one from now on
-        if type(attributes) is dict and all(map(_PRIMITIVE.__contains__,
-                                                map(type, attributes.values()))):
-            attrs.update(attributes)  # the common case, checked and copied at C speed
-            return
-        for key, value in attributes.items():
-            if type(value) in _PRIMITIVE:
-                attrs[key] = value
-            else:
-                self.set_attribute(key, value)
+        _set_attributes(self, attributes)
 
     def add_event(self, name: str, attributes: types.Attributes = None,
                   timestamp: int | None = None) -> None:
@@ -240,7 +255,10 @@ class LiteSpan(ReadableSpan, trace_api.Span):
                 keep, value = _clean(value)
             if keep:
                 clean[key] = value
-        self._event_list.append(Event(name, clean, timestamp if timestamp is not None else time_ns()))
+        events = self._events
+        if type(events) is not list:
+            events = self._events = []
+        events.append(Event(name, clean, timestamp if timestamp is not None else time_ns()))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if self._end_time is None and context is not None and context.is_valid:
@@ -282,12 +300,70 @@ class LiteSpan(ReadableSpan, trace_api.Span):
         if self._end_time is not None:
             _log.warning("Calling end() on an ended span.")
             return
-        self._end_time = end_time if end_time is not None else time_ns()
-        for processor in self._tracer.processors:
-            processor.on_end(self)
+        _end(self, end_time if end_time is not None else time_ns())
 
     def __repr__(self) -> str:
         return f'LiteSpan(name="{self._name}", context={self._context})'
+
+
+def _set_attributes(span: LiteSpan, attributes: Mapping[str, types.AttributeValue]) -> None:
+    """`span.set_attributes(attributes)` of a span not ended yet."""
+    attrs = cast(dict[str, Any], span._attributes)
+    block = span._block
+    if block is not None and not block.values.keys().isdisjoint(attributes):
+        span._block = None  # written over: encoded one by one from now on
+    if type(attributes) is dict and all(map(_PRIMITIVE.__contains__,
+                                            map(type, attributes.values()))):
+        attrs.update(attributes)  # the common case, checked and copied at C speed
+        return
+    for key, value in attributes.items():
+        if type(value) in _PRIMITIVE:
+            attrs[key] = value
+        else:
+            span.set_attribute(key, value)
+
+
+def _end(span: LiteSpan, end_time: int) -> None:
+    """`span.end(end_time)` of a span not ended yet: to its processors."""
+    span._end_time = end_time
+    for processor in span._tracer.processors:
+        processor.on_end(span)
+
+
+def _merged(block: AttributeBlock, own: Mapping[str, Any]) -> dict[str, Any]:
+    """The block's attributes, then `own`, in a new dict."""
+    merged = dict(block.values)
+    merged.update(own)
+    return merged
+
+
+def recording(span: trace_api.Span) -> bool:
+    """`span.is_recording()`, answered for the gateway's own spans (lite, or unsampled)
+    without calling it."""
+    kind = type(span)
+    if kind is LiteSpan:
+        return cast(LiteSpan, span)._end_time is None
+    if kind is NonRecordingSpan:
+        return False
+    return span.is_recording()
+
+
+def end_span(span: trace_api.Span, attributes: Mapping[str, Any] | None = None) -> None:
+    """`span.set_attributes(attributes)` (unless None), then `span.end()`: for the
+    gateway's own spans (lite, or unsampled) without the method calls."""
+    kind = type(span)
+    if kind is LiteSpan:
+        lite = cast(LiteSpan, span)
+        if lite._end_time is None:
+            if attributes:
+                _set_attributes(lite, attributes)
+            _end(lite, time_ns())
+            return
+    elif kind is NonRecordingSpan:
+        return  # nothing to set or end
+    if attributes is not None:
+        span.set_attributes(attributes)
+    span.end()
 
 
 def _static_decisions(sampler: Sampler) -> tuple[Decision, Decision, Decision] | None:
@@ -341,17 +417,15 @@ class LiteTracer(trace_api.Tracer):
                       block: AttributeBlock, attributes: Mapping[str, Any]) -> trace_api.Span:
         """`start_span` with the attributes of `block`, then `attributes` (see
         `start_span`, the module's function)."""
-        merged = dict(block.values)
-        kept: AttributeBlock | None = block
-        if not block.values.keys().isdisjoint(attributes):
-            kept = None  # a block key given again: encoded one by one
-        merged.update(attributes)
-        return self._start(name, context, kind, merged, (), None, kept)
+        return self._start(name, context, kind, None, (), None, block, attributes)
 
     def _start(self, name: str, context: Context | None, kind: SpanKind,
                attributes: types.Attributes, links: Sequence[Link], start_time: int | None,
-               block: AttributeBlock | None) -> trace_api.Span:
-        """A span; `block`: `attributes` is a new dict that begins with the block's."""
+               block: AttributeBlock | None = None,
+               own: Mapping[str, Any] | None = None) -> trace_api.Span:
+        """A span of `attributes`; or (start_blocked) of `block`'s values, which are
+        primitives, then `own`: merged only once a sampler or a recorded span needs them
+        (an unsampled span never does under the static samplers)."""
         current = span_context_in(context)
         parent = current if current is not None and current[5] else None  # [5]: is_valid
         provider = self.provider
@@ -368,14 +442,18 @@ class LiteTracer(trace_api.Tracer):
                 random_trace_id = ids.is_trace_id_random() \
                     if hasattr(ids, "is_trace_id_random") else False
         else:
-            trace_id = parent.trace_id
-            random_trace_id = bool(parent.trace_flags & _RANDOM_TRACE_ID)
+            # SpanContext's fields by index (its properties are interpreted calls); a lite
+            # tracer runs only where the self-check found the layout (tuple_layout)
+            trace_id = parent[0]
+            random_trace_id = bool(parent[3] & _RANDOM_TRACE_ID)
         static = self._static
         if static is not None:  # the sampler's answer, without asking it (same result)
-            decision = static[0] if parent is None else static[1 if parent.trace_flags.sampled else 2]
-            trace_state = parent.trace_state if parent is not None else None
+            decision = static[0] if parent is None else static[1 if parent[3] & 1 else 2]
+            trace_state = parent[4] if parent is not None else None
             sampled_attrs = attributes if decision is not Decision.DROP else None
         else:
+            if block is not None:  # the sampler may read them
+                attributes = _merged(block, cast(Mapping[str, Any], own))
             result = provider.sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision, trace_state, sampled_attrs = result.decision, result.trace_state, result.attributes
         flags = 1 if decision is Decision.RECORD_AND_SAMPLE else 0  # TraceFlags.SAMPLED
@@ -391,13 +469,21 @@ class LiteTracer(trace_api.Tracer):
         if decision is Decision.DROP or not self.processors:
             # Nothing would ever read a recorded span (no exporter configured): the
             # context alone still propagates, answers traceresponse and tags exemplars.
-            return trace_api.NonRecordingSpan(span_context)
-        if block is not None and sampled_attrs is attributes:
-            attrs: dict[str, Any] = cast(dict[str, Any], attributes)  # start_blocked's own
+            return _non_recording(span_context)
+        checked: Mapping[str, Any]
+        if block is not None:
+            own = cast(Mapping[str, Any], own)
+            if attributes is None:  # merged only now: the span records
+                attributes = sampled_attrs = _merged(block, own)
+            if sampled_attrs is attributes and block.values.keys().isdisjoint(own):
+                attrs: dict[str, Any] = cast(dict[str, Any], attributes)  # a new dict
+                checked = own  # the block's values need no check
+            else:  # a block key given again, or the sampler gave attributes of its own
+                block = None  # encoded one by one
+                attrs = checked = dict(sampled_attrs) if sampled_attrs else {}
         else:
-            block = None  # the sampler gave attributes of its own
-            attrs = dict(sampled_attrs) if sampled_attrs else {}
-        if not all(map(_PRIMITIVE.__contains__, map(type, attrs.values()))):  # C-speed check
+            attrs = checked = dict(sampled_attrs) if sampled_attrs else {}
+        if not all(map(_PRIMITIVE.__contains__, map(type, checked.values()))):  # C speed
             for key, value in list(attrs.items()):
                 if type(value) not in _PRIMITIVE:
                     keep, value = _clean(value)
@@ -405,9 +491,9 @@ class LiteTracer(trace_api.Tracer):
                         attrs[key] = value
                     else:
                         del attrs[key]
+        # `block`: its keys are first in `attrs`, primitives, never cleaned away
         span = LiteSpan(self, name, span_context, parent, kind, attrs, links,
-                        start_time if start_time is not None else time_ns())
-        span._block = block  # its keys are first in `attrs`, primitives, never cleaned away
+                        start_time if start_time is not None else time_ns(), block)
         for processor in self._starters:
             processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span

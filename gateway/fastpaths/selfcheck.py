@@ -82,6 +82,12 @@ def lite_spans() -> None:
     span = litespan.LiteTracer(provider, [], scope).start_span("c")
     context = litespan.context_with(span, None)
     _check(trace_api.get_current_span(context) is span, "span in context")
+    _check(litespan.tuple_layout(), "SpanContext's tuple layout")
+    own = span.get_span_context()
+    dropped = litespan._non_recording(own)
+    _check(dropped.get_span_context() is own and not dropped.is_recording()
+           and litespan.span_context_in(litespan.context_with(dropped, None)) is own,
+           "non-recording span")
 
 
 def hot_metrics() -> None:

@@ -22,7 +22,15 @@ from gateway.call import Call, Principal
 from gateway.config import GatewayConfig
 from gateway.coreconfig import ModelConfig
 from gateway.dialects.base import Dialect, RoutedDialect
-from gateway.fastpaths import AttributeBlock, add_keyed, context_with, record_keyed, start_span
+from gateway.fastpaths import (
+    AttributeBlock,
+    add_keyed,
+    context_with,
+    end_span,
+    record_keyed,
+    recording,
+    start_span,
+)
 from gateway.hooks import Authenticator, CallHook, overriding
 from gateway.patternprices import model_lookup
 from gateway.pricing import cache_savings_usd
@@ -247,9 +255,10 @@ class Lifecycle:
             overhead = call.overhead_s(time.perf_counter())
             record_keyed(instruments.overhead, overhead, (operation, model_label),
                          _overhead_attributes, call.server_context)
-        if span.is_recording():
-            final: dict[str, Any] = {n.HTTP_RESPONSE_STATUS_CODE: status,
-                                     n.GATEWAY_KEY_ALIAS: alias, n.GATEWAY_TEAM: team}
+        final: dict[str, Any] | None = None
+        if recording(span):
+            final = {n.HTTP_RESPONSE_STATUS_CODE: status, n.GATEWAY_KEY_ALIAS: alias,
+                     n.GATEWAY_TEAM: team}
             if call is not None:
                 final[n.GATEWAY_MODEL_REQUESTED] = call.model.name
                 final[n.GATEWAY_OVERHEAD_S] = overhead
@@ -265,8 +274,7 @@ class Lifecycle:
                 final[n.ERROR_TYPE] = error_type
             if status >= 500 or (error_type is not None and status >= 400):
                 span.set_status(Status(StatusCode.ERROR, error_type))
-            span.set_attributes(final)
-        span.end()
+        end_span(span, final)
 
     def _record_spend(self, call: Call, alias: str, team: str, operation: str,
                       labels: tuple[tuple[str, str], ...]) -> None:

@@ -22,8 +22,10 @@ from gateway.fastpaths import (
     AttributeBlock,
     add_keyed,
     context_with,
+    end_span,
     record_keyed,
     record_many,
+    recording,
     start_span,
 )
 from gateway.telemetry import names as n
@@ -168,8 +170,9 @@ class AttemptRecorder:
         for recorder in plan.durations:
             record_keyed(recorder, duration, key, metric_attributes, context)
         span = self.span
-        if span.is_recording():
-            final: dict[str, Any] = dict(response_attributes or {})
+        final: dict[str, Any] | None = None
+        if recording(span):
+            final = dict(response_attributes or {})
             if response_model:
                 final[n.GEN_AI_RESPONSE_MODEL] = response_model
             if self.first_chunk_s is not None:
@@ -185,14 +188,16 @@ class AttemptRecorder:
             if error_type is not None:
                 final[n.ERROR_TYPE] = error_type
                 span.set_status(Status(StatusCode.ERROR, error_message or error_type))
-            span.set_attributes(final)
         if self._event is not None:
+            if final is not None:  # before the hook, which may stamp the span
+                span.set_attributes(final)
+                final = None
             upload = self.telemetry.upload
             if upload is not None:
                 upload.complete(span, self._event)
             else:
                 self._emit_event(served, usage, error_type, response_attributes)
-        span.end()
+        end_span(span, final)
 
     def _emit_event(self, served: str | None, usage: Usage | None, error_type: str | None,
                     response_attributes: Mapping[str, Any] | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -220,9 +221,9 @@ def test_short_string_tuples_are_cached_and_mixed_ones_kept_apart() -> None:
              _raw_span({"gen_ai.response.finish_reasons": ("stop",), "mixed": (1, "a")})]
     assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
     assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)  # from the cache
-    cache = fastexport._FIELDS[b"\x4a"]
-    assert ("gen_ai.response.finish_reasons", tuple, ("stop",)) in cache
-    assert not any(key == "mixed" for key, _, _ in cache)
+    tuples = fastexport._FIELDS[b"\x4a"][tuple]
+    assert ("stop",) in tuples["gen_ai.response.finish_reasons"]
+    assert not tuples.get("mixed")
 
 
 def test_keys_of_unique_values_stop_being_cached() -> None:
@@ -233,9 +234,24 @@ def test_keys_of_unique_values_stop_being_cached() -> None:
     assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
     assert "gateway.request.id.test" in fastexport._UNCACHED
     assert "gen_ai.request.model" not in fastexport._UNCACHED
-    cache = fastexport._FIELDS[b"\x4a"]
-    assert not any(key == "gateway.request.id.test" and value == f"{i:032x}"
-                   for key, _, value in cache for i in range(fastexport._UNIQUE_AFTER + 2, 1100))
+    kept = fastexport._FIELDS[b"\x4a"][str].get("gateway.request.id.test", {})
+    assert not any(f"{i:032x}" in kept for i in range(fastexport._UNIQUE_AFTER + 2, 1100))
+
+
+def test_cached_fields_stay_bounded_and_floats_encode_from_their_head() -> None:
+    """More repeated-looking values than the cache holds empty it rather than grow it, and
+    every span still encodes as the SDK's; floats (never cached, -0.0 and 0.0 apart) too."""
+    spans = [_raw_span({f"bounded.{i % 16}": f"v{i}", "n": i, "cost": i / 7, "zero": -0.0})
+             for i in range(9_600)]
+    assert _decode(fastexport.encode_spans(spans)) == sdk_encode(spans)
+    kept = sum(len(values) for fields in fastexport._FIELDS.values()
+               for by_key in fields.values() for values in by_key.values())
+    assert kept <= fastexport._MAX_FIELDS
+    assert _decode(fastexport.encode_spans(spans[-50:])) == sdk_encode(spans[-50:])
+    signs = [_raw_span({"zero": 0.0}), _raw_span({"zero": -0.0})]
+    values = [s.attributes[0].value.double_value for s in
+              _decode(fastexport.encode_spans(signs)).resource_spans[0].scope_spans[0].spans]
+    assert [math.copysign(1, v) for v in values] == [1, -1]
 
 
 @pytest.fixture

@@ -256,3 +256,57 @@ def test_attribute_blocks_read_back_as_plain_attributes() -> None:
         assert span.kind is SpanKind.CLIENT and span.name == "chat m"
     with pytest.raises(TypeError, match="'seq'"):
         AttributeBlock({"seq": ["a"]})
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS.values()), ids=list(SAMPLERS))
+def test_blocked_spans_match_sdk_spans_under_every_sampler(sampler: Sampler) -> None:
+    """Spans started from a block (merged only once a sampler or a recorded span needs the
+    attributes), with a block key given again, non-primitive own values, and ended through
+    `end_span`, carry what the SDK tracer's spans carry under every sampler."""
+    block = AttributeBlock({"gen_ai.operation.name": "chat", "server.port": 443})
+    results = []
+    for tracer, memory in _tracers(sampler):
+        parent = trace.set_span_in_context(NonRecordingSpan(REMOTE))
+        for own in ({"gateway.request.id": "r1", "seq": ["a", "b"]},
+                    {"server.port": 8443, "none": None}, {}):
+            span = litespan.start_span(tracer, "chat m", parent, SpanKind.CLIENT, block, own)
+            assert litespan.recording(span) is span.is_recording()
+            litespan.end_span(span, {"gen_ai.usage.input_tokens": 3, "ratio": 0.5}
+                              if litespan.recording(span) else None)
+            assert not litespan.recording(span)
+        encoded = encode_spans(memory.get_finished_spans())
+        for resource in encoded.resource_spans:  # the clock's, not comparable
+            for scope in resource.scope_spans:
+                for one in scope.spans:
+                    one.start_time_unix_nano = one.end_time_unix_nano = 0
+        results.append(encoded)
+    sdk, lite = results
+    assert lite == sdk
+
+
+def test_end_span_ends_once_and_keeps_the_sdk_rules(caplog: pytest.LogCaptureFixture) -> None:
+    """`end_span` sets the attributes then ends, on lite and SDK spans alike; a block key
+    set at the end drops the block; an ended span warns as `end()` does and changes nothing."""
+    block = AttributeBlock({"gen_ai.operation.name": "chat"})
+    for tracer, memory in _tracers(ALWAYS_ON):
+        span = litespan.start_span(tracer, "c", Context(), SpanKind.CLIENT, block, {})
+        litespan.end_span(span, {"gen_ai.operation.name": "embeddings", "n": 1})
+        litespan.end_span(span, {"late": True})
+        (ended,) = memory.get_finished_spans()
+        assert dict(ended.attributes or {}) == {"gen_ai.operation.name": "embeddings", "n": 1}
+        assert getattr(ended, "_block", None) is None
+    assert "ended span" in caplog.text
+
+
+def test_span_context_in_reads_lite_and_unsampled_spans_as_the_api() -> None:
+    """The span context found in a context holding a lite, an unsampled or an SDK span is
+    the one the API's `get_current_span` gives; the tuple layout read by index holds."""
+    assert litespan.tuple_layout()
+    for sampler in (ALWAYS_ON, ALWAYS_OFF):
+        for tracer, _ in _tracers(sampler):
+            span = tracer.start_span("s", context=trace.set_span_in_context(
+                NonRecordingSpan(REMOTE)))
+            context = trace.set_span_in_context(span)
+            assert litespan.span_context_in(context) is \
+                trace.get_current_span(context).get_span_context()
+            assert litespan.span_context_in(context).trace_id == REMOTE.trace_id

@@ -83,38 +83,13 @@ class Proxy:
                      routed: tuple[Mapping[str, str], Mapping[str, str]] | None = None
                      ) -> web.StreamResponse:
         task = self.inflight.enter()
-        life = self.lifecycle
         if headers is None:
             headers = request.headers
-        url = request.rel_url  # worked out by the router, as are its path and query
-        visit = life.open(headers, dialect, route, request, url.path)
-        status = 500
-        error_type: str | None = None
+        # The path of the URL the router worked out already (the request's own is another read).
+        visit = self.lifecycle.open(headers, dialect, route, request, request.rel_url.path)
         try:
-            try:
-                await life.authenticate(visit, headers)
-                call = life.admit(visit, await read_body(request, self.limits), headers,
-                                  request.query_string, routed)
-                answer = await self.chain.dispatch(call)
-                if isinstance(answer, JsonAnswer):
-                    status = answer.status
-                    error_type = answer.result.error_type
-                    response: web.StreamResponse = self._json(call, dialect, answer)
-                else:
-                    status = 200
-                    response = await self._stream(request, call, dialect, answer)
-                    error_type = call.attempts[-1].error_type if call.attempts else None
-            except errors.GatewayError as exc:
-                status = exc.status
-                error_type = exc.error_type
-                response = dialect_error(dialect, exc, visit.trace_headers(), self.scrubber)
-            except Exception:
-                with within(visit.context):  # the record carries the request's trace
-                    _log.exception("unexpected error handling request %s", visit.request_id)
-                status, error_type = 500, n.ERROR_OTHER
-                error = errors.GatewayError("The gateway hit an unexpected error; see its logs "
-                                            f"for request {visit.request_id}.")
-                response = dialect_error(dialect, error, visit.trace_headers())
+            response, status, error_type = await self._respond(request, dialect, visit,
+                                                               headers, routed)
         except BaseException as exc:
             # Cancelled: by the client leaving, or by the gateway (shutdown deadline).
             transport = request.transport
@@ -124,6 +99,32 @@ class Proxy:
             raise exc  # by name: a bare raise after an await loses the exception when compiled
         await self._close(visit, status, error_type, task)
         return response
+
+    async def _respond(self, request: web.Request, dialect: Dialect, visit: Visit,
+                       headers: Mapping[str, str],
+                       routed: tuple[Mapping[str, str], Mapping[str, str]] | None
+                       ) -> tuple[web.StreamResponse, int, str | None]:
+        """The response (an answer, or the error in the dialect's shape), its status and
+        error type; only a cancellation raises."""
+        life = self.lifecycle
+        try:
+            await life.authenticate(visit, headers)
+            call = life.admit(visit, await read_body(request, self.limits), headers,
+                              request.query_string, routed)
+            answer = await self.chain.dispatch(call)
+            if isinstance(answer, JsonAnswer):
+                return self._json(call, dialect, answer), answer.status, answer.result.error_type
+            response = await self._stream(request, call, dialect, answer)
+            return response, 200, call.attempts[-1].error_type if call.attempts else None
+        except errors.GatewayError as exc:
+            error = dialect_error(dialect, exc, visit.trace_headers(), self.scrubber)
+            return error, exc.status, exc.error_type
+        except Exception:
+            with within(visit.context):  # the record carries the request's trace
+                _log.exception("unexpected error handling request %s", visit.request_id)
+            unexpected = errors.GatewayError("The gateway hit an unexpected error; see its "
+                                             f"logs for request {visit.request_id}.")
+            return dialect_error(dialect, unexpected, visit.trace_headers()), 500, n.ERROR_OTHER
 
     async def _close(self, visit: Visit, status: int, error_type: str | None,
                      task: asyncio.Task[Any] | None) -> None:

@@ -214,7 +214,11 @@ def _items_onto(out: list[bytes], tag: bytes, items: Iterable[tuple[str, Any]]) 
         if kind is float:  # never cached (-0.0 == 0.0): its key's head and its 8 bytes
             head = floats.get(key)
             if head is None:
-                head = _float_head(floats, tag, key)
+                try:
+                    head = _float_head(floats, tag, key)
+                except Exception as error:  # a key that is no UTF-8: as below
+                    _log.exception("Failed to encode key %s: %s", key, error)
+                    continue
             out.append(head + _pack_d(value))
             continue
         by_key = fields.get(kind)

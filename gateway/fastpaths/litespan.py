@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE, NonRecordingSpan, TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, NonRecordingSpan
 from opentelemetry.util import types
 
 _log = logging.getLogger(__name__)
@@ -70,17 +70,6 @@ def _current_span_key() -> str:
 
 
 _SPAN_KEY = _current_span_key()
-
-
-def tuple_layout() -> bool:
-    """Whether SpanContext keeps its fields in the tuple order this module reads by
-    index: (trace id, span id, is_remote, trace flags, trace state, is_valid); the
-    self-check's, so that a lite tracer runs only where it does."""
-    state = TraceState([("k", "v")])
-    context = SpanContext(3, 4, True, TraceFlags(1), state)
-    return (type(context) is SpanContext and isinstance(context, tuple) and len(context) == 6
-            and context[0] == 3 and context[1] == 4 and context[2] is True
-            and context[3] == 1 and context[4] is state and context[5] is True)
 
 
 _TRACE_ID_MAX = (1 << 128) - 1
@@ -173,9 +162,8 @@ def start_span(tracer: trace_api.Tracer, name: str, context: Context, kind: Span
     a LiteTracer's span remembers the block for the encoder."""
     if type(tracer) is LiteTracer:
         return tracer.start_blocked(name, context, kind, block, attributes)
-    merged = dict(block.values)
-    merged.update(attributes)
-    return tracer.start_span(name, context=context, kind=kind, attributes=merged)
+    return tracer.start_span(name, context=context, kind=kind,
+                             attributes=_merged(block, attributes))
 
 
 def _non_recording(context: SpanContext) -> NonRecordingSpan:
@@ -443,7 +431,7 @@ class LiteTracer(trace_api.Tracer):
                     if hasattr(ids, "is_trace_id_random") else False
         else:
             # SpanContext's fields by index (its properties are interpreted calls); a lite
-            # tracer runs only where the self-check found the layout (tuple_layout)
+            # tracer runs only where the self-check found the layout (spanids.TUPLE_LAYOUT)
             trace_id = parent[0]
             random_trace_id = bool(parent[3] & _RANDOM_TRACE_ID)
         static = self._static

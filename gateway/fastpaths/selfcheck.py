@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.fastpaths import fastexport, hotmetrics, litespan
+from gateway.fastpaths import fastexport, hotmetrics, litespan, spanids
 
 _ATTRIBUTES: dict[str, Any] = {"gen_ai.request.model": "m", "server.port": 443, "ratio": 0.5, "flag": True,
                "list": ("a", "b")}
@@ -82,7 +82,7 @@ def lite_spans() -> None:
     span = litespan.LiteTracer(provider, [], scope).start_span("c")
     context = litespan.context_with(span, None)
     _check(trace_api.get_current_span(context) is span, "span in context")
-    _check(litespan.tuple_layout(), "SpanContext's tuple layout")
+    _check(spanids.TUPLE_LAYOUT, "SpanContext's tuple layout")
     own = span.get_span_context()
     dropped = litespan._non_recording(own)
     _check(dropped.get_span_context() is own and not dropped.is_recording()

@@ -254,6 +254,18 @@ def test_cached_fields_stay_bounded_and_floats_encode_from_their_head() -> None:
     assert [math.copysign(1, v) for v in values] == [1, -1]
 
 
+def test_a_key_that_cannot_be_encoded_drops_only_its_attribute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A key that is no UTF-8 (a lone surrogate, as a client's tag name can carry) is
+    logged and its attribute dropped, whatever its value's type, floats included: the
+    span's other attributes are still exported."""
+    span = _raw_span({"a.\ud800": 1.5, "cost": 2.5, "b.\udfff": "x", "model": "m"})
+    decoded = _decode(fastexport.encode_spans([span]))
+    [exported] = decoded.resource_spans[0].scope_spans[0].spans
+    assert [a.key for a in exported.attributes] == ["cost", "model"]
+    assert caplog.text.count("Failed to encode key") == 2
+
+
 @pytest.fixture
 async def collector() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], bytes]], list[int]]]:
     """An OTLP/HTTP endpoint that records headers and raw bodies, answering with

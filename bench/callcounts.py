@@ -106,8 +106,9 @@ def profile(name: str, stats: Mapping[FuncKey, tuple[Any, ...]], requests: int,
         calls[key] = calls.get(key, 0) + int(entry[1])  # (primitive, all calls, tt, ct, callers)
         into = callers.setdefault(_label(*key), {})
         for (c_file, _c_line, c_func), c_entry in entry[4].items():
+            # A caller's entry has the other order: (all calls, primitive, tt, ct).
             c_label = _label(where(c_file, code_roots), c_func)
-            into[c_label] = into.get(c_label, 0.0) + int(c_entry[1]) / requests
+            into[c_label] = into.get(c_label, 0.0) + int(c_entry[0]) / requests
     rows = (Row(file, func, count / requests) for (file, func), count in calls.items())
     return Profile(name, requests, tuple(sorted(rows, key=lambda r: (-r.per_request, r.label))),
                    callers)

@@ -82,13 +82,14 @@ def test_report_puts_two_builds_side_by_side_with_the_difference() -> None:
 
 
 def test_callers_are_counted_per_request_by_label() -> None:
-    """Who calls a function comes from the dump's caller entries, over the requests, and a
-    function with no Python caller says so."""
+    """Who calls a function comes from the dump's caller entries (all calls, recursive ones
+    included: a caller's entry leads with them), over the requests, and a function with no
+    Python caller says so."""
     proxy = (f"{CODE}/gateway/edge/proxy.py", 5, "handle")
     handle = (f"{SITE}/aiohttp/web_app.py", 500, "_handle")
     stats: dict[FuncKey, tuple[Any, ...]] = {
         (f"{SITE}/aiohttp/web_request.py", 454, "scheme"): (
-            30, 30, 0.0, 0.0, {proxy: (10, 10, 0.0, 0.0), handle: (20, 20, 0.0, 0.0)}),
+            24, 30, 0.0, 0.0, {proxy: (10, 4, 0.0, 0.0), handle: (20, 20, 0.0, 0.0)}),
         handle: _entry(10),
     }
     text = callcounts.callers_report(callcounts.profile("gateway", stats, 10, [CODE]), "web_")

@@ -11,12 +11,13 @@ from typing import Any
 import orjson
 
 from gateway.sse import DONE
+from gateway.translate.payload import PayloadFed
 
 JSON = dict[str, Any]
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-class ChatChunks:
+class ChatChunks(PayloadFed):
     """The chat side of a translator into chat completions; its subclass fills in `ident`
     and `model` from the upstream's first event (unless renamed) and calls `_chunk`,
     `_close` and `_fail`. With a `sink` (a translator out of chat, `feed_payload`), each

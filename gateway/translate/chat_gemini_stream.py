@@ -24,7 +24,7 @@ from gateway.translate.chat_gemini import (
     usage_metadata,
 )
 from gateway.translate.chat_messages import tool_input
-from gateway.translate.payload import event_payload
+from gateway.translate.payload import PayloadFed
 
 JSON = dict[str, Any]
 
@@ -38,9 +38,6 @@ class GeminiToChatStream(ChatChunks):
         super().__init__(include_usage=include_usage, model=model, created=created)
         self._started = False
         self._calls = 0
-
-    def feed(self, event: bytes) -> bytes:
-        return self.feed_payload(event_payload(event))
 
     def feed_payload(self, payload: JSON | bytes | None) -> bytes:
         """One chunk as read (`event_payload`)."""
@@ -79,7 +76,7 @@ class GeminiToChatStream(ChatChunks):
         return b"".join(out)
 
 
-class ChatToGeminiStream:
+class ChatToGeminiStream(PayloadFed):
     """Chat completion chunks in, Gemini chunks out: text as it arrives, function calls
     whole once their arguments are complete, and the finish reason with the usage in the
     last chunk (held until the usage chunk or `[DONE]`)."""
@@ -91,9 +88,6 @@ class ChatToGeminiStream:
         self._calls: dict[int, JSON] = {}
         self._finish: str | None = None
         self._usage: Any = None
-
-    def feed(self, event: bytes) -> bytes:
-        return self.feed_payload(event_payload(event))
 
     def feed_payload(self, payload: JSON | bytes | None) -> bytes:
         """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""

@@ -21,7 +21,7 @@ from gateway.translate.chat_messages import (
     messages_usage,
     stop_reason,
 )
-from gateway.translate.payload import event_payload
+from gateway.translate.payload import PayloadFed
 
 JSON = dict[str, Any]
 
@@ -37,9 +37,6 @@ class MessagesToChatStream(ChatChunks):
         self._tools: dict[int, int] = {}  # Messages block index -> chat tool call index
         self._start_usage: Any = None
         self._usage: JSON = {}
-
-    def feed(self, event: bytes) -> bytes:
-        return self.feed_payload(event_payload(event))
 
     def feed_payload(self, payload: JSON | bytes | None) -> bytes:
         """One event as read (`event_payload`)."""
@@ -117,7 +114,7 @@ def messages_event(kind: str, payload: JSON) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **payload}) + b"\n\n"
 
 
-class ChatToMessagesStream:
+class ChatToMessagesStream(PayloadFed):
     """Chat completion chunks in, Anthropic Messages events out (a Messages client of an
     OpenAI-format model). The upstream must be asked for usage (`include_usage`)."""
 
@@ -131,9 +128,6 @@ class ChatToMessagesStream:
         self._blocks = 0
         self._stop: str | None = None
         self._usage: Any = None
-
-    def feed(self, event: bytes) -> bytes:
-        return self.feed_payload(event_payload(event))
 
     def feed_payload(self, payload: JSON | bytes | None) -> bytes:
         """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""

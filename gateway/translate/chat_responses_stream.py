@@ -22,13 +22,13 @@ from gateway.translate.chat_responses import (
     chat_usage_to_responses,
     responses_usage_to_chat,
 )
-from gateway.translate.payload import event_payload
+from gateway.translate.payload import PayloadFed
 
 JSON = dict[str, Any]
 
 
 
-class ChatToResponsesStream:
+class ChatToResponsesStream(PayloadFed):
     """Chat completion chunks in, Responses events out (a Responses client of a chat-only
     model)."""
 
@@ -39,9 +39,6 @@ class ChatToResponsesStream:
         self._events: ResponseEvents | None = None
         self._finish: str | None = None
         self._usage: JSON | None = None
-
-    def feed(self, event: bytes) -> bytes:
-        return self.feed_payload(event_payload(event))
 
     def feed_payload(self, payload: JSON | bytes | None) -> bytes:
         """One chunk as read (`event_payload`), or as a `ChatChunks` hands it over."""
@@ -126,9 +123,6 @@ class ResponsesToChatStream(ChatChunks):
     def __init__(self, *, include_usage: bool, model: str | None = None) -> None:
         super().__init__(include_usage=include_usage, model=model, created=0)
         self._tools: dict[int, int] = {}  # output index -> chat tool call index
-
-    def feed(self, event: bytes) -> bytes:
-        return self.feed_payload(event_payload(event))
 
     def feed_payload(self, payload: JSON | bytes | None) -> bytes:
         """One event as read (`event_payload`)."""

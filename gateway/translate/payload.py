@@ -20,3 +20,14 @@ def event_payload(event: bytes) -> dict[str, Any] | bytes | None:
     except orjson.JSONDecodeError:
         return data
     return payload if isinstance(payload, dict) else data
+
+
+class PayloadFed:
+    """A stream translator whose `feed` reads the event and hands it to `feed_payload`,
+    which a chained translator also calls with a payload already read."""
+
+    def feed(self, event: bytes) -> bytes:
+        return self.feed_payload(event_payload(event))
+
+    def feed_payload(self, payload: dict[str, Any] | bytes | None) -> bytes:
+        raise NotImplementedError

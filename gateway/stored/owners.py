@@ -31,9 +31,9 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -44,6 +44,7 @@ from gateway.stored import owners_file
 from gateway.stored.owners_file import FLUSH_S, KEEP_S, open_owners, owners_path
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 _CACHED: Final = 4096
 LOOKS: Final = 3  # flush intervals a replica waits for an owner it does not find
 Owner = tuple[str, str]  # (provider, model) as named in the config
@@ -119,32 +120,27 @@ class SqliteOwners:
             async with self._lock:
                 await asyncio.to_thread(conn.close)
 
-    async def _run(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    async def _locked(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work(conn)` in a thread, one at a time."""
         conn = self._conn
         if conn is None:
             raise RuntimeError("the response owners store is not open")
         async with self._lock:
-            return await asyncio.to_thread(lambda: conn.execute(sql, args).fetchall())
+            return await asyncio.to_thread(work, conn)
 
     async def put(self, owners: list[tuple[str, Owner]]) -> None:
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("the response owners store is not open")
         rows = [(ident, owner[0], owner[1]) for ident, owner in owners]
-        async with self._lock:
-            await asyncio.to_thread(owners_file.put, conn, rows)
+        await self._locked(lambda conn: owners_file.put(conn, rows))
 
     async def get(self, response_id: str) -> Owner | None:
-        rows = await self._run("SELECT provider, model FROM response_owners WHERE id = ? AND "
-                               "created >= ?", (response_id, time.time() - KEEP_S))
+        since = time.time() - KEEP_S
+        rows = await self._locked(lambda conn: conn.execute(
+            "SELECT provider, model FROM response_owners WHERE id = ? AND created >= ?",
+            (response_id, since)).fetchall())
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     async def delete(self, response_id: str) -> None:
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("the response owners store is not open")
-        async with self._lock:
-            await asyncio.to_thread(owners_file.delete, conn, response_id)
+        await self._locked(lambda conn: owners_file.delete(conn, response_id))
 
 
 class RedisOwners:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.sqlitefile import connect
+from gateway.sqlitefile import connect, while_locked
 
 KEEP_S: Final = 30 * 86400  # as long as OpenAI keeps a stored response
 FLUSH_S: Final = 0.025  # how long owners are gathered before one write
@@ -40,7 +40,7 @@ def owners_path(ledger_path: str) -> str:
 def open_owners(path: str) -> sqlite3.Connection:
     """A connection to the owners' file, its table created."""
     conn = connect(path)
-    conn.execute(SCHEMA)
+    while_locked(lambda: conn.execute(SCHEMA))  # every worker and writer may open it at once
     return conn
 
 
